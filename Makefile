@@ -1,0 +1,60 @@
+# rtev build and test entry points. `make demo` and `make test` bootstrap a fresh
+# Debian machine (packages, npm ci, build) before doing their job.
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+
+CLANG ?= clang
+BPFTOOL ?= bpftool
+BUILD := build
+APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
+	openssl curl nginx-light python3 golang-go busybox-static podman runc bpftrace
+
+BPF_SOURCES := $(wildcard bpf/*.bpf.c)
+BPF_HEADERS := $(wildcard bpf/*.h)
+
+.PHONY: all deps build bpf native ts test test-unit test-kernel test-e2e demo bench clean
+
+all: build
+
+## deps: install the Debian packages and npm modules rtev needs (idempotent)
+deps: .deps-stamp node_modules/.package-lock.json
+.deps-stamp:
+	@./scripts/install-deps.sh $(APT_PACKAGES)
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: deps bpf native ts
+
+## bpf: compile the CO-RE programs against the running kernel's BTF
+bpf: $(BUILD)/rtev.bpf.o
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(BUILD)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+$(BUILD)/rtev.bpf.o: $(BPF_SOURCES) $(BPF_HEADERS) $(BUILD)/vmlinux.h
+	$(CLANG) -target bpf -D__TARGET_ARCH_x86 -g -O2 -Wall -Werror -I$(BUILD) -Ibpf -c bpf/rtev.bpf.c -o $@
+
+## native: the N-API addon, the only code that links libbpf
+native: native/build/Release/rtev_native.node
+native/build/Release/rtev_native.node: native/rtev_native.c native/binding.gyp bpf/events.h
+	cd native && npx --no-install node-gyp rebuild --nodedir=/usr >/dev/null
+
+ts:
+	npx --no-install tsc -p tsconfig.json
+
+test: build
+	./scripts/run-tests.sh
+
+test-unit: build
+	npm run --silent test:unit
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	./bench/run.sh
+
+clean:
+	rm -rf $(BUILD) dist native/build .deps-stamp

@@ -1,0 +1,66 @@
+import type { EventType } from '../model/record';
+import type { Ledger } from '../model/ledger';
+
+/** What the sink learns about each line besides its bytes. */
+export interface LineInfo {
+  type: EventType;
+  tsNs: bigint;
+  /** probe name as in the ledger: file_open, process_exec, tcp_state, net_connect, ssl_op, function_call */
+  probe: string;
+}
+
+/**
+ * RecordSink receives canonical NDJSON lines (without the trailing newline) in order.
+ * write() never blocks on I/O for long: a sink buffers in bounded memory and reports
+ * pressure through `backlogBytes` so the pipeline can shed load (docs/reliability.md).
+ */
+export interface RecordSink {
+  write(line: string, info: LineInfo): void;
+  /** bytes accepted but not yet durable; the pipeline sheds load when this grows */
+  readonly backlogBytes: number;
+  /** bytes written so far (for the status line) */
+  readonly bytesWritten: number;
+  /** flush everything and seal; the ledger passed is the final one */
+  close(finalLedger: Ledger): Promise<void>;
+}
+
+/** Facts about the collector run that signed output records in its predicate. */
+export interface ProducerInfo {
+  collectorVersion: string;
+  /** sha256 hex of the BPF object file that was loaded */
+  bpfObjectSha256: string;
+  /** where BTF came from and its sha256 hex */
+  btf: { path: string; sha256: string };
+  /** active filters, in a stable JSON-able form */
+  filters: Record<string, unknown>;
+  /** sha256 hex of the canonical JSON of the effective configuration */
+  configSha256: string;
+  probes: string[];
+}
+
+/** Options of the output stage, parsed by `rtev collect`. */
+export interface OutputOptions {
+  /** write NDJSON to stdout instead of a directory */
+  stdout: boolean;
+  /** evidence directory (rtev collect --out DIR) */
+  outDir?: string;
+  /** Ed25519 private key file (PEM, PKCS#8) to sign chunks with */
+  keyFile?: string;
+  /** rotate a chunk after this many bytes */
+  chunkMaxBytes?: number;
+  /** rotate a chunk after this many milliseconds */
+  chunkMaxAgeMs?: number;
+  /** retention: keep at most this many bytes of sealed chunks */
+  retainMaxBytes?: number;
+  /** retention: remove sealed chunks older than this many milliseconds */
+  retainMaxAgeMs?: number;
+}
+
+/** What the output stage can ask of the running collector. */
+export interface OutputContext {
+  producer: ProducerInfo;
+  /** the cumulative ledger right now (kernel counters read from BPF, user counters) */
+  ledger(): Ledger;
+  /** where to print one-line notices (key fingerprint, warnings) */
+  notice(message: string): void;
+}
