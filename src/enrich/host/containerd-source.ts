@@ -1,0 +1,136 @@
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import {
+  decodeGetContainerResponse,
+  decodeGetImageResponse,
+  decodeListNamespacesResponse,
+  encodeStringField,
+  grpcFrame,
+  grpcUnframe,
+} from '../protobuf';
+import { isDigest, type ContainerRuntime, type DigestResult } from '../types';
+import { SourceError, failure, type ContainerSource } from './source';
+
+/** gRPC status codes used here (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+const GRPC_NOT_FOUND = 5;
+
+/**
+ * ContainerdSource asks containerd's gRPC API over its unix socket, with hand-written
+ * protobuf for three calls (no gRPC library): Containers.Get for the container's image name,
+ * Images.Get for that image's target descriptor (its manifest or index digest: what
+ * `ctr images ls` shows and what CRI reports as the repo digest), and Namespaces.List when
+ * no namespace is known. The namespace travels in the `containerd-namespace` header.
+ */
+export class ContainerdSource implements ContainerSource {
+  readonly name = 'containerd';
+  readonly runtimes: readonly ContainerRuntime[] = ['containerd'];
+  readonly #socket: string;
+  readonly #timeoutMs: number;
+  readonly #namespaces: string[] | undefined;
+
+  /** `namespaces` limits the search; undefined asks containerd for its namespaces. */
+  constructor(socketPath: string, timeoutMs: number, namespaces?: string[]) {
+    this.#socket = socketPath;
+    this.#timeoutMs = timeoutMs;
+    this.#namespaces = namespaces;
+  }
+
+  async resolve(id: string, hint: { namespace?: string }): Promise<DigestResult> {
+    try {
+      const namespaces = hint.namespace !== undefined ? [hint.namespace] : await this.#listNamespaces();
+      for (const ns of namespaces) {
+        const body = await this.#call(ns, '/containerd.services.containers.v1.Containers/Get', encodeStringField(1, id));
+        if (body === null) continue;
+        const c = decodeGetContainerResponse(body);
+        return await this.#imageDigest(ns, c.image);
+      }
+      return { ok: false, reason: 'container_not_found' };
+    } catch (err) {
+      return failure(err, 'socket_error');
+    }
+  }
+
+  async #imageDigest(ns: string, image: string): Promise<DigestResult> {
+    if (image === '') return { ok: false, reason: 'no_digest', detail: 'container has no image' };
+    const body = await this.#call(ns, '/containerd.services.images.v1.Images/Get', encodeStringField(1, image));
+    if (body === null) {
+      // the image was removed after the container was created: only a pinned reference is certain
+      const pinned = /@(sha256:[a-f0-9]{64})$/.exec(image);
+      return pinned !== null
+        ? { ok: true, digest: pinned[1]!, basis: 'manifest' }
+        : { ok: false, reason: 'image_not_found', detail: image };
+    }
+    const img = decodeGetImageResponse(body);
+    if (!isDigest(img.targetDigest)) return { ok: false, reason: 'metadata_malformed', detail: `image ${image} target digest` };
+    return { ok: true, digest: img.targetDigest, basis: 'manifest' };
+  }
+
+  async #listNamespaces(): Promise<string[]> {
+    if (this.#namespaces !== undefined) return this.#namespaces;
+    const body = await this.#call('', '/containerd.services.namespaces.v1.Namespaces/List', Buffer.alloc(0));
+    return body === null ? [] : decodeListNamespacesResponse(body);
+  }
+
+  /** call performs one unary gRPC call; returns null on NOT_FOUND. */
+  #call(ns: string, method: string, request: Buffer): Promise<Buffer | null> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const session = http2.connect('http://localhost', {
+        createConnection: () => net.connect(this.#socket),
+      });
+      const done = (err: Error | null, value?: Buffer | null): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        session.destroy();
+        if (err !== null) reject(err);
+        else resolve(value ?? null);
+      };
+      const timer = setTimeout(() => {
+        done(new SourceError('socket_timeout', `containerd ${method}: no answer within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      const connectionError = (err: Error): void => {
+        done(new SourceError(socketReason(err), `containerd ${this.#socket} ${method}: ${err.message}`));
+      };
+      session.on('error', connectionError);
+      const headers: http2.OutgoingHttpHeaders = {
+        ':method': 'POST',
+        ':path': method,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      };
+      if (ns !== '') headers['containerd-namespace'] = ns;
+      const stream = session.request(headers);
+      const chunks: Buffer[] = [];
+      let status: number | undefined;
+      let message = '';
+      const takeStatus = (h: http2.IncomingHttpHeaders): void => {
+        if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
+        if (typeof h['grpc-message'] === 'string') message = decodeURIComponent(h['grpc-message']);
+      };
+      stream.on('response', takeStatus); // trailers-only responses carry the status here
+      stream.on('trailers', takeStatus);
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', connectionError);
+      stream.on('end', () => {
+        if (status === GRPC_NOT_FOUND) return done(null, null);
+        if (status !== 0) return done(new SourceError('socket_error', `containerd ${method}: grpc-status ${status} ${message}`));
+        try {
+          done(null, grpcUnframe(Buffer.concat(chunks)));
+        } catch (err) {
+          done(err as Error);
+        }
+      });
+      stream.end(grpcFrame(request));
+    });
+  }
+}
+
+/** socketReason tells "nothing listens there" (source_unavailable) from other socket failures. */
+function socketReason(err: Error): 'source_unavailable' | 'socket_error' {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') return 'source_unavailable';
+  }
+  return 'socket_error';
+}
