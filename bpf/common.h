@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps, filters and helpers shared by every probe family. */
+#ifndef RTEV_COMMON_H
+#define RTEV_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "events.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define AT_FDCWD -100
+
+/* Set from user space before load (src/ingest/bpf-config.ts writes the same layout). */
+struct rtev_config {
+	__u32 self_tgid;           /* the collector: never traced */
+	__u32 filter_pids;         /* 1: only tgids present in traced_tgids */
+	__u32 filter_cgroups;      /* 0: off, 1: allow-list, 2: deny-list (cgroup_filter) */
+	__u32 record_failed_opens; /* 1: also record opens that failed */
+	__u64 wakeup_bytes_bulk;   /* wake the consumer when this much is pending */
+	__u64 wakeup_bytes_rare;
+};
+
+const volatile struct rtev_config cfg = {};
+
+/* File opens: the only high-rate family, in a ring of its own so a storm
+ * of opens cannot crowd out execs, connects or TLS records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events_bulk SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events_rare SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PROBE_COUNT * COUNTER_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Traced processes when cfg.filter_pids: value 1 = this process only,
+ * 2 = this process and every descendant forked from now on. */
+#define TRACE_SELF 1
+#define TRACE_TREE 2
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_tgids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+/* Per-CPU scratch space where variable-length records are assembled
+ * before bpf_ringbuf_output copies the used part into the ring. */
+#define SCRATCH_SIZE 16384
+#define SCRATCH_MASK (SCRATCH_SIZE - 1)
+/* 512 spare bytes so masked offsets plus a bounded length always fit. */
+#define TMP_SIZE 8192
+#define TMP_MASK (TMP_SIZE - 1)
+struct scratch {
+	__u8 rec[SCRATCH_SIZE + 512];
+	__u8 tmp[TMP_SIZE + 512]; /* directory paths are assembled here */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_space SEC(".maps");
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_space, &zero);
+}
+
+static __always_inline void count(__u32 probe, __u32 counter)
+{
+	__u32 key = probe * COUNTER_COUNT + counter;
+	__u64 *value = bpf_map_lookup_elem(&stats, &key);
+	if (value)
+		*value += 1;
+}
+
+/* filtered_out: true when the event of (tgid, cgroup) must not be recorded.
+ * Checked first in every handler so a filtered event costs a map lookup or two. */
+static __always_inline bool filtered_out(__u32 tgid, __u64 cgroup_id)
+{
+	if (tgid == cfg.self_tgid)
+		return true;
+	if (cfg.filter_pids && !bpf_map_lookup_elem(&traced_tgids, &tgid))
+		return true;
+	if (cfg.filter_cgroups) {
+		bool listed = bpf_map_lookup_elem(&cgroup_filter, &cgroup_id) != NULL;
+		if (cfg.filter_cgroups == 1 ? !listed : listed)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool current_filtered_out(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 cgroup_id = cfg.filter_cgroups ? bpf_get_current_cgroup_id() : 0;
+	return filtered_out(tgid, cgroup_id);
+}
+
+static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	hdr->ts_ns = bpf_ktime_get_ns();
+	hdr->cgroup_id = bpf_get_current_cgroup_id();
+	hdr->kind = kind;
+	hdr->pid = id >> 32;
+	hdr->tid = (__u32)id;
+	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+/* emit copies size bytes of rec into a ring. Wake-ups are batched: the
+ * consumer is woken only when wakeup_bytes are pending (it also polls every
+ * 10 ms), which cut the per-event cost by half on this VM
+ * (docs/benchmarks.md, "wake-up policy"). */
+static __always_inline void emit(void *ring, void *rec, __u64 size, __u32 probe, __u64 wakeup_bytes)
+{
+	__u64 pending = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 flags = pending + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+
+	if (size > SCRATCH_SIZE)
+		return;
+	if (bpf_ringbuf_output(ring, rec, size, flags) == 0)
+		count(probe, COUNTER_SUBMITTED);
+	else
+		count(probe, COUNTER_RING_FULL);
+}
+
+static __always_inline void emit_rare(void *rec, __u64 size, __u32 probe)
+{
+	emit(&events_rare, rec, size, probe, cfg.wakeup_bytes_rare);
+}
+
+#endif /* RTEV_COMMON_H */

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * file_open: openat, openat2, open and creat. The arguments are stashed at
+ * syscall entry and the record is built at exit, where the path's page is
+ * certain to be resident (reading at entry loses about 2% of paths) and the
+ * result tells a successful open from a failed one.
+ */
+#include "path.h"
+
+#define O_CREAT 0100
+#define O_WRONLY 01
+#define O_TRUNC 01000
+#define ENAMETOOLONG 36
+
+struct open_args {
+	const char *path;
+	__s32 dfd;
+	__u32 flags;
+	__u32 mode;
+	__u32 syscall;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct open_args);
+} open_args_by_tid SEC(".maps");
+
+static __always_inline void open_enter(__s32 dfd, const char *path, __u64 flags, __u64 mode, __u32 syscall)
+{
+	if (current_filtered_out()) {
+		count(PROBE_FILE_OPEN, COUNTER_FILTERED);
+		return;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	struct open_args args = {
+		.path = path, .dfd = dfd, .flags = (__u32)flags, .mode = (__u32)mode, .syscall = syscall,
+	};
+	bpf_map_update_elem(&open_args_by_tid, &id, &args, BPF_ANY);
+}
+
+static __always_inline void open_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct open_args *stashed = bpf_map_lookup_elem(&open_args_by_tid, &id);
+	if (!stashed)
+		return; /* filtered at entry, or entry happened before attach */
+	struct open_args args = *stashed;
+	bpf_map_delete_elem(&open_args_by_tid, &id);
+
+	if (ret < 0 && !cfg.record_failed_opens) {
+		count(PROBE_FILE_OPEN, COUNTER_SKIPPED);
+		return;
+	}
+	struct scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct evt_file_open *e = (struct evt_file_open *)s->rec;
+	fill_header(&e->hdr, EVT_FILE_OPEN);
+	e->ret = ret;
+	e->flags = args.flags;
+	e->mode = args.mode;
+	e->dfd = args.dfd;
+	e->syscall = args.syscall;
+	e->path_flags = 0;
+	e->dir_len = 0;
+
+	/* the path as the caller passed it */
+	__u32 path_len = 0;
+	long n = bpf_probe_read_user_str(&s->rec[sizeof(*e)], RTEV_PATH_MAX, args.path);
+	if (n <= 0) {
+		e->path_flags |= STR_READ_FAILED;
+	} else {
+		path_len = (n - 1) & (RTEV_PATH_MAX - 1);
+		/* only a path the kernel refused as too long can be longer than we read */
+		if (n == RTEV_PATH_MAX && ret == -ENAMETOOLONG) {
+			e->path_flags |= STR_TRUNCATED;
+			count(PROBE_FILE_OPEN, COUNTER_TRUNCATED);
+		}
+	}
+	e->path_len = path_len;
+
+	/* a relative path gets the directory it was resolved against */
+	if (path_len > 0 && s->rec[sizeof(*e)] != '/') {
+		struct dir_path dir = {};
+		if (dir_of_fd(args.dfd, s->tmp, &dir)) {
+			__u32 dir_len = dir.len & (RTEV_DIR_MAX - 1);
+			__u32 off = (sizeof(*e) + path_len) & (SCRATCH_SIZE / 2 - 1);
+			if (bpf_probe_read_kernel(&s->rec[off], dir_len, &s->tmp[dir.start & TMP_MASK]) == 0) {
+				e->dir_len = dir_len;
+				e->path_flags |= DIR_RESOLVED | dir.flags;
+			}
+		}
+	}
+	__u64 size = sizeof(*e) + path_len + e->dir_len;
+	e->hdr.size = size;
+	emit(&events_bulk, s->rec, size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	open_enter(ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], OPEN_SYSCALL_OPENAT);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat2")
+int handle_openat2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct open_how how = {};
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	open_enter(ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode, OPEN_SYSCALL_OPENAT2);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_openat2")
+int handle_openat2_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_open")
+int handle_open_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	open_enter(AT_FDCWD, (const char *)ctx->args[0], ctx->args[1], ctx->args[2], OPEN_SYSCALL_OPEN);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_open")
+int handle_open_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_creat")
+int handle_creat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	open_enter(AT_FDCWD, (const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1],
+		   OPEN_SYSCALL_CREAT);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_creat")
+int handle_creat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	open_exit(ctx->ret);
+	return 0;
+}

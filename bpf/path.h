@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Directory path of a struct path, built by walking dentries up to the task's
+ * root the way d_path() does (bpf_d_path is not allowed for tracepoints).
+ * Used only to make relative opens absolute.
+ */
+#ifndef RTEV_PATH_H
+#define RTEV_PATH_H
+
+#include "common.h"
+
+#define PATH_WALK_DEPTH 64
+#define NAME_MASK 255
+
+/* A directory path assembled right to left at the end of tmp. */
+struct dir_path {
+	__u32 start; /* first byte in tmp */
+	__u32 len;
+	__u16 flags; /* DIR_INCOMPLETE */
+};
+
+struct walk_state {
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct mount *mnt_parent;
+	struct dentry *mnt_root;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 pos;
+	bool complete;
+	bool failed;
+};
+
+/* One step up the tree. Run through bpf_loop so the verifier checks the
+ * body once instead of once per unrolled iteration (which exceeds its limit). */
+static long walk_step(__u32 index, struct walk_state *w)
+{
+	struct scratch *s = get_scratch();
+	if (!s) {
+		w->failed = true;
+		return 1;
+	}
+	/* BPF_CORE_READ must see kernel types only, so copy out of w first */
+	struct dentry *dentry = w->dentry;
+	struct mount *mnt = w->mnt;
+	if (dentry == w->root_dentry && w->vfsmnt == w->root_mnt) {
+		w->complete = true;
+		return 1;
+	}
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (dentry == w->mnt_root || dentry == parent) {
+		if (mnt != w->mnt_parent) {
+			/* cross to the mount this one is mounted on */
+			w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = w->mnt_parent;
+			w->mnt = mnt;
+			w->mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			w->vfsmnt = &mnt->mnt;
+			w->mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+			return 0;
+		}
+		w->complete = true; /* the root of the mount namespace */
+		return 1;
+	}
+	struct qstr name = BPF_CORE_READ(dentry, d_name);
+	__u32 len = name.len & NAME_MASK;
+	if (w->pos < len + 1 + (TMP_SIZE - RTEV_DIR_MAX + 1))
+		return 1; /* would exceed RTEV_DIR_MAX - 1 bytes */
+	__u32 pos = w->pos - (len + 1);
+	if (bpf_probe_read_kernel(&s->tmp[(pos + 1) & TMP_MASK], len, name.name)) {
+		w->failed = true;
+		return 1;
+	}
+	s->tmp[pos & TMP_MASK] = '/';
+	w->pos = pos;
+	w->dentry = parent;
+	return 0;
+}
+
+/* walk_path writes the path of (dentry, vfsmnt) into the tail of tmp.
+ * Returns false when nothing usable was read. */
+static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u8 *tmp,
+				      struct dir_path *out)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct walk_state w = {
+		.dentry = dentry,
+		.vfsmnt = vfsmnt,
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.pos = TMP_SIZE,
+	};
+	struct mount *mnt = w.mnt;
+	w.mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+	w.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+
+	bpf_loop(PATH_WALK_DEPTH, walk_step, &w, 0);
+	if (w.failed)
+		return false;
+	if (w.pos == TMP_SIZE) {
+		/* the root directory itself */
+		w.pos -= 1;
+		tmp[w.pos & TMP_MASK] = '/';
+	}
+	out->start = w.pos;
+	out->len = TMP_SIZE - w.pos;
+	out->flags = w.complete ? 0 : DIR_INCOMPLETE;
+	return true;
+}
+
+/* dir_of_fd: the path of the directory open as fd, or of the cwd for AT_FDCWD. */
+static __always_inline bool dir_of_fd(int dfd, __u8 *tmp, struct dir_path *out)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+
+	if (dfd == AT_FDCWD) {
+		struct dentry *dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+		struct vfsmount *mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+		return walk_path(dentry, mnt, tmp, out);
+	}
+	if (dfd < 0)
+		return false;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)dfd >= max_fds)
+		return false;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[dfd]) || !file)
+		return false;
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
+	return walk_path(dentry, mnt, tmp, out);
+}
+
+#endif /* RTEV_PATH_H */
