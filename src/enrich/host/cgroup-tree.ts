@@ -15,6 +15,7 @@ export class CgroupTree {
   #byId = new Map<bigint, string>();
   #byPath = new Map<string, bigint>();
   #walk: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
   #walks = 0;
 
   /** `mount` is the hierarchy's mount point, e.g. /sys/fs/cgroup/unified. */
@@ -54,6 +55,23 @@ export class CgroupTree {
       });
     }
     return this.#walk;
+  }
+
+  /**
+   * refreshAfterNow resolves after a walk that started after this call, so a cgroup created
+   * just before a miss is seen. Callers arriving during a walk share one follow-up walk.
+   */
+  refreshAfterNow(): Promise<void> {
+    if (this.#walk === null) return this.refresh();
+    if (this.#next === null) {
+      this.#next = this.#walk
+        .catch(() => undefined)
+        .then(() => {
+          this.#next = null;
+          return this.refresh();
+        });
+    }
+    return this.#next;
   }
 
   async #doWalk(): Promise<void> {
