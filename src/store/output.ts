@@ -1,26 +1,67 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { RtevError } from '../errors';
 import type { Ledger } from '../model/ledger';
+import { defaultKeyDir, loadOrCreateDefaultKey, loadSigningKeyFile } from '../sign/key-files';
+import type { SigningKey } from '../sign/keys';
+import { ChunkSink, DEFAULT_CHUNK_MAX_AGE_MS, DEFAULT_CHUNK_MAX_BYTES } from './chunk-writer';
+import { ensureEvidenceDir } from './fsio';
+import { realEnvironment, type Environment } from './host-facts';
+import { lockEvidenceDir } from './lock';
+import { recoverChain } from './recovery';
 import type { LineInfo, OutputContext, OutputOptions, RecordSink } from './sink';
 
 /**
- * openOutput turns the output options into a sink: stdout, or an evidence directory.
- * (The directory form is replaced by signed chunks in src/store/chunk-*.ts.)
+ * openOutput turns the output options into a sink: plain NDJSON on stdout (unsigned), or
+ * an evidence directory of signed, hash-chained chunks (docs/format.md).
  */
-export async function openOutput(options: OutputOptions, _context: OutputContext): Promise<RecordSink> {
+export async function openOutput(options: OutputOptions, context: OutputContext): Promise<RecordSink> {
   if (options.stdout || options.outDir === undefined) return new StreamSink(1);
+  return openEvidenceDir(options, context);
+}
+
+/** openEvidenceDir opens (or resumes) the chain in options.outDir; env is injectable for tests. */
+export function openEvidenceDir(options: OutputOptions, context: OutputContext, env: Environment = realEnvironment(), ageTimer = true): ChunkSink {
   const dir = options.outDir;
+  if (dir === undefined) throw new RtevError('USAGE', 'no evidence directory given', { hint: 'pass --out DIR' });
+  checkPositive('--chunk-size', options.chunkMaxBytes);
+  checkPositive('--chunk-age', options.chunkMaxAgeMs);
+  checkPositive('--retain-size', options.retainMaxBytes);
+  checkPositive('--retain-age', options.retainMaxAgeMs);
+  const key = signingKey(options.keyFile, context);
+  ensureEvidenceDir(dir);
+  const release = lockEvidenceDir(dir);
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const fd = fs.openSync(path.join(dir, 'records.ndjson'), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o600);
-    return new StreamSink(fd);
+    const state = recoverChain(dir, key, context.notice);
+    if (state.restart !== null && !state.restart.previous_run_closed) {
+      context.notice(`rtev: resuming the chain in ${dir} after an unclean stop; ${state.restart.unsealed.length} unsealed file(s) will be recorded as a gap`);
+    }
+    return new ChunkSink({
+      dir, key, env, producer: context.producer, ledger: context.ledger,
+      chunkMaxBytes: options.chunkMaxBytes ?? DEFAULT_CHUNK_MAX_BYTES,
+      chunkMaxAgeMs: options.chunkMaxAgeMs ?? DEFAULT_CHUNK_MAX_AGE_MS,
+      retention: { maxBytes: options.retainMaxBytes, maxAgeMs: options.retainMaxAgeMs },
+      ageTimer, release,
+    }, state);
   } catch (err) {
-    throw new RtevError('OUTPUT', `cannot write to ${dir}`, { cause: err, hint: 'choose a writable directory with --out DIR' });
+    release();
+    throw err;
   }
 }
 
-/** StreamSink appends lines to a file descriptor in large writes. */
+function signingKey(keyFile: string | undefined, context: OutputContext): SigningKey {
+  if (keyFile !== undefined) return loadSigningKeyFile(keyFile);
+  const { key, file, created } = loadOrCreateDefaultKey(defaultKeyDir());
+  if (created) context.notice(`rtev: created signing key ${file} (public key ${file}.pub), fingerprint sha256:${key.keyid}`);
+  return key;
+}
+
+function checkPositive(flag: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+    throw new RtevError('USAGE', `${flag} must be a positive number, got ${value}`);
+  }
+}
+
+/** StreamSink writes plain (unsigned) NDJSON lines to a file descriptor in large writes. */
 class StreamSink implements RecordSink {
   #fd: number;
   #pending: string[] = [];
@@ -52,15 +93,15 @@ class StreamSink implements RecordSink {
 
   #flush(): void {
     if (this.#pending.length === 0) return;
-    const data = this.#pending.join('\n') + '\n';
+    const data = Buffer.from(this.#pending.join('\n') + '\n');
     this.#pending = [];
     this.#pendingBytes = 0;
-    writeAll(this.#fd, Buffer.from(data));
+    writeStdout(this.#fd, data);
     this.#written += data.length;
   }
 }
 
-function writeAll(fd: number, data: Buffer): void {
+function writeStdout(fd: number, data: Buffer): void {
   let offset = 0;
   while (offset < data.length) {
     try {

@@ -1,0 +1,311 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RtevError } from '../errors';
+import type { Ledger } from '../model/ledger';
+import type { EventType } from '../model/record';
+import { serializeEnvelope, signEnvelope } from '../sign/envelope';
+import type { SigningKey } from '../sign/keys';
+import { CHUNK_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from '../sign/statement';
+import { createExclusive, fsyncAsync, fsyncDir, outputError, renameNew, writeAll, writeFileAtomic } from './fsio';
+import type { Environment, TimeAnchor } from './host-facts';
+import { chunkName, envelopeName, PARTIAL_SUFFIX, UNRECORDED_SUFFIX } from './layout';
+import { emptyByType, ledgerWindow, predicateValue, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
+import type { ChainState, SealedChunk } from './recovery';
+import { chooseRemovals, removeChunks, writeCheckpoint, type RetentionLimits } from './retention';
+import type { LineInfo, ProducerInfo, RecordSink } from './sink';
+import { sha256Hex } from './statement-read';
+
+/** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
+export const DEFAULT_CHUNK_MAX_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_CHUNK_MAX_AGE_MS = 60_000;
+/** Lines are joined and written to the open chunk in batches of about this many bytes. */
+const FLUSH_BYTES = 1 << 20;
+
+export interface ChunkSinkConfig {
+  dir: string;
+  key: SigningKey;
+  env: Environment;
+  producer: ProducerInfo;
+  ledger: () => Ledger;
+  chunkMaxBytes: number;
+  chunkMaxAgeMs: number;
+  retention: RetentionLimits;
+  /** check the age limit on a timer (tests call rotateIfDue() themselves) */
+  ageTimer: boolean;
+  /** called once when close() finishes, e.g. to release the directory lock */
+  release?: () => void;
+}
+
+/** The open (unsealed) chunk: counters are plain numbers until the chunk is sealed. */
+interface OpenChunk {
+  seq: number;
+  fd: number;
+  tmpPath: string;
+  hash: crypto.Hash;
+  flushedBytes: number;
+  count: number;
+  byType: Record<EventType, number>;
+  byProbe: Map<string, number>;
+  firstTs: bigint | null;
+  lastTs: bigint | null;
+  minTs: bigint | null;
+  maxTs: bigint | null;
+  opened: TimeAnchor;
+  openedAtMs: number;
+}
+
+/**
+ * ChunkSink writes records into chunk-SEQ.ndjson.partial, and on rotation fsyncs, renames
+ * and signs it (DSSE over an in-toto statement), then writes chunk-SEQ.dsse.json the same
+ * careful way. write() only appends to a bounded in-memory batch and hashes incrementally;
+ * the fsync/rename/sign steps run asynchronously, in sequence order, off the write path.
+ */
+export class ChunkSink implements RecordSink {
+  readonly #c: ChunkSinkConfig;
+  #chainId: string;
+  readonly #runId: string;
+  #runIndex = 0;
+  #nextSeq: number;
+  #prevEnvelope: string | null;
+  #restart: RestartRecord | null;
+  #unrecorded: string[];
+  readonly #sealed: SealedChunk[];
+  readonly #host;
+  readonly #producer;
+  #chunk: OpenChunk | undefined;
+  #pending: string[] = [];
+  #pendingBytes = 0;
+  #totalBytes = 0;
+  readonly #cumulative = new Map<string, bigint>();
+  #windowStart: Map<string, ProbeTotals> = new Map();
+  #sealing: Promise<void> = Promise.resolve();
+  #failure: RtevError | undefined;
+  #failureThrown = false;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(config: ChunkSinkConfig, state: ChainState) {
+    this.#c = config;
+    this.#chainId = state.chainId ?? config.env.newId();
+    this.#runId = config.env.newId();
+    this.#nextSeq = state.nextSeq;
+    this.#prevEnvelope = state.prevEnvelopeSha256;
+    this.#restart = state.restart;
+    this.#unrecorded = state.unrecorded;
+    this.#sealed = state.sealed;
+    this.#host = config.env.hostFacts();
+    this.#producer = producerFacts(config.producer);
+    this.#chunk = this.#openChunk(config.env.timeAnchor());
+    if (config.ageTimer) {
+      this.#timer = setInterval(() => this.rotateIfDue(), Math.max(50, Math.min(1000, Math.floor(config.chunkMaxAgeMs / 10))));
+      this.#timer.unref();
+    }
+  }
+
+  get backlogBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  get bytesWritten(): number {
+    return this.#totalBytes + this.#pendingBytes;
+  }
+
+  /** runId identifies this collector run in every predicate it seals. */
+  get runId(): string {
+    return this.#runId;
+  }
+
+  write(line: string, info: LineInfo): void {
+    if (this.#failure !== undefined) this.#throwFailure();
+    const c = this.#chunk!;
+    this.#pending.push(line);
+    this.#pendingBytes += line.length + 1;
+    c.count++;
+    c.byType[info.type]++;
+    c.byProbe.set(info.probe, (c.byProbe.get(info.probe) ?? 0) + 1);
+    const ts = info.tsNs;
+    if (c.firstTs === null) {
+      c.firstTs = c.minTs = c.maxTs = ts;
+    } else {
+      if (ts < c.minTs!) c.minTs = ts;
+      if (ts > c.maxTs!) c.maxTs = ts;
+    }
+    c.lastTs = ts;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.#guard(() => this.#flush());
+    if (c.flushedBytes + this.#pendingBytes >= this.#c.chunkMaxBytes) this.#guard(() => this.#rotate('size', undefined));
+  }
+
+  /** rotateIfDue seals the open chunk when it is older than the age limit and holds news. */
+  rotateIfDue(): void {
+    const c = this.#chunk;
+    if (c === undefined || this.#closed || this.#failure !== undefined) return;
+    if (this.#c.env.nowMs() - c.openedAtMs < this.#c.chunkMaxAgeMs) return;
+    if (c.count === 0 && !this.#ledgerMoved()) return;
+    try {
+      this.#rotate('age', undefined);
+    } catch {
+      // recorded in #failure; surfaced by the next write() or close()
+    }
+  }
+
+  async close(finalLedger: Ledger): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#failure === undefined) {
+      try {
+        this.#rotate('shutdown', finalLedger);
+      } catch {
+        // recorded in #failure
+      }
+    }
+    await this.#sealing;
+    this.#c.release?.();
+    if (this.#failure !== undefined) {
+      if (this.#chunk !== undefined) fs.closeSync(this.#chunk.fd);
+      this.#chunk = undefined;
+      if (!this.#failureThrown) this.#throwFailure();
+    }
+  }
+
+  /** sealed is the list of sealed chunks this sink knows of (for tests and retention). */
+  get sealed(): readonly SealedChunk[] {
+    return this.#sealed;
+  }
+
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#failure ??= outputError(err, `cannot write chunk in ${this.#c.dir}`);
+      this.#throwFailure();
+    }
+  }
+
+  #throwFailure(): never {
+    this.#failureThrown = true;
+    throw this.#failure!;
+  }
+
+  #openChunk(anchor: TimeAnchor): OpenChunk {
+    const seq = this.#nextSeq++;
+    const tmpPath = path.join(this.#c.dir, chunkName(seq) + PARTIAL_SUFFIX);
+    return {
+      seq, fd: createExclusive(tmpPath), tmpPath, hash: crypto.createHash('sha256'), flushedBytes: 0,
+      count: 0, byType: emptyByType(), byProbe: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null,
+      opened: anchor, openedAtMs: this.#c.env.nowMs(),
+    };
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    const data = Buffer.from(this.#pending.join('\n') + '\n', 'utf8');
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const c = this.#chunk!;
+    writeAll(c.fd, data, path.basename(c.tmpPath));
+    c.hash.update(data);
+    c.flushedBytes += data.length;
+    this.#totalBytes += data.length;
+  }
+
+  #ledgerMoved(): boolean {
+    const now = totalsOf(this.#c.ledger(), this.#cumulative);
+    for (const [probe, t] of now) {
+      const s = this.#windowStart.get(probe);
+      if (s === undefined) return true;
+      for (const k of Object.keys(t) as Array<keyof ProbeTotals>) if (t[k] !== s[k]) return true;
+    }
+    return false;
+  }
+
+  /** #rotate snapshots the open chunk's facts synchronously and queues its sealing. */
+  #rotate(reason: SealReason, finalLedger: Ledger | undefined): void {
+    try {
+      this.#flush();
+    } catch (err) {
+      this.#failure ??= outputError(err, `cannot write chunk in ${this.#c.dir}`);
+      throw this.#failure;
+    }
+    const c = this.#chunk!;
+    for (const [probe, n] of c.byProbe) this.#cumulative.set(probe, (this.#cumulative.get(probe) ?? 0n) + BigInt(n));
+    const end = totalsOf(finalLedger ?? this.#c.ledger(), this.#cumulative);
+    const window = ledgerWindow(this.#windowStart, end);
+    this.#windowStart = end;
+    const sealedAnchor = this.#c.env.timeAnchor();
+    const final = reason === 'shutdown';
+    const predicate: ChunkPredicate = {
+      chain: { chain_id: this.#chainId, seq: c.seq, prev_envelope_sha256: null, run_id: this.#runId, run_chunk_index: this.#runIndex++, final, seal_reason: reason },
+      records: {
+        count: c.count, bytes: c.flushedBytes, by_type: c.byType,
+        first_ts_ns: c.firstTs, last_ts_ns: c.lastTs, min_ts_ns: c.minTs, max_ts_ns: c.maxTs, schema: RECORD_SCHEMA_ID,
+      },
+      ledger: window,
+      restart: this.#restart,
+      host: this.#host,
+      clock: { ts_clock: 'CLOCK_MONOTONIC', opened: c.opened, sealed: sealedAnchor },
+      producer: this.#producer,
+    };
+    this.#restart = null;
+    const digest = c.hash.digest('hex');
+    this.#chunk = undefined;
+    if (!final) {
+      try {
+        this.#chunk = this.#openChunk(sealedAnchor);
+      } catch (err) {
+        this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
+      }
+    }
+    this.#sealing = this.#sealing.then(() => this.#seal(c, digest, predicate)).catch((err: unknown) => {
+      this.#failure ??= outputError(err, `cannot seal ${chunkName(c.seq)} in ${this.#c.dir}`);
+    });
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** #seal makes one chunk durable and signs it; runs strictly in sequence order. */
+  async #seal(c: OpenChunk, digest: string, predicate: ChunkPredicate): Promise<void> {
+    if (this.#failure !== undefined) {
+      fs.closeSync(c.fd);
+      return;
+    }
+    const dir = this.#c.dir;
+    try {
+      await fsyncAsync(c.fd, path.basename(c.tmpPath));
+    } finally {
+      fs.closeSync(c.fd);
+    }
+    renameNew(c.tmpPath, path.join(dir, chunkName(c.seq)));
+    fsyncDir(dir);
+    predicate.chain.prev_envelope_sha256 = this.#prevEnvelope;
+    const payload = statementBytes({ name: chunkName(c.seq), digest: { sha256: digest } }, CHUNK_PREDICATE_TYPE, predicateValue(predicate));
+    const envelope = serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, this.#c.key));
+    writeFileAtomic(dir, envelopeName(c.seq), envelope);
+    this.#prevEnvelope = sha256Hex(envelope);
+    this.#sealed.push({ seq: c.seq, bytes: c.flushedBytes + envelope.length, sealedAtMs: this.#c.env.nowMs() });
+    this.#finalizeUnrecorded();
+    this.#applyRetention(predicate.clock.sealed);
+  }
+
+  /** Unsealed data named by a sealed restart record loses its ".unrecorded" suffix. */
+  #finalizeUnrecorded(): void {
+    for (const name of this.#unrecorded) {
+      fs.renameSync(path.join(this.#c.dir, name), path.join(this.#c.dir, name.slice(0, -UNRECORDED_SUFFIX.length)));
+    }
+    if (this.#unrecorded.length > 0) fsyncDir(this.#c.dir);
+    this.#unrecorded = [];
+  }
+
+  #applyRetention(anchor: TimeAnchor): void {
+    const limits = this.#c.retention;
+    if (limits.maxBytes === undefined && limits.maxAgeMs === undefined) return;
+    const n = chooseRemovals(this.#sealed, limits, this.#c.env.nowMs());
+    if (n === 0) return;
+    const removed = this.#sealed.splice(0, n);
+    writeCheckpoint({
+      dir: this.#c.dir, key: this.#c.key, chainId: this.#chainId, firstSeq: this.#sealed[0]!.seq,
+      removedFromSeq: removed[0]!.seq, removedBytes: removed.reduce((s, r) => s + r.bytes, 0), anchor,
+    });
+    removeChunks(this.#c.dir, removed.map((r) => r.seq));
+  }
+}

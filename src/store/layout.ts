@@ -1,0 +1,58 @@
+/**
+ * Names of the files in an evidence directory (docs/format.md "Directory layout").
+ * Sequence numbers are zero-padded to 12 digits so names sort in chain order.
+ */
+
+export const SEQ_DIGITS = 12;
+export const CHECKPOINT_NAME = 'checkpoint.dsse.json';
+export const LOCK_NAME = '.rtev.lock';
+/** suffix of a file being written; it is renamed to its final name once complete and fsynced */
+export const PARTIAL_SUFFIX = '.partial';
+/** suffix of unsealed data found at start-up that no sealed predicate names yet */
+export const UNRECORDED_SUFFIX = '.unrecorded';
+
+export function padSeq(seq: number): string {
+  return String(seq).padStart(SEQ_DIGITS, '0');
+}
+
+export function chunkName(seq: number): string {
+  return `chunk-${padSeq(seq)}.ndjson`;
+}
+
+export function envelopeName(seq: number): string {
+  return `chunk-${padSeq(seq)}.dsse.json`;
+}
+
+export function unsealedName(seq: number, sha256: string): string {
+  return `unsealed-${padSeq(seq)}-${sha256.slice(0, 16)}.ndjson`;
+}
+
+export type EntryKind = 'chunk' | 'envelope' | 'chunk-partial' | 'envelope-partial' | 'unsealed' | 'unsealed-unrecorded' | 'checkpoint' | 'checkpoint-partial' | 'lock';
+
+export interface Entry {
+  name: string;
+  kind: EntryKind;
+  /** sequence number for chunk, envelope and their partials, and unsealed files */
+  seq: number;
+}
+
+const PATTERNS: Array<[RegExp, EntryKind]> = [
+  [/^chunk-(\d{12})\.ndjson$/, 'chunk'],
+  [/^chunk-(\d{12})\.dsse\.json$/, 'envelope'],
+  [/^chunk-(\d{12})\.ndjson\.partial$/, 'chunk-partial'],
+  [/^chunk-(\d{12})\.dsse\.json\.partial$/, 'envelope-partial'],
+  [/^unsealed-(\d{12})-[0-9a-f]{16}\.ndjson$/, 'unsealed'],
+  [/^unsealed-(\d{12})-[0-9a-f]{16}\.ndjson\.unrecorded$/, 'unsealed-unrecorded'],
+  [/^checkpoint\.dsse\.json()$/, 'checkpoint'],
+  [/^checkpoint\.dsse\.json\.partial()$/, 'checkpoint-partial'],
+  [/^\.rtev\.lock()$/, 'lock'],
+];
+
+/** classify names a directory entry, or returns undefined for a file rtev does not write. */
+export function classify(name: string): Entry | undefined {
+  for (const [re, kind] of PATTERNS) {
+    const m = re.exec(name);
+    if (m !== null) return { name, kind, seq: m[1] === '' || m[1] === undefined ? 0 : Number(m[1]) };
+  }
+  return undefined;
+}

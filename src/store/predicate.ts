@@ -1,0 +1,173 @@
+import type { CanonicalValue } from '../encode/canonical';
+import type { Ledger } from '../model/ledger';
+import { EVENT_TYPES, type EventType } from '../model/record';
+import type { HostFacts, TimeAnchor } from './host-facts';
+import type { ProducerInfo } from './sink';
+
+/**
+ * The predicate of a chunk statement (predicateType CHUNK_PREDICATE_TYPE). Every field is
+ * documented in docs/format.md; bigint values are exact JSON integers.
+ */
+
+export const RECORD_SCHEMA_ID = 'https://stella-ops.io/schemas/runtime-evidence/v1.json';
+
+export type SealReason = 'size' | 'age' | 'shutdown';
+
+export interface ChainLink {
+  chain_id: string;
+  seq: number;
+  /** sha256 hex of the previous chunk's envelope file, null for seq 1 */
+  prev_envelope_sha256: string | null;
+  run_id: string;
+  run_chunk_index: number;
+  /** true on the chunk sealed at a clean shutdown: the run ended here */
+  final: boolean;
+  seal_reason: SealReason;
+}
+
+export interface RecordSummary {
+  count: number;
+  bytes: number;
+  by_type: Record<EventType, number>;
+  first_ts_ns: bigint | null;
+  last_ts_ns: bigint | null;
+  min_ts_ns: bigint | null;
+  max_ts_ns: bigint | null;
+  schema: string;
+}
+
+export interface ProbeWindow {
+  kernel: { submitted: bigint; filtered: bigint; ring_full: bigint; skipped: bigint; truncated: bigint };
+  user: { received: bigint; written: bigint; filtered: bigint; rejected: bigint; shed: bigint };
+  /** records of this probe in this chunk */
+  in_chunk: bigint;
+  /** submitted but not yet written, filtered, rejected or shed: at window start and end */
+  in_flight_start: bigint;
+  in_flight_end: bigint;
+  /** ring_full + rejected + shed in this window */
+  lost: bigint;
+}
+
+export interface LedgerWindow {
+  /** true when nothing was lost in this window, anywhere */
+  complete: boolean;
+  lost: bigint;
+  probes: Record<string, ProbeWindow>;
+}
+
+export interface UnsealedFile {
+  name: string;
+  bytes: number;
+  /** complete lines in the file */
+  lines: number;
+  sha256: string;
+}
+
+export interface RestartRecord {
+  /** run id of the last sealed chunk before this run, null if there was none */
+  previous_run_id: string | null;
+  previous_seq: number | null;
+  /** whether that run ended with a final (shutdown) chunk; false means it crashed or was killed */
+  previous_run_closed: boolean;
+  /** data the previous run(s) wrote but never sealed, kept as unsealed-*.ndjson */
+  unsealed: UnsealedFile[];
+}
+
+export interface ChunkPredicate {
+  chain: ChainLink;
+  records: RecordSummary;
+  ledger: LedgerWindow;
+  restart: RestartRecord | null;
+  host: HostFacts;
+  clock: { ts_clock: 'CLOCK_MONOTONIC'; opened: TimeAnchor; sealed: TimeAnchor };
+  producer: {
+    collector_version: string;
+    bpf_object_sha256: string;
+    btf: { path: string; sha256: string };
+    filters: Record<string, unknown>;
+    config_sha256: string;
+    probes: string[];
+  };
+}
+
+/** producerFacts maps ProducerInfo to its predicate form. */
+export function producerFacts(p: ProducerInfo): ChunkPredicate['producer'] {
+  return {
+    collector_version: p.collectorVersion,
+    bpf_object_sha256: p.bpfObjectSha256,
+    btf: { path: p.btf.path, sha256: p.btf.sha256 },
+    filters: p.filters,
+    config_sha256: p.configSha256,
+    probes: [...p.probes].sort(),
+  };
+}
+
+/** emptyByType gives a count of zero for every event type (absent types are stated as 0). */
+export function emptyByType(): Record<EventType, number> {
+  const out = {} as Record<EventType, number>;
+  for (const t of EVENT_TYPES) out[t] = 0;
+  return out;
+}
+
+/** Flat cumulative counters of one probe, the unit in which windows are subtracted. */
+export interface ProbeTotals {
+  k_submitted: bigint; k_filtered: bigint; k_ring_full: bigint; k_skipped: bigint; k_truncated: bigint;
+  u_received: bigint; u_written: bigint; u_filtered: bigint; u_rejected: bigint; u_shed: bigint;
+  in_chunks: bigint;
+}
+
+const ZERO: ProbeTotals = {
+  k_submitted: 0n, k_filtered: 0n, k_ring_full: 0n, k_skipped: 0n, k_truncated: 0n,
+  u_received: 0n, u_written: 0n, u_filtered: 0n, u_rejected: 0n, u_shed: 0n, in_chunks: 0n,
+};
+
+/** totalsOf flattens a cumulative ledger plus our own cumulative per-probe record counts. */
+export function totalsOf(ledger: Ledger, written: ReadonlyMap<string, bigint>): Map<string, ProbeTotals> {
+  const out = new Map<string, ProbeTotals>();
+  for (const [probe, l] of Object.entries(ledger)) {
+    out.set(probe, {
+      k_submitted: l.kernel.submitted, k_filtered: l.kernel.filtered, k_ring_full: l.kernel.ringFull,
+      k_skipped: l.kernel.skipped, k_truncated: l.kernel.truncated,
+      u_received: l.user.received, u_written: l.user.written, u_filtered: l.user.filtered,
+      u_rejected: l.user.rejected, u_shed: l.user.shed, in_chunks: written.get(probe) ?? 0n,
+    });
+  }
+  for (const [probe, n] of written) if (!out.has(probe)) out.set(probe, { ...ZERO, in_chunks: n });
+  return out;
+}
+
+/**
+ * ledgerWindow subtracts two cumulative snapshots. in_flight = kernel submitted minus
+ * everything user space disposed of (written to a chunk, filtered, rejected, shed), so per
+ * probe: submitted = in_chunk + user filtered + rejected + shed + in_flight_end - in_flight_start.
+ */
+export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: ReadonlyMap<string, ProbeTotals>): LedgerWindow {
+  const probes: Record<string, ProbeWindow> = {};
+  let lost = 0n;
+  const names = [...new Set([...start.keys(), ...end.keys()])].sort();
+  for (const name of names) {
+    const a = start.get(name) ?? ZERO;
+    const b = end.get(name) ?? ZERO;
+    const d = (k: keyof ProbeTotals): bigint => b[k] - a[k];
+    const w: ProbeWindow = {
+      kernel: { submitted: d('k_submitted'), filtered: d('k_filtered'), ring_full: d('k_ring_full'), skipped: d('k_skipped'), truncated: d('k_truncated') },
+      user: { received: d('u_received'), written: d('u_written'), filtered: d('u_filtered'), rejected: d('u_rejected'), shed: d('u_shed') },
+      in_chunk: d('in_chunks'),
+      in_flight_start: inFlight(a),
+      in_flight_end: inFlight(b),
+      lost: d('k_ring_full') + d('u_rejected') + d('u_shed'),
+    };
+    lost += w.lost;
+    probes[name] = w;
+  }
+  return { complete: lost === 0n, lost, probes };
+}
+
+function inFlight(t: ProbeTotals): bigint {
+  return t.k_submitted - t.in_chunks - t.u_filtered - t.u_rejected - t.u_shed;
+}
+
+/** predicateValue gives the canonical-JSON form of a predicate. */
+export function predicateValue(p: ChunkPredicate): CanonicalValue {
+  return p as unknown as CanonicalValue;
+}
