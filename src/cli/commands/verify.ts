@@ -1,0 +1,102 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from '../../errors';
+import { defaultKeyDir, DEFAULT_KEY_NAME, loadVerifyKeyFile, publicKeyPath } from '../../sign/key-files';
+import type { VerifyKey } from '../../sign/keys';
+import { verifyEvidence, type VerifyReport } from '../../store/verify';
+import { ExitCode } from '../exit-codes';
+import type { CliIO, Command } from '../io';
+
+const USAGE = `usage: rtev verify DIR [--pubkey FILE]... [--json]
+
+Checks an evidence directory written by 'rtev collect --out DIR': every chunk digest and
+signature, sequence and previous-envelope continuity, record schema validity, that each
+chunk agrees with its signed predicate, and the drop ledger.
+
+  --pubkey FILE  trusted Ed25519 public key (PEM); repeat for a chain signed by several
+                 keys. Default: the public key of the default signing key
+                 ($RTEV_KEY_DIR, /var/lib/rtev/keys or $XDG_STATE_HOME/rtev/keys)/signing.key.pub
+  --json         print the report as JSON instead of text
+
+exit codes: 0 valid and complete; 10 valid but with recorded gaps, drops or an unsealed
+tail; 11 invalid or tampered; 2 usage. docs/format.md describes every check.`;
+
+/** verifyCommand implements `rtev verify`. */
+export const verifyCommand: Command = {
+  summary: 'verify a signed evidence directory offline',
+  usage: USAGE,
+  async run(args: string[], io: CliIO): Promise<number> {
+    const { dir, pubkeys, json } = parseArgs(args);
+    const keys: VerifyKey[] = pubkeys.map((f) => loadVerifyKeyFile(f));
+    const report = verifyEvidence(dir, keys);
+    io.stdout.write(json ? renderJson(report) : renderText(report, pubkeys));
+    return report.status === 'valid' ? ExitCode.OK : report.status === 'incomplete' ? ExitCode.VERIFY_INCOMPLETE : ExitCode.VERIFY_INVALID;
+  },
+};
+
+function parseArgs(args: string[]): { dir: string; pubkeys: string[]; json: boolean } {
+  let dir: string | undefined;
+  const pubkeys: string[] = [];
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--pubkey') {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError('--pubkey needs a FILE');
+      pubkeys.push(v);
+    } else if (a.startsWith('--pubkey=')) {
+      pubkeys.push(a.slice('--pubkey='.length));
+    } else if (a === '--json') {
+      json = true;
+    } else if (a.startsWith('-')) {
+      throw new UsageError(`unknown option ${a}`, "see 'rtev verify --help'");
+    } else if (dir === undefined) {
+      dir = a;
+    } else {
+      throw new UsageError(`unexpected argument ${a}`, "see 'rtev verify --help'");
+    }
+  }
+  if (dir === undefined) throw new UsageError('no evidence directory given', 'rtev verify DIR [--pubkey FILE]');
+  if (pubkeys.length === 0) {
+    const fallback = publicKeyPath(path.join(defaultKeyDir(), DEFAULT_KEY_NAME));
+    if (!fs.existsSync(fallback)) throw new UsageError('no public key given and no default key exists', `pass --pubkey FILE (the .pub file next to the key given to 'rtev collect --key')`);
+    pubkeys.push(fallback);
+  }
+  return { dir, pubkeys, json };
+}
+
+/** renderText prints the auditor's summary: verdict, chain, records, ledger, gaps, problems. */
+export function renderText(r: VerifyReport, pubkeys: readonly string[]): string {
+  const out: string[] = [];
+  const verdict = r.status === 'valid' ? 'VALID and complete' : r.status === 'incomplete' ? 'VALID, with recorded gaps or drops' : `INVALID: ${r.problems.length} problem(s)`;
+  out.push(`rtev verify ${r.dir}: ${verdict}`);
+  out.push(`  trusted keys: ${pubkeys.join(', ')}${r.keyids.length > 0 ? ` (signatures by sha256:${r.keyids.map((k) => k.slice(0, 16) + '...').join(', ')})` : ''}`);
+  if (r.firstSeq !== null) out.push(`  chain ${r.chainId ?? '?'}: seq ${r.firstSeq}..${r.lastSeq}, ${r.chunks} chunk(s) checked, ${r.runs} collector run(s)`);
+  if (r.hosts.length > 0) out.push(`  host: ${r.hosts.join('; ')}`);
+  const types = Object.entries(r.byType).filter(([, n]) => n > 0n).map(([t, n]) => `${t} ${n}`).join(', ');
+  out.push(`  records: ${r.records}${types !== '' ? ` (${types})` : ''}${r.minTs !== null ? `, ts_ns ${r.minTs}..${r.maxTs}` : ''}`);
+  const probes = Object.keys(r.ledger).sort();
+  if (probes.length > 0) {
+    out.push(`  drop ledger (sum over chunks): ${r.lost === 0n ? 'nothing lost' : `${r.lost} record(s) LOST`}`);
+    out.push(`    ${'probe'.padEnd(14)} ${['submitted', 'k_filtered', 'ring_full', 'skipped', 'truncated', 'written', 'u_filtered', 'rejected', 'shed', 'in_flight'].map((h) => h.padStart(10)).join(' ')}`);
+    for (const p of probes) {
+      const l = r.ledger[p]!;
+      const cols = ['kernel.submitted', 'kernel.filtered', 'kernel.ring_full', 'kernel.skipped', 'kernel.truncated', 'in_chunk', 'user.filtered', 'user.rejected', 'user.shed', 'in_flight_end'];
+      out.push(`    ${p.padEnd(14)} ${cols.map((c) => String(l[c] ?? 0n).padStart(10)).join(' ')}`);
+    }
+  }
+  section(out, 'problems (tampering or invalid content)', r.problems);
+  section(out, 'gaps and drops (recorded, authentic)', r.gaps);
+  section(out, 'notes', r.notes);
+  return out.join('\n') + '\n';
+}
+
+function section(out: string[], title: string, findings: VerifyReport['problems']): void {
+  if (findings.length === 0) return;
+  out.push(`  ${title}:`);
+  for (const f of findings) out.push(`    ${f.file}: ${f.reason}`);
+}
+
+function renderJson(r: VerifyReport): string {
+  return JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n';
+}
