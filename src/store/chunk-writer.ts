@@ -136,11 +136,23 @@ export class ChunkSink implements RecordSink {
     if (c.flushedBytes + this.#pendingBytes >= this.#c.chunkMaxBytes) this.#guard(() => this.#rotate('size', undefined));
   }
 
-  /** rotateIfDue seals the open chunk when it is older than the age limit and holds news. */
+  /**
+   * rotateIfDue seals the open chunk when it is older than the age limit and holds news
+   * (records or ledger changes); otherwise it writes out buffered lines. Runs on a timer.
+   */
   rotateIfDue(): void {
     const c = this.#chunk;
     if (c === undefined || this.#closed || this.#failure !== undefined) return;
-    if (this.#c.env.nowMs() - c.openedAtMs < this.#c.chunkMaxAgeMs) return;
+    if (this.#c.env.nowMs() - c.openedAtMs < this.#c.chunkMaxAgeMs) {
+      // an idle pipeline must not leave records in memory: a crash then loses only what
+      // arrived since the last tick (the file itself is durable once sealed)
+      try {
+        this.#flush();
+      } catch (err) {
+        this.#failure ??= outputError(err, `cannot write chunk in ${this.#c.dir}`);
+      }
+      return;
+    }
     if (c.count === 0 && !this.#ledgerMoved()) return;
     try {
       this.#rotate('age', undefined);

@@ -72,6 +72,7 @@ export interface Harness {
   keyFile: string;
   key: SigningKey;
   env: ReturnType<typeof fixedEnvironment>;
+  /** the ledger of the current run (a new one per open(), as each collector run starts at zero) */
   ledger: FakeLedger;
   notices: string[];
   open(options?: Partial<OutputOptions>): ChunkSink;
@@ -89,14 +90,17 @@ export function makeHarness(prefix = 'rtev-ev-'): Harness {
   const env = fixedEnvironment();
   const ledger = new FakeLedger();
   const notices: string[] = [];
-  const context: OutputContext = { producer: PRODUCER, ledger: () => ledger.snapshot(), notice: (m) => notices.push(m) };
-  return {
+  const h: Harness = {
     dir, keyFile, key, env, ledger, notices,
-    open: (options = {}) => openEvidenceDir({ stdout: false, outDir: dir, keyFile, ...options }, context, env, false),
+    open: (options = {}) => {
+      h.ledger = new FakeLedger();
+      const context: OutputContext = { producer: PRODUCER, ledger: () => h.ledger.snapshot(), notice: (m) => notices.push(m) };
+      return openEvidenceDir({ stdout: false, outDir: dir, keyFile, ...options }, context, env, false);
+    },
     feed: (sink, from, to) => {
       for (let i = from; i < to; i++) {
         const r = syntheticRecord(i);
-        const p = ledger.probe(r.info.probe);
+        const p = h.ledger.probe(r.info.probe);
         p.kernel.submitted++;
         p.user.received++;
         sink.write(r.line, r.info);
@@ -104,6 +108,7 @@ export function makeHarness(prefix = 'rtev-ev-'): Harness {
       }
     },
   };
+  return h;
 }
 
 /** evidenceFiles lists a directory's files, sorted. */
