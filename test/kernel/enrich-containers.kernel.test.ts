@@ -199,5 +199,13 @@ test('containerd (Debian containerd 1.6, started by the test): ctr container and
       // nothing mounted
     }
     rmSync(dir, { recursive: true, force: true });
+    // containerd leaves the namespace parent cgroup (/default) behind; remove it if empty
+    for (const h of ['unified', 'memory', 'pids', 'cpu,cpuacct', 'systemd']) {
+      try {
+        rmdirSync(`/sys/fs/cgroup/${h}/default`);
+      } catch {
+        // not there, or in use
+      }
+    }
   }
 });
