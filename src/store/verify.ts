@@ -83,6 +83,7 @@ export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyR
     const info = verifyOne(dir, seq, envSeqs.includes(seq), chunkSeqs.has(seq), keys, r);
     if (info !== undefined) {
       checkLink(seq === startSeq ? undefined : prev, info, seq === startSeq ? checkpoint : undefined, r);
+      if (seq > startSeq && prev === undefined) checkLinkToInvalid(dir, seq, info, r);
       accumulate(info.predicate, r);
     }
     prev = info;
@@ -257,6 +258,19 @@ function checkLink(prev: ChunkInfo | undefined, cur: ChunkInfo, checkpoint: Chec
     }
   }
   if (isObj(restart)) describeRestart(name, restart, r);
+}
+
+/** checkLinkToInvalid still compares the link when the previous envelope failed its checks. */
+function checkLinkToInvalid(dir: string, seq: number, cur: ChunkInfo, r: VerifyReport): void {
+  let digest: string;
+  try {
+    digest = sha256Hex(readBounded(path.join(dir, envelopeName(seq - 1)), MAX_ENVELOPE_BYTES));
+  } catch {
+    return;
+  }
+  if (get(cur.predicate, 'chain.prev_envelope_sha256') !== digest) {
+    r.problems.push({ file: envelopeName(seq), reason: `prev_envelope_sha256 does not match ${envelopeName(seq - 1)}: chunks were swapped, replaced or removed` });
+  }
 }
 
 function describeRestart(name: string, restart: StrictObject, r: VerifyReport): void {
