@@ -593,9 +593,13 @@ static void *consume_loop(void *arg)
 {
 	struct ring_consumer *rc = arg;
 	while (!atomic_load(&rc->stop)) {
+		/* poll only consumes rings that signalled; with batched wake-ups
+		 * (BPF_RB_NO_WAKEUP below the threshold) the timeout is what finds
+		 * records, so consume explicitly after every wait */
 		int n = ring_buffer__poll(rc->rb, POLL_TIMEOUT_MS);
 		if (n < 0 && n != -EINTR)
 			break;
+		ring_buffer__consume(rc->rb);
 		flush_slot(rc);
 	}
 	/* the programs are detached by now: drain what is left, then say so */

@@ -1,0 +1,363 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PROBE_NAMES, type ProbeName } from '../../decode/layout';
+import { canonicalize } from '../../encode/canonical';
+import { RtevError, UsageError } from '../../errors';
+import { PathFilter } from '../../ingest/path-filter';
+import { Pipeline } from '../../ingest/pipeline';
+import { BTF_PATH, preflight } from '../../ingest/preflight';
+import { DEFAULT_PROBES, KERNEL_PROBES } from '../../ingest/probes';
+import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from '../../ingest/session';
+import type { Ledger } from '../../model/ledger';
+import { openOutput } from '../../store/output';
+import type { OutputOptions, ProducerInfo, RecordSink } from '../../store/sink';
+import { parseArgs, parseDuration, parseInteger, parseSize, usageText, type OptionSpec, type ParsedArgs } from '../args';
+import { ExitCode } from '../exit-codes';
+import type { CliIO, Command } from '../io';
+import { StatusLine } from '../status';
+
+const OPTIONS: OptionSpec[] = [
+  { name: 'out', kind: 'string', value: 'DIR', help: 'write evidence into DIR (default ./rtev-evidence)' },
+  { name: 'stdout', kind: 'flag', help: 'write NDJSON records to stdout instead' },
+  { name: 'duration', kind: 'string', value: 'D', help: 'stop after D (10s, 5m, ...); default: until SIGINT/SIGTERM or CMD exits' },
+  { name: 'probes', kind: 'string', value: 'LIST', help: `comma-separated probes (default ${DEFAULT_PROBES.join(',')})` },
+  { name: 'config', kind: 'string', value: 'FILE', help: 'read options from a JSON file (command line wins)' },
+  { name: 'pid', kind: 'list', value: 'PID', help: 'only this process (repeatable)' },
+  { name: 'tree', kind: 'list', value: 'PID', help: 'this process and all its descendants (repeatable)' },
+  { name: 'cgroup', kind: 'list', value: 'PATH|ID', help: 'only processes in this cgroup v2 (repeatable)' },
+  { name: 'include-path', kind: 'list', value: 'GLOB', help: 'record only file opens matching GLOB (repeatable)' },
+  { name: 'exclude-path', kind: 'list', value: 'GLOB', help: 'do not record file opens matching GLOB (repeatable)' },
+  { name: 'include-failed-opens', kind: 'flag', help: 'also record opens that failed (src ends with :failed:ERRNO)' },
+  { name: 'ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for file opens (default 16M; power of 2)' },
+  { name: 'rare-ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for other events (default 4M; power of 2)' },
+  { name: 'key', kind: 'string', value: 'FILE', help: 'Ed25519 private key to sign chunks with' },
+  { name: 'chunk-size', kind: 'string', value: 'BYTES', help: 'seal a chunk at this size' },
+  { name: 'chunk-age', kind: 'string', value: 'D', help: 'seal a chunk at this age' },
+  { name: 'retain-size', kind: 'string', value: 'BYTES', help: 'remove the oldest chunks beyond this total size' },
+  { name: 'retain-age', kind: 'string', value: 'D', help: 'remove chunks older than this' },
+  { name: 'quiet', kind: 'flag', help: 'no status line and no summary' },
+  { name: 'verbose', kind: 'flag', help: 'print libbpf and verifier messages' },
+];
+
+export const collectCommand: Command = {
+  summary: 'record evidence with eBPF probes (system-wide, or one command and its children)',
+  usage: usageText('usage: rtev collect [--out DIR | --stdout] [--duration D] [--probes LIST] [--config FILE] [-- CMD ARGS...]', OPTIONS),
+  run: runCollect,
+};
+
+/** CollectPlan is the validated configuration of one run. */
+interface CollectPlan {
+  probes: ProbeName[];
+  output: OutputOptions;
+  durationMs: number | undefined;
+  command: string[];
+  pids: number[];
+  trees: number[];
+  cgroups: bigint[];
+  pathFilter: { include: string[]; exclude: string[] };
+  recordFailedOpens: boolean;
+  bulkRingBytes: number;
+  rareRingBytes: number;
+  quiet: boolean;
+  verbose: boolean;
+}
+
+async function runCollect(args: string[], io: CliIO): Promise<number> {
+  const plan = planFromArgs(args);
+  preflight();
+  const objectPath = path.join(__dirname, '..', '..', '..', '..', 'build', 'rtev.bpf.o');
+  const kernelConfig: KernelConfig = {
+    selfTgid: process.pid,
+    filterPids: plan.pids.length + plan.trees.length > 0 || plan.command.length > 0,
+    cgroupFilter: plan.cgroups.length > 0 ? 'allow' : 'off',
+    recordFailedOpens: plan.recordFailedOpens,
+    bulkRingBytes: plan.bulkRingBytes,
+    rareRingBytes: plan.rareRingBytes,
+  };
+  const session = BpfSession.open(objectPath, kernelConfig, plan.probes, plan.verbose);
+  for (const warning of session.warnings) io.stderr.write(`rtev: warning: ${warning}\n`);
+  if (session.attachedProbes.length === 0) {
+    throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
+  }
+  for (const pid of plan.pids) session.traceProcess(pid, TRACE_SELF);
+  for (const pid of plan.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
+  session.setCgroupFilter(plan.cgroups);
+
+  const producer = producerInfo(objectPath, plan, session.attachedProbes);
+  let pipeline: Pipeline | undefined;
+  const ledger = (): Ledger => buildLedger(session, pipeline);
+  const sink = await openOutput(plan.output, { producer, ledger, notice: (m) => io.stderr.write(`rtev: ${m}\n`) });
+  pipeline = new Pipeline({ sink, pathFilter: new PathFilter(plan.pathFilter.include, plan.pathFilter.exclude) });
+  const activePipeline = pipeline;
+  let sinkError: unknown;
+  session.startRings((_ring, batch, used) => {
+    if (sinkError !== undefined) return;
+    try {
+      activePipeline.handleBatch(batch, used);
+    } catch (err) {
+      sinkError = err; // e.g. disk full: stop cleanly below
+      stopSignal.stop();
+    }
+  });
+
+  const status = new StatusLine(io.stderr, !plan.quiet && io.stderr.isTTY === true);
+  const started = Date.now();
+  const stopSignal = new StopSignal();
+  const timer = plan.durationMs !== undefined ? setTimeout(() => stopSignal.stop(), plan.durationMs) : undefined;
+  const ticker = setInterval(() => status.update(ledger(), sink.bytesWritten, Date.now() - started), 1000);
+
+  let child: ChildProcess | undefined;
+  let childExit: Promise<number> | undefined;
+  if (plan.command.length > 0) {
+    ({ child, exit: childExit } = startObserved(plan.command, session));
+    void childExit.then(() => stopSignal.stop());
+  }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // with a command, the terminal already signalled it too: wait for it to exit
+    if (child !== undefined && child.exitCode === null) child.kill(signal);
+    else stopSignal.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  await stopSignal.stopped;
+  if (timer) clearTimeout(timer);
+  clearInterval(ticker);
+  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  const exitCode = childExit ? await childExit : ExitCode.OK;
+
+  // detach, then drain: every record submitted before detaching reaches the sink
+  session.detachAll();
+  await session.drain();
+  await activePipeline.idle();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  const finalLedger = ledger();
+  status.clear();
+  if (sinkError !== undefined) throw sinkError;
+  await sink.close(finalLedger);
+  if (!plan.quiet) io.stderr.write(summaryLine(finalLedger, sink, Date.now() - started, plan.output) + '\n');
+  return exitCode;
+}
+
+/** planFromArgs validates the command line (and config file) into a plan. */
+function planFromArgs(args: string[]): CollectPlan {
+  let parsed = parseArgs(args, OPTIONS);
+  const configFile = parsed.values.get('config');
+  if (configFile !== undefined) parsed = parseArgs([...configArgs(configFile), ...args], OPTIONS);
+  const probes = parseProbes(parsed.values.get('probes'));
+  if (parsed.flags.has('stdout') && parsed.values.has('out')) throw new UsageError('--out and --stdout exclude each other');
+  const output: OutputOptions = { stdout: parsed.flags.has('stdout') };
+  if (!output.stdout) output.outDir = parsed.values.get('out') ?? 'rtev-evidence';
+  setIf(parsed, 'key', (v) => { output.keyFile = v; });
+  setIf(parsed, 'chunk-size', (v) => { output.chunkMaxBytes = parseSize(v, 'chunk-size'); });
+  setIf(parsed, 'chunk-age', (v) => { output.chunkMaxAgeMs = parseDuration(v, 'chunk-age'); });
+  setIf(parsed, 'retain-size', (v) => { output.retainMaxBytes = parseSize(v, 'retain-size'); });
+  setIf(parsed, 'retain-age', (v) => { output.retainMaxAgeMs = parseDuration(v, 'retain-age'); });
+  const duration = parsed.values.get('duration');
+  return {
+    probes,
+    output,
+    durationMs: duration === undefined ? undefined : parseDuration(duration, 'duration'),
+    command: parsed.command,
+    pids: (parsed.lists.get('pid') ?? []).map((p) => parseInteger(p, 'pid', 1, 4194304)),
+    trees: (parsed.lists.get('tree') ?? []).map((p) => parseInteger(p, 'tree', 1, 4194304)),
+    cgroups: (parsed.lists.get('cgroup') ?? []).map(cgroupId),
+    pathFilter: { include: parsed.lists.get('include-path') ?? [], exclude: parsed.lists.get('exclude-path') ?? [] },
+    recordFailedOpens: parsed.flags.has('include-failed-opens'),
+    bulkRingBytes: ringSize(parsed.values.get('ring-size'), 16 << 20, 'ring-size'),
+    rareRingBytes: ringSize(parsed.values.get('rare-ring-size'), 4 << 20, 'rare-ring-size'),
+    quiet: parsed.flags.has('quiet'),
+    verbose: parsed.flags.has('verbose'),
+  };
+}
+
+function setIf(parsed: ParsedArgs, name: string, apply: (value: string) => void): void {
+  const value = parsed.values.get(name);
+  if (value !== undefined) apply(value);
+}
+
+function parseProbes(list: string | undefined): ProbeName[] {
+  if (list === undefined) return [...DEFAULT_PROBES];
+  const available = KERNEL_PROBES.map((p) => p.name);
+  const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const name of names) {
+    if (!(available as string[]).includes(name)) {
+      throw new UsageError(`unknown probe '${name}'`, `valid probes: ${available.join(', ')}`);
+    }
+  }
+  if (names.length === 0) throw new UsageError('--probes is empty', `valid probes: ${available.join(', ')}`);
+  return PROBE_NAMES.filter((p) => names.includes(p));
+}
+
+function ringSize(text: string | undefined, fallback: number, option: string): number {
+  if (text === undefined) return fallback;
+  const size = parseSize(text, option);
+  if (size < 4096 || (size & (size - 1)) !== 0 || size > 1 << 30) {
+    throw new UsageError(`--${option}: ${text} must be a power of two from 4K to 1G`);
+  }
+  return size;
+}
+
+/** cgroupId accepts a cgroup v2 id or a path (absolute, or relative to the cgroup2 mount). */
+function cgroupId(text: string): bigint {
+  if (/^\d+$/.test(text)) return BigInt(text);
+  const candidates = text.startsWith('/sys/fs/cgroup') ? [text] : [
+    path.join('/sys/fs/cgroup/unified', text), path.join('/sys/fs/cgroup', text),
+  ];
+  for (const candidate of candidates) {
+    try {
+      const st = fs.statSync(candidate, { bigint: true });
+      if (st.isDirectory()) return st.ino;
+    } catch {
+      // try the next
+    }
+  }
+  throw new UsageError(`--cgroup: no cgroup v2 directory '${text}'`, 'give a path under /sys/fs/cgroup/unified or a numeric cgroup id');
+}
+
+/** configArgs turns a JSON config file into option arguments placed before the command line's. */
+function configArgs(file: string): string[] {
+  let text: string;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > 1 << 20) throw new Error('not a regular file under 1 MiB');
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RtevError('CONFIG', `cannot read config file ${file}`, { cause: err });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new RtevError('CONFIG', `config file ${file} is not valid JSON`, { cause: err });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RtevError('CONFIG', `config file ${file} must hold a JSON object of options`);
+  }
+  const out: string[] = [];
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    const spec = OPTIONS.find((o) => o.name === key);
+    if (spec === undefined || key === 'config') {
+      throw new RtevError('CONFIG', `config file ${file}: unknown option '${key}'`, { hint: "use the long option names of 'rtev collect --help'" });
+    }
+    const bad = (): RtevError => new RtevError('CONFIG', `config file ${file}: option '${key}' has the wrong type`);
+    if (spec.kind === 'flag') {
+      if (typeof v !== 'boolean') throw bad();
+      if (v) out.push(`--${key}`);
+    } else if (spec.kind === 'list') {
+      const items = Array.isArray(v) ? v : [v];
+      for (const item of items) {
+        if (typeof item !== 'string' && typeof item !== 'number') throw bad();
+        out.push(`--${key}`, String(item));
+      }
+    } else {
+      if (key === 'probes' && Array.isArray(v)) out.push('--probes', v.join(','));
+      else if (typeof v === 'string' || typeof v === 'number') out.push(`--${key}`, String(v));
+      else throw bad();
+    }
+  }
+  return out;
+}
+
+/** processTree lists pid and its current descendants from /proc (children files). */
+function processTree(root: number): number[] {
+  const result: number[] = [];
+  const queue = [root];
+  while (queue.length > 0 && result.length < 65536) {
+    const pid = queue.shift()!;
+    result.push(pid);
+    let tasks: string[] = [];
+    try {
+      tasks = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const tid of tasks) {
+      try {
+        const children = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+        for (const c of children.split(' ')) if (/^\d+$/.test(c)) queue.push(Number(c));
+      } catch {
+        // thread exited
+      }
+    }
+  }
+  return result;
+}
+
+/**
+ * startObserved runs CMD so that it is traced from its first instruction: a shell waits on
+ * fd 3 until the collector has put its pid in the traced set, then execs CMD.
+ */
+function startObserved(command: string[], session: BpfSession): { child: ChildProcess; exit: Promise<number> } {
+  const gate = 'read _ <&3; exec 3<&-; exec "$@"';
+  const child = spawn('/bin/sh', ['-c', gate, 'rtev-gate', ...command], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  const exit = new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
+  });
+  if (child.pid !== undefined) {
+    session.traceProcess(child.pid, TRACE_TREE);
+    const gatePipe = child.stdio[3] as NodeJS.WritableStream | null;
+    gatePipe?.end('go\n');
+  }
+  return { child, exit };
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  if (signal === null) return 0;
+  return (require('node:os').constants.signals as Record<string, number>)[signal] ?? 0;
+}
+
+class StopSignal {
+  stop: () => void = () => {};
+  readonly stopped = new Promise<void>((resolve) => { this.stop = resolve; });
+}
+
+function buildLedger(session: BpfSession, pipeline: Pipeline | undefined): Ledger {
+  const kernel = session.counters();
+  const ledger: Ledger = {};
+  for (const probe of session.attachedProbes) {
+    ledger[probe] = {
+      kernel: kernel[probe],
+      user: pipeline ? { ...pipeline.user[probe] } : { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n },
+    };
+  }
+  return ledger;
+}
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function producerInfo(objectPath: string, plan: CollectPlan, probes: ProbeName[]): ProducerInfo {
+  const filters = {
+    pids: plan.pids, trees: plan.trees, cgroups: plan.cgroups.map(String), command: plan.command.length > 0,
+    include_paths: plan.pathFilter.include, exclude_paths: plan.pathFilter.exclude, include_failed_opens: plan.recordFailedOpens,
+  };
+  const config = { probes, filters, ring_bytes: plan.bulkRingBytes, rare_ring_bytes: plan.rareRingBytes };
+  return {
+    collectorVersion: require('../../../../package.json').version,
+    bpfObjectSha256: sha256File(objectPath),
+    btf: { path: BTF_PATH, sha256: sha256File(BTF_PATH) },
+    filters,
+    configSha256: createHash('sha256').update(canonicalize(config)).digest('hex'),
+    probes,
+  };
+}
+
+function summaryLine(ledger: Ledger, sink: RecordSink, elapsedMs: number, output: OutputOptions): string {
+  let written = 0n;
+  let lost = 0n;
+  const parts: string[] = [];
+  for (const [probe, l] of Object.entries(ledger)) {
+    written += l.user.written;
+    lost += l.kernel.ringFull + l.user.rejected + l.user.shed;
+    parts.push(`${probe} ${l.user.written}`);
+  }
+  const where = output.stdout ? 'stdout' : output.outDir;
+  return `rtev: ${written} records (${parts.join(', ')}) in ${(elapsedMs / 1000).toFixed(1)}s, ${lost} lost, ` +
+    `${sink.bytesWritten} bytes to ${where}`;
+}

@@ -1,0 +1,263 @@
+import type {
+  EvidenceRecord, FileAccess, FileOpenEvent, NetConnectEvent, ProcessExecEvent, SslOpEvent, TcpStateEvent,
+} from '../model/record';
+import { TCP_STATE_NAMES } from '../model/record';
+import { formatIPv4, formatIPv6 } from './address';
+import { errnoName } from './errno';
+import {
+  AF_INET, AF_INET6, EventKind, FileOpen, FunctionCall, Hdr, NetConnect, OpenSyscall, ProcessExec, type ProbeName,
+  SslOp, StrFlag, TcpState,
+} from './layout';
+import { TRUNCATION_MARK, decodeComm, decodeText, type TextStats } from './text';
+
+/** What decoding one ring record gives. function_call records need symbolizing first. */
+export type Decoded =
+  | { ok: true; probe: ProbeName; record: EvidenceRecord }
+  | { ok: true; probe: 'function_call'; call: RawFunctionCall }
+  | { ok: false; probe: ProbeName | undefined; reason: string };
+
+/** The raw parts of a function_call record, before symbolization. */
+export interface RawFunctionCall {
+  header: Omit<EvidenceRecord, 'event' | 'src'>;
+  ip: bigint;
+  targetId: bigint;
+  stack: bigint[];
+  stackFlags: number;
+}
+
+export interface DecodeStats extends TextStats {
+  /** relative paths left relative because their directory could not be fully read */
+  unresolvedRelativePaths: number;
+}
+
+export function newDecodeStats(): DecodeStats {
+  return { invalidUtf8: 0, unresolvedRelativePaths: 0 };
+}
+
+const PROBE_BY_KIND: Record<number, ProbeName> = {
+  [EventKind.FILE_OPEN]: 'file_open',
+  [EventKind.PROCESS_EXEC]: 'process_exec',
+  [EventKind.TCP_STATE]: 'tcp_state',
+  [EventKind.NET_CONNECT]: 'net_connect',
+  [EventKind.SSL_OP]: 'ssl_op',
+  [EventKind.FUNCTION_CALL]: 'function_call',
+};
+
+const MIN_SIZE: Record<number, number> = {
+  [EventKind.FILE_OPEN]: FileOpen.SIZE,
+  [EventKind.PROCESS_EXEC]: ProcessExec.SIZE,
+  [EventKind.TCP_STATE]: TcpState.SIZE,
+  [EventKind.NET_CONNECT]: NetConnect.SIZE,
+  [EventKind.SSL_OP]: SslOp.SIZE,
+  [EventKind.FUNCTION_CALL]: FunctionCall.SIZE,
+};
+
+/**
+ * forEachFrame walks a batch from the addon: repeated [u32 len][u32 0][len bytes][pad to 8].
+ * A frame that does not fit is reported once and ends the walk.
+ */
+export function forEachFrame(batch: Buffer, used: number, onFrame: (record: Buffer) => void): number {
+  let offset = 0;
+  let frames = 0;
+  while (offset + 8 <= used) {
+    const len = batch.readUInt32LE(offset);
+    if (offset + 8 + len > used) break;
+    onFrame(batch.subarray(offset + 8, offset + 8 + len));
+    frames++;
+    offset += 8 + ((len + 7) & ~7);
+  }
+  return frames;
+}
+
+/** decodeRecord turns one ring record into an evidence record. It never throws. */
+export function decodeRecord(rec: Buffer, stats: DecodeStats): Decoded {
+  if (rec.length < Hdr.SIZE) return { ok: false, probe: undefined, reason: 'short_header' };
+  const kind = rec.readUInt32LE(Hdr.kind);
+  const probe = PROBE_BY_KIND[kind];
+  if (probe === undefined) return { ok: false, probe: undefined, reason: 'unknown_kind' };
+  const size = rec.readUInt32LE(Hdr.size);
+  if (size !== rec.length || size < MIN_SIZE[kind]!) return { ok: false, probe, reason: 'bad_size' };
+  const pid = rec.readUInt32LE(Hdr.pid);
+  if (pid < 1) return { ok: false, probe, reason: 'no_pid' };
+  const header = {
+    ts_ns: rec.readBigUInt64LE(Hdr.ts_ns),
+    cgroup_id: rec.readBigUInt64LE(Hdr.cgroup_id),
+    pid,
+    tid: rec.readUInt32LE(Hdr.tid) || pid,
+    comm: decodeComm(rec.subarray(Hdr.comm, Hdr.comm + Hdr.commLen), stats),
+  };
+  switch (kind) {
+    case EventKind.FILE_OPEN: return decodeFileOpen(rec, header, stats);
+    case EventKind.PROCESS_EXEC: return decodeProcessExec(rec, header, stats);
+    case EventKind.TCP_STATE: return decodeTcpState(rec, header);
+    case EventKind.NET_CONNECT: return decodeNetConnect(rec, header);
+    case EventKind.SSL_OP: return decodeSslOp(rec, header);
+    default: return decodeFunctionCall(rec, header);
+  }
+}
+
+type Header = Omit<EvidenceRecord, 'event' | 'src'>;
+
+const O_ACCMODE = 0o3;
+const O_CREAT = 0o100;
+const O_PATH = 0o10000000;
+const O_TMPFILE_BIT = 0o20000000;
+
+/** accessOf maps open flags to the schema's access names; O_PATH opens neither read nor write. */
+export function accessOf(flags: number): FileAccess {
+  if (flags & O_PATH) return 'unknown';
+  switch (flags & O_ACCMODE) {
+    case 0: return 'read';
+    case 1: return 'write';
+    case 2: return 'read_write';
+    default: return 'unknown';
+  }
+}
+
+function decodeFileOpen(rec: Buffer, header: Header, stats: DecodeStats): Decoded {
+  const pathLen = rec.readUInt16LE(FileOpen.path_len);
+  const dirLen = rec.readUInt16LE(FileOpen.dir_len);
+  const strFlags = rec.readUInt16LE(FileOpen.path_flags);
+  if (FileOpen.SIZE + pathLen + dirLen !== rec.length) return { ok: false, probe: 'file_open', reason: 'bad_size' };
+  const flags = rec.readUInt32LE(FileOpen.flags);
+  const ret = Number(rec.readBigInt64LE(FileOpen.ret));
+  let path = decodeText(rec.subarray(FileOpen.SIZE, FileOpen.SIZE + pathLen), stats);
+  if (strFlags & StrFlag.TRUNCATED) path += TRUNCATION_MARK;
+  if (pathLen > 0 && !path.startsWith('/')) {
+    if ((strFlags & StrFlag.DIR_RESOLVED) && !(strFlags & StrFlag.DIR_INCOMPLETE)) {
+      const dir = decodeText(rec.subarray(FileOpen.SIZE + pathLen, FileOpen.SIZE + pathLen + dirLen), stats);
+      path = joinDirectory(dir, path);
+    } else {
+      stats.unresolvedRelativePaths++;
+    }
+  }
+  const event: FileOpenEvent = {
+    type: 'file_open',
+    path,
+    flags,
+    access: accessOf(flags),
+    dfd: rec.readInt32LE(FileOpen.dfd),
+  };
+  if ((flags & O_CREAT) || (flags & O_TMPFILE_BIT)) event.mode = rec.readUInt32LE(FileOpen.mode) & 0o7777;
+  const syscallSrc = OpenSyscall[rec.readUInt8(FileOpen.syscall)] ?? 'sys_enter_openat';
+  const src = ret < 0 ? `${syscallSrc}:failed:${errnoName(-ret)}` : syscallSrc;
+  return { ok: true, probe: 'file_open', record: { ...header, src, event } };
+}
+
+/**
+ * joinDirectory makes a relative path absolute. Only "." segments are dropped: ".." is kept
+ * because resolving it lexically would be wrong across symbolic links.
+ */
+export function joinDirectory(dir: string, relative: string): string {
+  const parts = relative.split('/').filter((p, i, all) => p !== '.' && !(p === '' && i < all.length - 1));
+  const base = dir.endsWith('/') ? dir : dir + '/';
+  return base + parts.join('/');
+}
+
+function decodeProcessExec(rec: Buffer, header: Header, stats: DecodeStats): Decoded {
+  const filenameLen = rec.readUInt16LE(ProcessExec.filename_len);
+  const argv0Len = rec.readUInt16LE(ProcessExec.argv0_len);
+  if (ProcessExec.SIZE + filenameLen + argv0Len !== rec.length) {
+    return { ok: false, probe: 'process_exec', reason: 'bad_size' };
+  }
+  const filenameFlags = rec.readUInt16LE(ProcessExec.filename_flags);
+  const argv0Flags = rec.readUInt16LE(ProcessExec.argv0_flags);
+  if (filenameFlags & StrFlag.READ_FAILED) return { ok: false, probe: 'process_exec', reason: 'filename_unreadable' };
+  const start = ProcessExec.SIZE;
+  const event: ProcessExecEvent = {
+    type: 'process_exec',
+    filename: decodeText(rec.subarray(start, start + filenameLen), stats),
+    ppid: rec.readUInt32LE(ProcessExec.ppid),
+  };
+  if (!(argv0Flags & StrFlag.READ_FAILED)) {
+    let argv0 = decodeText(rec.subarray(start + filenameLen, start + filenameLen + argv0Len), stats);
+    if (argv0Flags & StrFlag.TRUNCATED) argv0 += TRUNCATION_MARK;
+    event.argv0 = argv0;
+  }
+  return { ok: true, probe: 'process_exec', record: { ...header, src: 'sched_process_exec', event } };
+}
+
+function decodeTcpState(rec: Buffer, header: Header): Decoded {
+  const family = rec.readUInt16LE(TcpState.family);
+  const oldstate = TCP_STATE_NAMES[rec.readUInt8(TcpState.oldstate) - 1];
+  const newstate = TCP_STATE_NAMES[rec.readUInt8(TcpState.newstate) - 1];
+  if (oldstate === undefined || newstate === undefined) return { ok: false, probe: 'tcp_state', reason: 'bad_state' };
+  if (family !== AF_INET && family !== AF_INET6) return { ok: false, probe: 'tcp_state', reason: 'bad_family' };
+  const format = family === AF_INET ? formatIPv4 : formatIPv6;
+  const event: TcpStateEvent = {
+    type: 'tcp_state',
+    oldstate,
+    newstate,
+    saddr: format(rec, TcpState.saddr),
+    sport: rec.readUInt16LE(TcpState.sport),
+    daddr: format(rec, TcpState.daddr),
+    dport: rec.readUInt16LE(TcpState.dport),
+    family: family === AF_INET ? 'inet' : 'inet6',
+  };
+  return { ok: true, probe: 'tcp_state', record: { ...header, src: 'inet_sock_set_state', event } };
+}
+
+const NET_SRC: Record<string, string> = {
+  '1:1': 'uprobe:connect', '1:2': 'uprobe:accept', '1:3': 'uprobe:accept4',
+  '2:1': 'sys_exit_connect', '2:2': 'sys_exit_accept', '2:3': 'sys_exit_accept4',
+};
+const EINPROGRESS = 115;
+
+function decodeNetConnect(rec: Buffer, header: Header): Decoded {
+  const family = rec.readUInt16LE(NetConnect.family);
+  if (family !== AF_INET && family !== AF_INET6) return { ok: false, probe: 'net_connect', reason: 'bad_family' };
+  const op = rec.readUInt8(NetConnect.op);
+  const src = NET_SRC[`${rec.readUInt8(NetConnect.hook)}:${op}`];
+  if (src === undefined) return { ok: false, probe: 'net_connect', reason: 'bad_op' };
+  const ret = Number(rec.readBigInt64LE(NetConnect.ret));
+  const accepted = op !== 1;
+  // a non-blocking connect in progress is not a failure yet: success false, error EINPROGRESS
+  const event: NetConnectEvent = {
+    type: 'net_connect',
+    fd: accepted && ret >= 0 ? ret : rec.readUInt32LE(NetConnect.fd),
+    addr: family === AF_INET ? formatIPv4(rec, NetConnect.addr) : formatIPv6(rec, NetConnect.addr),
+    port: rec.readUInt16LE(NetConnect.port),
+    success: ret >= 0,
+  };
+  if (ret < 0) event.error = -ret === EINPROGRESS ? EINPROGRESS : -ret;
+  return { ok: true, probe: 'net_connect', record: { ...header, src, event } };
+}
+
+const SSL_FN: Record<number, { src: string; operation: 'read' | 'write' }> = {
+  1: { src: 'uprobe:SSL_read', operation: 'read' },
+  2: { src: 'uprobe:SSL_write', operation: 'write' },
+  3: { src: 'uprobe:SSL_read_ex', operation: 'read' },
+  4: { src: 'uprobe:SSL_write_ex', operation: 'write' },
+};
+
+function decodeSslOp(rec: Buffer, header: Header): Decoded {
+  const fn = SSL_FN[rec.readUInt8(SslOp.op)];
+  if (fn === undefined) return { ok: false, probe: 'ssl_op', reason: 'bad_op' };
+  const bytes = rec.readBigUInt64LE(SslOp.bytes);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) return { ok: false, probe: 'ssl_op', reason: 'bad_bytes' };
+  const event: SslOpEvent = {
+    type: 'ssl_op',
+    operation: fn.operation,
+    bytes: Number(bytes),
+    ssl_ptr: '0x' + rec.readBigUInt64LE(SslOp.ssl_ptr).toString(16),
+  };
+  return { ok: true, probe: 'ssl_op', record: { ...header, src: fn.src, event } };
+}
+
+function decodeFunctionCall(rec: Buffer, header: Header): Decoded {
+  const stackLen = rec.readUInt16LE(FunctionCall.stack_len);
+  if (FunctionCall.SIZE + stackLen * 8 !== rec.length) return { ok: false, probe: 'function_call', reason: 'bad_size' };
+  const stack: bigint[] = [];
+  for (let i = 0; i < stackLen; i++) stack.push(rec.readBigUInt64LE(FunctionCall.SIZE + i * 8));
+  return {
+    ok: true,
+    probe: 'function_call',
+    call: {
+      header,
+      ip: rec.readBigUInt64LE(FunctionCall.ip),
+      targetId: rec.readBigUInt64LE(FunctionCall.cookie),
+      stack,
+      stackFlags: rec.readUInt16LE(FunctionCall.stack_flags),
+    },
+  };
+}

@@ -1,0 +1,13 @@
+/** Linux x86-64 errno names for the errors an open or connect can return. */
+const NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM',
+  13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR',
+  21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 26: 'ETXTBSY', 27: 'EFBIG', 28: 'ENOSPC',
+  30: 'EROFS', 36: 'ENAMETOOLONG', 40: 'ELOOP', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT',
+  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 104: 'ECONNRESET', 110: 'ETIMEDOUT',
+  111: 'ECONNREFUSED', 113: 'EHOSTUNREACH', 115: 'EINPROGRESS', 122: 'EDQUOT',
+};
+
+export function errnoName(errno: number): string {
+  return NAMES[errno] ?? `E${errno}`;
+}

@@ -1,0 +1,59 @@
+import * as path from 'node:path';
+import { RtevError } from '../errors';
+
+/** Opaque handles owned by the addon. */
+export type ObjectHandle = { readonly __brand: 'bpf_object' };
+export type RingHandle = { readonly __brand: 'ring' };
+
+/** NativeBinding is the addon's surface (native/rtev_native.c). */
+export interface NativeBinding {
+  openObject(path: string): ObjectHandle;
+  setGlobal(h: ObjectHandle, name: string, bytes: Buffer): void;
+  setMapMaxEntries(h: ObjectHandle, map: string, entries: number): void;
+  setAutoload(h: ObjectHandle, program: string, on: boolean): void;
+  programs(h: ObjectHandle): { name: string; section: string }[];
+  load(h: ObjectHandle, echoLog: boolean): void;
+  attach(h: ObjectHandle, program: string): number;
+  attachUprobe(h: ObjectHandle, program: string, retprobe: boolean, pid: number, binary: string, fileOffset: bigint, cookie: bigint): number;
+  detach(h: ObjectHandle, link: number): void;
+  mapUpdate(h: ObjectHandle, map: string, key: Buffer, value: Buffer): void;
+  mapDelete(h: ObjectHandle, map: string, key: Buffer): boolean;
+  mapLookup(h: ObjectHandle, map: string, key: Buffer): Buffer | null;
+  /** callback(batch, usedBytes) per batch; callback(null, null) once after stopRing drained the ring */
+  startRing(h: ObjectHandle, map: string, callback: (batch: Buffer | null, used: number | null) => void): RingHandle;
+  stopRing(ring: RingHandle): void;
+  numPossibleCpus(): number;
+}
+
+/** NativeError is what the addon throws: a code, an errno and libbpf's log. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  libbpfLog: string;
+}
+
+export function isNativeError(err: unknown): err is NativeError {
+  return err instanceof Error && typeof (err as Partial<NativeError>).code === 'string' && 'libbpfLog' in err;
+}
+
+let binding: NativeBinding | undefined;
+
+/** loadBinding loads native/build/Release/rtev_native.node once. */
+export function loadBinding(): NativeBinding {
+  if (binding !== undefined) return binding;
+  const file = path.join(__dirname, '..', '..', '..', 'native', 'build', 'Release', 'rtev_native.node');
+  try {
+    binding = require(file) as NativeBinding;
+  } catch (err) {
+    throw new RtevError('ADDON_LOAD', `cannot load the native addon ${file}`, {
+      cause: err, hint: "build it with 'make build' (needs libbpf-dev, libelf-dev and a C compiler)",
+    });
+  }
+  return binding;
+}
+
+/** lastVerifierLines keeps the part of a libbpf log that says why a load failed. */
+export function lastVerifierLines(log: string, count = 3): string[] {
+  return log.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('libbpf: prog') && !l.startsWith('-- END'))
+    .slice(-count);
+}

@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { RtevError } from '../errors';
+
+const CAP_SYS_ADMIN = 21n;
+const CAP_PERFMON = 38n;
+const CAP_BPF = 39n;
+export const BTF_PATH = '/sys/kernel/btf/vmlinux';
+const TRACEFS = '/sys/kernel/tracing';
+
+/** effectiveCapabilities reads CapEff of this process. */
+function effectiveCapabilities(): bigint {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  return match ? BigInt('0x' + match[1]) : 0n;
+}
+
+function has(caps: bigint, cap: bigint): boolean {
+  return (caps & (1n << cap)) !== 0n;
+}
+
+/** checkPrivileges: loading tracing programs needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN). */
+export function checkPrivileges(): void {
+  const caps = effectiveCapabilities();
+  if (has(caps, CAP_SYS_ADMIN) || (has(caps, CAP_BPF) && has(caps, CAP_PERFMON))) return;
+  throw new RtevError('PRIVILEGES', 'needs root or CAP_BPF and CAP_PERFMON', { hint: 'run with sudo' });
+}
+
+export function checkBtf(): void {
+  if (fs.existsSync(BTF_PATH)) return;
+  throw new RtevError('NO_BTF', `the kernel exposes no BTF at ${BTF_PATH}`, {
+    hint: 'rtev needs a kernel >= 5.8 built with CONFIG_DEBUG_INFO_BTF=y',
+  });
+}
+
+/** ensureTracefs mounts tracefs when it is missing (we are privileged by now). */
+export function ensureTracefs(): void {
+  if (fs.existsSync(`${TRACEFS}/events`)) return;
+  try {
+    execFileSync('mount', ['-t', 'tracefs', 'nodev', TRACEFS], { stdio: 'ignore', timeout: 5000 });
+  } catch {
+    // reported below
+  }
+  if (fs.existsSync(`${TRACEFS}/events`)) return;
+  throw new RtevError('NO_TRACEFS', `tracefs is not mounted at ${TRACEFS} and could not be mounted`, {
+    hint: `mount -t tracefs nodev ${TRACEFS}`,
+  });
+}
+
+export function preflight(): void {
+  checkPrivileges();
+  checkBtf();
+  ensureTracefs();
+}

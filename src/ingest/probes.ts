@@ -1,0 +1,44 @@
+import type { ProbeName } from '../decode/layout';
+
+/** A probe family: the BPF programs it needs and the tracepoints they attach to. */
+export interface ProbeSpec {
+  name: ProbeName;
+  description: string;
+  /** programs attached by section name; `optional` ones may be missing from the kernel */
+  programs: { name: string; tracepoint?: string; optional?: boolean }[];
+}
+
+/** Programs every run needs whatever probes are selected (subtree filter bookkeeping). */
+export const SUPPORT_PROGRAMS = [
+  { name: 'handle_fork', tracepoint: undefined },
+  { name: 'handle_exit', tracepoint: 'sched/sched_process_exit' },
+];
+
+export const KERNEL_PROBES: ProbeSpec[] = [
+  {
+    name: 'file_open',
+    description: 'successful opens from openat, openat2, open and creat',
+    programs: [
+      { name: 'handle_openat_enter', tracepoint: 'syscalls/sys_enter_openat' },
+      { name: 'handle_openat_exit', tracepoint: 'syscalls/sys_exit_openat' },
+      { name: 'handle_openat2_enter', tracepoint: 'syscalls/sys_enter_openat2', optional: true },
+      { name: 'handle_openat2_exit', tracepoint: 'syscalls/sys_exit_openat2', optional: true },
+      { name: 'handle_open_enter', tracepoint: 'syscalls/sys_enter_open', optional: true },
+      { name: 'handle_open_exit', tracepoint: 'syscalls/sys_exit_open', optional: true },
+      { name: 'handle_creat_enter', tracepoint: 'syscalls/sys_enter_creat', optional: true },
+      { name: 'handle_creat_exit', tracepoint: 'syscalls/sys_exit_creat', optional: true },
+    ],
+  },
+  {
+    name: 'process_exec',
+    description: 'program executions from sched_process_exec',
+    programs: [{ name: 'handle_exec', tracepoint: 'sched/sched_process_exec' }],
+  },
+  {
+    name: 'tcp_state',
+    description: 'TCP state changes from inet_sock_set_state, attributed to the socket owner',
+    programs: [{ name: 'handle_inet_sock_set_state', tracepoint: 'sock/inet_sock_set_state' }],
+  },
+];
+
+export const DEFAULT_PROBES: ProbeName[] = ['file_open', 'process_exec', 'tcp_state'];

@@ -1,0 +1,192 @@
+import * as fs from 'node:fs';
+import { RtevError } from '../errors';
+import { COUNTER_STRIDE, Counter, PROBE_NAMES, type ProbeName } from '../decode/layout';
+import { emptyKernelCounters, type KernelProbeCounters } from '../model/ledger';
+import { isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle } from './native';
+import { KERNEL_PROBES, SUPPORT_PROGRAMS } from './probes';
+
+/** Settings written into the BPF object's `cfg` before load (struct rtev_config). */
+export interface KernelConfig {
+  selfTgid: number;
+  filterPids: boolean;
+  /** 'allow': only listed cgroups; 'deny': all but listed cgroups */
+  cgroupFilter: 'off' | 'allow' | 'deny';
+  recordFailedOpens: boolean;
+  bulkRingBytes: number;
+  rareRingBytes: number;
+}
+
+export const TRACE_SELF = 1;
+export const TRACE_TREE = 2;
+
+export function encodeKernelConfig(c: KernelConfig): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeUInt32LE(c.selfTgid, 0);
+  b.writeUInt32LE(c.filterPids ? 1 : 0, 4);
+  b.writeUInt32LE(c.cgroupFilter === 'allow' ? 1 : c.cgroupFilter === 'deny' ? 2 : 0, 8);
+  b.writeUInt32LE(c.recordFailedOpens ? 1 : 0, 12);
+  // wake the consumer at a quarter full (at most 256 KiB): docs/benchmarks.md, "wake-up policy"
+  b.writeBigUInt64LE(BigInt(Math.min(256 << 10, c.bulkRingBytes / 4)), 16);
+  b.writeBigUInt64LE(BigInt(Math.min(64 << 10, c.rareRingBytes / 4)), 24);
+  return b;
+}
+
+export type BatchHandler = (ring: 'bulk' | 'rare', batch: Buffer, used: number) => void;
+
+/**
+ * BpfSession owns the loaded BPF object: attachments, filter maps, ring consumers and
+ * the kernel-side counters. It is the edge between the kernel and the pure pipeline.
+ */
+export class BpfSession {
+  readonly #native: NativeBinding;
+  readonly #handle: ObjectHandle;
+  readonly #links: number[] = [];
+  readonly #rings: { handle: RingHandle; done: Promise<void> }[] = [];
+  readonly warnings: string[] = [];
+  readonly attachedProbes: ProbeName[] = [];
+  readonly #cpus: number;
+
+  private constructor(native: NativeBinding, handle: ObjectHandle) {
+    this.#native = native;
+    this.#handle = handle;
+    this.#cpus = native.numPossibleCpus();
+  }
+
+  /** open loads the object with the configuration; only the selected probes' programs are loaded. */
+  static open(objectPath: string, config: KernelConfig, probes: ProbeName[], verbose = false): BpfSession {
+    if (!fs.existsSync(objectPath)) {
+      throw new RtevError('ADDON_LOAD', `BPF object ${objectPath} is missing`, { hint: "build it with 'make build'" });
+    }
+    const native = loadBinding();
+    const handle = native.openObject(objectPath);
+    const session = new BpfSession(native, handle);
+    native.setGlobal(handle, 'cfg', encodeKernelConfig(config));
+    native.setMapMaxEntries(handle, 'events_bulk', config.bulkRingBytes);
+    native.setMapMaxEntries(handle, 'events_rare', config.rareRingBytes);
+    const wanted = new Set<string>(SUPPORT_PROGRAMS.map((p) => p.name));
+    for (const spec of KERNEL_PROBES) {
+      if (!probes.includes(spec.name)) continue;
+      for (const program of spec.programs) {
+        if (program.tracepoint === undefined || tracepointExists(program.tracepoint)) wanted.add(program.name);
+        else if (!program.optional) session.warnings.push(`tracepoint ${program.tracepoint} is missing: probe ${spec.name} disabled`);
+      }
+    }
+    for (const program of native.programs(handle)) native.setAutoload(handle, program.name, wanted.has(program.name));
+    try {
+      native.load(handle, verbose);
+    } catch (err) {
+      if (isNativeError(err)) {
+        const why = lastVerifierLines(err.libbpfLog).join(' | ');
+        throw new RtevError('BPF_LOAD', `the kernel refused the BPF programs (${why})`, {
+          cause: err, hint: 'run with --verbose for the whole verifier log; rtev needs kernel >= 5.8 with BTF',
+        });
+      }
+      throw err;
+    }
+    for (const spec of KERNEL_PROBES) {
+      if (!probes.includes(spec.name)) continue;
+      if (session.#attachProbe(spec.programs.filter((p) => wanted.has(p.name)).map((p) => p.name), spec.name)) {
+        session.attachedProbes.push(spec.name);
+      }
+    }
+    for (const program of SUPPORT_PROGRAMS) session.#attachProbe([program.name], 'process tracking');
+    return session;
+  }
+
+  #attachProbe(programs: string[], label: string): boolean {
+    if (programs.length === 0) return false;
+    const links: number[] = [];
+    try {
+      for (const program of programs) links.push(this.#native.attach(this.#handle, program));
+    } catch (err) {
+      for (const link of links) this.#native.detach(this.#handle, link);
+      const reason = err instanceof Error ? err.message : String(err);
+      this.warnings.push(`cannot attach ${label} (${reason}): probe disabled`);
+      return false;
+    }
+    this.#links.push(...links);
+    return true;
+  }
+
+  get native(): NativeBinding {
+    return this.#native;
+  }
+
+  get handle(): ObjectHandle {
+    return this.#handle;
+  }
+
+  /** traceProcess adds a tgid to the pid filter (TRACE_TREE follows its future children). */
+  traceProcess(tgid: number, mode: number): void {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(tgid);
+    this.#native.mapUpdate(this.#handle, 'traced_tgids', key, Buffer.from([mode]));
+  }
+
+  /** setCgroupFilter replaces the cgroup filter set. */
+  setCgroupFilter(ids: Iterable<bigint>, previous: Iterable<bigint> = []): void {
+    const key = Buffer.alloc(8);
+    for (const id of previous) {
+      key.writeBigUInt64LE(id);
+      this.#native.mapDelete(this.#handle, 'cgroup_filter', key);
+    }
+    for (const id of ids) {
+      key.writeBigUInt64LE(id);
+      this.#native.mapUpdate(this.#handle, 'cgroup_filter', key, Buffer.from([1]));
+    }
+  }
+
+  /** startRings starts one consumer thread per ring. */
+  startRings(onBatch: BatchHandler): void {
+    for (const [map, ring] of [['events_bulk', 'bulk'], ['events_rare', 'rare']] as const) {
+      let finish: () => void = () => {};
+      const done = new Promise<void>((resolve) => { finish = resolve; });
+      const handle = this.#native.startRing(this.#handle, map, (batch, used) => {
+        if (batch === null || used === null) finish();
+        else onBatch(ring, batch, used);
+      });
+      this.#rings.push({ handle, done });
+    }
+  }
+
+  /** detachAll stops new events; what is already in the rings is still delivered. */
+  detachAll(): void {
+    for (const link of this.#links.splice(0)) this.#native.detach(this.#handle, link);
+  }
+
+  /** drain stops the consumers after they delivered everything left in the rings. */
+  async drain(): Promise<void> {
+    for (const ring of this.#rings) this.#native.stopRing(ring.handle);
+    await Promise.all(this.#rings.map((r) => r.done));
+    this.#rings.length = 0;
+  }
+
+  /** counters reads the per-CPU stats map and sums it over CPUs, per probe. */
+  counters(): Record<ProbeName, KernelProbeCounters> {
+    const result = {} as Record<ProbeName, KernelProbeCounters>;
+    const key = Buffer.alloc(4);
+    const read = (probe: number, counter: number): bigint => {
+      key.writeUInt32LE(probe * COUNTER_STRIDE + counter);
+      const values = this.#native.mapLookup(this.#handle, 'stats', key);
+      let sum = 0n;
+      if (values !== null) for (let cpu = 0; cpu < this.#cpus; cpu++) sum += values.readBigUInt64LE(cpu * 8);
+      return sum;
+    };
+    PROBE_NAMES.forEach((name, i) => {
+      const c = emptyKernelCounters();
+      c.submitted = read(i, Counter.SUBMITTED);
+      c.filtered = read(i, Counter.FILTERED);
+      c.ringFull = read(i, Counter.RING_FULL);
+      c.skipped = read(i, Counter.SKIPPED);
+      c.truncated = read(i, Counter.TRUNCATED);
+      result[name] = c;
+    });
+    return result;
+  }
+}
+
+const TRACEFS = '/sys/kernel/tracing';
+
+function tracepointExists(tracepoint: string): boolean {
+  return fs.existsSync(`${TRACEFS}/events/${tracepoint}`);
+}
