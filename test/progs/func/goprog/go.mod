@@ -1,0 +1,3 @@
+module example.com/rtevgo
+
+go 1.19
