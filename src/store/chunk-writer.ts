@@ -82,6 +82,7 @@ export class ChunkSink implements RecordSink {
   #sealing: Promise<void> = Promise.resolve();
   #failure: RtevError | undefined;
   #failureThrown = false;
+  #sealBroken = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -270,6 +271,7 @@ export class ChunkSink implements RecordSink {
       }
     }
     this.#sealing = this.#sealing.then(() => this.#seal(c, digest, predicate)).catch((err: unknown) => {
+      this.#sealBroken = true;
       this.#failure ??= outputError(err, `cannot seal ${chunkName(c.seq)} in ${this.#c.dir}`);
     });
     if (this.#failure !== undefined) throw this.#failure;
@@ -277,7 +279,8 @@ export class ChunkSink implements RecordSink {
 
   /** #seal makes one chunk durable and signs it; runs strictly in sequence order. */
   async #seal(c: OpenChunk, digest: string, predicate: ChunkPredicate): Promise<void> {
-    if (this.#failure !== undefined) {
+    if (this.#sealBroken) {
+      // a chunk after a failed seal stays unsealed: sealing it would leave a hole mid-chain
       fs.closeSync(c.fd);
       return;
     }

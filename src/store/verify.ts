@@ -72,7 +72,10 @@ export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyR
   }
   const live = envSeqs.filter((s) => s >= startSeq);
   if (live.length === 0) {
-    r.problems.push({ file: dir, reason: 'no sealed chunk envelopes found' });
+    const leftovers = entries.filter((e) => e.kind === 'chunk-partial' || e.kind === 'chunk' || e.kind === 'unsealed-unrecorded');
+    if (leftovers.length === 0) r.problems.push({ file: dir, reason: 'no sealed chunk envelopes found' });
+    for (const e of leftovers) checkLeftover(dir, e, startSeq - 1, r);
+    if (leftovers.length > 0) r.gaps.push({ file: dir, reason: 'no chunk has been sealed yet' });
     return finish(r);
   }
   const lastSeq = Math.max(...live);
