@@ -247,7 +247,7 @@ function dedupe(all: FuncSym[]): FuncSym[] {
   for (const s of sorted) {
     const prev = out[out.length - 1];
     if (prev !== undefined && prev.start === s.start) {
-      if (prev.size === 0n && s.size > 0n) prev.size = s.size;
+      if (s.size > prev.size) prev.size = s.size; // Go's .symtab sizes are short; pclntab's are exact
       prev.go ||= s.go;
       continue;
     }

@@ -276,7 +276,8 @@ export class Symbolizer {
         this.counters.framesResolved++;
         return frame;
       }
-    } else if (m === undefined || (m.path === '' || m.path.startsWith('[anon')) && m.perms.includes('x')) {
+    } else if (m === undefined || m.path === '' || m.path.startsWith('[anon')) {
+      // Anonymous memory is JIT code (V8 also lists code in rw- pages under --perf-basic-prof).
       if (m === undefined) this.counters.noMapping++;
       const e = this.#perfMap(p)?.lookup(addr);
       if (e !== undefined) {
