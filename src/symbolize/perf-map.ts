@@ -59,18 +59,19 @@ export class PerfMap {
     const text = this.#partial + chunk;
     const lines = text.split('\n');
     this.#partial = lines.pop() ?? '';
-    if (this.#partial.length > this.limits.maxLineBytes) {
-      // A line longer than the cap: drop it and everything up to the next newline.
-      this.#partial = '';
-      if (!this.#skipping) this.counters.longLines++;
-      this.#skipping = true;
-    }
     for (const line of lines) {
+      // The first line after an over-long one is that line's tail: drop it.
       if (this.#skipping) {
         this.#skipping = false;
         continue;
       }
       this.#line(line);
+    }
+    if (this.#partial.length > this.limits.maxLineBytes) {
+      // A line longer than the cap: drop it and everything up to the next newline.
+      this.#partial = '';
+      if (!this.#skipping) this.counters.longLines++;
+      this.#skipping = true;
     }
   }
 
