@@ -270,7 +270,8 @@ export class ChunkSink implements RecordSink {
         this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
       }
     }
-    this.#sealing = this.#sealing.then(() => this.#seal(c, digest, predicate)).catch((err: unknown) => {
+    const sealedAtMs = this.#c.env.nowMs();
+    this.#sealing = this.#sealing.then(() => this.#seal(c, digest, predicate, sealedAtMs)).catch((err: unknown) => {
       this.#sealBroken = true;
       this.#failure ??= outputError(err, `cannot seal ${chunkName(c.seq)} in ${this.#c.dir}`);
     });
@@ -278,7 +279,7 @@ export class ChunkSink implements RecordSink {
   }
 
   /** #seal makes one chunk durable and signs it; runs strictly in sequence order. */
-  async #seal(c: OpenChunk, digest: string, predicate: ChunkPredicate): Promise<void> {
+  async #seal(c: OpenChunk, digest: string, predicate: ChunkPredicate, sealedAtMs: number): Promise<void> {
     if (this.#sealBroken) {
       // a chunk after a failed seal stays unsealed: sealing it would leave a hole mid-chain
       fs.closeSync(c.fd);
@@ -297,7 +298,7 @@ export class ChunkSink implements RecordSink {
     const envelope = serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, this.#c.key));
     writeFileAtomic(dir, envelopeName(c.seq), envelope);
     this.#prevEnvelope = sha256Hex(envelope);
-    this.#sealed.push({ seq: c.seq, bytes: c.flushedBytes + envelope.length, sealedAtMs: this.#c.env.nowMs() });
+    this.#sealed.push({ seq: c.seq, bytes: c.flushedBytes + envelope.length, sealedAtMs });
     this.#finalizeUnrecorded();
     this.#applyRetention(predicate.clock.sealed);
   }

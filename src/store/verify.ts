@@ -241,7 +241,7 @@ function checkLink(prev: ChunkInfo | undefined, cur: ChunkInfo, checkpoint: Chec
   const runId = get(p, 'chain.run_id');
   const index = get(p, 'chain.run_chunk_index') as bigint;
   const restart = get(p, 'restart');
-  const newRun = prev === undefined ? index === 0n : get(prev.predicate, 'chain.run_id') !== runId;
+  const newRun = prev === undefined || get(prev.predicate, 'chain.run_id') !== runId;
   if (newRun) r.runs++;
   if (prev !== undefined && !newRun) {
     if (index !== (get(prev.predicate, 'chain.run_chunk_index') as bigint) + 1n) r.problems.push({ file: name, reason: `run_chunk_index ${index} does not follow ${String(get(prev.predicate, 'chain.run_chunk_index'))}` });
