@@ -33,7 +33,7 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
   try {
     const state = recoverChain(dir, key, context.notice);
     if (state.restart !== null && !state.restart.previous_run_closed) {
-      context.notice(`rtev: resuming the chain in ${dir} after an unclean stop; ${state.restart.unsealed.length} unsealed file(s) will be recorded as a gap`);
+      context.notice(`resuming the chain in ${dir} after an unclean stop; ${state.restart.unsealed.length} unsealed file(s) will be recorded as a gap`);
     }
     return new ChunkSink({
       dir, key, env, producer: context.producer, ledger: context.ledger,
@@ -51,7 +51,7 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
 function signingKey(keyFile: string | undefined, context: OutputContext): SigningKey {
   if (keyFile !== undefined) return loadSigningKeyFile(keyFile);
   const { key, file, created } = loadOrCreateDefaultKey(defaultKeyDir());
-  if (created) context.notice(`rtev: created signing key ${file} (public key ${file}.pub), fingerprint sha256:${key.keyid}`);
+  if (created) context.notice(`created signing key ${file} (public key ${file}.pub), fingerprint sha256:${key.keyid}`);
   return key;
 }
 

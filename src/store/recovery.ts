@@ -117,7 +117,7 @@ function readHead(dir: string, seq: number, key: SigningKey, notice: (m: string)
   if (st.envelope.signatures.some((s) => s.keyid === key.keyid)) {
     if (verifyEnvelope(st.envelope, st.payload, [key]) === undefined) return refuse('signature does not verify');
   } else {
-    notice(`rtev: the chain in ${dir} was signed by another key (${st.envelope.signatures[0]?.keyid.slice(0, 16) ?? '?'}...); continuing it with key ${key.keyid.slice(0, 16)}...`);
+    notice(`the chain in ${dir} was signed by another key (${st.envelope.signatures[0]?.keyid.slice(0, 16) ?? '?'}...); continuing it with key ${key.keyid.slice(0, 16)}...`);
   }
   const chain = st.predicate['chain'];
   if (!isObj(chain) || typeof chain['chain_id'] !== 'string' || typeof chain['run_id'] !== 'string' || chain['seq'] !== BigInt(seq)) {
