@@ -4,5 +4,7 @@
 #include "file_open.h"
 #include "process.h"
 #include "tcp_state.h"
+#include "net_connect.h"
+#include "ssl_op.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -24,6 +24,8 @@ export interface PipelineOptions {
   /** at most this many records wait at once; beyond, the oldest is written unattributed */
   maxHeld?: number;
   buildFunctionCall?: FunctionCallBuilder;
+  /** called with every decoded record before filtering (e.g. process_exec feeds the uprobe manager) */
+  onRecord?: (record: EvidenceRecord) => void;
 }
 
 interface Held {
@@ -43,7 +45,7 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall'>> & Pick<PipelineOptions, 'containers' | 'buildFunctionCall'>;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord'>> & Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord'>;
   readonly #held: Held[] = [];
   #draining = false;
   #waiters: (() => void)[] = [];
@@ -79,6 +81,7 @@ export class Pipeline {
     } else {
       record = decoded.record;
     }
+    this.#o.onRecord?.(record);
     if (record.event.type === 'file_open' && this.#o.pathFilter.active && !this.#o.pathFilter.passes(record.event.path)) {
       counters.filtered++;
       return;

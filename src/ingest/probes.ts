@@ -4,8 +4,9 @@ import type { ProbeName } from '../decode/layout';
 export interface ProbeSpec {
   name: ProbeName;
   description: string;
-  /** programs attached by section name; `optional` ones may be missing from the kernel */
-  programs: { name: string; tracepoint?: string; optional?: boolean }[];
+  /** programs attached by section name; `optional` ones may be missing from the kernel;
+   * `uprobe` ones are loaded here but attached per library by src/ingest/uprobes */
+  programs: { name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean }[];
 }
 
 /** Programs every run needs whatever probes are selected (subtree filter bookkeeping). */
@@ -38,6 +39,33 @@ export const KERNEL_PROBES: ProbeSpec[] = [
     name: 'tcp_state',
     description: 'TCP state changes from inet_sock_set_state, attributed to the socket owner',
     programs: [{ name: 'handle_inet_sock_set_state', tracepoint: 'sock/inet_sock_set_state' }],
+  },
+  {
+    name: 'net_connect',
+    description: 'connect/accept/accept4 from libc uprobes, and from syscall tracepoints for callers that bypass libc',
+    programs: [
+      { name: 'handle_connect_enter', tracepoint: 'syscalls/sys_enter_connect' },
+      { name: 'handle_connect_exit', tracepoint: 'syscalls/sys_exit_connect' },
+      { name: 'handle_accept_enter', tracepoint: 'syscalls/sys_enter_accept', optional: true },
+      { name: 'handle_accept_exit', tracepoint: 'syscalls/sys_exit_accept', optional: true },
+      { name: 'handle_accept4_enter', tracepoint: 'syscalls/sys_enter_accept4', optional: true },
+      { name: 'handle_accept4_exit', tracepoint: 'syscalls/sys_exit_accept4', optional: true },
+      { name: 'rtev_libc_connect', uprobe: true },
+      { name: 'rtev_libc_accept', uprobe: true },
+      { name: 'rtev_libc_accept4', uprobe: true },
+      { name: 'rtev_libc_net_ret', uprobe: true },
+    ],
+  },
+  {
+    name: 'ssl_op',
+    description: 'OpenSSL SSL_read/SSL_write/SSL_read_ex/SSL_write_ex byte counts from uprobes (no plaintext)',
+    programs: [
+      { name: 'rtev_ssl_read', uprobe: true },
+      { name: 'rtev_ssl_write', uprobe: true },
+      { name: 'rtev_ssl_read_ex', uprobe: true },
+      { name: 'rtev_ssl_write_ex', uprobe: true },
+      { name: 'rtev_ssl_ret', uprobe: true },
+    ],
   },
 ];
 

@@ -85,7 +85,8 @@ export class BpfSession {
     }
     for (const spec of KERNEL_PROBES) {
       if (!probes.includes(spec.name)) continue;
-      if (session.#attachProbe(spec.programs.filter((p) => wanted.has(p.name)).map((p) => p.name), spec.name)) {
+      // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager)
+      if (session.#attachProbe(spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true).map((p) => p.name), spec.name)) {
         session.attachedProbes.push(spec.name);
       }
     }

@@ -10,6 +10,7 @@ import { Pipeline } from '../../ingest/pipeline';
 import { BTF_PATH, preflight } from '../../ingest/preflight';
 import { DEFAULT_PROBES, KERNEL_PROBES } from '../../ingest/probes';
 import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from '../../ingest/session';
+import { UprobeManager } from '../../ingest/uprobes';
 import type { Ledger } from '../../model/ledger';
 import { openOutput } from '../../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../../store/sink';
@@ -30,6 +31,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'include-path', kind: 'list', value: 'GLOB', help: 'record only file opens matching GLOB (repeatable)' },
   { name: 'exclude-path', kind: 'list', value: 'GLOB', help: 'do not record file opens matching GLOB (repeatable)' },
   { name: 'include-failed-opens', kind: 'flag', help: 'also record opens that failed (src ends with :failed:ERRNO)' },
+  { name: 'include-empty-ssl', kind: 'flag', help: 'also record SSL calls that transferred no bytes (ssl_op)' },
   { name: 'ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for file opens (default 16M; power of 2)' },
   { name: 'rare-ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for other events (default 4M; power of 2)' },
   { name: 'key', kind: 'string', value: 'FILE', help: 'Ed25519 private key to sign chunks with' },
@@ -58,6 +60,7 @@ interface CollectPlan {
   cgroups: bigint[];
   pathFilter: { include: string[]; exclude: string[] };
   recordFailedOpens: boolean;
+  recordEmptySsl: boolean;
   bulkRingBytes: number;
   rareRingBytes: number;
   quiet: boolean;
@@ -84,12 +87,18 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   for (const pid of plan.pids) session.traceProcess(pid, TRACE_SELF);
   for (const pid of plan.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
   session.setCgroupFilter(plan.cgroups);
+  const uprobes = new UprobeManager(session, plan.probes, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
+  uprobes.setRecordEmptySslCalls(plan.recordEmptySsl);
+  await uprobes.start();
 
   const producer = producerInfo(objectPath, plan, session.attachedProbes);
   let pipeline: Pipeline | undefined;
   const ledger = (): Ledger => buildLedger(session, pipeline);
   const sink = await openOutput(plan.output, { producer, ledger, notice: (m) => io.stderr.write(`rtev: ${m}\n`) });
-  pipeline = new Pipeline({ sink, pathFilter: new PathFilter(plan.pathFilter.include, plan.pathFilter.exclude) });
+  pipeline = new Pipeline({
+    sink, pathFilter: new PathFilter(plan.pathFilter.include, plan.pathFilter.exclude),
+    onRecord: (r) => { if (r.event.type === 'process_exec') uprobes.onExec(r.pid); },
+  });
   const activePipeline = pipeline;
   let sinkError: unknown;
   session.startRings((_ring, batch, used) => {
@@ -129,6 +138,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const exitCode = childExit ? await childExit : ExitCode.OK;
 
   // detach, then drain: every record submitted before detaching reaches the sink
+  uprobes.close();
   session.detachAll();
   await session.drain();
   await activePipeline.idle();
@@ -139,6 +149,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   if (sinkError !== undefined) throw sinkError;
   await sink.close(finalLedger);
   if (!plan.quiet) io.stderr.write(summaryLine(finalLedger, sink, Date.now() - started, plan.output) + '\n');
+  if (!plan.quiet && uprobes.active) io.stderr.write(`rtev: uprobes: ${JSON.stringify(uprobes.stats())}\n`);
   return exitCode;
 }
 
@@ -167,6 +178,7 @@ function planFromArgs(args: string[]): CollectPlan {
     cgroups: (parsed.lists.get('cgroup') ?? []).map(cgroupId),
     pathFilter: { include: parsed.lists.get('include-path') ?? [], exclude: parsed.lists.get('exclude-path') ?? [] },
     recordFailedOpens: parsed.flags.has('include-failed-opens'),
+    recordEmptySsl: parsed.flags.has('include-empty-ssl'),
     bulkRingBytes: ringSize(parsed.values.get('ring-size'), 16 << 20, 'ring-size'),
     rareRingBytes: ringSize(parsed.values.get('rare-ring-size'), 4 << 20, 'rare-ring-size'),
     quiet: parsed.flags.has('quiet'),

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * net_connect: connect, accept and accept4, from two hooks that never report
+ * the same call twice (docs/probes-network.md):
+ *
+ *  - libc uprobes (NET_HOOK_LIBC): the entry program marks the thread in
+ *    net_libc_calls; the syscall tracepoints see the mark and leave the call to
+ *    the libc path, only copying the syscall's return value (-errno) into the
+ *    mark, because libc returns -1 and leaves the errno in thread-local storage;
+ *    the return program emits the record and clears the mark.
+ *  - syscall tracepoints (NET_HOOK_SYSCALL): every call not made through a
+ *    probed libc (static binaries, Go, raw syscall(2), libcs not attached yet).
+ *
+ * A mark whose syscall already completed, seen again at a syscall entry, is
+ * stale (its uretprobe never ran, e.g. a thread cancelled inside accept): the
+ * new call goes to the syscall path.
+ *
+ * The address is read at return: for connect, from the caller's sockaddr; for
+ * accept, from the peer address the kernel wrote (or, when the caller passed
+ * NULL, from the accepted socket). Only AF_INET/AF_INET6 give records; other
+ * families (AF_UNIX, AF_NETLINK, ...) count as COUNTER_SKIPPED.
+ */
+#include "common.h"
+
+struct net_call {
+	__u64 addr;     /* user sockaddr pointer */
+	__s64 sys_ret;  /* the syscall's return value, when sys_done */
+	__u32 fd;
+	__u8 op;        /* enum net_op */
+	__u8 sys_seen;  /* the syscall entered under this libc call */
+	__u8 sys_done;  /* the syscall returned under this libc call */
+	__u8 _pad;
+};
+
+/* thread (pid_tgid) -> call in progress through libc */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct net_call);
+} net_libc_calls SEC(".maps");
+
+/* thread -> call in progress seen only by the syscall tracepoints */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct net_call);
+} net_sys_calls SEC(".maps");
+
+struct rtev_sockaddr {
+	__u16 family;
+	__u16 port; /* network order */
+	union {
+		__u32 v4;
+		struct {
+			__u32 flowinfo;
+			__u8 v6[16];
+		};
+	};
+};
+
+static __always_inline __u16 net_ntohs(__u16 v)
+{
+	return (v >> 8) | (v << 8);
+}
+
+/* peer_from_socket fills e from the socket behind fd (accept with a NULL address). */
+static __always_inline bool peer_from_socket(struct evt_net_connect *e, __s64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return false;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return false;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return false;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->family = family;
+	e->port = net_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		__u32 v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->addr, &v4, 4);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	return true;
+}
+
+static __always_inline void net_emit(struct net_call *c, __s64 ret, __u8 hook)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct evt_net_connect *e = (struct evt_net_connect *)s->rec;
+	__builtin_memset(e, 0, sizeof(*e));
+
+	bool have = false;
+	/* a failed accept has no peer; a failed connect still names its target */
+	if (c->op == NET_OP_CONNECT || ret >= 0) {
+		struct rtev_sockaddr sa = {};
+		if (c->addr && bpf_probe_read_user(&sa, sizeof(sa), (void *)c->addr) == 0 && sa.family != 0) {
+			e->family = sa.family;
+			e->port = net_ntohs(sa.port);
+			if (sa.family == AF_INET)
+				__builtin_memcpy(e->addr, &sa.v4, 4);
+			else if (sa.family == AF_INET6)
+				__builtin_memcpy(e->addr, sa.v6, 16);
+			have = true;
+		} else if (c->op != NET_OP_CONNECT) {
+			have = peer_from_socket(e, ret);
+		}
+	}
+	if (!have || (e->family != AF_INET && e->family != AF_INET6)) {
+		count(PROBE_NET_CONNECT, COUNTER_SKIPPED);
+		return;
+	}
+	fill_header(&e->hdr, EVT_NET_CONNECT);
+	e->hdr.size = sizeof(*e);
+	e->ret = ret;
+	e->fd = c->fd;
+	e->op = c->op;
+	e->hook = hook;
+	emit_rare(e, sizeof(*e), PROBE_NET_CONNECT);
+}
+
+/* --- libc uprobes ---------------------------------------------------------- */
+
+static __always_inline void libc_enter(__u8 op, __u64 fd, __u64 addr)
+{
+	if (current_filtered_out()) {
+		count(PROBE_NET_CONNECT, COUNTER_FILTERED);
+		return;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	struct net_call c = { .addr = addr, .fd = (__u32)fd, .op = op };
+	bpf_map_update_elem(&net_libc_calls, &id, &c, BPF_ANY);
+}
+
+static __always_inline void libc_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct net_call *stashed = bpf_map_lookup_elem(&net_libc_calls, &id);
+	if (!stashed)
+		return;
+	struct net_call c = *stashed;
+	bpf_map_delete_elem(&net_libc_calls, &id);
+	/* libc gives -1 and an errno we cannot reach: take the syscall's -errno */
+	__s64 r = c.sys_done ? c.sys_ret : ret;
+	net_emit(&c, r, NET_HOOK_LIBC);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rtev_libc_connect, int fd, void *addr)
+{
+	libc_enter(NET_OP_CONNECT, fd, (__u64)addr);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rtev_libc_accept, int fd, void *addr)
+{
+	libc_enter(NET_OP_ACCEPT, fd, (__u64)addr);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rtev_libc_accept4, int fd, void *addr)
+{
+	libc_enter(NET_OP_ACCEPT4, fd, (__u64)addr);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(rtev_libc_net_ret, long ret)
+{
+	libc_exit(ret);
+	return 0;
+}
+
+/* --- syscall tracepoints --------------------------------------------------- */
+
+static __always_inline void sys_enter(__u8 op, __u64 fd, __u64 addr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct net_call *libc = bpf_map_lookup_elem(&net_libc_calls, &id);
+	if (libc) {
+		if (!libc->sys_seen) {
+			libc->sys_seen = 1; /* the libc path reports this call */
+			return;
+		}
+		bpf_map_delete_elem(&net_libc_calls, &id); /* stale mark */
+	}
+	if (current_filtered_out()) {
+		count(PROBE_NET_CONNECT, COUNTER_FILTERED);
+		return;
+	}
+	struct net_call c = { .addr = addr, .fd = (__u32)fd, .op = op };
+	bpf_map_update_elem(&net_sys_calls, &id, &c, BPF_ANY);
+}
+
+static __always_inline void sys_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct net_call *libc = bpf_map_lookup_elem(&net_libc_calls, &id);
+	if (libc && libc->sys_seen && !libc->sys_done) {
+		libc->sys_ret = ret;
+		libc->sys_done = 1;
+		return;
+	}
+	struct net_call *stashed = bpf_map_lookup_elem(&net_sys_calls, &id);
+	if (!stashed)
+		return;
+	struct net_call c = *stashed;
+	bpf_map_delete_elem(&net_sys_calls, &id);
+	net_emit(&c, ret, NET_HOOK_SYSCALL);
+}
+
+SEC("tp/syscalls/sys_enter_connect")
+int handle_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter(NET_OP_CONNECT, ctx->args[0], ctx->args[1]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_connect")
+int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	sys_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_accept")
+int handle_accept_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter(NET_OP_ACCEPT, ctx->args[0], ctx->args[1]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept")
+int handle_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	sys_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_accept4")
+int handle_accept4_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter(NET_OP_ACCEPT4, ctx->args[0], ctx->args[1]);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept4")
+int handle_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	sys_exit(ctx->ret);
+	return 0;
+}

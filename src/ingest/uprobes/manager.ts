@@ -1,0 +1,308 @@
+import * as fs from 'node:fs';
+import type { ProbeName } from '../../decode/layout';
+import type { BpfSession } from '../session';
+import {
+  HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets,
+  type Candidate, type LibraryKind, type ProbeTarget,
+} from './libraries';
+
+/** Bounds (docs/probes-network.md, "bounds"). */
+export interface UprobeLimits {
+  /** distinct files (device+inode) with probes attached */
+  maxFiles: number;
+  /** distinct files inspected for symbols (attached or not) */
+  maxInspected: number;
+  /** processes scanned at start */
+  maxStartupProcesses: number;
+  /** exec'd processes waiting for their maps to be read */
+  maxPending: number;
+  /** delays after exec at which the new process's maps are read (ld.so maps libraries meanwhile) */
+  execRetryMs: number[];
+  /** period of the /proc rescan for processes the exec hook did not report */
+  rescanMs: number;
+}
+
+export const DEFAULT_UPROBE_LIMITS: UprobeLimits = {
+  maxFiles: 256,
+  maxInspected: 4096,
+  maxStartupProcesses: 8192,
+  maxPending: 1024,
+  execRetryMs: [5, 30, 100],
+  rescanMs: 2000,
+};
+
+export interface UprobeStats {
+  /** files with probes attached, by kind */
+  filesAttached: Record<LibraryKind, number>;
+  /** uprobe links (entry + return per function) */
+  links: number;
+  /** files not attached because maxFiles was reached */
+  filesOverLimit: number;
+  /** files inspected but without any target symbol (e.g. BoringSSL without symbols) */
+  filesWithoutSymbols: number;
+  /** files whose attach failed (unreadable, not ELF, kernel refused) */
+  attachFailures: number;
+  /** processes whose maps were read */
+  processesScanned: number;
+  /** processes with a libc/libssl we could not probe, or whose maps could not be read */
+  processesUncovered: number;
+  /** exec notifications dropped because too many were pending */
+  execsDropped: number;
+}
+
+interface FileState {
+  kind: LibraryKind;
+  path: string;
+  status: 'attached' | 'failed' | 'nosym' | 'over_limit';
+  links: number[];
+}
+
+export type Warn = (message: string) => void;
+
+/**
+ * UprobeManager attaches the net_connect libc uprobes and the ssl_op OpenSSL uprobes to every
+ * libc/libssl that processes map (host and containers, through /proc/PID/root), once per
+ * distinct file (device+inode), within fixed bounds. It learns about libraries at start
+ * (host locations and a bounded /proc scan), after each exec (onExec), and from a periodic
+ * rescan of new pids. close() detaches everything.
+ */
+export class UprobeManager {
+  readonly #session: BpfSession;
+  readonly #warn: Warn;
+  readonly #limits: UprobeLimits;
+  readonly #wantLibc: boolean;
+  readonly #wantSsl: boolean;
+  readonly #files = new Map<string, FileState>();
+  readonly #uncovered = new Set<number>();
+  readonly #pending = new Set<number>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #knownPids = new Set<number>();
+  #rescan: NodeJS.Timeout | undefined;
+  #closed = false;
+  #warnedLimit = false;
+  readonly #stats: UprobeStats = {
+    filesAttached: { libc: 0, libssl: 0, exe: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
+    attachFailures: 0, processesScanned: 0, processesUncovered: 0, execsDropped: 0,
+  };
+
+  constructor(session: BpfSession, probes: ProbeName[], warn: Warn, limits: Partial<UprobeLimits> = {}) {
+    this.#session = session;
+    this.#warn = warn;
+    this.#limits = { ...DEFAULT_UPROBE_LIMITS, ...limits };
+    // the libc uprobes need the syscall tracepoints (they supply the errno and the dedup mark)
+    this.#wantLibc = probes.includes('net_connect') && session.attachedProbes.includes('net_connect');
+    this.#wantSsl = probes.includes('ssl_op');
+  }
+
+  get active(): boolean {
+    return this.#wantLibc || this.#wantSsl;
+  }
+
+  /** setRecordEmptySslCalls makes calls that transferred nothing give records too. */
+  setRecordEmptySslCalls(on: boolean): void {
+    if (!this.#wantSsl) return;
+    const key = Buffer.alloc(4);
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(on ? 1 : 0);
+    this.#session.native.mapUpdate(this.#session.handle, 'ssl_tun', key, value);
+  }
+
+  /** start attaches to the host libraries and to those of the processes already running. */
+  async start(): Promise<void> {
+    if (!this.active) return;
+    for (const file of HOST_LIBRARIES) {
+      const kind = classify(file);
+      if (kind === undefined) continue;
+      let st: fs.BigIntStats;
+      try {
+        st = fs.statSync(file, { bigint: true });
+      } catch {
+        continue;
+      }
+      this.#consider({ key: keyOfStat(st), kind, path: file }, file);
+    }
+    const pids = listPids();
+    let scanned = 0;
+    for (const pid of pids) {
+      if (pid === process.pid) continue;
+      if (++scanned > this.#limits.maxStartupProcesses) break;
+      this.#scanProcess(pid);
+      // yield now and then so a host with many processes does not stall the ring consumer
+      if (scanned % 256 === 0) await new Promise((r) => setImmediate(r));
+    }
+    this.#knownPids = new Set(pids);
+    if (this.#wantSsl && this.#kindCount('libssl') + this.#kindCount('exe') === 0) {
+      this.#warn('ssl_op: no OpenSSL library (libssl.so.3/1.1) found: the probe waits until a process maps one');
+    }
+    if (this.#wantLibc && this.#kindCount('libc') === 0) {
+      this.#warn('net_connect: no libc found for uprobes: connects are recorded from the syscall tracepoints only');
+    }
+    this.#rescan = setInterval(() => this.#rescanNewPids(), this.#limits.rescanMs);
+    this.#rescan.unref();
+  }
+
+  /** onExec schedules reading a freshly exec'd process's maps (its libraries appear as ld.so maps them). */
+  onExec(pid: number): void {
+    if (!this.active || this.#closed || pid === process.pid) return;
+    if (this.#pending.has(pid)) return;
+    if (this.#pending.size >= this.#limits.maxPending) {
+      this.#stats.execsDropped++;
+      return;
+    }
+    this.#pending.add(pid);
+    const delays = this.#limits.execRetryMs;
+    delays.forEach((delay, i) => {
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        if (this.#closed) return;
+        const last = i === delays.length - 1;
+        this.#scanProcess(pid, !last);
+        if (last) this.#pending.delete(pid);
+      }, delay);
+      t.unref();
+      this.#timers.add(t);
+    });
+  }
+
+  stats(): UprobeStats {
+    return { ...this.#stats, filesAttached: { ...this.#stats.filesAttached }, processesUncovered: this.#uncovered.size };
+  }
+
+  /** files lists the inspected files and what became of them (for tests and --verbose). */
+  files(): { key: string; kind: LibraryKind; path: string; status: string; links: number }[] {
+    return [...this.#files].map(([key, f]) => ({ key, kind: f.kind, path: f.path, status: f.status, links: f.links.length }));
+  }
+
+  /** close detaches every uprobe; call before session.detachAll(). */
+  close(): void {
+    this.#closed = true;
+    if (this.#rescan) clearInterval(this.#rescan);
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const f of this.#files.values()) {
+      for (const link of f.links.splice(0)) this.#session.native.detach(this.#session.handle, link);
+    }
+  }
+
+  #kindCount(kind: LibraryKind): number {
+    return this.#stats.filesAttached[kind];
+  }
+
+  #rescanNewPids(): void {
+    if (this.#closed) return;
+    const pids = listPids();
+    const next = new Set(pids);
+    let n = 0;
+    for (const pid of pids) {
+      if (this.#knownPids.has(pid) || pid === process.pid) continue;
+      if (++n > this.#limits.maxStartupProcesses) break;
+      this.#scanProcess(pid);
+    }
+    for (const pid of this.#uncovered) if (!next.has(pid)) this.#uncovered.delete(pid);
+    this.#knownPids = next;
+    this.#stats.processesUncovered = this.#uncovered.size;
+  }
+
+  /** scanProcess reads one process's maps; `early` scans do not count a failure (retried later). */
+  #scanProcess(pid: number, early = false): void {
+    const candidates = candidatesOf(pid);
+    if (candidates === undefined) {
+      if (!early && fs.existsSync(`/proc/${pid}`)) this.#markUncovered(pid);
+      return;
+    }
+    if (!early) this.#stats.processesScanned++;
+    let covered = true;
+    for (const c of candidates) {
+      const ok = this.#consider(c, `/proc/${pid}/root${c.path}`);
+      if (ok === false && c.kind !== 'exe') covered = false;
+    }
+    if (!covered && !early) this.#markUncovered(pid);
+  }
+
+  #markUncovered(pid: number): void {
+    this.#uncovered.add(pid);
+    this.#stats.processesUncovered = this.#uncovered.size;
+  }
+
+  /** consider attaches to a file once; true: probed, false: should be but is not, undefined: not a target. */
+  #consider(c: Candidate, openPath: string): boolean | undefined {
+    const targets: ProbeTarget[] = c.kind === 'libc' ? (this.#wantLibc ? LIBC_TARGETS : []) : this.#wantSsl ? SSL_TARGETS : [];
+    if (targets.length === 0) return undefined;
+    const known = this.#files.get(c.key);
+    if (known !== undefined) {
+      if (known.status === 'attached') return true;
+      return known.kind === 'exe' ? undefined : false;
+    }
+    if (this.#files.size >= this.#limits.maxInspected) {
+      this.#stats.filesOverLimit++;
+      return false;
+    }
+    const state: FileState = { kind: c.kind, path: c.path, status: 'failed', links: [] };
+    this.#files.set(c.key, state);
+    // a host path is stable; a container's file is reached through the process's root
+    const attachPath = pickPath(c.path, openPath, c.key);
+    let offsets: Map<string, bigint>;
+    try {
+      offsets = resolveTargets(attachPath, targets);
+    } catch {
+      this.#stats.attachFailures++;
+      return c.kind === 'exe' ? undefined : false;
+    }
+    if (offsets.size === 0) {
+      state.status = 'nosym';
+      if (c.kind !== 'exe') this.#stats.filesWithoutSymbols++;
+      return c.kind === 'exe' ? undefined : false;
+    }
+    const attachedCount = this.#stats.filesAttached.libc + this.#stats.filesAttached.libssl + this.#stats.filesAttached.exe;
+    if (attachedCount >= this.#limits.maxFiles) {
+      state.status = 'over_limit';
+      this.#stats.filesOverLimit++;
+      if (!this.#warnedLimit) this.#warn(`uprobes: more than ${this.#limits.maxFiles} distinct libraries: further ones are not probed`);
+      this.#warnedLimit = true;
+      return false;
+    }
+    const { native, handle } = this.#session;
+    try {
+      for (const t of targets) {
+        const off = offsets.get(t.symbol);
+        if (off === undefined) continue; // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
+        state.links.push(native.attachUprobe(handle, t.entry, false, -1, attachPath, off, 0n));
+        state.links.push(native.attachUprobe(handle, t.ret, true, -1, attachPath, off, 0n));
+      }
+    } catch (err) {
+      for (const link of state.links.splice(0)) native.detach(handle, link);
+      this.#stats.attachFailures++;
+      this.#warn(`cannot attach uprobes to ${c.path} (${err instanceof Error ? err.message : String(err)})`);
+      return false;
+    }
+    state.status = 'attached';
+    this.#stats.filesAttached[c.kind]++;
+    this.#stats.links += state.links.length;
+    const probe: ProbeName = c.kind === 'libc' ? 'net_connect' : 'ssl_op';
+    if (!this.#session.attachedProbes.includes(probe)) this.#session.attachedProbes.push(probe);
+    return true;
+  }
+}
+
+/** pickPath prefers the path as is when it names the same file in our own mount namespace. */
+function pickPath(inProcess: string, viaRoot: string, key: string): string {
+  if (inProcess === viaRoot) return inProcess;
+  try {
+    if (keyOfStat(fs.statSync(inProcess, { bigint: true })) === key) return inProcess;
+  } catch {
+    // not visible from here: a container's file
+  }
+  return viaRoot;
+}
+
+function listPids(): number[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const n of names) if (/^\d+$/.test(n)) out.push(Number(n));
+  return out;
+}
