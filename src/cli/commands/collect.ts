@@ -81,15 +81,15 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   };
   const session = BpfSession.open(objectPath, kernelConfig, plan.probes, plan.verbose);
   for (const warning of session.warnings) io.stderr.write(`rtev: warning: ${warning}\n`);
-  if (session.attachedProbes.length === 0) {
-    throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
-  }
   for (const pid of plan.pids) session.traceProcess(pid, TRACE_SELF);
   for (const pid of plan.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
   session.setCgroupFilter(plan.cgroups);
   const uprobes = new UprobeManager(session, plan.probes, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
   uprobes.setRecordEmptySslCalls(plan.recordEmptySsl);
   await uprobes.start();
+  if (session.attachedProbes.length === 0) {
+    throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
+  }
 
   const producer = producerInfo(objectPath, plan, session.attachedProbes);
   let pipeline: Pipeline | undefined;
