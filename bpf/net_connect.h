@@ -65,21 +65,41 @@ static __always_inline __u16 net_ntohs(__u16 v)
 	return (v >> 8) | (v << 8);
 }
 
-/* peer_from_socket fills e from the socket behind fd (accept with a NULL address). */
-static __always_inline bool peer_from_socket(struct evt_net_connect *e, __s64 fd)
+#define EINPROGRESS 115
+#define TCP_SYN_SENT_ 2
+#define TCP_ESTABLISHED_ 1
+#define TCP_CLOSE_ 7
+
+/* Non-blocking TCP connects that returned EINPROGRESS: the record waits here,
+ * keyed by struct sock *, until the handshake ends (inet_sock_set_state). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct evt_net_connect);
+} net_pending SEC(".maps");
+
+/* sock_of_fd: the struct sock behind a descriptor of the current task. */
+static __always_inline struct sock *sock_of_fd(__s64 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return false;
+		return NULL;
 	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *file = NULL;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return false;
+		return NULL;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
-		return false;
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* peer_from_socket fills e from the socket behind fd (accept with a NULL address). */
+static __always_inline bool peer_from_socket(struct evt_net_connect *e, __s64 fd)
+{
+	struct sock *sk = sock_of_fd(fd);
 	if (!sk)
 		return false;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -128,7 +148,67 @@ static __always_inline void net_emit(struct net_call *c, __s64 ret, __u8 hook)
 	e->fd = c->fd;
 	e->op = c->op;
 	e->hook = hook;
+	if (c->op == NET_OP_CONNECT && ret == -EINPROGRESS) {
+		/* a TCP handshake in progress: report its outcome, not "in progress" */
+		struct sock *sk = sock_of_fd(c->fd);
+		if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
+			__u64 key = (__u64)sk;
+			/* on loopback the handshake often ends before connect returns */
+			if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT_ &&
+			    bpf_map_update_elem(&net_pending, &key, e, BPF_ANY) == 0) {
+				/* still in SYN_SENT after the insert: the state change will emit */
+				if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT_)
+					return;
+				/* it ended meanwhile: whoever deletes the entry emits it */
+				if (bpf_map_delete_elem(&net_pending, &key) != 0)
+					return;
+			}
+			__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+			if (state == TCP_ESTABLISHED_) {
+				e->ret = 0;
+			} else if (state == TCP_CLOSE_) {
+				int err = BPF_CORE_READ(sk, sk_err);
+				if (err > 0)
+					e->ret = -err;
+			}
+		}
+	}
 	emit_rare(e, sizeof(*e), PROBE_NET_CONNECT);
+}
+
+/* The end of a non-blocking connect's handshake: ESTABLISHED gives success,
+ * CLOSE gives the socket error (ECONNREFUSED, ETIMEDOUT, ...), or EINPROGRESS
+ * when the caller closed the socket first. The record keeps the header of the
+ * connect call (time, task). */
+SEC("tp/sock/inet_sock_set_state")
+int handle_connect_done(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 key = (__u64)ctx->skaddr;
+	if (ctx->newstate == TCP_SYN_SENT_) {
+		/* a new connect on this socket: an entry left from an earlier one is stale */
+		bpf_map_delete_elem(&net_pending, &key);
+		return 0;
+	}
+	if (ctx->oldstate != TCP_SYN_SENT_)
+		return 0;
+	struct evt_net_connect *pending = bpf_map_lookup_elem(&net_pending, &key);
+	if (!pending)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct evt_net_connect *e = (struct evt_net_connect *)s->rec;
+	__builtin_memcpy(e, pending, sizeof(*e));
+	bpf_map_delete_elem(&net_pending, &key);
+	if (ctx->newstate == TCP_ESTABLISHED_) {
+		e->ret = 0;
+	} else {
+		struct sock *sk = (struct sock *)ctx->skaddr;
+		int err = BPF_CORE_READ(sk, sk_err);
+		e->ret = err > 0 ? -err : -EINPROGRESS;
+	}
+	emit_rare(e, sizeof(*e), PROBE_NET_CONNECT);
+	return 0;
 }
 
 /* --- libc uprobes ---------------------------------------------------------- */

@@ -50,6 +50,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'handle_accept_exit', tracepoint: 'syscalls/sys_exit_accept', optional: true },
       { name: 'handle_accept4_enter', tracepoint: 'syscalls/sys_enter_accept4', optional: true },
       { name: 'handle_accept4_exit', tracepoint: 'syscalls/sys_exit_accept4', optional: true },
+      { name: 'handle_connect_done', tracepoint: 'sock/inet_sock_set_state', optional: true },
       { name: 'rtev_libc_connect', uprobe: true },
       { name: 'rtev_libc_accept', uprobe: true },
       { name: 'rtev_libc_accept4', uprobe: true },
