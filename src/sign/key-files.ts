@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RtevError } from '../errors';
+import { mkdirp } from '../store/fsio';
 import { generateSigningKey, parseSigningKey, parseVerifyKey, privateKeyPem, publicKeyPem, type SigningKey, type VerifyKey } from './keys';
 
 /**
@@ -61,7 +62,7 @@ export function loadOrCreateDefaultKey(dir: string = defaultKeyDir()): { key: Si
   const file = path.join(dir, DEFAULT_KEY_NAME);
   if (fs.existsSync(file) || isSymlink(file)) return { key: loadSigningKeyFile(file), file, created: false };
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirp(dir, 0o700);
   } catch (err) {
     throw new RtevError('CONFIG', `cannot create key directory ${dir}`, { cause: err, hint: 'pass --key FILE or set RTEV_KEY_DIR' });
   }

@@ -12,7 +12,7 @@ const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
 /** ensureEvidenceDir creates DIR (0700) or checks that an existing DIR is a real directory. */
 export function ensureEvidenceDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirp(dir, 0o700);
   } catch (err) {
     throw outputError(err, `cannot create evidence directory ${dir}`);
   }
@@ -23,6 +23,43 @@ export function ensureEvidenceDir(dir: string): void {
   if ((st.mode & 0o022) !== 0) {
     throw new RtevError('OUTPUT', `evidence directory ${dir} is writable by group or others`, { hint: `chmod 700 ${dir}` });
   }
+}
+
+/**
+ * mkdirp creates DIR and its missing parents. (Node 20's `mkdirSync(dir, { recursive: true })`
+ * spins forever on some pseudo file systems, e.g. under /proc, so the walk is done here.)
+ */
+export function mkdirp(dir: string, mode: number): void {
+  const missing: string[] = [];
+  for (let cur = path.resolve(dir); lstatMaybe(cur) === undefined; ) {
+    missing.push(cur);
+    const up = path.dirname(cur);
+    if (up === cur) break;
+    cur = up;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/**
+ * makeDirectories is mkdir -p without fs.mkdirSync's recursive mode, which loops forever
+ * under /proc on Node 20 (seen with --out /proc/x).
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  let current = path.resolve(dir);
+  while (!fs.existsSync(current)) {
+    missing.unshift(current);
+    const parent = path.dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
 }
 
 /** createExclusive opens a new file for writing; it fails if the name exists in any form. */
