@@ -62,7 +62,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
 export function reportError(err: unknown, io: CliIO): number {
   if (err instanceof RtevError) {
     io.stderr.write(`rtev: ${errorMessage(err)}\n`);
-    if (err.hint !== undefined) io.stderr.write(`  fix: ${err.hint}\n`);
+    const hint = err.hint ?? DEFAULT_HINTS[err.code];
+    if (hint !== undefined) io.stderr.write(`  fix: ${hint}\n`);
     return exitCodeFor(err.code);
   }
   io.stderr.write(`rtev: internal error: ${errorMessage(err)}\n`);
@@ -70,6 +71,12 @@ export function reportError(err: unknown, io: CliIO): number {
   else io.stderr.write('  (set RTEV_DEBUG=1 for a stack trace, and please report it)\n');
   return ExitCode.FAILURE;
 }
+
+const DEFAULT_HINTS: Record<string, string> = {
+  OUTPUT: 'choose a directory you can write with --out DIR',
+  DISK_FULL: 'free space on the output device, or choose another --out directory',
+  CONFIG: "fix the config file; options are the long names of 'rtev collect --help'",
+};
 
 const ENVIRONMENT_CODES = new Set(['PRIVILEGES', 'NO_BTF', 'NO_TRACEFS', 'KERNEL', 'ADDON_LOAD', 'BPF_LOAD', 'BPF_ATTACH']);
 const OUTPUT_CODES = new Set(['OUTPUT', 'DISK_FULL']);

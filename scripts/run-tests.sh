@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test tier. Kernel and end-to-end tiers need root; in CI (CI=true) they
+# must run, so a non-root CI run fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export RTEV_REPO="$PWD"
+status=0
+run() { echo "== $1"; shift; "$@" || status=1; }
+
+run "unit tests" node --test --test-reporter=spec dist/test/unit/
+if [ "$(id -u)" -eq 0 ]; then
+  mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || true
+  if compgen -G "dist/test/kernel/*.test.js" >/dev/null; then
+    run "kernel tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/
+  fi
+  if compgen -G "dist/test/e2e/*.test.js" >/dev/null; then
+    run "end-to-end tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/
+  fi
+else
+  if [ "${CI:-}" = "true" ]; then
+    echo "kernel and end-to-end tests need root, and CI must run them: run CI as root" >&2
+    exit 1
+  fi
+  echo "== kernel and end-to-end tests skipped: they need root (run 'sudo make test')"
+fi
+exit $status
