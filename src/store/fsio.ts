@@ -46,22 +46,6 @@ export function mkdirp(dir: string, mode: number): void {
   }
 }
 
-/**
- * makeDirectories is mkdir -p without fs.mkdirSync's recursive mode, which loops forever
- * under /proc on Node 20 (seen with --out /proc/x).
- */
-function makeDirectories(dir: string): void {
-  const missing: string[] = [];
-  let current = path.resolve(dir);
-  while (!fs.existsSync(current)) {
-    missing.unshift(current);
-    const parent = path.dirname(current);
-    if (parent === current) break;
-    current = parent;
-  }
-  for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
-}
-
 /** createExclusive opens a new file for writing; it fails if the name exists in any form. */
 export function createExclusive(file: string): number {
   try {
