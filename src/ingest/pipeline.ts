@@ -26,6 +26,8 @@ export interface PipelineOptions {
   buildFunctionCall?: FunctionCallBuilder;
   /** called with every decoded record before filtering (e.g. process_exec feeds the uprobe manager) */
   onRecord?: (record: EvidenceRecord) => void;
+  /** --host-only: drop records attributed to a container (one started since the last filter refresh) */
+  dropContainerRecords?: boolean;
 }
 
 interface Held {
@@ -45,7 +47,8 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord'>> & Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord'>;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords'>> &
+    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords'>;
   readonly #held: Held[] = [];
   #draining = false;
   #waiters: (() => void)[] = [];
@@ -140,6 +143,10 @@ export class Pipeline {
   }
 
   #write(record: EvidenceRecord, probe: ProbeName): void {
+    if (this.#o.dropContainerRecords === true && record.container_id !== undefined) {
+      this.user[probe].filtered++;
+      return;
+    }
     this.#o.sink.write(encodeRecord(record), { type: record.event.type, tsNs: record.ts_ns, probe });
     this.user[probe].written++;
   }

@@ -11,6 +11,7 @@ import { BTF_PATH, preflight } from '../../ingest/preflight';
 import { DEFAULT_PROBES, KERNEL_PROBES } from '../../ingest/probes';
 import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from '../../ingest/session';
 import { UprobeManager } from '../../ingest/uprobes';
+import { Enricher, isEmptySelector, validateSelector, type CgroupSelection, type ContainerSelector, type EnricherOptions } from '../../enrich';
 import type { Ledger } from '../../model/ledger';
 import { openOutput } from '../../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../../store/sink';
@@ -30,6 +31,14 @@ const OPTIONS: OptionSpec[] = [
   { name: 'cgroup', kind: 'list', value: 'PATH|ID', help: 'only processes in this cgroup v2 (repeatable)' },
   { name: 'include-path', kind: 'list', value: 'GLOB', help: 'record only file opens matching GLOB (repeatable)' },
   { name: 'exclude-path', kind: 'list', value: 'GLOB', help: 'do not record file opens matching GLOB (repeatable)' },
+  { name: 'container', kind: 'list', value: 'ID|NAME', help: 'only this container (id, id prefix or name; repeatable)' },
+  { name: 'image', kind: 'list', value: 'DIGEST', help: 'only containers of this image (sha256:...; repeatable)' },
+  { name: 'containers-only', kind: 'flag', help: 'only processes in containers' },
+  { name: 'host-only', kind: 'flag', help: 'only processes outside containers' },
+  { name: 'no-enrich', kind: 'flag', help: 'do not add container_id and image_digest' },
+  { name: 'docker-socket', kind: 'string', value: 'PATH', help: 'Docker API socket (default /var/run/docker.sock)' },
+  { name: 'containerd-socket', kind: 'string', value: 'PATH', help: 'containerd socket (default /run/containerd/containerd.sock)' },
+  { name: 'storage-root', kind: 'list', value: 'DIR', help: 'containers-storage root for podman/CRI-O (default /var/lib/containers/storage)' },
   { name: 'include-failed-opens', kind: 'flag', help: 'also record opens that failed (src ends with :failed:ERRNO)' },
   { name: 'include-empty-ssl', kind: 'flag', help: 'also record SSL calls that transferred no bytes (ssl_op)' },
   { name: 'ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for file opens (default 16M; power of 2)' },
@@ -61,6 +70,9 @@ interface CollectPlan {
   pathFilter: { include: string[]; exclude: string[] };
   recordFailedOpens: boolean;
   recordEmptySsl: boolean;
+  containers: ContainerSelector;
+  enrich: boolean;
+  enricherOptions: EnricherOptions;
   bulkRingBytes: number;
   rareRingBytes: number;
   quiet: boolean;
@@ -74,7 +86,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const kernelConfig: KernelConfig = {
     selfTgid: process.pid,
     filterPids: plan.pids.length + plan.trees.length > 0 || plan.command.length > 0,
-    cgroupFilter: plan.cgroups.length > 0 ? 'allow' : 'off',
+    cgroupFilter: plan.cgroups.length > 0 ? 'allow' : isEmptySelector(plan.containers) ? 'off' : plan.containers.hostOnly ? 'deny' : 'allow',
     recordFailedOpens: plan.recordFailedOpens,
     bulkRingBytes: plan.bulkRingBytes,
     rareRingBytes: plan.rareRingBytes,
@@ -84,6 +96,10 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   for (const pid of plan.pids) session.traceProcess(pid, TRACE_SELF);
   for (const pid of plan.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
   session.setCgroupFilter(plan.cgroups);
+  const enricher = plan.enrich || !isEmptySelector(plan.containers)
+    ? new Enricher({ ...plan.enricherOptions, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })
+    : undefined;
+  const containerWatch = enricher ? await selectContainers(enricher, plan.containers, session, io) : undefined;
   const uprobes = new UprobeManager(session, plan.probes, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
   uprobes.setRecordEmptySslCalls(plan.recordEmptySsl);
   await uprobes.start();
@@ -98,6 +114,8 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   pipeline = new Pipeline({
     sink, pathFilter: new PathFilter(plan.pathFilter.include, plan.pathFilter.exclude),
     onRecord: (r) => { if (r.event.type === 'process_exec') uprobes.onExec(r.pid); },
+    ...(enricher && plan.enrich ? { containers: enricher } : {}),
+    dropContainerRecords: plan.containers.hostOnly === true,
   });
   const activePipeline = pipeline;
   let sinkError: unknown;
@@ -139,9 +157,11 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
 
   // detach, then drain: every record submitted before detaching reaches the sink
   uprobes.close();
+  containerWatch?.close();
   session.detachAll();
   await session.drain();
   await activePipeline.idle();
+  enricher?.close();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   const finalLedger = ledger();
@@ -149,6 +169,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   if (sinkError !== undefined) throw sinkError;
   await sink.close(finalLedger);
   if (!plan.quiet) io.stderr.write(summaryLine(finalLedger, sink, Date.now() - started, plan.output) + '\n');
+  if (!plan.quiet && enricher && plan.enrich) io.stderr.write(enrichmentLine(enricher, activePipeline) + '\n');
   if (!plan.quiet && uprobes.active) io.stderr.write(`rtev: uprobes: ${JSON.stringify(uprobes.stats())}\n`);
   return exitCode;
 }
@@ -179,11 +200,67 @@ function planFromArgs(args: string[]): CollectPlan {
     pathFilter: { include: parsed.lists.get('include-path') ?? [], exclude: parsed.lists.get('exclude-path') ?? [] },
     recordFailedOpens: parsed.flags.has('include-failed-opens'),
     recordEmptySsl: parsed.flags.has('include-empty-ssl'),
+    containers: containerSelector(parsed, (parsed.lists.get('cgroup') ?? []).length > 0),
+    enrich: !parsed.flags.has('no-enrich'),
+    enricherOptions: enricherOptions(parsed),
     bulkRingBytes: ringSize(parsed.values.get('ring-size'), 16 << 20, 'ring-size'),
     rareRingBytes: ringSize(parsed.values.get('rare-ring-size'), 4 << 20, 'rare-ring-size'),
     quiet: parsed.flags.has('quiet'),
     verbose: parsed.flags.has('verbose'),
   };
+}
+
+function containerSelector(parsed: ParsedArgs, cgroupFilter: boolean): ContainerSelector {
+  const selector: ContainerSelector = {};
+  const containers = parsed.lists.get('container');
+  const images = parsed.lists.get('image');
+  if (containers) selector.containers = containers;
+  if (images) selector.images = images;
+  if (parsed.flags.has('containers-only')) selector.containersOnly = true;
+  if (parsed.flags.has('host-only')) selector.hostOnly = true;
+  try {
+    validateSelector(selector);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (cgroupFilter && !isEmptySelector(selector)) throw new UsageError('--cgroup cannot be combined with container selection');
+  return selector;
+}
+
+function enricherOptions(parsed: ParsedArgs): EnricherOptions {
+  const options: EnricherOptions = {};
+  setIf(parsed, 'docker-socket', (v) => { options.dockerSocket = v; });
+  setIf(parsed, 'containerd-socket', (v) => { options.containerdSocket = v; });
+  const roots = parsed.lists.get('storage-root');
+  if (roots) options.storageRoots = roots;
+  return options;
+}
+
+/**
+ * selectContainers pushes the container selection into the kernel's cgroup filter before
+ * collection starts, then keeps it current so containers started later are picked up.
+ */
+async function selectContainers(enricher: Enricher, selector: ContainerSelector, session: BpfSession, io: CliIO): Promise<{ close(): void } | undefined> {
+  if (isEmptySelector(selector)) return enricher.watchSelection({}, () => {}, { intervalMs: 2000 });
+  let current: bigint[] = [];
+  const apply = (selection: CgroupSelection): void => {
+    session.setCgroupFilter(selection.cgroupIds, current);
+    current = selection.cgroupIds;
+  };
+  const first = await enricher.selectCgroups(selector);
+  apply(first);
+  for (const entry of first.unmatched) io.stderr.write(`rtev: warning: no running container matches '${entry}' yet; it is picked up when it starts\n`);
+  return enricher.watchSelection(selector, apply, {
+    intervalMs: 1000,
+    onError: (err) => io.stderr.write(`rtev: warning: container selection not refreshed: ${err instanceof Error ? err.message : String(err)}\n`),
+  });
+}
+
+function enrichmentLine(enricher: Enricher, pipeline: Pipeline): string {
+  const c = enricher.counters();
+  const errors = Object.entries(c.errors).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `rtev: containers: ${c.resolved} resolved, ${c.resolvedNoDigest} without image digest, ${c.unresolved} unresolved cgroups; ` +
+    `${pipeline.unattributed} records written before attribution finished${errors ? `; errors: ${errors}` : ''}`;
 }
 
 function setIf(parsed: ParsedArgs, name: string, apply: (value: string) => void): void {
