@@ -4,17 +4,17 @@ import * as path from 'node:path';
 import { RtevError } from '../errors';
 import type { Ledger } from '../model/ledger';
 import type { EventType } from '../model/record';
-import { serializeEnvelope, signEnvelope } from '../sign/envelope';
+import { Worker } from 'node:worker_threads';
 import type { SigningKey } from '../sign/keys';
-import { CHUNK_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from '../sign/statement';
-import { createExclusive, fsyncAsync, fsyncDir, outputError, renameNew, writeAll, writeFileAtomic } from './fsio';
+import type { SealJob } from './chain-sealer';
+import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
-import { chunkName, envelopeName, PARTIAL_SUFFIX, UNRECORDED_SUFFIX } from './layout';
-import { emptyByType, ledgerWindow, predicateValue, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
-import type { ChainState, SealedChunk } from './recovery';
-import { chooseRemovals, removeChunks, writeCheckpoint, type RetentionLimits } from './retention';
+import { chunkName, PARTIAL_SUFFIX } from './layout';
+import { emptyByType, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
+import type { ChainState } from './recovery';
+import type { RetentionLimits } from './retention';
+import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { LineInfo, ProducerInfo, RecordSink } from './sink';
-import { sha256Hex } from './statement-read';
 
 /** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
 export const DEFAULT_CHUNK_MAX_BYTES = 16 * 1024 * 1024;
@@ -63,14 +63,13 @@ interface OpenChunk {
  */
 export class ChunkSink implements RecordSink {
   readonly #c: ChunkSinkConfig;
-  #chainId: string;
+  readonly #chainId: string;
   readonly #runId: string;
   #runIndex = 0;
   #nextSeq: number;
-  #prevEnvelope: string | null;
   #restart: RestartRecord | null;
-  #unrecorded: string[];
-  readonly #sealed: SealedChunk[];
+  readonly #worker: Worker;
+  readonly #cell: FailureCell;
   readonly #host;
   readonly #producer;
   #chunk: OpenChunk | undefined;
@@ -79,10 +78,8 @@ export class ChunkSink implements RecordSink {
   #totalBytes = 0;
   readonly #cumulative = new Map<string, bigint>();
   #windowStart: Map<string, ProbeTotals> = new Map();
-  #sealing: Promise<void> = Promise.resolve();
   #failure: RtevError | undefined;
   #failureThrown = false;
-  #sealBroken = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -91,10 +88,21 @@ export class ChunkSink implements RecordSink {
     this.#chainId = state.chainId ?? config.env.newId();
     this.#runId = config.env.newId();
     this.#nextSeq = state.nextSeq;
-    this.#prevEnvelope = state.prevEnvelopeSha256;
     this.#restart = state.restart;
-    this.#unrecorded = state.unrecorded;
-    this.#sealed = state.sealed;
+    this.#cell = newFailureCell();
+    this.#worker = new Worker(path.join(__dirname, 'seal-worker.js'), {
+      workerData: {
+        state: {
+          dir: config.dir, privateKey: config.key.privateKey, chainId: this.#chainId, prevEnvelopeSha256: state.prevEnvelopeSha256,
+          sealed: state.sealed, unrecorded: state.unrecorded, retention: config.retention,
+        },
+        cell: this.#cell,
+      },
+    });
+    this.#worker.on('error', (err) => {
+      this.#failure ??= outputError(err, `the seal worker failed in ${config.dir}`);
+    });
+    this.#worker.unref();
     this.#host = config.env.hostFacts();
     this.#producer = producerFacts(config.producer);
     this.#chunk = this.#openChunk(config.env.timeAnchor());
@@ -173,18 +181,24 @@ export class ChunkSink implements RecordSink {
         // recorded in #failure
       }
     }
-    await this.#sealing;
+    if (this.#chunk !== undefined) fs.closeSync(this.#chunk.fd);
+    this.#chunk = undefined;
+    await this.#drainWorker();
     this.#c.release?.();
-    if (this.#failure !== undefined) {
-      if (this.#chunk !== undefined) fs.closeSync(this.#chunk.fd);
-      this.#chunk = undefined;
-      if (!this.#failureThrown) this.#throwFailure();
-    }
+    this.#failure ??= readFailure(this.#cell);
+    if (this.#failure !== undefined && !this.#failureThrown) this.#throwFailure();
   }
 
-  /** sealed is the list of sealed chunks this sink knows of (for tests and retention). */
-  get sealed(): readonly SealedChunk[] {
-    return this.#sealed;
+  /** #drainWorker waits until every queued seal is done, then stops the worker. */
+  async #drainWorker(): Promise<void> {
+    this.#worker.ref();
+    await new Promise<void>((resolve) => {
+      const done = (): void => resolve();
+      this.#worker.once('message', done);
+      this.#worker.once('exit', done);
+      this.#worker.postMessage({ close: true });
+    });
+    await this.#worker.terminate();
   }
 
   #guard(fn: () => void): void {
@@ -212,6 +226,8 @@ export class ChunkSink implements RecordSink {
   }
 
   #flush(): void {
+    this.#failure ??= readFailure(this.#cell);
+    if (this.#failure !== undefined) throw this.#failure;
     if (this.#pending.length === 0) return;
     const data = Buffer.from(this.#pending.join('\n') + '\n', 'utf8');
     this.#pending = [];
@@ -270,58 +286,8 @@ export class ChunkSink implements RecordSink {
         this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
       }
     }
-    const sealedAtMs = this.#c.env.nowMs();
-    this.#sealing = this.#sealing.then(() => this.#seal(c, digest, predicate, sealedAtMs)).catch((err: unknown) => {
-      this.#sealBroken = true;
-      this.#failure ??= outputError(err, `cannot seal ${chunkName(c.seq)} in ${this.#c.dir}`);
-    });
+    const job: SealJob = { fd: c.fd, tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, sha256: digest, predicate, sealedAtMs: this.#c.env.nowMs() };
+    this.#worker.postMessage({ job });
     if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  /** #seal makes one chunk durable and signs it; runs strictly in sequence order. */
-  async #seal(c: OpenChunk, digest: string, predicate: ChunkPredicate, sealedAtMs: number): Promise<void> {
-    if (this.#sealBroken) {
-      // a chunk after a failed seal stays unsealed: sealing it would leave a hole mid-chain
-      fs.closeSync(c.fd);
-      return;
-    }
-    const dir = this.#c.dir;
-    try {
-      await fsyncAsync(c.fd, path.basename(c.tmpPath));
-    } finally {
-      fs.closeSync(c.fd);
-    }
-    renameNew(c.tmpPath, path.join(dir, chunkName(c.seq)));
-    fsyncDir(dir);
-    predicate.chain.prev_envelope_sha256 = this.#prevEnvelope;
-    const payload = statementBytes({ name: chunkName(c.seq), digest: { sha256: digest } }, CHUNK_PREDICATE_TYPE, predicateValue(predicate));
-    const envelope = serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, this.#c.key));
-    writeFileAtomic(dir, envelopeName(c.seq), envelope);
-    this.#prevEnvelope = sha256Hex(envelope);
-    this.#sealed.push({ seq: c.seq, bytes: c.flushedBytes + envelope.length, sealedAtMs });
-    this.#finalizeUnrecorded();
-    this.#applyRetention(predicate.clock.sealed);
-  }
-
-  /** Unsealed data named by a sealed restart record loses its ".unrecorded" suffix. */
-  #finalizeUnrecorded(): void {
-    for (const name of this.#unrecorded) {
-      fs.renameSync(path.join(this.#c.dir, name), path.join(this.#c.dir, name.slice(0, -UNRECORDED_SUFFIX.length)));
-    }
-    if (this.#unrecorded.length > 0) fsyncDir(this.#c.dir);
-    this.#unrecorded = [];
-  }
-
-  #applyRetention(anchor: TimeAnchor): void {
-    const limits = this.#c.retention;
-    if (limits.maxBytes === undefined && limits.maxAgeMs === undefined) return;
-    const n = chooseRemovals(this.#sealed, limits, this.#c.env.nowMs());
-    if (n === 0) return;
-    const removed = this.#sealed.splice(0, n);
-    writeCheckpoint({
-      dir: this.#c.dir, key: this.#c.key, chainId: this.#chainId, firstSeq: this.#sealed[0]!.seq,
-      removedFromSeq: removed[0]!.seq, removedBytes: removed.reduce((s, r) => s + r.bytes, 0), anchor,
-    });
-    removeChunks(this.#c.dir, removed.map((r) => r.seq));
   }
 }

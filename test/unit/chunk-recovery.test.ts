@@ -16,6 +16,16 @@ function predicate(dir: string, seq: number): any {
   return (parseStrict(Buffer.from(env.payload, 'base64').toString('utf8')) as any).predicate;
 }
 
+/** settle waits until the seal worker has sealed every rotated chunk (only the open one is left). */
+async function settle(dir: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const names = evidenceFiles(dir);
+    const unsealed = names.filter((n) => n.endsWith('.ndjson') && n.startsWith('chunk-') && !names.includes(n.replace('.ndjson', '.dsse.json')));
+    if (unsealed.length === 0 && names.filter((n) => n.endsWith('.partial')).length <= 1) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** "kill" a run: its sink is abandoned without close(), and its lock is freed as by death. */
 function kill(h: Harness): void {
   fs.unlinkSync(path.join(h.dir, '.rtev.lock'));
@@ -26,7 +36,7 @@ test('a killed run leaves its sealed chunks intact; the next run records the gap
   const a = h.open({ chunkMaxBytes: 5000 });
   h.feed(a, 0, 60);
   a.rotateIfDue(); // not due: writes buffered lines to the open chunk
-  await new Promise((r) => setTimeout(r, 50)); // let the async seals land
+  await settle(h.dir); // let the seal worker catch up
   const sealedBefore = evidenceFiles(h.dir).filter((n) => n.endsWith('.dsse.json')).length;
   assert.ok(sealedBefore >= 2);
   kill(h);
@@ -148,7 +158,7 @@ test('a full disk gives DISK_FULL and leaves a chain that verifies', { skip: !ca
     await sink.close(h.ledger.snapshot()); // the failure was already reported by write()
     const r = verifyEvidence(h.dir, [h.key]);
     assert.equal(r.status, 'incomplete', JSON.stringify(r.problems));
-    assert.ok(r.chunks >= 2, String(r.chunks));
+    assert.ok(r.chunks >= 2, JSON.stringify([r, evidenceFiles(h.dir), String(error)], (_k, v) => typeof v === 'bigint' ? String(v) : v));
     assert.ok(!fs.existsSync(path.join(h.dir, '.rtev.lock')));
   } finally {
     execFileSync('umount', [h.dir]);

@@ -1,0 +1,93 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { serializeEnvelope, signEnvelope } from '../sign/envelope';
+import type { SigningKey } from '../sign/keys';
+import { CHUNK_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from '../sign/statement';
+import { fsyncDir, renameNew, writeFileAtomic } from './fsio';
+import { chunkName, envelopeName, UNRECORDED_SUFFIX } from './layout';
+import { predicateValue, type ChunkPredicate } from './predicate';
+import type { SealedChunk } from './recovery';
+import { chooseRemovals, removeChunks, writeCheckpoint, type RetentionLimits } from './retention';
+import { sha256Hex } from './statement-read';
+
+/** SealJob is one complete chunk handed over for sealing, in sequence order. */
+export interface SealJob {
+  fd: number;
+  tmpPath: string;
+  seq: number;
+  bytes: number;
+  sha256: string;
+  /** the predicate without its chain link (prev_envelope_sha256 is filled in here) */
+  predicate: ChunkPredicate;
+  sealedAtMs: number;
+}
+
+export interface SealerState {
+  dir: string;
+  key: SigningKey;
+  chainId: string;
+  prevEnvelopeSha256: string | null;
+  sealed: SealedChunk[];
+  unrecorded: string[];
+  retention: RetentionLimits;
+}
+
+/**
+ * ChainSealer makes chunks durable and signs them, strictly in sequence order:
+ * fsync the data, rename it to its final name, fsync the directory, sign the statement
+ * (which links the previous envelope's digest), write the envelope the same careful way,
+ * then apply retention. It runs in the seal worker (seal-worker.ts), off the ingest thread.
+ */
+export class ChainSealer {
+  #s: SealerState;
+
+  constructor(state: SealerState) {
+    this.#s = state;
+  }
+
+  /** seal runs one job; a failure leaves the chunk unsealed for the next run to record. */
+  seal(job: SealJob): void {
+    const dir = this.#s.dir;
+    try {
+      fs.fsyncSync(job.fd);
+    } finally {
+      fs.closeSync(job.fd);
+    }
+    renameNew(job.tmpPath, path.join(dir, chunkName(job.seq)));
+    fsyncDir(dir);
+    job.predicate.chain.prev_envelope_sha256 = this.#s.prevEnvelopeSha256;
+    const payload = statementBytes({ name: chunkName(job.seq), digest: { sha256: job.sha256 } }, CHUNK_PREDICATE_TYPE, predicateValue(job.predicate));
+    const envelope = serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, this.#s.key));
+    writeFileAtomic(dir, envelopeName(job.seq), envelope);
+    this.#s.prevEnvelopeSha256 = sha256Hex(envelope);
+    this.#s.sealed.push({ seq: job.seq, bytes: job.bytes + envelope.length, sealedAtMs: job.sealedAtMs });
+    this.#finalizeUnrecorded();
+    this.#applyRetention(job);
+  }
+
+  /** abandon closes the file of a job that will not be sealed. */
+  abandon(job: SealJob): void {
+    fs.closeSync(job.fd);
+  }
+
+  /** Unsealed data named by a sealed restart record loses its ".unrecorded" suffix. */
+  #finalizeUnrecorded(): void {
+    const dir = this.#s.dir;
+    for (const name of this.#s.unrecorded) fs.renameSync(path.join(dir, name), path.join(dir, name.slice(0, -UNRECORDED_SUFFIX.length)));
+    if (this.#s.unrecorded.length > 0) fsyncDir(dir);
+    this.#s.unrecorded = [];
+  }
+
+  #applyRetention(job: SealJob): void {
+    const limits = this.#s.retention;
+    if (limits.maxBytes === undefined && limits.maxAgeMs === undefined) return;
+    const n = chooseRemovals(this.#s.sealed, limits, job.sealedAtMs);
+    if (n === 0) return;
+    const removed = this.#s.sealed.splice(0, n);
+    writeCheckpoint({
+      dir: this.#s.dir, key: this.#s.key, chainId: this.#s.chainId, firstSeq: this.#s.sealed[0]!.seq,
+      removedFromSeq: removed[0]!.seq, removedBytes: removed.reduce((s, r) => s + r.bytes, 0), anchor: job.predicate.clock.sealed,
+    });
+    removeChunks(this.#s.dir, removed.map((r) => r.seq));
+  }
+}
