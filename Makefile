@@ -7,7 +7,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 BUILD := build
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	openssl curl nginx-light python3 golang-go busybox-static podman runc bpftrace
+	openssl curl python3 golang-go busybox-static podman runc containerd bpftrace xz-utils
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)
 BPF_HEADERS := $(wildcard bpf/*.h)
