@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { formatIPv6 } from '../../src/decode/address';
+import { accessOf, decodeRecord, forEachFrame, joinDirectory, newDecodeStats } from '../../src/decode/decode';
+import { decodeSurrogateEscape, decodeText } from '../../src/decode/text';
+import { createRecordValidator } from '../../src/encode/validate';
+import { REPO } from '../helpers/collector';
+import { replayFixture } from '../helpers/replay';
+
+const FIXTURE = path.join(REPO, 'test', 'fixtures', 'ringbuf', 'trigger');
+
+test('replaying recorded ring records gives the recorded NDJSON byte for byte', () => {
+  const samples = fs.readFileSync(path.join(FIXTURE, 'samples.bin'));
+  const expected = fs.readFileSync(path.join(FIXTURE, 'expected.ndjson'), 'utf8');
+  const { lines, pipeline } = replayFixture(samples);
+  assert.equal(lines.join('\n') + '\n', expected);
+  assert.equal(pipeline.decodeStats.invalidUtf8, 1, 'the one non-UTF-8 file name is counted');
+  const validate = createRecordValidator();
+  for (const line of lines) assert.equal(validate(line), undefined, line);
+});
+
+test('the fixture holds every kind of record the trigger produces', () => {
+  const { lines } = replayFixture(fs.readFileSync(path.join(FIXTURE, 'samples.bin')));
+  const records = lines.map((l) => JSON.parse(l));
+  assert.ok(records.some((r) => r.src === 'sys_enter_openat:failed:ENOENT' && r.event.path === '/nonexistent/rtev-trigger'));
+  assert.ok(records.some((r) => r.event.type === 'file_open' && r.event.path.endsWith('/sub/dfd-relative.txt') && r.event.dfd >= 0));
+  assert.ok(records.some((r) => r.event.type === 'process_exec' && r.event.filename === '/bin/true' && r.event.argv0.startsWith('custom-argv0-')));
+  assert.ok(records.some((r) => r.event.type === 'tcp_state' && r.event.family === 'inet6' && r.event.newstate === 'SYN_SENT' && r.event.daddr === '::1'));
+  const hostile = lines.find((l) => l.includes('quote'));
+  assert.ok(hostile?.includes('new\\nline\\"quote\\\\back\\udcff.txt'), hostile);
+});
+
+test('u64 values stay exact beyond 2^53', () => {
+  const samples = fs.readFileSync(path.join(FIXTURE, 'samples.bin'));
+  const first = Buffer.from(samples.subarray(4, 4 + samples.readUInt32LE(0)));
+  first.writeBigUInt64LE(18446744073709551615n, 0); // ts_ns
+  first.writeBigUInt64LE(9007199254740993n, 8); // cgroup_id = 2^53 + 1
+  const { lines } = replayFixture(Buffer.concat([samples.subarray(0, 4), first]));
+  assert.match(lines[0]!, /"cgroup_id":9007199254740993,/);
+  assert.match(lines[0]!, /"ts_ns":18446744073709551615}$/);
+});
+
+test('truncated, oversized and unknown records are rejected with a reason, never thrown', () => {
+  const samples = fs.readFileSync(path.join(FIXTURE, 'samples.bin'));
+  const rec = Buffer.from(samples.subarray(4, 4 + samples.readUInt32LE(0)));
+  const stats = newDecodeStats();
+  assert.deepEqual(decodeRecord(rec.subarray(0, 20), stats), { ok: false, probe: undefined, reason: 'short_header' });
+  const cut = decodeRecord(rec.subarray(0, rec.length - 1), stats);
+  assert.equal(cut.ok, false);
+  const unknown = Buffer.from(rec);
+  unknown.writeUInt32LE(99, 16);
+  assert.deepEqual(decodeRecord(unknown, stats), { ok: false, probe: undefined, reason: 'unknown_kind' });
+  const lying = Buffer.from(rec);
+  lying.writeUInt16LE(60000, 68); // path_len beyond the record
+  assert.equal(decodeRecord(lying, stats).ok, false);
+  const nopid = Buffer.from(rec);
+  nopid.writeUInt32LE(0, 24);
+  assert.deepEqual(decodeRecord(nopid, stats), { ok: false, probe: 'file_open', reason: 'no_pid' });
+});
+
+test('forEachFrame stops at a frame that does not fit', () => {
+  const batch = Buffer.alloc(64);
+  batch.writeUInt32LE(8, 0);
+  batch.writeUInt32LE(100, 16);
+  const seen: number[] = [];
+  assert.equal(forEachFrame(batch, 64, (r) => seen.push(r.length)), 1);
+  assert.deepEqual(seen, [8]);
+});
+
+test('access mode mapping', () => {
+  assert.equal(accessOf(0), 'read');
+  assert.equal(accessOf(1), 'write');
+  assert.equal(accessOf(2), 'read_write');
+  assert.equal(accessOf(3), 'unknown');
+  assert.equal(accessOf(0o10000000), 'unknown'); // O_PATH
+  assert.equal(accessOf(0o2 | 0o100 | 0o1000), 'read_write');
+});
+
+test('joinDirectory drops only "." components', () => {
+  assert.equal(joinDirectory('/tmp', 'a.txt'), '/tmp/a.txt');
+  assert.equal(joinDirectory('/', 'a.txt'), '/a.txt');
+  assert.equal(joinDirectory('/tmp/x', './a/./b'), '/tmp/x/a/b');
+  assert.equal(joinDirectory('/tmp/x', '../y'), '/tmp/x/../y');
+  assert.equal(joinDirectory('/tmp/x', 'dir/'), '/tmp/x/dir/');
+});
+
+test('invalid UTF-8 is escaped losslessly (PEP 383) and counted', () => {
+  const stats = newDecodeStats();
+  assert.equal(decodeText(Buffer.from('héllo'), stats), 'héllo');
+  assert.equal(stats.invalidUtf8, 0);
+  const bad = Buffer.from([0x61, 0xff, 0xc3, 0x28, 0xe2, 0x82, 0xac, 0xed, 0xa0, 0x80]);
+  const text = decodeText(bad, stats);
+  assert.equal(stats.invalidUtf8, 1);
+  assert.equal(text, 'a\udcff\udcc3(€\udced\udca0\udc80');
+  assert.equal(JSON.stringify(text), '"a\\udcff\\udcc3(€\\udced\\udca0\\udc80"');
+  assert.equal(decodeSurrogateEscape(Buffer.from([0xf0, 0x9f, 0x98, 0x80])), '😀');
+  assert.equal(decodeSurrogateEscape(Buffer.from([0xf0, 0x9f, 0x98])), '\udcf0\udc9f\udc98');
+});
+
+test('IPv6 addresses in RFC 5952 form', () => {
+  const v6 = (hex: string) => formatIPv6(Buffer.from(hex, 'hex'));
+  assert.equal(v6('00000000000000000000000000000001'), '::1');
+  assert.equal(v6('00000000000000000000000000000000'), '::');
+  assert.equal(v6('20010db8000000000001000000000001'), '2001:db8::1:0:0:1');
+  assert.equal(v6('20010db8000100000001000100010001'), '2001:db8:1:0:1:1:1:1');
+  assert.equal(v6('00000000000000000000ffff7f000001'), '::ffff:127.0.0.1');
+  assert.equal(v6('fe800000000000000000000000000abc'), 'fe80::abc');
+});
