@@ -6,5 +6,6 @@
 #include "tcp_state.h"
 #include "net_connect.h"
 #include "ssl_op.h"
+#include "function_call.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

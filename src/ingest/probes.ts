@@ -68,6 +68,12 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'rtev_ssl_ret', uprobe: true },
     ],
   },
+  {
+    name: 'function_call',
+    description: 'entry of the functions chosen with --function/--functions (uprobe, with the user stack)',
+    // attached per target by src/ingest/function-probes.ts
+    programs: [{ name: 'handle_function_entry', uprobe: true }],
+  },
 ];
 
 export const DEFAULT_PROBES: ProbeName[] = ['file_open', 'process_exec', 'tcp_state'];

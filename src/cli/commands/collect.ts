@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { RawFunctionCall } from '../../decode/decode';
 import { PROBE_NAMES, type ProbeName } from '../../decode/layout';
 import { canonicalize } from '../../encode/canonical';
 import { RtevError, UsageError } from '../../errors';
@@ -11,6 +12,8 @@ import { BTF_PATH, preflight } from '../../ingest/preflight';
 import { DEFAULT_PROBES, KERNEL_PROBES } from '../../ingest/probes';
 import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from '../../ingest/session';
 import { UprobeManager } from '../../ingest/uprobes';
+import { FunctionProbes, parseFunctionMode, type FunctionMode } from '../../ingest/function-probes';
+import { parseFunctionsFile } from '../../symbolize';
 import { Enricher, isEmptySelector, validateSelector, type CgroupSelection, type ContainerSelector, type EnricherOptions } from '../../enrich';
 import type { Ledger } from '../../model/ledger';
 import { openOutput } from '../../store/output';
@@ -41,6 +44,9 @@ const OPTIONS: OptionSpec[] = [
   { name: 'storage-root', kind: 'list', value: 'DIR', help: 'containers-storage root for podman/CRI-O (default /var/lib/containers/storage)' },
   { name: 'include-failed-opens', kind: 'flag', help: 'also record opens that failed (src ends with :failed:ERRNO)' },
   { name: 'include-empty-ssl', kind: 'flag', help: 'also record SSL calls that transferred no bytes (ssl_op)' },
+  { name: 'function', kind: 'list', value: 'TARGET', help: 'record calls of BINARY:SYMBOL or PURL:SYMBOL (glob; repeatable; implies function_call)' },
+  { name: 'functions', kind: 'string', value: 'FILE', help: 'JSON list of function targets (docs/function-calls.md)' },
+  { name: 'function-mode', kind: 'string', value: 'MODE', help: 'first-seen (default: one record per pid, function and stack, every call counted) or all' },
   { name: 'ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for file opens (default 16M; power of 2)' },
   { name: 'rare-ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for other events (default 4M; power of 2)' },
   { name: 'key', kind: 'string', value: 'FILE', help: 'Ed25519 private key to sign chunks with' },
@@ -70,6 +76,8 @@ interface CollectPlan {
   pathFilter: { include: string[]; exclude: string[] };
   recordFailedOpens: boolean;
   recordEmptySsl: boolean;
+  functions: string[];
+  functionMode: FunctionMode;
   containers: ContainerSelector;
   enrich: boolean;
   enricherOptions: EnricherOptions;
@@ -103,6 +111,9 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const uprobes = new UprobeManager(session, plan.probes, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
   uprobes.setRecordEmptySslCalls(plan.recordEmptySsl);
   await uprobes.start();
+  const functions = plan.functions.length > 0
+    ? await FunctionProbes.create(session, { specs: plan.functions, mode: plan.functionMode, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })
+    : undefined;
   if (session.attachedProbes.length === 0) {
     throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
   }
@@ -114,6 +125,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   pipeline = new Pipeline({
     sink, pathFilter: new PathFilter(plan.pathFilter.include, plan.pathFilter.exclude),
     onRecord: (r) => { if (r.event.type === 'process_exec') uprobes.onExec(r.pid); },
+    ...(functions !== undefined ? { buildFunctionCall: (c: RawFunctionCall) => functions.build(c) } : {}),
     ...(enricher && plan.enrich ? { containers: enricher } : {}),
     dropContainerRecords: plan.containers.hostOnly === true,
   });
@@ -157,6 +169,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
 
   // detach, then drain: every record submitted before detaching reaches the sink
   uprobes.close();
+  functions?.close();
   containerWatch?.close();
   session.detachAll();
   await session.drain();
@@ -171,6 +184,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   if (!plan.quiet) io.stderr.write(summaryLine(finalLedger, sink, Date.now() - started, plan.output) + '\n');
   if (!plan.quiet && enricher && plan.enrich) io.stderr.write(enrichmentLine(enricher, activePipeline) + '\n');
   if (!plan.quiet && uprobes.active) io.stderr.write(`rtev: uprobes: ${JSON.stringify(uprobes.stats())}\n`);
+  if (!plan.quiet && functions !== undefined) io.stderr.write(`rtev: ${functions.summary()}\n`);
   return exitCode;
 }
 
@@ -179,7 +193,8 @@ function planFromArgs(args: string[]): CollectPlan {
   let parsed = parseArgs(args, OPTIONS);
   const configFile = parsed.values.get('config');
   if (configFile !== undefined) parsed = parseArgs([...configArgs(configFile), ...args], OPTIONS);
-  const probes = parseProbes(parsed.values.get('probes'));
+  const functions = functionTargets(parsed);
+  const probes = parseProbes(parsed.values.get('probes'), functions.length > 0);
   if (parsed.flags.has('stdout') && parsed.values.has('out')) throw new UsageError('--out and --stdout exclude each other');
   const output: OutputOptions = { stdout: parsed.flags.has('stdout') };
   if (!output.stdout) output.outDir = parsed.values.get('out') ?? 'rtev-evidence';
@@ -200,6 +215,8 @@ function planFromArgs(args: string[]): CollectPlan {
     pathFilter: { include: parsed.lists.get('include-path') ?? [], exclude: parsed.lists.get('exclude-path') ?? [] },
     recordFailedOpens: parsed.flags.has('include-failed-opens'),
     recordEmptySsl: parsed.flags.has('include-empty-ssl'),
+    functions,
+    functionMode: parseFunctionMode(parsed.values.get('function-mode')),
     containers: containerSelector(parsed, (parsed.lists.get('cgroup') ?? []).length > 0),
     enrich: !parsed.flags.has('no-enrich'),
     enricherOptions: enricherOptions(parsed),
@@ -268,7 +285,34 @@ function setIf(parsed: ParsedArgs, name: string, apply: (value: string) => void)
   if (value !== undefined) apply(value);
 }
 
-function parseProbes(list: string | undefined): ProbeName[] {
+/** functionTargets collects the --function specs and those of the --functions file. */
+function functionTargets(parsed: ParsedArgs): string[] {
+  const specs = [...(parsed.lists.get('function') ?? [])];
+  const file = parsed.values.get('functions');
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--functions: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    specs.push(...parseFunctionsFile(text));
+  }
+  if (file !== undefined && specs.length === 0) throw new UsageError(`--functions: ${file} lists no function`);
+  return specs;
+}
+
+/** parseProbes validates --probes; function targets imply function_call, which needs them. */
+function parseProbes(list: string | undefined, haveFunctions: boolean): ProbeName[] {
+  const chosen = parseProbeList(list);
+  if (haveFunctions && !chosen.includes('function_call')) chosen.push('function_call');
+  if (!haveFunctions && chosen.includes('function_call')) {
+    throw new UsageError('probe function_call needs targets', "give --function BINARY:SYMBOL (e.g. 'libssl.so.3:SSL_read') or --functions FILE");
+  }
+  return PROBE_NAMES.filter((p) => chosen.includes(p));
+}
+
+function parseProbeList(list: string | undefined): ProbeName[] {
   if (list === undefined) return [...DEFAULT_PROBES];
   const available = KERNEL_PROBES.map((p) => p.name);
   const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
