@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { serializeEnvelope, signEnvelope } from '../sign/envelope';
@@ -12,11 +13,9 @@ import { sha256Hex } from './statement-read';
 
 /** SealJob is one complete chunk handed over for sealing, in sequence order. */
 export interface SealJob {
-  fd: number;
   tmpPath: string;
   seq: number;
   bytes: number;
-  sha256: string;
   /** the predicate without its chain link (prev_envelope_sha256 is filled in here) */
   predicate: ChunkPredicate;
   sealedAtMs: number;
@@ -40,23 +39,36 @@ export interface SealerState {
  */
 export class ChainSealer {
   #s: SealerState;
+  readonly #hashes = new Map<number, crypto.Hash>();
 
   constructor(state: SealerState) {
     this.#s = state;
   }
 
   /** seal runs one job; a failure leaves the chunk unsealed for the next run to record. */
+  /** hash takes the bytes written to chunk SEQ, in order (the ingest thread does not hash). */
+  hash(seq: number, data: Uint8Array): void {
+    let h = this.#hashes.get(seq);
+    if (h === undefined) this.#hashes.set(seq, (h = crypto.createHash('sha256')));
+    h.update(data);
+  }
+
   seal(job: SealJob): void {
     const dir = this.#s.dir;
+    const hash = this.#hashes.get(job.seq) ?? crypto.createHash('sha256');
+    this.#hashes.delete(job.seq);
+    const sha256 = hash.digest('hex');
+    const fd = fs.openSync(job.tmpPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
-      fs.fsyncSync(job.fd);
+      if (fs.fstatSync(fd).size !== job.bytes) throw new Error(`${job.tmpPath} changed size while it was written`);
+      fs.fsyncSync(fd);
     } finally {
-      fs.closeSync(job.fd);
+      fs.closeSync(fd);
     }
     renameNew(job.tmpPath, path.join(dir, chunkName(job.seq)));
     fsyncDir(dir);
     job.predicate.chain.prev_envelope_sha256 = this.#s.prevEnvelopeSha256;
-    const payload = statementBytes({ name: chunkName(job.seq), digest: { sha256: job.sha256 } }, CHUNK_PREDICATE_TYPE, predicateValue(job.predicate));
+    const payload = statementBytes({ name: chunkName(job.seq), digest: { sha256 } }, CHUNK_PREDICATE_TYPE, predicateValue(job.predicate));
     const envelope = serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, this.#s.key));
     writeFileAtomic(dir, envelopeName(job.seq), envelope);
     this.#s.prevEnvelopeSha256 = sha256Hex(envelope);
@@ -65,9 +77,9 @@ export class ChainSealer {
     this.#applyRetention(job);
   }
 
-  /** abandon closes the file of a job that will not be sealed. */
+  /** abandon forgets a job that will not be sealed (its file stays for the next run). */
   abandon(job: SealJob): void {
-    fs.closeSync(job.fd);
+    this.#hashes.delete(job.seq);
   }
 
   /** Unsealed data named by a sealed restart record loses its ".unrecorded" suffix. */
