@@ -54,7 +54,8 @@ export class Pipeline {
   #waiters: (() => void)[] = [];
 
   constructor(options: PipelineOptions) {
-    this.#o = { holdMs: 500, maxHeld: 65536, ...options };
+    // 2 s: resolving a new container (cgroup walk + runtime metadata) took up to ~1 s under load here
+    this.#o = { holdMs: 2000, maxHeld: 65536, ...options };
     this.user = Object.fromEntries(PROBE_NAMES.map((p) => [p, emptyUserCounters()])) as Record<ProbeName, UserProbeCounters>;
   }
 
