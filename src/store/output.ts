@@ -4,7 +4,7 @@ import type { Ledger } from '../model/ledger';
 import { defaultKeyDir, loadOrCreateDefaultKey, loadSigningKeyFile } from '../sign/key-files';
 import type { SigningKey } from '../sign/keys';
 import { ChunkSink, DEFAULT_CHUNK_MAX_AGE_MS, DEFAULT_CHUNK_MAX_BYTES } from './chunk-writer';
-import { ensureEvidenceDir } from './fsio';
+import { ensureEvidenceDir, writeAll } from './fsio';
 import { realEnvironment, type Environment } from './host-facts';
 import { lockEvidenceDir } from './lock';
 import { recoverChain } from './recovery';
@@ -96,22 +96,7 @@ class StreamSink implements RecordSink {
     const data = Buffer.from(this.#pending.join('\n') + '\n');
     this.#pending = [];
     this.#pendingBytes = 0;
-    writeStdout(this.#fd, data);
+    writeAll(this.#fd, data, 'standard output');
     this.#written += data.length;
-  }
-}
-
-function writeStdout(fd: number, data: Buffer): void {
-  let offset = 0;
-  while (offset < data.length) {
-    try {
-      offset += fs.writeSync(fd, data, offset);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-        throw new RtevError('DISK_FULL', 'output device is full', { cause: err, hint: 'free space or choose another --out directory' });
-      }
-      throw new RtevError('OUTPUT', 'cannot write output', { cause: err });
-    }
   }
 }
