@@ -558,6 +558,14 @@ static int acquire_slot(struct ring_consumer *rc)
 	}
 }
 
+static void release_slot(struct ring_consumer *rc, int slot)
+{
+	pthread_mutex_lock(&rc->lock);
+	rc->slot_busy[slot] = false;
+	pthread_cond_signal(&rc->slot_freed);
+	pthread_mutex_unlock(&rc->lock);
+}
+
 static void flush_slot(struct ring_consumer *rc)
 {
 	if (rc->current < 0 || rc->used == 0)
@@ -606,12 +614,21 @@ static void *consume_loop(void *arg)
 	while (ring_buffer__consume(rc->rb) > 0)
 		;
 	flush_slot(rc);
+	/* end of stream only once JS gave every slot back: after it the consumer is freed */
+	pthread_mutex_lock(&rc->lock);
+	for (int i = 0; i < SLOT_COUNT; i++)
+		while (rc->slot_busy[i])
+			pthread_cond_wait(&rc->slot_freed, &rc->lock);
+	pthread_mutex_unlock(&rc->lock);
 	napi_call_threadsafe_function(rc->tsfn, (void *)END_OF_STREAM, napi_tsfn_blocking);
 	napi_release_threadsafe_function(rc->tsfn, napi_tsfn_release);
 	return NULL;
 }
 
-/* Runs on the JS thread for each batch. */
+/* Runs on the JS thread for each batch. The slot stays with JS until JS calls
+ * releaseSlot: JS does that from setImmediate, so the event loop turns (timers,
+ * file I/O completions) between batches instead of being held by a stream of
+ * batches that a fast consumer thread would otherwise queue without end. */
 static void deliver_batch(napi_env env, napi_value callback, void *context, void *data)
 {
 	struct ring_consumer *rc = context;
@@ -621,25 +638,24 @@ static void deliver_batch(napi_env env, napi_value callback, void *context, void
 			napi_value undefined, null_value;
 			napi_get_undefined(env, &undefined);
 			napi_get_null(env, &null_value);
-			napi_value args[2] = { null_value, null_value };
-			napi_call_function(env, undefined, callback, 2, args, NULL);
+			napi_value args[3] = { null_value, null_value, null_value };
+			napi_call_function(env, undefined, callback, 3, args, NULL);
 		}
 		return;
 	}
 	int slot = batch & 0xff;
 	size_t used = batch >> 8;
-	if (env) {
-		napi_value undefined, buffer, length;
-		napi_get_undefined(env, &undefined);
-		napi_get_reference_value(env, rc->slot_refs[slot], &buffer);
-		napi_create_uint32(env, (uint32_t)used, &length);
-		napi_value args[2] = { buffer, length };
-		napi_call_function(env, undefined, callback, 2, args, NULL);
+	if (!env) {
+		release_slot(rc, slot);
+		return;
 	}
-	pthread_mutex_lock(&rc->lock);
-	rc->slot_busy[slot] = false;
-	pthread_cond_signal(&rc->slot_freed);
-	pthread_mutex_unlock(&rc->lock);
+	napi_value undefined, buffer, length, slot_value;
+	napi_get_undefined(env, &undefined);
+	napi_get_reference_value(env, rc->slot_refs[slot], &buffer);
+	napi_create_uint32(env, (uint32_t)used, &length);
+	napi_create_uint32(env, (uint32_t)slot, &slot_value);
+	napi_value args[3] = { buffer, length, slot_value };
+	napi_call_function(env, undefined, callback, 3, args, NULL);
 }
 
 /* Runs on the JS thread once the consumer thread has released the function. */
@@ -656,7 +672,8 @@ static void finalize_consumer(napi_env env, void *data, void *hint)
 	free(rc);
 }
 
-/* startRing(handle, map, callback(buffer|null, usedBytes|null)) -> consumer */
+/* startRing(handle, map, callback(buffer|null, usedBytes|null, slot|null)) -> consumer;
+ * every batch must be given back with releaseSlot(consumer, slot). */
 static napi_value js_start_ring(napi_env env, napi_callback_info info)
 {
 	napi_value argv[3];
@@ -713,6 +730,24 @@ static napi_value js_stop_ring(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* releaseSlot(consumer, slot): JS is done with a batch's Buffer. */
+static napi_value js_release_slot(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct ring_consumer *rc = NULL;
+	uint32_t slot;
+	CHECK_NAPI(env, napi_get_value_external(env, argv[0], (void **)&rc));
+	CHECK_NAPI(env, napi_get_value_uint32(env, argv[1], &slot));
+	if (!rc || slot >= SLOT_COUNT) {
+		throw_error(env, "RTEV_ARG", "no such slot", EINVAL);
+		return NULL;
+	}
+	release_slot(rc, (int)slot);
+	return NULL;
+}
+
 /* numPossibleCpus() */
 static napi_value js_num_possible_cpus(napi_env env, napi_callback_info info)
 {
@@ -740,6 +775,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "mapLookup", NULL, js_map_lookup, NULL, NULL, NULL, napi_default, NULL },
 		{ "startRing", NULL, js_start_ring, NULL, NULL, NULL, napi_default, NULL },
 		{ "stopRing", NULL, js_stop_ring, NULL, NULL, NULL, napi_default, NULL },
+		{ "releaseSlot", NULL, js_release_slot, NULL, NULL, NULL, napi_default, NULL },
 		{ "numPossibleCpus", NULL, js_num_possible_cpus, NULL, NULL, NULL, napi_default, NULL },
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -11,12 +11,12 @@ export function encodeRecord(record: EvidenceRecord): string {
   let out = '{';
   let sep = '';
   if (record.cgroup_id !== undefined) { out += '"cgroup_id":' + record.cgroup_id.toString(); sep = ','; }
-  out += sep + '"comm":' + JSON.stringify(record.comm);
+  out += sep + '"comm":' + quote(record.comm);
   if (record.container_id !== undefined) out += ',"container_id":' + JSON.stringify(record.container_id);
   out += ',"event":' + encodeEvent(record.event);
   if (record.image_digest !== undefined) out += ',"image_digest":' + JSON.stringify(record.image_digest);
   out += ',"pid":' + int(record.pid);
-  out += ',"src":' + JSON.stringify(record.src);
+  out += ',"src":' + quote(record.src);
   if (record.tid !== undefined) out += ',"tid":' + int(record.tid);
   out += ',"ts_ns":' + record.ts_ns.toString() + '}';
   return out;
@@ -54,35 +54,43 @@ function encodeEvent(event: EvidenceEvent): string {
 
 /** Fields appends key/value pairs that the caller passes in sorted key order. */
 class Fields {
-  #out = '{';
+  out = '{';
 
   str(key: string, value: string | undefined): this {
-    if (value !== undefined) this.#add(key, JSON.stringify(value));
+    if (value !== undefined) this.add(key, quote(value));
     return this;
   }
 
   int(key: string, value: number | undefined): this {
-    if (value !== undefined) this.#add(key, int(value));
+    if (value !== undefined) this.add(key, int(value));
     return this;
   }
 
   bool(key: string, value: boolean | undefined): this {
-    if (value !== undefined) this.#add(key, value ? 'true' : 'false');
+    if (value !== undefined) this.add(key, value ? 'true' : 'false');
     return this;
   }
 
   strs(key: string, values: readonly string[] | undefined): this {
-    if (values !== undefined) this.#add(key, '[' + values.map((v) => JSON.stringify(v)).join(',') + ']');
+    if (values !== undefined) this.add(key, '[' + values.map(quote).join(',') + ']');
     return this;
   }
 
   close(): string {
-    return this.#out + '}';
+    return this.out + '}';
   }
 
-  #add(key: string, encoded: string): void {
-    this.#out += (this.#out.length > 1 ? ',"' : '"') + key + '":' + encoded;
+  add(key: string, encoded: string): void {
+    this.out += (this.out.length > 1 ? ',"' : '"') + key + '":' + encoded;
   }
+}
+
+/** Printable ASCII without '"' and '\\': JSON.stringify would return it unchanged in quotes. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** quote is JSON.stringify for a string, with a fast path for plain ASCII (bench/encode). */
+export function quote(value: string): string {
+  return value.length < 256 && PLAIN.test(value) ? '"' + value + '"' : JSON.stringify(value);
 }
 
 function int(value: number): string {

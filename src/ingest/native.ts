@@ -19,8 +19,12 @@ export interface NativeBinding {
   mapUpdate(h: ObjectHandle, map: string, key: Buffer, value: Buffer): void;
   mapDelete(h: ObjectHandle, map: string, key: Buffer): boolean;
   mapLookup(h: ObjectHandle, map: string, key: Buffer): Buffer | null;
-  /** callback(batch, usedBytes) per batch; callback(null, null) once after stopRing drained the ring */
-  startRing(h: ObjectHandle, map: string, callback: (batch: Buffer | null, used: number | null) => void): RingHandle;
+  /**
+   * callback(batch, usedBytes, slot) per batch; callback(null, null, null) once after stopRing
+   * drained the ring. Each batch's slot must be given back with releaseSlot.
+   */
+  startRing(h: ObjectHandle, map: string, callback: (batch: Buffer | null, used: number | null, slot: number | null) => void): RingHandle;
+  releaseSlot(ring: RingHandle, slot: number): void;
   stopRing(ring: RingHandle): void;
   numPossibleCpus(): number;
 }

@@ -26,6 +26,8 @@ export interface PipelineOptions {
   buildFunctionCall?: FunctionCallBuilder;
   /** called with every decoded record before filtering (e.g. process_exec feeds the uprobe manager) */
   onRecord?: (record: EvidenceRecord) => void;
+  /** called once with the first error of a deferred write (a write after attribution finished) */
+  onError?: (err: unknown) => void;
   /** --host-only: drop records attributed to a container (one started since the last filter refresh) */
   dropContainerRecords?: boolean;
 }
@@ -33,13 +35,13 @@ export interface PipelineOptions {
 interface Held {
   record: EvidenceRecord;
   probe: ProbeName;
-  deadline: number;
 }
 
 /**
  * Pipeline: ring batches → decode → user-space filters → container attribution →
- * canonical line → sink. Records leave in the order they arrived; while the oldest waits
- * for attribution the ones behind it wait too (bounded by maxHeld and holdMs).
+ * canonical line → sink. A record whose cgroup is still being attributed waits (at most
+ * holdMs) in a queue of its cgroup, so the records of one cgroup keep their order while
+ * records of already-known cgroups pass; at most maxHeld records wait in all.
  */
 export class Pipeline {
   readonly user: Record<ProbeName, UserProbeCounters>;
@@ -47,10 +49,12 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords'>> &
-    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords'>;
-  readonly #held: Held[] = [];
-  #draining = false;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError'>> &
+    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError'>;
+  /** waiting records per cgroup, in arrival order; Map iteration order gives the oldest cgroup first */
+  readonly #held = new Map<bigint, Held[]>();
+  #heldCount = 0;
+  #failure: unknown;
   #waiters: (() => void)[] = [];
 
   constructor(options: PipelineOptions) {
@@ -60,6 +64,7 @@ export class Pipeline {
   }
 
   handleBatch(batch: Buffer, used: number): void {
+    if (this.#failure !== undefined) throw this.#failure;
     forEachFrame(batch, used, (rec) => this.handleRecord(rec));
   }
 
@@ -95,52 +100,63 @@ export class Pipeline {
 
   #attribute(record: EvidenceRecord, probe: ProbeName): void {
     const containers = this.#o.containers;
-    if (containers === undefined || record.cgroup_id === undefined) {
+    const cgroup = record.cgroup_id;
+    if (containers === undefined || cgroup === undefined) {
       this.#write(record, probe);
       return;
     }
-    if (this.#held.length === 0) {
-      const info = containers.lookup(record.cgroup_id);
+    const queue = this.#held.get(cgroup);
+    if (queue !== undefined) {
+      queue.push({ record, probe });
+    } else {
+      const info = containers.lookup(cgroup);
       if (info !== 'pending') {
         this.#write(withContainer(record, info), probe);
         return;
       }
+      this.#held.set(cgroup, [{ record, probe }]);
+      this.#waitFor(cgroup);
     }
-    this.#held.push({ record, probe, deadline: Date.now() + this.#o.holdMs });
-    if (this.#held.length > this.#o.maxHeld) this.#release(true);
-    if (this.#held.length === 1) this.#scheduleDrain();
+    if (++this.#heldCount > this.#o.maxHeld) {
+      // over the bound: the oldest waiting cgroup is written as it is now
+      const oldest = this.#held.keys().next().value as bigint;
+      this.#flush(oldest);
+    }
   }
 
-  #scheduleDrain(): void {
-    const head = this.#held[0];
-    if (head === undefined || this.#draining || this.#o.containers === undefined) return;
-    this.#draining = true;
-    const wait = Math.max(0, head.deadline - Date.now());
-    void this.#o.containers.whenSettled(head.record.cgroup_id!, wait).finally(() => {
-      this.#draining = false;
-      this.#release(false);
-      if (this.#held.length > 0) this.#scheduleDrain();
-      else this.#notifyIdle();
+  #waitFor(cgroup: bigint): void {
+    void this.#o.containers!.whenSettled(cgroup, this.#o.holdMs).finally(() => {
+      try {
+        this.#flush(cgroup);
+      } catch (err) {
+        this.#fail(err);
+      }
+      if (this.#heldCount === 0) this.#notifyIdle();
     });
   }
 
-  /** release writes waiting records from the head while they are resolved (or forced). */
-  #release(forceHead: boolean): void {
-    const containers = this.#o.containers!;
-    const now = Date.now();
-    while (this.#held.length > 0) {
-      const head = this.#held[0]!;
-      const info = containers.lookup(head.record.cgroup_id!);
-      if (info === 'pending' && !forceHead && now < head.deadline) break;
-      this.#held.shift();
-      forceHead = false;
+  /** flush writes the records waiting for one cgroup, attributed if it is known by now. */
+  #flush(cgroup: bigint): void {
+    const queue = this.#held.get(cgroup);
+    if (queue === undefined) return;
+    this.#held.delete(cgroup);
+    this.#heldCount -= queue.length;
+    if (this.#failure !== undefined) return;
+    const info = this.#o.containers!.lookup(cgroup);
+    for (const { record, probe } of queue) {
       if (info === 'pending') {
         this.unattributed++;
-        this.#write(head.record, head.probe);
+        this.#write(record, probe);
       } else {
-        this.#write(withContainer(head.record, info), head.probe);
+        this.#write(withContainer(record, info), probe);
       }
     }
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = err;
+    this.#o.onError?.(err);
   }
 
   #write(record: EvidenceRecord, probe: ProbeName): void {
@@ -154,7 +170,7 @@ export class Pipeline {
 
   /** idle resolves once no record waits for attribution. */
   idle(): Promise<void> {
-    if (this.#held.length === 0) return Promise.resolve();
+    if (this.#heldCount === 0) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
@@ -163,13 +179,19 @@ export class Pipeline {
   }
 
   get heldRecords(): number {
-    return this.#held.length;
+    return this.#heldCount;
+  }
+
+  /** the first error of a deferred write (e.g. a full disk), if any */
+  get failure(): unknown {
+    return this.#failure;
   }
 }
 
 function withContainer(record: EvidenceRecord, info: { containerId?: string; imageDigest?: string }): EvidenceRecord {
   if (info.containerId === undefined) return record;
-  const out: EvidenceRecord = { ...record, container_id: info.containerId };
-  if (info.imageDigest !== undefined) out.image_digest = info.imageDigest;
-  return out;
+  // mutated in place: spreading an object that holds bigints is slow on Node 20 (see makeRecord)
+  record.container_id = info.containerId;
+  if (info.imageDigest !== undefined) record.image_digest = info.imageDigest;
+  return record;
 }

@@ -142,9 +142,18 @@ export class BpfSession {
     for (const [map, ring] of [['events_bulk', 'bulk'], ['events_rare', 'rare']] as const) {
       let finish: () => void = () => {};
       const done = new Promise<void>((resolve) => { finish = resolve; });
-      const handle = this.#native.startRing(this.#handle, map, (batch, used) => {
-        if (batch === null || used === null) finish();
-        else onBatch(ring, batch, used);
+      // the slot goes back from setImmediate so that the event loop turns between batches
+      // (timers, file I/O) even when the rings never run dry
+      const handle: RingHandle = this.#native.startRing(this.#handle, map, (batch, used, slot) => {
+        if (batch === null || used === null || slot === null) {
+          finish();
+          return;
+        }
+        try {
+          onBatch(ring, batch, used);
+        } finally {
+          setImmediate(() => this.#native.releaseSlot(handle, slot));
+        }
       });
       this.#rings.push({ handle, done });
     }

@@ -108,6 +108,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
     ? new Enricher({ ...plan.enricherOptions, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })
     : undefined;
   const containerWatch = enricher ? await selectContainers(enricher, plan.containers, session, io) : undefined;
+  if (enricher && plan.enrich) await warmUp(enricher);
   const uprobes = new UprobeManager(session, plan.probes, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
   uprobes.setRecordEmptySslCalls(plan.recordEmptySsl);
   await uprobes.start();
@@ -122,15 +123,17 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   let pipeline: Pipeline | undefined;
   const ledger = (): Ledger => buildLedger(session, pipeline);
   const sink = await openOutput(plan.output, { producer, ledger, notice: (m) => io.stderr.write(`rtev: ${m}\n`) });
+  const stopSignal = new StopSignal();
+  let sinkError: unknown;
   pipeline = new Pipeline({
     sink, pathFilter: new PathFilter(plan.pathFilter.include, plan.pathFilter.exclude),
     onRecord: (r) => { if (r.event.type === 'process_exec') uprobes.onExec(r.pid); },
     ...(functions !== undefined ? { buildFunctionCall: (c: RawFunctionCall) => functions.build(c) } : {}),
     ...(enricher && plan.enrich ? { containers: enricher } : {}),
     dropContainerRecords: plan.containers.hostOnly === true,
+    onError: (err) => { sinkError ??= err; stopSignal.stop(); },
   });
   const activePipeline = pipeline;
-  let sinkError: unknown;
   session.startRings((_ring, batch, used) => {
     if (sinkError !== undefined) return;
     try {
@@ -143,7 +146,6 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
 
   const status = new StatusLine(io.stderr, !plan.quiet && io.stderr.isTTY === true);
   const started = Date.now();
-  const stopSignal = new StopSignal();
   const timer = plan.durationMs !== undefined ? setTimeout(() => stopSignal.stop(), plan.durationMs) : undefined;
   const ticker = setInterval(() => status.update(ledger(), sink.bytesWritten, Date.now() - started), 1000);
 
@@ -271,6 +273,25 @@ async function selectContainers(enricher: Enricher, selector: ContainerSelector,
     intervalMs: 1000,
     onError: (err) => io.stderr.write(`rtev: warning: container selection not refreshed: ${err instanceof Error ? err.message : String(err)}\n`),
   });
+}
+
+/**
+ * warmUp resolves the cgroups that exist now before the rings start, so a burst of events
+ * at start does not have to wait for (or overflow the queue of) records held for attribution.
+ */
+async function warmUp(enricher: Enricher): Promise<void> {
+  const ids: bigint[] = [];
+  const walk = (dir: string, depth: number): void => {
+    if (ids.length >= 256 || depth > 8) return;
+    try {
+      ids.push(fs.statSync(dir, { bigint: true }).ino);
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) walk(path.join(dir, d.name), depth + 1);
+    } catch {
+      // removed while walking
+    }
+  };
+  walk(fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup', 0);
+  await Promise.all(ids.map((id) => enricher.whenSettled(id, 3000)));
 }
 
 function enrichmentLine(enricher: Enricher, pipeline: Pipeline): string {
