@@ -13,6 +13,9 @@ if [ "$(id -u)" -eq 0 ]; then
   if compgen -G "dist/test/kernel/*.test.js" >/dev/null; then
     run "kernel tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/
   fi
+  if compgen -G "dist/test/reliability/*.test.js" >/dev/null; then
+    run "reliability tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/reliability/
+  fi
   if compgen -G "dist/test/e2e/*.test.js" >/dev/null; then
     run "end-to-end tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/
   fi

@@ -45,9 +45,9 @@ test('SIGKILL of the collector mid-run, restart, verify: exit 0 or 10, never 11'
   }
 });
 
-// todo until bug 2 of docs/reliability.md is fixed: ENOSPC raised from the pipeline's container-attribution
+// was bug 2 of docs/reliability.md (fixed): ENOSPC raised from the pipeline's container-attribution
 // promise (src/ingest/pipeline.ts #scheduleDrain -> #release) is an unhandled rejection: exit 1, not 4
-test('output on a full 256K tmpfs: exit 4, and the chain written so far verifies', { timeout: 120_000, todo: 'bug 2: ENOSPC from the attribution drain exits 1' }, async (t) => {
+test('output on a full 256K tmpfs: exit 4, and the chain written so far verifies', { timeout: 120_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const { work, key, env } = await keyed('rtev-rel-full-');
   const mnt = path.join(work, 'small');
@@ -79,9 +79,9 @@ for (const [signal, code] of [['KILL', 137], ['TERM', 143], ['INT', 130]] as con
   });
 }
 
-// todo until bug 1 of docs/reliability.md is fixed: the --duration timer does not fire while the ring
+// was bug 1 of docs/reliability.md (fixed): the --duration timer did not fire while the ring
 // callbacks keep the event loop busy (a 1s run under a storm took 116 s)
-test('--duration is honoured under a sustained open storm', { timeout: 120_000, todo: 'bug 1: --duration starved under load' }, async (t) => {
+test('--duration is honoured under a sustained open storm', { timeout: 120_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const storm = buildStorm();
   const load = spawn(storm, ['500000000'], { stdio: 'ignore' });
