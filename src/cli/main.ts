@@ -9,6 +9,7 @@ import { processIO, type CliIO, type Command } from './io';
 const COMMANDS: Record<string, () => Command> = {
   collect: () => require('./commands/collect').collectCommand,
   validate: () => require('./commands/validate').validateCommand,
+  query: () => require('./commands/query').queryCommand,
   verify: () => require('./commands/verify').verifyCommand,
   keygen: () => require('./commands/keygen').keygenCommand,
   'node-hash': () => require('./commands/node-hash').nodeHashCommand,

@@ -1,7 +1,7 @@
 import type { RawFunctionCall } from '../decode/decode';
 import { RtevError, UsageError } from '../errors';
 import type { EvidenceRecord, FunctionCallEvent } from '../model/record';
-import { ComponentResolver, FirstSeenFilter, Symbolizer, resolveTargets, type FunctionCallCount, type ResolvedTarget } from '../symbolize';
+import { ComponentResolver, FirstSeenFilter, Symbolizer, resolveTargets, type CallDescription, type FunctionCallCount, type ResolvedTarget } from '../symbolize';
 import { nodeHost } from '../symbolize/host';
 import type { BpfSession } from './session';
 
@@ -133,8 +133,14 @@ export class FunctionProbes {
     if (symbol !== undefined) event.symbol = symbol;
     if (library !== undefined) event.library = library;
     if (nodeHash !== undefined) event.node_hash = nodeHash;
-    return { ...call.header, src: 'uprobe:function_entry', event };
+    const h = call.header;
+    const record: EvidenceRecord = { ts_ns: h.ts_ns, src: 'uprobe:function_entry', pid: h.pid, tid: h.tid!, cgroup_id: h.cgroup_id!, comm: h.comm, event };
+    this.onFrames?.(record, d);
+    return record;
   }
+
+  /** onFrames, when set, receives every emitted record with its symbolized frames (collect --frames). */
+  onFrames: ((record: EvidenceRecord, description: CallDescription) => void) | undefined;
 
   /** counts returns the exact per-target call counts of the run so far. */
   counts(): FunctionCallCount[] {

@@ -45,6 +45,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'include-failed-opens', kind: 'flag', help: 'also record opens that failed (src ends with :failed:ERRNO)' },
   { name: 'include-empty-ssl', kind: 'flag', help: 'also record SSL calls that transferred no bytes (ssl_op)' },
   { name: 'function', kind: 'list', value: 'TARGET', help: 'record calls of BINARY:SYMBOL or PURL:SYMBOL (glob; repeatable; implies function_call)' },
+  { name: 'frames', kind: 'string', value: 'FILE', help: 'write the symbolized stack of every function_call to FILE (read with rtev query --frames)' },
   { name: 'functions', kind: 'string', value: 'FILE', help: 'JSON list of function targets (docs/function-calls.md)' },
   { name: 'function-mode', kind: 'string', value: 'MODE', help: 'first-seen (default: one record per pid, function and stack, every call counted) or all' },
   { name: 'ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for file opens (default 16M; power of 2)' },
@@ -77,6 +78,7 @@ interface CollectPlan {
   recordFailedOpens: boolean;
   recordEmptySsl: boolean;
   functions: string[];
+  framesFile: string | undefined;
   functionMode: FunctionMode;
   containers: ContainerSelector;
   enrich: boolean;
@@ -115,6 +117,16 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const functions = plan.functions.length > 0
     ? await FunctionProbes.create(session, { specs: plan.functions, mode: plan.functionMode, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })
     : undefined;
+  const framesFd = plan.framesFile !== undefined && functions !== undefined ? openFramesFile(plan.framesFile) : undefined;
+  if (framesFd !== undefined && functions !== undefined) {
+    functions.onFrames = (record, d) => {
+      const line = canonicalize({
+        ts_ns: record.ts_ns, pid: record.pid, tid: record.tid ?? record.pid, addr: d.addr, stack_quality: d.stackQuality,
+        frames: d.frames.map((f) => ({ addr: f.addr, symbol: f.symbol, offset: f.offset, library: f.library, kind: f.kind, source: f.source })),
+      });
+      fs.writeSync(framesFd, line + '\n');
+    };
+  }
   if (session.attachedProbes.length === 0) {
     throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
   }
@@ -186,6 +198,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   if (!plan.quiet) io.stderr.write(summaryLine(finalLedger, sink, Date.now() - started, plan.output) + '\n');
   if (!plan.quiet && enricher && plan.enrich) io.stderr.write(enrichmentLine(enricher, activePipeline) + '\n');
   if (!plan.quiet && uprobes.active) io.stderr.write(`rtev: uprobes: ${JSON.stringify(uprobes.stats())}\n`);
+  if (framesFd !== undefined) fs.closeSync(framesFd);
   if (!plan.quiet && functions !== undefined) io.stderr.write(`rtev: ${functions.summary()}\n`);
   return exitCode;
 }
@@ -222,11 +235,21 @@ function planFromArgs(args: string[]): CollectPlan {
     containers: containerSelector(parsed, (parsed.lists.get('cgroup') ?? []).length > 0),
     enrich: !parsed.flags.has('no-enrich'),
     enricherOptions: enricherOptions(parsed),
+    framesFile: parsed.values.get('frames'),
     bulkRingBytes: ringSize(parsed.values.get('ring-size'), 16 << 20, 'ring-size'),
     rareRingBytes: ringSize(parsed.values.get('rare-ring-size'), 4 << 20, 'rare-ring-size'),
     quiet: parsed.flags.has('quiet'),
     verbose: parsed.flags.has('verbose'),
   };
+}
+
+/** openFramesFile creates the --frames side file (not evidence: unsigned, for humans and rtev query). */
+function openFramesFile(file: string): number {
+  try {
+    return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new RtevError('OUTPUT', `cannot write --frames file ${file}`, { cause: err });
+  }
 }
 
 function containerSelector(parsed: ParsedArgs, cgroupFilter: boolean): ContainerSelector {
