@@ -3,6 +3,7 @@ import type {
 } from '../model/record';
 import { TCP_STATE_NAMES } from '../model/record';
 import { formatIPv4, formatIPv6 } from './address';
+import { i32, u16, u32 } from './bytes';
 import { errnoName } from './errno';
 import {
   AF_INET, AF_INET6, EventKind, FileOpen, FunctionCall, Hdr, NetConnect, OpenSyscall, ProcessExec, type ProbeName,
@@ -72,18 +73,18 @@ export function forEachFrame(batch: Buffer, used: number, onFrame: (record: Buff
 /** decodeRecord turns one ring record into an evidence record. It never throws. */
 export function decodeRecord(rec: Buffer, stats: DecodeStats): Decoded {
   if (rec.length < Hdr.SIZE) return { ok: false, probe: undefined, reason: 'short_header' };
-  const kind = rec.readUInt32LE(Hdr.kind);
+  const kind = u32(rec, Hdr.kind);
   const probe = PROBE_BY_KIND[kind];
   if (probe === undefined) return { ok: false, probe: undefined, reason: 'unknown_kind' };
-  const size = rec.readUInt32LE(Hdr.size);
+  const size = u32(rec, Hdr.size);
   if (size !== rec.length || size < MIN_SIZE[kind]!) return { ok: false, probe, reason: 'bad_size' };
-  const pid = rec.readUInt32LE(Hdr.pid);
+  const pid = u32(rec, Hdr.pid);
   if (pid < 1) return { ok: false, probe, reason: 'no_pid' };
   const header = {
     ts_ns: rec.readBigUInt64LE(Hdr.ts_ns),
     cgroup_id: rec.readBigUInt64LE(Hdr.cgroup_id),
     pid,
-    tid: rec.readUInt32LE(Hdr.tid) || pid,
+    tid: u32(rec, Hdr.tid) || pid,
     comm: decodeCommAt(rec, Hdr.comm, Hdr.commLen, stats),
   };
   switch (kind) {
@@ -124,12 +125,12 @@ export function accessOf(flags: number): FileAccess {
 }
 
 function decodeFileOpen(rec: Buffer, header: Header, stats: DecodeStats): Decoded {
-  const pathLen = rec.readUInt16LE(FileOpen.path_len);
-  const dirLen = rec.readUInt16LE(FileOpen.dir_len);
-  const strFlags = rec.readUInt16LE(FileOpen.path_flags);
+  const pathLen = u16(rec, FileOpen.path_len);
+  const dirLen = u16(rec, FileOpen.dir_len);
+  const strFlags = u16(rec, FileOpen.path_flags);
   if (FileOpen.SIZE + pathLen + dirLen !== rec.length) return { ok: false, probe: 'file_open', reason: 'bad_size' };
-  const flags = rec.readUInt32LE(FileOpen.flags);
-  const ret = Number(rec.readBigInt64LE(FileOpen.ret));
+  const flags = u32(rec, FileOpen.flags);
+  const ret = i32(rec, FileOpen.ret); // fd or -errno: the low 32 bits of the s64
   let path = decodeTextAt(rec, FileOpen.SIZE, FileOpen.SIZE + pathLen, stats);
   if (strFlags & StrFlag.TRUNCATED) path += TRUNCATION_MARK;
   if (pathLen > 0 && !path.startsWith('/')) {
@@ -145,19 +146,22 @@ function decodeFileOpen(rec: Buffer, header: Header, stats: DecodeStats): Decode
     path,
     flags,
     access: accessOf(flags),
-    dfd: rec.readInt32LE(FileOpen.dfd),
+    dfd: i32(rec, FileOpen.dfd),
   };
-  if ((flags & O_CREAT) || (flags & O_TMPFILE_BIT)) event.mode = rec.readUInt32LE(FileOpen.mode) & 0o7777;
-  const syscallSrc = OpenSyscall[rec.readUInt8(FileOpen.syscall)] ?? 'sys_enter_openat';
+  if ((flags & O_CREAT) || (flags & O_TMPFILE_BIT)) event.mode = u32(rec, FileOpen.mode) & 0o7777;
+  const syscallSrc = OpenSyscall[rec[FileOpen.syscall]!] ?? 'sys_enter_openat';
   const src = ret < 0 ? `${syscallSrc}:failed:${errnoName(-ret)}` : syscallSrc;
   return { ok: true, probe: 'file_open', record: makeRecord(header, src, event) };
 }
+
+const HAS_DOT_OR_EMPTY_COMPONENT = /(^|\/)\.(\/|$)|\/\//;
 
 /**
  * joinDirectory makes a relative path absolute. Only "." segments are dropped: ".." is kept
  * because resolving it lexically would be wrong across symbolic links.
  */
 export function joinDirectory(dir: string, relative: string): string {
+  if (!HAS_DOT_OR_EMPTY_COMPONENT.test(relative)) return (dir.endsWith('/') ? dir : dir + '/') + relative;
   const parts = relative.split('/').filter((p, i, all) => p !== '.' && !(p === '' && i < all.length - 1));
   const base = dir.endsWith('/') ? dir : dir + '/';
   return base + parts.join('/');

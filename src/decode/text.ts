@@ -27,8 +27,15 @@ export function decodeText(bytes: Uint8Array, stats: TextStats): string {
 export function decodeTextAt(buf: Buffer, start: number, end: number, stats: TextStats): string {
   let i = start;
   while (i < end && buf[i]! < 0x80) i++;
-  if (i === end) return buf.toString('latin1', start, end);
+  if (i === end) return latin1(buf, start, end);
   return decodeNonAscii(buf.subarray(start, end), stats);
+}
+
+type Latin1Slicer = (this: Buffer, start: number, end: number) => string;
+/** Buffer's internal latin1Slice skips toString's argument handling; toString where it is missing. */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slicer }).latin1Slice;
+function latin1(buf: Buffer, start: number, end: number): string {
+  return latin1Slice !== undefined ? latin1Slice.call(buf, start, end) : buf.toString('latin1', start, end);
 }
 
 function decodeNonAscii(bytes: Buffer, stats: TextStats): string {

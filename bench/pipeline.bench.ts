@@ -1,0 +1,69 @@
+/**
+ * pipeline.bench: user-space cost per record, without the kernel: recorded file_open records
+ * (test/fixtures/ringbuf/trigger) replayed in 1 MiB-like batches through decode, encode and the
+ * whole Pipeline (no-op sink). Reports ns per record (process CPU time) as medians of rounds.
+ *   node dist/bench/pipeline.bench.js [ROUNDS]
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decodeRecord, newDecodeStats } from '../src/decode/decode';
+import { encodeRecord } from '../src/encode/record';
+import { PathFilter } from '../src/ingest/path-filter';
+import { Pipeline } from '../src/ingest/pipeline';
+import type { EvidenceRecord } from '../src/model/record';
+import type { RecordSink } from '../src/store/sink';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const samples = fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ringbuf', 'trigger', 'samples.bin'));
+const records: Buffer[] = [];
+for (let o = 0; o + 4 <= samples.length; ) {
+  const len = samples.readUInt32LE(o);
+  records.push(samples.subarray(o + 4, o + 4 + len));
+  o += 4 + len;
+}
+const opens = records.filter((r) => r.readUInt32LE(16) === 1);
+const PER_BATCH = 4000;
+const parts: Buffer[] = [];
+for (let i = 0; i < PER_BATCH; i++) {
+  const r = opens[i % opens.length]!;
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(r.length);
+  parts.push(header, r, Buffer.alloc(((r.length + 7) & ~7) - r.length));
+}
+const batch = Buffer.concat(parts);
+
+function cpuNs(): bigint {
+  const u = process.cpuUsage();
+  return BigInt(u.user + u.system) * 1000n;
+}
+
+function measure(name: string, rounds: number, perRound: number, fn: () => void): void {
+  for (let i = 0; i < 3; i++) fn();
+  const values: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const start = cpuNs();
+    for (let i = 0; i < perRound; i++) fn();
+    values.push(Number(cpuNs() - start) / (perRound * PER_BATCH));
+  }
+  values.sort((a, b) => a - b);
+  console.log(`${name.padEnd(26)} ${values[Math.floor(values.length / 2)]!.toFixed(0).padStart(6)} ns/record (min ${values[0]!.toFixed(0)}, max ${values[values.length - 1]!.toFixed(0)})`);
+}
+
+const rounds = Number(process.argv[2] ?? 7);
+const stats = newDecodeStats();
+const decoded: EvidenceRecord[] = opens.map((r) => { const d = decodeRecord(r, stats); return d.ok && 'record' in d ? d.record : undefined; })
+  .filter((r): r is EvidenceRecord => r !== undefined);
+let sinkBytes = 0;
+const sink: RecordSink = { write: (line) => { sinkBytes += line.length; }, backlogBytes: 0, bytesWritten: 0, close: async () => {} };
+const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []) });
+const attributed = new Pipeline({
+  sink, pathFilter: new PathFilter([], []),
+  containers: { lookup: () => ({}), whenSettled: async () => ({}) },
+});
+
+console.log(`node ${process.version}, ${PER_BATCH} file_open records per batch, ${rounds} rounds, process CPU time`);
+measure('decode', rounds, 20, () => { for (let i = 0; i < PER_BATCH; i++) decodeRecord(opens[i % opens.length]!, stats); });
+measure('encode', rounds, 20, () => { for (let i = 0; i < PER_BATCH; i++) encodeRecord(decoded[i % decoded.length]!); });
+measure('pipeline (no enrichment)', rounds, 20, () => pipeline.handleBatch(batch, batch.length));
+measure('pipeline (enrichment hit)', rounds, 20, () => attributed.handleBatch(batch, batch.length));
+if (sinkBytes === 0) throw new Error('nothing encoded');
