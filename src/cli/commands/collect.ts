@@ -6,6 +6,7 @@ import type { RawFunctionCall } from '../../decode/decode';
 import { PROBE_NAMES, type ProbeName } from '../../decode/layout';
 import { canonicalize } from '../../encode/canonical';
 import { RtevError, UsageError } from '../../errors';
+import { encodeListenerOwner, findListenerOwners } from '../../ingest/listeners';
 import { PathFilter } from '../../ingest/path-filter';
 import { Pipeline } from '../../ingest/pipeline';
 import { BTF_PATH, preflight } from '../../ingest/preflight';
@@ -106,6 +107,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   for (const pid of plan.pids) session.traceProcess(pid, TRACE_SELF);
   for (const pid of plan.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
   session.setCgroupFilter(plan.cgroups);
+  if (session.attachedProbes.includes('tcp_state')) seedListenerOwners(session);
   const enricher = plan.enrich || !isEmptySelector(plan.containers)
     ? new Enricher({ ...plan.enricherOptions, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })
     : undefined;
@@ -241,6 +243,14 @@ function planFromArgs(args: string[]): CollectPlan {
     quiet: parsed.flags.has('quiet'),
     verbose: parsed.flags.has('verbose'),
   };
+}
+
+/** seedListenerOwners tells the tcp_state probe who holds the sockets listening already. */
+function seedListenerOwners(session: BpfSession): void {
+  for (const owner of findListenerOwners()) {
+    const { key, value } = encodeListenerOwner(owner);
+    session.native.mapUpdate(session.handle, 'listen_owners', key, value);
+  }
 }
 
 /** openFramesFile creates the --frames side file (not evidence: unsigned, for humans and rtev query). */
