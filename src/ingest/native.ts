@@ -16,6 +16,11 @@ export interface NativeBinding {
   attach(h: ObjectHandle, program: string): number;
   attachUprobe(h: ObjectHandle, program: string, retprobe: boolean, pid: number, binary: string, fileOffset: bigint, cookie: bigint): number;
   detach(h: ObjectHandle, link: number): void;
+  /**
+   * detachMany destroys the links from parallel threads and returns when all are gone (unknown ids
+   * are ignored). Same effect as detach() per link; faster for uprobe links (docs/probes-network.md).
+   */
+  detachMany(h: ObjectHandle, links: number[]): void;
   mapUpdate(h: ObjectHandle, map: string, key: Buffer, value: Buffer): void;
   mapDelete(h: ObjectHandle, map: string, key: Buffer): boolean;
   mapLookup(h: ObjectHandle, map: string, key: Buffer): Buffer | null;

@@ -179,9 +179,11 @@ export class UprobeManager {
     if (this.#rescan) clearInterval(this.#rescan);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    for (const f of this.#files.values()) {
-      for (const link of f.links.splice(0)) this.#session.native.detach(this.#session.handle, link);
-    }
+    const links: number[] = [];
+    for (const f of this.#files.values()) links.push(...f.links.splice(0));
+    // one call, parallel threads in the addon: ~15% faster than one detach() after another; the
+    // kernel serializes most of each teardown (docs/probes-network.md, "Stopping")
+    if (links.length > 0) this.#session.native.detachMany(this.#session.handle, links);
   }
 
   #kindCount(kind: LibraryKind): number {
