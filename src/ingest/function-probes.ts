@@ -3,6 +3,7 @@ import { RtevError, UsageError } from '../errors';
 import type { EvidenceRecord, FunctionCallEvent } from '../model/record';
 import { ComponentResolver, FirstSeenFilter, Symbolizer, resolveTargets, type CallDescription, type FunctionCallCount, type ResolvedTarget } from '../symbolize';
 import { nodeHost } from '../symbolize/host';
+import type { FunctionCallTotal } from '../store/sink';
 import type { BpfSession } from './session';
 
 /** FunctionMode is the volume control of function_call records (docs/function-calls.md). */
@@ -145,6 +146,26 @@ export class FunctionProbes {
   /** counts returns the exact per-target call counts of the run so far. */
   counts(): FunctionCallCount[] {
     return this.#counts.map((c) => ({ ...c }));
+  }
+
+  /**
+   * totals gives the cumulative counts per target in the form of the chunk predicate's
+   * provider (OutputContext.functionCalls): `FILE:SYMBOL`, canonical symbol and node_hash.
+   */
+  totals(): FunctionCallTotal[] {
+    return this.#counts.map((c, i) => {
+      const t = this.targets[i]!;
+      return { function: c.function, symbol: t.symbol, node_hash: t.nodeHash, calls: BigInt(c.calls), emitted: BigInt(c.emitted), suppressed: BigInt(c.suppressed) };
+    });
+  }
+
+  /**
+   * rotateWindow starts a new first-seen window: every (pid, function, stack) gives a record
+   * again. The chunk writer calls it when it seals a chunk (OutputContext.onSeal), so the
+   * window is the chunk's. A no-op in `all` mode. Counts are cumulative and not reset.
+   */
+  rotateWindow(): void {
+    this.#filter?.rotateWindow();
   }
 
   /** summary is one line for the collect summary: `function_call: SYMBOL calls=N emitted=M; ...`. */

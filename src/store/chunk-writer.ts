@@ -9,11 +9,11 @@ import type { SealJob } from './chain-sealer';
 import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
 import { chunkName, PARTIAL_SUFFIX } from './layout';
-import { emptyByType, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
+import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
-import type { LineInfo, ProducerInfo, RecordSink } from './sink';
+import type { FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
 
 /** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
 export const DEFAULT_CHUNK_MAX_BYTES = 16 * 1024 * 1024;
@@ -27,6 +27,10 @@ export interface ChunkSinkConfig {
   env: Environment;
   producer: ProducerInfo;
   ledger: () => Ledger;
+  /** cumulative function call counts (OutputContext.functionCalls); absent: no function_calls field */
+  functionCalls?: () => FunctionCallTotal[];
+  /** called once per sealed chunk, right after its facts are taken (OutputContext.onSeal) */
+  onSeal?: () => void;
   chunkMaxBytes: number;
   chunkMaxAgeMs: number;
   retention: RetentionLimits;
@@ -76,6 +80,7 @@ export class ChunkSink implements RecordSink {
   #totalBytes = 0;
   readonly #cumulative = new Map<string, bigint>();
   #windowStart: Map<string, ProbeTotals> = new Map();
+  #functionStart: FunctionCallTotals = new Map();
   #failure: RtevError | undefined;
   #failureThrown = false;
   #closed = false;
@@ -247,6 +252,9 @@ export class ChunkSink implements RecordSink {
       if (s === undefined) return true;
       for (const k of Object.keys(t) as Array<keyof ProbeTotals>) if (t[k] !== s[k]) return true;
     }
+    if (this.#c.functionCalls !== undefined) {
+      for (const [key, t] of functionTotalsOf(this.#c.functionCalls())) if (this.#functionStart.get(key)?.calls !== t.calls) return true;
+    }
     return false;
   }
 
@@ -263,6 +271,16 @@ export class ChunkSink implements RecordSink {
     const end = totalsOf(finalLedger ?? this.#c.ledger(), this.#cumulative);
     const window = ledgerWindow(this.#windowStart, end);
     this.#windowStart = end;
+    // function calls counted up to now belong to this chunk; the first-seen window rotates
+    // at this very point (synchronously: no record is decoded in between), so a record
+    // emitted in window N is written before this seal, into chunk N (docs/function-calls.md)
+    let functionCalls: ChunkPredicate['function_calls'];
+    if (this.#c.functionCalls !== undefined) {
+      const fnEnd = functionTotalsOf(this.#c.functionCalls());
+      functionCalls = functionCallsWindow(this.#functionStart, fnEnd);
+      this.#functionStart = fnEnd;
+    }
+    this.#c.onSeal?.();
     const sealedAnchor = this.#c.env.timeAnchor();
     const final = reason === 'shutdown';
     const predicate: ChunkPredicate = {
@@ -276,6 +294,7 @@ export class ChunkSink implements RecordSink {
       host: this.#host,
       clock: { ts_clock: 'CLOCK_MONOTONIC', opened: c.opened, sealed: sealedAnchor },
       producer: this.#producer,
+      ...(functionCalls !== undefined ? { function_calls: functionCalls } : {}),
     };
     this.#restart = null;
     fs.closeSync(c.fd);

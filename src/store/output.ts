@@ -37,6 +37,8 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
     }
     return new ChunkSink({
       dir, key, env, producer: context.producer, ledger: context.ledger,
+      ...(context.functionCalls !== undefined ? { functionCalls: () => context.functionCalls!() } : {}),
+      ...(context.onSeal !== undefined ? { onSeal: () => context.onSeal!() } : {}),
       chunkMaxBytes: options.chunkMaxBytes ?? DEFAULT_CHUNK_MAX_BYTES,
       chunkMaxAgeMs: options.chunkMaxAgeMs ?? DEFAULT_CHUNK_MAX_AGE_MS,
       retention: { maxBytes: options.retainMaxBytes, maxAgeMs: options.retainMaxAgeMs },

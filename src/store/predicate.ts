@@ -2,7 +2,7 @@ import type { CanonicalValue } from '../encode/canonical';
 import type { Ledger } from '../model/ledger';
 import { EVENT_TYPES, type EventType } from '../model/record';
 import type { HostFacts, TimeAnchor } from './host-facts';
-import type { ProducerInfo } from './sink';
+import type { FunctionCallTotal, ProducerInfo } from './sink';
 
 /**
  * The predicate of a chunk statement (predicateType CHUNK_PREDICATE_TYPE). Every field is
@@ -73,6 +73,16 @@ export interface RestartRecord {
   unsealed: UnsealedFile[];
 }
 
+/** Exact calls of one probed function in a chunk's window (docs/function-calls.md). */
+export interface FunctionCallWindow {
+  function: string;
+  symbol: string;
+  node_hash: string | null;
+  calls: bigint;
+  emitted: bigint;
+  suppressed: bigint;
+}
+
 export interface ChunkPredicate {
   chain: ChainLink;
   records: RecordSummary;
@@ -88,6 +98,8 @@ export interface ChunkPredicate {
     config_sha256: string;
     probes: string[];
   };
+  /** present only when the run probes functions (rtev collect --function) */
+  function_calls?: FunctionCallWindow[];
 }
 
 /** producerFacts maps ProducerInfo to its predicate form. */
@@ -165,6 +177,49 @@ export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: Reado
 
 function inFlight(t: ProbeTotals): bigint {
   return t.k_submitted - t.in_chunks - t.u_filtered - t.u_rejected - t.u_shed;
+}
+
+/** Cumulative function call counts keyed by target identity, the unit of function_calls windows. */
+export type FunctionCallTotals = Map<string, FunctionCallWindow>;
+
+function functionKey(t: { function: string; symbol: string; node_hash?: string | null | undefined }): string {
+  return `${t.function}\u0000${t.symbol}\u0000${t.node_hash ?? ''}`;
+}
+
+/**
+ * functionTotalsOf merges the provider's cumulative counts by (function, symbol, node_hash);
+ * two targets with the same identity (aliases at different offsets) are summed.
+ */
+export function functionTotalsOf(list: readonly FunctionCallTotal[]): FunctionCallTotals {
+  const out: FunctionCallTotals = new Map();
+  for (const t of list) {
+    const key = functionKey(t);
+    const cur = out.get(key);
+    if (cur === undefined) {
+      out.set(key, { function: t.function, symbol: t.symbol, node_hash: t.node_hash ?? null, calls: t.calls, emitted: t.emitted, suppressed: t.suppressed });
+    } else {
+      cur.calls += t.calls;
+      cur.emitted += t.emitted;
+      cur.suppressed += t.suppressed;
+    }
+  }
+  return out;
+}
+
+/**
+ * functionCallsWindow subtracts two cumulative snapshots: one entry per target (zeros
+ * included), sorted by function, symbol, node_hash.
+ */
+export function functionCallsWindow(start: FunctionCallTotals, end: FunctionCallTotals): FunctionCallWindow[] {
+  const keys = [...new Set([...start.keys(), ...end.keys()])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return keys.map((k) => {
+    const a = start.get(k);
+    const b = end.get(k) ?? a!; // a target never leaves the cumulative counts: no change
+    return {
+      function: b.function, symbol: b.symbol, node_hash: b.node_hash,
+      calls: b.calls - (a?.calls ?? 0n), emitted: b.emitted - (a?.emitted ?? 0n), suppressed: b.suppressed - (a?.suppressed ?? 0n),
+    };
+  });
 }
 
 /** predicateValue gives the canonical-JSON form of a predicate. */

@@ -63,4 +63,28 @@ export interface OutputContext {
   ledger(): Ledger;
   /** where to print one-line notices (key fingerprint, warnings) */
   notice(message: string): void;
+  /**
+   * the cumulative exact call counts per probed function (rtev collect --function), read
+   * when a chunk is sealed; the chunk predicate holds the differences (`function_calls`).
+   * Absent when the run probes no function: the predicate then has no such field.
+   */
+  functionCalls?(): FunctionCallTotal[];
+  /**
+   * called synchronously right after a chunk's facts (records, ledger, function calls) are
+   * taken, before any further record is written: the first-seen window rotates here.
+   */
+  onSeal?(): void;
+}
+
+/** Cumulative call counts of one function target since the collector started. */
+export interface FunctionCallTotal {
+  /** `FILE:SYMBOL`, e.g. /usr/lib/x86_64-linux-gnu/libssl.so.3:SSL_read */
+  function: string;
+  symbol: string;
+  node_hash?: string;
+  calls: bigint;
+  /** calls that gave a record (passed the first-seen filter) */
+  emitted: bigint;
+  /** calls the first-seen filter suppressed; emitted + suppressed = calls */
+  suppressed: bigint;
 }

@@ -206,3 +206,63 @@ export function checkLedgerIdentity(p: StrictObject): string[] {
   if (inChunk !== get(p, 'records.count')) out.push(`ledger in_chunk total ${inChunk} != records.count ${String(get(p, 'records.count'))}`);
   return out;
 }
+
+const FUNCTION_CALL_FIELDS = ['calls', 'emitted', 'function', 'node_hash', 'suppressed', 'symbol'];
+
+/** One well-formed entry of a predicate's function_calls. */
+export interface FunctionCallEntry {
+  function: string;
+  symbol: string;
+  node_hash: string | null;
+  calls: bigint;
+  emitted: bigint;
+  suppressed: bigint;
+}
+
+/**
+ * checkFunctionCalls checks the optional `function_calls` field: absent, or an array of
+ * entries with exactly the fields {function, symbol, node_hash, calls, emitted, suppressed},
+ * non-negative integer counts with emitted + suppressed = calls, no entry twice. Returns the
+ * entries (empty when absent) or the problems found.
+ */
+export function checkFunctionCalls(p: StrictObject): { entries: FunctionCallEntry[]; problems: string[] } {
+  if (!Object.prototype.hasOwnProperty.call(p, 'function_calls')) return { entries: [], problems: [] };
+  const list = p['function_calls'];
+  if (!Array.isArray(list)) return { entries: [], problems: ['function_calls is not an array'] };
+  const problems: string[] = [];
+  const entries: FunctionCallEntry[] = [];
+  const seen = new Set<string>();
+  list.forEach((e, i) => {
+    const at = `function_calls[${i}]`;
+    if (!isObj(e)) {
+      problems.push(`${at} is not an object`);
+      return;
+    }
+    const keys = Object.keys(e).sort();
+    if (keys.join(',') !== FUNCTION_CALL_FIELDS.join(',')) {
+      problems.push(`${at} must have exactly the fields ${FUNCTION_CALL_FIELDS.join(', ')} (has ${keys.slice(0, 10).join(', ').slice(0, 200)})`);
+      return;
+    }
+    const { function: fn, symbol, node_hash: nodeHash, calls, emitted, suppressed } = e;
+    if (typeof fn !== 'string' || typeof symbol !== 'string' || (nodeHash !== null && typeof nodeHash !== 'string')) {
+      problems.push(`${at}: function and symbol must be strings, node_hash a string or null`);
+      return;
+    }
+    if (typeof calls !== 'bigint' || typeof emitted !== 'bigint' || typeof suppressed !== 'bigint' || calls < 0n || emitted < 0n || suppressed < 0n) {
+      problems.push(`${at} (${fn.slice(0, 120)}): calls, emitted and suppressed must be non-negative integers`);
+      return;
+    }
+    if (emitted + suppressed !== calls) {
+      problems.push(`${at} (${fn.slice(0, 120)}): emitted ${emitted} + suppressed ${suppressed} != calls ${calls}`);
+      return;
+    }
+    const key = `${fn}\u0000${symbol}\u0000${nodeHash ?? ''}`;
+    if (seen.has(key)) {
+      problems.push(`${at} (${fn.slice(0, 120)}): listed twice`);
+      return;
+    }
+    seen.add(key);
+    entries.push({ function: fn, symbol, node_hash: nodeHash, calls, emitted, suppressed });
+  });
+  return { entries, problems };
+}

@@ -6,7 +6,7 @@ import { CHECKPOINT_PREDICATE_TYPE, CHUNK_PREDICATE_TYPE } from '../sign/stateme
 import { lstatMaybe, readBounded } from './fsio';
 import { CHECKPOINT_NAME, chunkName, classify, envelopeName, type Entry } from './layout';
 import { isObj, MAX_ENVELOPE_BYTES, openStatement, sha256Hex, digestFile, type OpenedStatement, type StrictObject } from './statement-read';
-import { checkContentAgainstPredicate, checkLedgerIdentity, checkPredicateShape, get, PROBE_FIELDS, scanChunk } from './verify-chunk';
+import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, checkPredicateShape, get, PROBE_FIELDS, scanChunk, type FunctionCallEntry } from './verify-chunk';
 
 /**
  * verifyEvidence checks an evidence directory as hostile input (docs/format.md
@@ -45,6 +45,11 @@ export interface VerifyReport {
   ledger: Record<string, Record<string, bigint>>;
   lost: bigint;
   hosts: string[];
+  /**
+   * exact calls per probed function summed over all verified chunks (predicate
+   * function_calls, docs/function-calls.md); empty when no chunk probes functions
+   */
+  functionCalls: FunctionCallEntry[];
 }
 
 interface ChunkInfo {
@@ -57,7 +62,7 @@ interface ChunkInfo {
 export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyReport {
   const r: VerifyReport = {
     dir, status: 'valid', problems: [], gaps: [], notes: [], chainId: null, firstSeq: null, lastSeq: null, chunks: 0, runs: 0,
-    records: 0n, byType: {}, minTs: null, maxTs: null, keyids: [], ledger: {}, lost: 0n, hosts: [],
+    records: 0n, byType: {}, minTs: null, maxTs: null, keyids: [], ledger: {}, lost: 0n, hosts: [], functionCalls: [],
   };
   const entries = listForVerify(dir, r);
   if (entries === undefined) return finish(r);
@@ -175,6 +180,9 @@ function verifyOne(dir: string, seq: number, hasEnv: boolean, hasChunk: boolean,
     r.problems.push({ file: eName, reason: `predicate seq is ${String(get(st.predicate, 'chain.seq'))}, the file name says ${seq}` });
   }
   for (const m of checkLedgerIdentity(st.predicate)) r.problems.push({ file: eName, reason: m });
+  const fc = checkFunctionCalls(st.predicate);
+  for (const m of fc.problems) r.problems.push({ file: eName, reason: m });
+  addFunctionCalls(fc.entries, r);
   if (!hasChunk) {
     r.problems.push({ file: cName, reason: 'chunk file is missing (deleted?) but its envelope exists' });
     return { seq, envelopeSha256: env.sha256, predicate: st.predicate };
@@ -311,6 +319,27 @@ function accumulate(p: StrictObject, r: VerifyReport): void {
   if (lost > 0n) r.gaps.push({ file: chunkName(Number(get(p, 'chain.seq'))), reason: `recorded drops: ${lost} records lost in this chunk's window (see the ledger)` });
 }
 
+/** addFunctionCalls sums a chunk's function_calls into the report, per (function, symbol, node_hash). */
+const functionIndex = new WeakMap<VerifyReport, Map<string, FunctionCallEntry>>();
+
+function addFunctionCalls(entries: readonly FunctionCallEntry[], r: VerifyReport): void {
+  let index = functionIndex.get(r);
+  if (index === undefined) functionIndex.set(r, (index = new Map()));
+  for (const e of entries) {
+    const key = `${e.function}\u0000${e.symbol}\u0000${e.node_hash ?? ''}`;
+    const acc = index.get(key);
+    if (acc === undefined) {
+      const added = { ...e };
+      index.set(key, added);
+      r.functionCalls.push(added);
+    } else {
+      acc.calls += e.calls;
+      acc.emitted += e.emitted;
+      acc.suppressed += e.suppressed;
+    }
+  }
+}
+
 function checkLeftover(dir: string, e: Entry, lastSeq: number, r: VerifyReport): void {
   if (e.kind === 'chunk-partial' || e.kind === 'unsealed-unrecorded' || (e.kind === 'chunk' && e.seq > lastSeq)) {
     let size = '?';
@@ -328,6 +357,7 @@ function checkLeftover(dir: string, e: Entry, lastSeq: number, r: VerifyReport):
 }
 
 function finish(r: VerifyReport): VerifyReport {
+  r.functionCalls.sort((a, b) => (a.function < b.function ? -1 : a.function > b.function ? 1 : a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
   r.status = r.problems.length > 0 ? 'invalid' : r.gaps.length > 0 ? 'incomplete' : 'valid';
   return r;
 }

@@ -85,6 +85,10 @@ export function renderText(r: VerifyReport, pubkeys: readonly string[]): string 
       out.push(`    ${p.padEnd(14)} ${cols.map((c) => String(l[c] ?? 0n).padStart(10)).join(' ')}`);
     }
   }
+  if (r.functionCalls.length > 0) {
+    out.push('  function calls (exact, sum over chunks):');
+    for (const f of r.functionCalls) out.push(`    ${f.function} calls=${f.calls} emitted=${f.emitted} suppressed=${f.suppressed}`);
+  }
   section(out, 'problems (tampering or invalid content)', r.problems);
   section(out, 'gaps and drops (recorded, authentic)', r.gaps);
   section(out, 'notes', r.notes);
