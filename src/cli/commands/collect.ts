@@ -136,7 +136,11 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const producer = producerInfo(objectPath, plan, session.attachedProbes);
   let pipeline: Pipeline | undefined;
   const ledger = (): Ledger => buildLedger(session, pipeline);
-  const sink = await openOutput(plan.output, { producer, ledger, notice: (m) => io.stderr.write(`rtev: ${m}\n`) });
+  const sink = await openOutput(plan.output, {
+    producer, ledger, notice: (m) => io.stderr.write(`rtev: ${m}\n`),
+    // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
+    ...(functions !== undefined ? { functionCalls: () => functions.totals(), onSeal: () => functions.rotateWindow() } : {}),
+  });
   const stopSignal = new StopSignal();
   let sinkError: unknown;
   pipeline = new Pipeline({
