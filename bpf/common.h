@@ -118,11 +118,30 @@ static __always_inline bool current_filtered_out(void)
 	return filtered_out(tgid, cgroup_id);
 }
 
+/* memory_cgroup_v1_id: the kernfs id of the task's memory cgroup. On a hybrid host the
+ * memory controller is in a v1 hierarchy, where container runtimes using cgroupfs put
+ * containers that the v2 id (the v2 root) cannot tell apart. */
+static __always_inline __u64 memory_cgroup_v1_id(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct css_set *cgroups = BPF_CORE_READ(task, cgroups);
+	int index = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	struct cgroup_subsys_state *css = NULL;
+
+	if (index < 0 || index >= CGROUP_SUBSYS_COUNT)
+		return 0;
+	if (bpf_probe_read_kernel(&css, sizeof(css), (void *)cgroups + bpf_core_field_offset(struct css_set, subsys) +
+								index * sizeof(css)) || !css)
+		return 0;
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
 static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	hdr->ts_ns = bpf_ktime_get_ns();
 	hdr->cgroup_id = bpf_get_current_cgroup_id();
+	hdr->cgroup_v1_id = hdr->cgroup_id == 1 ? memory_cgroup_v1_id() : 0;
 	hdr->kind = kind;
 	hdr->pid = id >> 32;
 	hdr->tid = (__u32)id;

@@ -65,7 +65,10 @@ struct evt_hdr {
 	__u32 pid;       /* tgid */
 	__u32 tid;
 	char comm[RTEV_COMM_LEN];
-}; /* 48 bytes */
+	/* v1 memory-hierarchy cgroup id (kernfs inode), set only when the task is in the
+	 * cgroup v2 root: on hybrid hosts containers may exist only in the v1 hierarchies */
+	__u64 cgroup_v1_id;
+}; /* 56 bytes */
 
 /* Followed by path_len bytes of path as passed (no NUL), then, when
  * DIR_RESOLVED, dir_len bytes of the directory it is relative to (no NUL). */
@@ -80,7 +83,7 @@ struct evt_file_open {
 	__u16 path_flags;
 	__u8 syscall;   /* enum open_syscall */
 	__u8 _pad[5];
-}; /* 80 bytes */
+}; /* 88 bytes */
 
 enum open_syscall {
 	OPEN_SYSCALL_OPENAT = 1,
@@ -98,7 +101,7 @@ struct evt_process_exec {
 	__u16 filename_flags;
 	__u16 argv0_flags;
 	__u32 _pad;
-}; /* 64 bytes */
+}; /* 72 bytes */
 
 struct evt_tcp_state {
 	struct evt_hdr hdr;
@@ -112,7 +115,7 @@ struct evt_tcp_state {
 	__u8 newstate;
 	__u8 attribution; /* enum tcp_attribution */
 	__u8 _pad[7];
-}; /* 104 bytes */
+}; /* 112 bytes */
 
 enum tcp_attribution {
 	TCP_OWNER_CURRENT = 1,  /* the task making the change in process context */
@@ -130,7 +133,7 @@ struct evt_net_connect {
 	__u8 op;        /* enum net_op */
 	__u8 hook;      /* enum net_hook: which probe saw it */
 	__u8 _pad[6];
-}; /* 88 bytes */
+}; /* 96 bytes */
 
 enum net_op {
 	NET_OP_CONNECT = 1,
@@ -150,7 +153,7 @@ struct evt_ssl_op {
 	__u64 bytes; /* bytes actually transferred */
 	__u8 op;     /* enum ssl_fn */
 	__u8 _pad[7];
-}; /* 80 bytes */
+}; /* 88 bytes */
 
 enum ssl_fn {
 	SSL_FN_READ = 1,
@@ -167,7 +170,7 @@ struct evt_function_call {
 	__u16 stack_len;
 	__u16 stack_flags; /* STACK_* */
 	__u32 _pad;
-}; /* 72 bytes */
+}; /* 80 bytes */
 
 #define STACK_TRUNCATED 0x1 /* the walk stopped at RTEV_STACK_MAX frames */
 #define STACK_BROKEN 0x2    /* the walk stopped at an unreadable frame */

@@ -9,3 +9,15 @@
 #include "function_call.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Never used: it makes BTF describe every wire struct, so that test/unit/layout.test.ts can
+ * check the decoder's offsets (src/decode/layout.ts) against what the compiler laid out. */
+struct wire_structs {
+	struct evt_file_open file_open;
+	struct evt_process_exec process_exec;
+	struct evt_tcp_state tcp_state;
+	struct evt_net_connect net_connect;
+	struct evt_ssl_op ssl_op;
+	struct evt_function_call function_call;
+};
+const volatile struct wire_structs *wire_structs_btf = (void *)0;

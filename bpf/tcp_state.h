@@ -122,6 +122,7 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 	struct evt_tcp_state *e = (struct evt_tcp_state *)s->rec;
 	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->hdr.cgroup_id = owner.cgroup_id;
+	e->hdr.cgroup_v1_id = 0; /* not tracked per socket owner */
 	e->hdr.kind = EVT_TCP_STATE;
 	e->hdr.size = sizeof(*e);
 	e->hdr.pid = owner.pid;

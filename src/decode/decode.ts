@@ -70,6 +70,14 @@ export function forEachFrame(batch: Buffer, used: number, onFrame: (record: Buff
   return frames;
 }
 
+/**
+ * cgroupV1IdOf reads the v1 memory cgroup id the probe adds for tasks in the cgroup v2 root
+ * (0 when absent). It is not part of the record: only container attribution uses it.
+ */
+export function cgroupV1IdOf(rec: Buffer): bigint {
+  return rec.length >= Hdr.SIZE ? rec.readBigUInt64LE(Hdr.cgroup_v1_id) : 0n;
+}
+
 /** decodeRecord turns one ring record into an evidence record. It never throws. */
 export function decodeRecord(rec: Buffer, stats: DecodeStats): Decoded {
   if (rec.length < Hdr.SIZE) return { ok: false, probe: undefined, reason: 'short_header' };

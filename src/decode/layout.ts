@@ -21,29 +21,29 @@ export const Counter = { SUBMITTED: 0, FILTERED: 1, RING_FULL: 2, SKIPPED: 3, TR
 export const COUNTER_STRIDE = 8;
 
 export const Hdr = {
-  ts_ns: 0, cgroup_id: 8, kind: 16, size: 20, pid: 24, tid: 28, comm: 32, commLen: 16, SIZE: 48,
+  ts_ns: 0, cgroup_id: 8, kind: 16, size: 20, pid: 24, tid: 28, comm: 32, commLen: 16, cgroup_v1_id: 48, SIZE: 56,
 } as const;
 
 export const FileOpen = {
-  ret: 48, flags: 56, mode: 60, dfd: 64, path_len: 68, dir_len: 70, path_flags: 72, syscall: 74, SIZE: 80,
+  ret: 56, flags: 64, mode: 68, dfd: 72, path_len: 76, dir_len: 78, path_flags: 80, syscall: 82, SIZE: 88,
 } as const;
 
 export const ProcessExec = {
-  ppid: 48, filename_len: 52, argv0_len: 54, filename_flags: 56, argv0_flags: 58, SIZE: 64,
+  ppid: 56, filename_len: 60, argv0_len: 62, filename_flags: 64, argv0_flags: 66, SIZE: 72,
 } as const;
 
 export const TcpState = {
-  skaddr: 48, saddr: 56, daddr: 72, sport: 88, dport: 90, family: 92, oldstate: 94, newstate: 95,
-  attribution: 96, SIZE: 104,
+  skaddr: 56, saddr: 64, daddr: 80, sport: 96, dport: 98, family: 100, oldstate: 102, newstate: 103,
+  attribution: 104, SIZE: 112,
 } as const;
 
 export const NetConnect = {
-  addr: 48, ret: 64, fd: 72, family: 76, port: 78, op: 80, hook: 81, SIZE: 88,
+  addr: 56, ret: 72, fd: 80, family: 84, port: 86, op: 88, hook: 89, SIZE: 96,
 } as const;
 
-export const SslOp = { ssl_ptr: 48, ret: 56, bytes: 64, op: 72, SIZE: 80 } as const;
+export const SslOp = { ssl_ptr: 56, ret: 64, bytes: 72, op: 80, SIZE: 88 } as const;
 
-export const FunctionCall = { ip: 48, cookie: 56, stack_len: 64, stack_flags: 66, SIZE: 72 } as const;
+export const FunctionCall = { ip: 56, cookie: 64, stack_len: 72, stack_flags: 74, SIZE: 80 } as const;
 
 /** String flags (bpf/events.h STR_*, DIR_*). */
 export const StrFlag = { TRUNCATED: 0x1, READ_FAILED: 0x2, DIR_RESOLVED: 0x4, DIR_INCOMPLETE: 0x8 } as const;

@@ -1,4 +1,4 @@
-import { decodeRecord, forEachFrame, newDecodeStats, type DecodeStats, type RawFunctionCall } from '../decode/decode';
+import { cgroupV1IdOf, decodeRecord, forEachFrame, newDecodeStats, type DecodeStats, type RawFunctionCall } from '../decode/decode';
 import { PROBE_NAMES, type ProbeName } from '../decode/layout';
 import { encodeRecord } from '../encode/record';
 import { emptyUserCounters, type UserProbeCounters } from '../model/ledger';
@@ -8,8 +8,18 @@ import type { PathFilter } from './path-filter';
 
 /** ContainerLookup is what the pipeline needs of enrichment (src/enrich/enricher.ts). */
 export interface ContainerLookup {
-  lookup(cgroupId: bigint): { containerId?: string; imageDigest?: string } | 'pending';
-  whenSettled(cgroupId: bigint, timeoutMs: number): Promise<unknown>;
+  lookup(cgroupId: bigint, hierarchy?: 'v2' | 'v1'): { containerId?: string; imageDigest?: string } | 'pending';
+  whenSettled(cgroupId: bigint, timeoutMs: number, hierarchy?: 'v2' | 'v1'): Promise<unknown>;
+}
+
+/** The v2 root: tasks there may still be in a container that only a v1 hierarchy shows. */
+const CGROUP2_ROOT_ID = 1n;
+
+/** A cgroup to attribute by: the v2 id, or for tasks in the v2 root their v1 memory cgroup. */
+interface CgroupKey {
+  id: bigint;
+  hierarchy: 'v2' | 'v1';
+  key: string;
 }
 
 /** FunctionCallBuilder turns a raw function_call into a record, or undefined to not record it. */
@@ -52,7 +62,9 @@ export class Pipeline {
   readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError'>> &
     Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError'>;
   /** waiting records per cgroup, in arrival order; Map iteration order gives the oldest cgroup first */
-  readonly #held = new Map<bigint, Held[]>();
+  readonly #held = new Map<string, Held[]>();
+  /** the cgroup each waiting queue is for */
+  readonly #cgroups = new Map<string, CgroupKey>();
   #heldCount = 0;
   #failure: unknown;
   #waiters: (() => void)[] = [];
@@ -95,39 +107,42 @@ export class Pipeline {
       counters.filtered++;
       return;
     }
-    this.#attribute(record, decoded.probe);
+    this.#attribute(record, decoded.probe, this.#o.containers === undefined ? 0n : cgroupV1IdOf(rec));
   }
 
-  #attribute(record: EvidenceRecord, probe: ProbeName): void {
+  #attribute(record: EvidenceRecord, probe: ProbeName, cgroupV1: bigint): void {
     const containers = this.#o.containers;
-    const cgroup = record.cgroup_id;
-    if (containers === undefined || cgroup === undefined) {
+    if (containers === undefined || record.cgroup_id === undefined) {
       this.#write(record, probe);
       return;
     }
-    const queue = this.#held.get(cgroup);
+    const cgroup: CgroupKey = record.cgroup_id === CGROUP2_ROOT_ID && cgroupV1 !== 0n
+      ? { id: cgroupV1, hierarchy: 'v1', key: `v1:${cgroupV1}` }
+      : { id: record.cgroup_id, hierarchy: 'v2', key: `v2:${record.cgroup_id}` };
+    const queue = this.#held.get(cgroup.key);
     if (queue !== undefined) {
       queue.push({ record, probe });
     } else {
-      const info = containers.lookup(cgroup);
+      const info = containers.lookup(cgroup.id, cgroup.hierarchy);
       if (info !== 'pending') {
         this.#write(withContainer(record, info), probe);
         return;
       }
-      this.#held.set(cgroup, [{ record, probe }]);
+      this.#held.set(cgroup.key, [{ record, probe }]);
       this.#waitFor(cgroup);
     }
     if (++this.#heldCount > this.#o.maxHeld) {
       // over the bound: the oldest waiting cgroup is written as it is now
-      const oldest = this.#held.keys().next().value as bigint;
-      this.#flush(oldest);
+      const oldest = this.#held.keys().next().value as string;
+      this.#flush(oldest, this.#cgroups.get(oldest)!);
     }
   }
 
-  #waitFor(cgroup: bigint): void {
-    void this.#o.containers!.whenSettled(cgroup, this.#o.holdMs).finally(() => {
+  #waitFor(cgroup: CgroupKey): void {
+    this.#cgroups.set(cgroup.key, cgroup);
+    void this.#o.containers!.whenSettled(cgroup.id, this.#o.holdMs, cgroup.hierarchy).finally(() => {
       try {
-        this.#flush(cgroup);
+        this.#flush(cgroup.key, cgroup);
       } catch (err) {
         this.#fail(err);
       }
@@ -136,13 +151,14 @@ export class Pipeline {
   }
 
   /** flush writes the records waiting for one cgroup, attributed if it is known by now. */
-  #flush(cgroup: bigint): void {
-    const queue = this.#held.get(cgroup);
+  #flush(key: string, cgroup: CgroupKey): void {
+    const queue = this.#held.get(key);
     if (queue === undefined) return;
-    this.#held.delete(cgroup);
+    this.#held.delete(key);
+    this.#cgroups.delete(key);
     this.#heldCount -= queue.length;
     if (this.#failure !== undefined) return;
-    const info = this.#o.containers!.lookup(cgroup);
+    const info = this.#o.containers!.lookup(cgroup.id, cgroup.hierarchy);
     for (const { record, probe } of queue) {
       if (info === 'pending') {
         this.unattributed++;

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { formatIPv6 } from '../../src/decode/address';
 import { accessOf, decodeRecord, forEachFrame, joinDirectory, newDecodeStats } from '../../src/decode/decode';
+import { FileOpen } from '../../src/decode/layout';
 import { decodeSurrogateEscape, decodeText } from '../../src/decode/text';
 import { createRecordValidator } from '../../src/encode/validate';
 import { REPO } from '../helpers/collector';
@@ -53,7 +54,7 @@ test('truncated, oversized and unknown records are rejected with a reason, never
   unknown.writeUInt32LE(99, 16);
   assert.deepEqual(decodeRecord(unknown, stats), { ok: false, probe: undefined, reason: 'unknown_kind' });
   const lying = Buffer.from(rec);
-  lying.writeUInt16LE(60000, 68); // path_len beyond the record
+  lying.writeUInt16LE(60000, FileOpen.path_len); // path_len beyond the record
   assert.equal(decodeRecord(lying, stats).ok, false);
   const nopid = Buffer.from(rec);
   nopid.writeUInt32LE(0, 24);
