@@ -60,6 +60,8 @@ export function openNoFollow(file: string): number {
   return fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW);
 }
 
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /** writeAll writes a whole buffer at the current position. */
 export function writeAll(fd: number, data: Buffer, what: string): void {
   let offset = 0;
@@ -67,7 +69,11 @@ export function writeAll(fd: number, data: Buffer, what: string): void {
     try {
       offset += fs.writeSync(fd, data, offset);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        // a non-blocking pipe whose reader is behind: wait 1 ms instead of spinning
+        Atomics.wait(PAUSE, 0, 0, 1);
+        continue;
+      }
       throw outputError(err, `cannot write ${what}`);
     }
   }
