@@ -167,5 +167,6 @@ export function outputError(err: unknown, message: string): RtevError {
     return new RtevError('DISK_FULL', `${message}: the output device is full`, { cause: err, hint: 'free space or choose another --out directory; sealed chunks are intact and the next run records the unsealed tail' });
   }
   if (code === 'ELOOP') return new RtevError('OUTPUT', `${message}: it is a symlink, which rtev refuses to follow`, { cause: err });
+  if (code === 'EPIPE') return new RtevError('OUTPUT_CLOSED', `${message}: the reader closed the pipe`, { cause: err });
   return new RtevError('OUTPUT', message, { cause: err });
 }

@@ -199,6 +199,8 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   process.off('SIGTERM', onSignal);
   const finalLedger = ledger();
   status.clear();
+  // the reader of --stdout went away (rtev collect --stdout | head): stop quietly, like other tools
+  if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return exitCode;
   if (sinkError !== undefined) throw sinkError;
   await sink.close(finalLedger);
   if (!plan.quiet) io.stderr.write(summaryLine(finalLedger, sink, Date.now() - started, plan.output) + '\n');
