@@ -36,7 +36,9 @@ export interface FunctionProbesOptions {
  * FunctionProbes attaches the function_call entry uprobe at every resolved `--function`
  * target (all processes; the kernel-side pid/cgroup filters apply), with the target's index
  * as the bpf cookie, and turns the raw records into `function_call` evidence. It keeps exact
- * call counts per target for the whole run (`counts()`), whatever the mode.
+ * call counts per target for the whole run (`counts()`, `totals()`), whatever the mode; the
+ * chunk writer turns them into per-chunk counts and rotates the first-seen window at each
+ * seal (`rotateWindow()`, docs/function-calls.md "Windows").
  *
  * @example
  *   const fp = await FunctionProbes.create(session, { specs: ['libssl.so.3:SSL_read'] });
