@@ -12,6 +12,7 @@ import { chunkName, PARTIAL_SUFFIX } from './layout';
 import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
+import { LineBuffer } from './line-buffer';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
 
@@ -75,8 +76,7 @@ export class ChunkSink implements RecordSink {
   readonly #host;
   readonly #producer;
   #chunk: OpenChunk | undefined;
-  #pending: string[] = [];
-  #pendingBytes = 0;
+  #lines = new LineBuffer(FLUSH_BYTES);
   #totalBytes = 0;
   readonly #cumulative = new Map<string, bigint>();
   #windowStart: Map<string, ProbeTotals> = new Map();
@@ -116,11 +116,11 @@ export class ChunkSink implements RecordSink {
   }
 
   get backlogBytes(): number {
-    return this.#pendingBytes;
+    return this.#lines.length;
   }
 
   get bytesWritten(): number {
-    return this.#totalBytes + this.#pendingBytes;
+    return this.#totalBytes + this.#lines.length;
   }
 
   /** runId identifies this collector run in every predicate it seals. */
@@ -131,8 +131,8 @@ export class ChunkSink implements RecordSink {
   write(line: string, info: LineInfo): void {
     if (this.#failure !== undefined) this.#throwFailure();
     const c = this.#chunk!;
-    this.#pending.push(line);
-    this.#pendingBytes += line.length + 1;
+    if (!this.#lines.fits(line)) this.#guard(() => this.#flush());
+    this.#lines.append(line);
     c.count++;
     c.byType[info.type]++;
     c.byProbe.set(info.probe, (c.byProbe.get(info.probe) ?? 0) + 1);
@@ -144,8 +144,7 @@ export class ChunkSink implements RecordSink {
       if (ts > c.maxTs!) c.maxTs = ts;
     }
     c.lastTs = ts;
-    if (this.#pendingBytes >= FLUSH_BYTES) this.#guard(() => this.#flush());
-    if (c.flushedBytes + this.#pendingBytes >= this.#c.chunkMaxBytes) this.#guard(() => this.#rotate('size', undefined));
+    if (c.flushedBytes + this.#lines.length >= this.#c.chunkMaxBytes) this.#guard(() => this.#rotate('size', undefined));
   }
 
   /**
@@ -231,10 +230,8 @@ export class ChunkSink implements RecordSink {
   #flush(): void {
     this.#failure ??= readFailure(this.#cell);
     if (this.#failure !== undefined) throw this.#failure;
-    if (this.#pending.length === 0) return;
-    const data = Buffer.from(this.#pending.join('\n') + '\n', 'utf8');
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    if (this.#lines.length === 0) return;
+    const data = this.#lines.take();
     const c = this.#chunk!;
     writeAll(c.fd, data, path.basename(c.tmpPath));
     c.flushedBytes += data.length;

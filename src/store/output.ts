@@ -5,6 +5,7 @@ import { defaultKeyDir, loadOrCreateDefaultKey, loadSigningKeyFile } from '../si
 import type { SigningKey } from '../sign/keys';
 import { ChunkSink, DEFAULT_CHUNK_MAX_AGE_MS, DEFAULT_CHUNK_MAX_BYTES } from './chunk-writer';
 import { ensureEvidenceDir, writeAll } from './fsio';
+import { LineBuffer } from './line-buffer';
 import { realEnvironment, type Environment } from './host-facts';
 import { lockEvidenceDir } from './lock';
 import { recoverChain } from './recovery';
@@ -64,10 +65,10 @@ function checkPositive(flag: string, value: number | undefined): void {
 }
 
 /** StreamSink writes plain (unsigned) NDJSON lines to a file descriptor in large writes. */
-class StreamSink implements RecordSink {
+/** StreamSink writes plain NDJSON to a file descriptor (--stdout). */
+export class StreamSink implements RecordSink {
   #fd: number;
-  #pending: string[] = [];
-  #pendingBytes = 0;
+  #lines = new LineBuffer();
   #written = 0;
 
   constructor(fd: number) {
@@ -75,7 +76,7 @@ class StreamSink implements RecordSink {
   }
 
   get backlogBytes(): number {
-    return this.#pendingBytes;
+    return this.#lines.length;
   }
 
   get bytesWritten(): number {
@@ -83,9 +84,8 @@ class StreamSink implements RecordSink {
   }
 
   write(line: string, _info: LineInfo): void {
-    this.#pending.push(line);
-    this.#pendingBytes += line.length + 1;
-    if (this.#pendingBytes >= 1 << 20) this.#flush();
+    if (!this.#lines.fits(line)) this.#flush();
+    this.#lines.append(line);
   }
 
   async close(_ledger: Ledger): Promise<void> {
@@ -94,10 +94,8 @@ class StreamSink implements RecordSink {
   }
 
   #flush(): void {
-    if (this.#pending.length === 0) return;
-    const data = Buffer.from(this.#pending.join('\n') + '\n');
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    if (this.#lines.length === 0) return;
+    const data = this.#lines.take();
     writeAll(this.#fd, data, 'standard output');
     this.#written += data.length;
   }
