@@ -20,12 +20,15 @@ struct open_args {
 	__u32 syscall;
 };
 
+/* The arguments stashed at entry live in task-local storage: a per-thread slot found
+ * through the task, freed with it, cheaper than hashing pid_tgid into an LRU map
+ * (docs/benchmarks.md, "BPF cost per open"). path == NULL means nothing is stashed. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct open_args);
-} open_args_by_tid SEC(".maps");
+} open_args_by_task SEC(".maps");
 
 static __always_inline void open_enter(__s32 dfd, const char *path, __u64 flags, __u64 mode, __u32 syscall)
 {
@@ -33,21 +36,25 @@ static __always_inline void open_enter(__s32 dfd, const char *path, __u64 flags,
 		count(PROBE_FILE_OPEN, COUNTER_FILTERED);
 		return;
 	}
-	__u64 id = bpf_get_current_pid_tgid();
-	struct open_args args = {
-		.path = path, .dfd = dfd, .flags = (__u32)flags, .mode = (__u32)mode, .syscall = syscall,
-	};
-	bpf_map_update_elem(&open_args_by_tid, &id, &args, BPF_ANY);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct open_args *args = bpf_task_storage_get(&open_args_by_task, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!args)
+		return;
+	args->path = path;
+	args->dfd = dfd;
+	args->flags = (__u32)flags;
+	args->mode = (__u32)mode;
+	args->syscall = syscall;
 }
 
 static __always_inline void open_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct open_args *stashed = bpf_map_lookup_elem(&open_args_by_tid, &id);
-	if (!stashed)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct open_args *stashed = bpf_task_storage_get(&open_args_by_task, task, 0, 0);
+	if (!stashed || !stashed->path)
 		return; /* filtered at entry, or entry happened before attach */
 	struct open_args args = *stashed;
-	bpf_map_delete_elem(&open_args_by_tid, &id);
+	stashed->path = NULL;
 
 	if (ret < 0 && !cfg.record_failed_opens) {
 		count(PROBE_FILE_OPEN, COUNTER_SKIPPED);
