@@ -32,21 +32,26 @@ struct net_call {
 	__u8 _pad;
 };
 
-/* thread (pid_tgid) -> call in progress through libc */
+/* Calls in progress per thread, in task-local storage (cheaper than an LRU hash keyed by
+ * pid_tgid, and freed with the thread); op == 0 marks an empty slot. */
+/* thread -> call in progress through libc */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct net_call);
 } net_libc_calls SEC(".maps");
 
 /* thread -> call in progress seen only by the syscall tracepoints */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct net_call);
 } net_sys_calls SEC(".maps");
+
+#define thread_call(map, flags) \
+	((struct net_call *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0, flags))
 
 struct rtev_sockaddr {
 	__u16 family;
@@ -219,19 +224,19 @@ static __always_inline void libc_enter(__u8 op, __u64 fd, __u64 addr)
 		count(PROBE_NET_CONNECT, COUNTER_FILTERED);
 		return;
 	}
-	__u64 id = bpf_get_current_pid_tgid();
-	struct net_call c = { .addr = addr, .fd = (__u32)fd, .op = op };
-	bpf_map_update_elem(&net_libc_calls, &id, &c, BPF_ANY);
+	struct net_call *c = thread_call(&net_libc_calls, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	*c = (struct net_call){ .addr = addr, .fd = (__u32)fd, .op = op };
 }
 
 static __always_inline void libc_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct net_call *stashed = bpf_map_lookup_elem(&net_libc_calls, &id);
-	if (!stashed)
+	struct net_call *stashed = thread_call(&net_libc_calls, 0);
+	if (!stashed || !stashed->op)
 		return;
 	struct net_call c = *stashed;
-	bpf_map_delete_elem(&net_libc_calls, &id);
+	stashed->op = 0;
 	/* libc gives -1 and an errno we cannot reach: take the syscall's -errno */
 	__s64 r = c.sys_done ? c.sys_ret : ret;
 	net_emit(&c, r, NET_HOOK_LIBC);
@@ -269,37 +274,37 @@ int BPF_KRETPROBE(rtev_libc_net_ret, long ret)
 
 static __always_inline void sys_enter(__u8 op, __u64 fd, __u64 addr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct net_call *libc = bpf_map_lookup_elem(&net_libc_calls, &id);
-	if (libc) {
+	struct net_call *libc = thread_call(&net_libc_calls, 0);
+	if (libc && libc->op) {
 		if (!libc->sys_seen) {
 			libc->sys_seen = 1; /* the libc path reports this call */
 			return;
 		}
-		bpf_map_delete_elem(&net_libc_calls, &id); /* stale mark */
+		libc->op = 0; /* stale mark */
 	}
 	if (current_filtered_out()) {
 		count(PROBE_NET_CONNECT, COUNTER_FILTERED);
 		return;
 	}
-	struct net_call c = { .addr = addr, .fd = (__u32)fd, .op = op };
-	bpf_map_update_elem(&net_sys_calls, &id, &c, BPF_ANY);
+	struct net_call *c = thread_call(&net_sys_calls, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	*c = (struct net_call){ .addr = addr, .fd = (__u32)fd, .op = op };
 }
 
 static __always_inline void sys_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct net_call *libc = bpf_map_lookup_elem(&net_libc_calls, &id);
-	if (libc && libc->sys_seen && !libc->sys_done) {
+	struct net_call *libc = thread_call(&net_libc_calls, 0);
+	if (libc && libc->op && libc->sys_seen && !libc->sys_done) {
 		libc->sys_ret = ret;
 		libc->sys_done = 1;
 		return;
 	}
-	struct net_call *stashed = bpf_map_lookup_elem(&net_sys_calls, &id);
-	if (!stashed)
+	struct net_call *stashed = thread_call(&net_sys_calls, 0);
+	if (!stashed || !stashed->op)
 		return;
 	struct net_call c = *stashed;
-	bpf_map_delete_elem(&net_sys_calls, &id);
+	stashed->op = 0;
 	net_emit(&c, ret, NET_HOOK_SYSCALL);
 }
 

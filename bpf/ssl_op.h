@@ -16,10 +16,11 @@ struct ssl_call {
 	__u8 _pad[7];
 };
 
+/* the call in progress per thread, in task-local storage; op == 0 marks an empty slot */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct ssl_call);
 } ssl_calls SEC(".maps");
 
@@ -38,19 +39,21 @@ static __always_inline void ssl_enter(__u8 op, __u64 ssl, __u64 out)
 		count(PROBE_SSL_OP, COUNTER_FILTERED);
 		return;
 	}
-	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_call c = { .ssl = ssl, .out = out, .op = op };
-	bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY);
+	struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	c->ssl = ssl;
+	c->out = out;
+	c->op = op;
 }
 
 static __always_inline void ssl_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct ssl_call *stashed = bpf_map_lookup_elem(&ssl_calls, &id);
-	if (!stashed)
+	struct ssl_call *stashed = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!stashed || !stashed->op)
 		return;
 	struct ssl_call c = *stashed;
-	bpf_map_delete_elem(&ssl_calls, &id);
+	stashed->op = 0;
 
 	__u64 bytes = 0;
 	if (c.op == SSL_FN_READ_EX || c.op == SSL_FN_WRITE_EX) {
