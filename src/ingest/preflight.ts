@@ -47,8 +47,28 @@ export function ensureTracefs(): void {
   });
 }
 
-export function preflight(): void {
+/**
+ * checkUprobePrivileges: attaching uprobes (perf_event_open on a file) needs CAP_SYS_ADMIN on
+ * this kernel even with CAP_BPF + CAP_PERFMON (measured, docs/reliability.md). ssl_op and
+ * function_call cannot work without it; net_connect falls back to its syscall tracepoints.
+ * Returns the warnings to print.
+ */
+export function checkUprobePrivileges(probes: readonly string[]): string[] {
+  if (has(effectiveCapabilities(), CAP_SYS_ADMIN)) return [];
+  const needing = probes.filter((p) => p === 'ssl_op' || p === 'function_call');
+  if (needing.length > 0) {
+    throw new RtevError('PRIVILEGES', `probes ${needing.join(', ')} use uprobes, which need CAP_SYS_ADMIN`, {
+      hint: 'run with sudo (or add CAP_SYS_ADMIN), or leave these probes out',
+    });
+  }
+  return probes.includes('net_connect')
+    ? ['net_connect: no CAP_SYS_ADMIN, so no libc uprobes; connects are recorded from the syscall tracepoints only']
+    : [];
+}
+
+export function preflight(probes: readonly string[] = []): string[] {
   checkPrivileges();
   checkBtf();
   ensureTracefs();
+  return checkUprobePrivileges(probes);
 }

@@ -92,7 +92,7 @@ interface CollectPlan {
 
 async function runCollect(args: string[], io: CliIO): Promise<number> {
   const plan = planFromArgs(args);
-  preflight();
+  for (const warning of preflight(plan.probes)) io.stderr.write(`rtev: warning: ${warning}\n`);
   const objectPath = path.join(__dirname, '..', '..', '..', '..', 'build', 'rtev.bpf.o');
   const kernelConfig: KernelConfig = {
     selfTgid: process.pid,
