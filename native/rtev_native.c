@@ -157,6 +157,14 @@ static napi_value get_args(napi_env env, napi_callback_info info, size_t want, n
 	return self;
 }
 
+static struct bpf_program *find_program(napi_env env, struct object_handle *h, const char *name)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(h->obj, name);
+	if (!prog)
+		throw_error(env, "RTEV_ARG", "no such BPF program", ENOENT);
+	return prog;
+}
+
 /* openObject(path) -> handle */
 static napi_value js_open_object(napi_env env, napi_callback_info info)
 {
@@ -264,11 +272,9 @@ static napi_value js_set_autoload(napi_env env, napi_callback_info info)
 	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
 		return NULL;
 	CHECK_NAPI(env, napi_get_value_bool(env, argv[2], &on));
-	struct bpf_program *prog = bpf_object__find_program_by_name(h->obj, name);
-	if (!prog) {
-		throw_error(env, "RTEV_ARG", "no such BPF program", ENOENT);
+	struct bpf_program *prog = find_program(env, h, name);
+	if (!prog)
 		return NULL;
-	}
 	bpf_program__set_autoload(prog, on);
 	return NULL;
 }
@@ -332,24 +338,11 @@ static int store_link(struct object_handle *h, struct bpf_link *link)
 	return -1;
 }
 
-/* attach(handle, program) -> link id */
-static napi_value js_attach(napi_env env, napi_callback_info info)
+/* link_result stores a new link and returns its id to JS (or throws with what failed). */
+static napi_value link_result(napi_env env, struct object_handle *h, struct bpf_link *link, const char *what)
 {
-	napi_value argv[2];
-	if (!get_args(env, info, 2, argv))
-		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256];
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
-		return NULL;
-	struct bpf_program *prog = bpf_object__find_program_by_name(h->obj, name);
-	if (!prog) {
-		throw_error(env, "RTEV_ARG", "no such BPF program", ENOENT);
-		return NULL;
-	}
-	struct bpf_link *link = bpf_program__attach(prog);
 	if (!link) {
-		throw_error(env, "BPF_ATTACH", "cannot attach", errno);
+		throw_error(env, "BPF_ATTACH", what, errno);
 		return NULL;
 	}
 	int id = store_link(h, link);
@@ -360,6 +353,22 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
 	napi_value result;
 	CHECK_NAPI(env, napi_create_int32(env, id, &result));
 	return result;
+}
+
+/* attach(handle, program) -> link id */
+static napi_value js_attach(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct object_handle *h = get_object(env, argv[0]);
+	char name[256];
+	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
+		return NULL;
+	struct bpf_program *prog = find_program(env, h, name);
+	if (!prog)
+		return NULL;
+	return link_result(env, h, bpf_program__attach(prog), "cannot attach");
 }
 
 /* attachUprobe(handle, program, retprobe, pid, binaryPath, fileOffset: bigint, cookie: bigint) -> link id */
@@ -379,25 +388,11 @@ static napi_value js_attach_uprobe(napi_env env, napi_callback_info info)
 	CHECK_NAPI(env, napi_get_value_int32(env, argv[3], &pid));
 	CHECK_NAPI(env, napi_get_value_bigint_uint64(env, argv[5], &offset, &lossless));
 	CHECK_NAPI(env, napi_get_value_bigint_uint64(env, argv[6], &cookie, &lossless));
-	struct bpf_program *prog = bpf_object__find_program_by_name(h->obj, name);
-	if (!prog) {
-		throw_error(env, "RTEV_ARG", "no such BPF program", ENOENT);
+	struct bpf_program *prog = find_program(env, h, name);
+	if (!prog)
 		return NULL;
-	}
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .bpf_cookie = cookie);
-	struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
-	if (!link) {
-		throw_error(env, "BPF_ATTACH", "cannot attach uprobe", errno);
-		return NULL;
-	}
-	int id = store_link(h, link);
-	if (id < 0) {
-		throw_error(env, "BPF_ATTACH", "too many attachments", ENOSPC);
-		return NULL;
-	}
-	napi_value result;
-	CHECK_NAPI(env, napi_create_int32(env, id, &result));
-	return result;
+	return link_result(env, h, bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts), "cannot attach uprobe");
 }
 
 /* detach(handle, linkId) */
