@@ -1,3 +1,4 @@
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { classifyCgroupPath, type CgroupClass } from './cgroup-path';
 import { CgroupTree, findCgroup2Mount } from './host/cgroup-tree';
@@ -313,6 +314,11 @@ export class Enricher {
       return { info: {}, cls: { kind: 'unknown', reason: 'unrecognized', path: '' }, reason: 'cgroup_not_found' };
     }
     const cls = classifyCgroupPath(cgPath);
+    if (hierarchy === 'v1' && cls.kind !== 'host' && (await this.#existsInV2(cgPath))) {
+      // The container has a cgroup in the v2 tree too, so a task of it that is still in the v2
+      // root is a runtime helper joining it (runc init moves into v1 first): not attributed.
+      return { info: {}, cls: { kind: 'host', note: 'runtime helper joining a container that also has a v2 cgroup' } };
+    }
     switch (cls.kind) {
       case 'host':
         return { info: {}, cls };
@@ -332,6 +338,17 @@ export class Enricher {
         }
         return { info: {}, cls, reason: worst.ok ? 'runtime_unconfirmed' : worst.reason };
       }
+    }
+  }
+
+  /** existsInV2: whether the same cgroup path exists in the v2 hierarchy. */
+  async #existsInV2(cgPath: string): Promise<boolean> {
+    try {
+      const tree = await this.#tree('v2');
+      await fsp.stat(path.join(tree.mount, cgPath));
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -56,6 +56,6 @@ test('rtev collect attributes a podman container’s file read, exec and loopbac
     `${unattributed.length}/${mine.length} container records lack container_id podman://${cid} / image_digest ${digest}; ` +
     'the collector must call Enricher.enrichRecord (docs/containers.md)');
   const hostWithFields = records.filter((r) => r.cgroup_id !== cgId && r.container_id !== undefined && r.container_id.endsWith(cid));
-  assert.equal(hostWithFields.length, 0);
+  assert.equal(hostWithFields.length, 0, `records outside the container cgroup with its id: ${JSON.stringify(hostWithFields.slice(0, 3))}`);
   assert.ok(records.some((r) => r.cgroup_id === 1 && r.container_id === undefined && r.image_digest === undefined), 'host records carry no container fields');
 });
