@@ -535,22 +535,37 @@ static struct bpf_map *find_map(napi_env env, struct object_handle *h, napi_valu
 	return map;
 }
 
+/* map_and_key reads the (handle, map name, key) arguments every map call starts with and
+ * checks the key's size against the map's; argv must hold at least 3 values. */
+static struct bpf_map *map_and_key(napi_env env, napi_value *argv, void **key)
+{
+	struct object_handle *h = get_object(env, argv[0]);
+	if (!h)
+		return NULL;
+	struct bpf_map *map = find_map(env, h, argv[1]);
+	size_t key_len;
+	if (!map || !arg_buffer(env, argv[2], key, &key_len))
+		return NULL;
+	if (key_len != bpf_map__key_size(map)) {
+		throw_error(env, "RTEV_LAYOUT", "key size differs from the map's", 0);
+		return NULL;
+	}
+	return map;
+}
+
 /* mapUpdate(handle, map, key, value) */
 static napi_value js_map_update(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4];
 	if (!get_args(env, info, 4, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	if (!h)
-		return NULL;
-	struct bpf_map *map = find_map(env, h, argv[1]);
 	void *key, *value;
-	size_t key_len, value_len;
-	if (!map || !arg_buffer(env, argv[2], &key, &key_len) || !arg_buffer(env, argv[3], &value, &value_len))
+	size_t value_len;
+	struct bpf_map *map = map_and_key(env, argv, &key);
+	if (!map || !arg_buffer(env, argv[3], &value, &value_len))
 		return NULL;
-	if (key_len != bpf_map__key_size(map) || value_len != bpf_map__value_size(map)) {
-		throw_error(env, "RTEV_LAYOUT", "key or value size differs from the map's", 0);
+	if (value_len != bpf_map__value_size(map)) {
+		throw_error(env, "RTEV_LAYOUT", "value size differs from the map's", 0);
 		return NULL;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(map), key, value, BPF_ANY)) {
@@ -566,18 +581,10 @@ static napi_value js_map_delete(napi_env env, napi_callback_info info)
 	napi_value argv[3];
 	if (!get_args(env, info, 3, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	if (!h)
-		return NULL;
-	struct bpf_map *map = find_map(env, h, argv[1]);
 	void *key;
-	size_t key_len;
-	if (!map || !arg_buffer(env, argv[2], &key, &key_len))
+	struct bpf_map *map = map_and_key(env, argv, &key);
+	if (!map)
 		return NULL;
-	if (key_len != bpf_map__key_size(map)) {
-		throw_error(env, "RTEV_LAYOUT", "key size differs from the map's", 0);
-		return NULL;
-	}
 	int err = bpf_map_delete_elem(bpf_map__fd(map), key);
 	if (err && errno != ENOENT) {
 		throw_error(env, "BPF_MAP", "cannot delete from map", errno);
@@ -595,18 +602,10 @@ static napi_value js_map_lookup(napi_env env, napi_callback_info info)
 	napi_value argv[3];
 	if (!get_args(env, info, 3, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	if (!h)
-		return NULL;
-	struct bpf_map *map = find_map(env, h, argv[1]);
 	void *key;
-	size_t key_len;
-	if (!map || !arg_buffer(env, argv[2], &key, &key_len))
+	struct bpf_map *map = map_and_key(env, argv, &key);
+	if (!map)
 		return NULL;
-	if (key_len != bpf_map__key_size(map)) {
-		throw_error(env, "RTEV_LAYOUT", "key size differs from the map's", 0);
-		return NULL;
-	}
 	enum bpf_map_type type = bpf_map__type(map);
 	size_t value_size = bpf_map__value_size(map);
 	bool per_cpu = type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
