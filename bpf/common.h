@@ -20,11 +20,18 @@ struct rtev_config {
 	__u32 filter_pids;         /* 1: only tgids present in traced_tgids */
 	__u32 filter_cgroups;      /* 0: off, 1: allow-list, 2: deny-list (cgroup_filter) */
 	__u32 record_failed_opens; /* 1: also record opens that failed */
+	__u32 record_empty_ssl_ops; /* 1: also record SSL calls that moved no bytes */
+	__u32 _pad;
 	__u64 wakeup_bytes_bulk;   /* wake the consumer when this much is pending */
 	__u64 wakeup_bytes_rare;
 };
 
 const volatile struct rtev_config cfg = {};
+
+/* uprobe session kfuncs (kernel >= 6.13); weak, so the object still loads on older kernels,
+ * where the session programs are not loaded (src/ingest/uprobes picks the attach mode) */
+extern bool bpf_session_is_return(void) __ksym __weak;
+extern __u64 *bpf_session_cookie(void) __ksym __weak;
 
 /* File opens: the only high-rate family, in a ring of its own so a storm
  * of opens cannot crowd out execs, connects or TLS records. */
@@ -118,34 +125,35 @@ static __always_inline bool current_filtered_out(void)
 	return filtered_out(tgid, cgroup_id);
 }
 
-/* memory_cgroup_v1_id: the kernfs id of the task's memory cgroup. On a hybrid host the
- * memory controller is in a v1 hierarchy, where container runtimes using cgroupfs put
- * containers that the v2 id (the v2 root) cannot tell apart. */
-static __always_inline __u64 memory_cgroup_v1_id(void)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
-	struct css_set *cgroups = BPF_CORE_READ(task, cgroups);
-	int index = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	struct cgroup_subsys_state *css = NULL;
-
-	if (index < 0 || index >= CGROUP_SUBSYS_COUNT)
-		return 0;
-	if (bpf_probe_read_kernel(&css, sizeof(css), (void *)cgroups + bpf_core_field_offset(struct css_set, subsys) +
-								index * sizeof(css)) || !css)
-		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
-}
-
+/* fill_header reads the task through its BTF pointer: plain loads instead of one helper call
+ * per field (bpf_get_current_cgroup_id, bpf_get_current_comm, a bpf_probe_read_kernel per hop of
+ * the v1 chain). With the return-stack mitigations of this CPU every helper call is dear, and the
+ * header was half of an ssl_op record's cost (docs/benchmarks.md, "TLS request loop"). */
 static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct css_set *cgroups = task->cgroups;
+
 	hdr->ts_ns = bpf_ktime_get_ns();
-	hdr->cgroup_id = bpf_get_current_cgroup_id();
-	hdr->cgroup_v1_id = hdr->cgroup_id == 1 ? memory_cgroup_v1_id() : 0;
+	hdr->cgroup_id = cgroups->dfl_cgrp->kn->id;
+	/* On a hybrid host the memory controller is in a v1 hierarchy, where container runtimes
+	 * using cgroupfs put containers that the v2 id (the v2 root) cannot tell apart: send the
+	 * kernfs id of the task's memory cgroup too. */
+	hdr->cgroup_v1_id = 0;
+	if (hdr->cgroup_id == 1) {
+		int index = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+		if (index >= 0 && index < CGROUP_SUBSYS_COUNT) {
+			struct cgroup_subsys_state *css = cgroups->subsys[index];
+			if (css)
+				hdr->cgroup_v1_id = css->cgroup->kn->id;
+		}
+	}
 	hdr->kind = kind;
-	hdr->pid = id >> 32;
-	hdr->tid = (__u32)id;
-	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+	hdr->pid = task->tgid;
+	hdr->tid = task->pid;
+	/* comm is NUL-terminated and zero-padded by the kernel (__set_task_comm) */
+	for (int i = 0; i < RTEV_COMM_LEN; i++)
+		hdr->comm[i] = task->comm[i];
 }
 
 /* emit copies size bytes of rec into a ring. Wake-ups are batched: the

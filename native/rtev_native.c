@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define SLOT_COUNT 4
 #define SLOT_SIZE (1u << 20)
@@ -117,9 +119,31 @@ static bool arg_buffer(napi_env env, napi_value value, void **data, size_t *len)
 
 /* ---------- BPF object handle ---------- */
 
+/* An attachment is a libbpf link, or the fd of a link created with the bpf() syscall directly
+ * (uprobe_multi links: libbpf 1.1 has no API for them). fd is 0 when unused: a link fd is never 0. */
+struct attachment {
+	struct bpf_link *link;
+	int fd;
+};
+
+static bool attachment_used(const struct attachment *a)
+{
+	return a->link != NULL || a->fd > 0;
+}
+
+static void destroy_attachment(struct attachment *a)
+{
+	if (a->link)
+		bpf_link__destroy(a->link);
+	else if (a->fd > 0)
+		close(a->fd);
+	a->link = NULL;
+	a->fd = 0;
+}
+
 struct object_handle {
 	struct bpf_object *obj;
-	struct bpf_link *links[MAX_LINKS];
+	struct attachment links[MAX_LINKS];
 	bool loaded;
 };
 
@@ -129,8 +153,7 @@ static void finalize_object(napi_env env, void *data, void *hint)
 	(void)hint;
 	struct object_handle *h = data;
 	for (int i = 0; i < MAX_LINKS; i++)
-		if (h->links[i])
-			bpf_link__destroy(h->links[i]);
+		destroy_attachment(&h->links[i]);
 	if (h->obj)
 		bpf_object__close(h->obj);
 	free(h);
@@ -326,26 +349,27 @@ static napi_value js_load(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
-static int store_link(struct object_handle *h, struct bpf_link *link)
+static int store_link(struct object_handle *h, struct attachment a)
 {
 	for (int i = 0; i < MAX_LINKS; i++) {
-		if (!h->links[i]) {
-			h->links[i] = link;
+		if (!attachment_used(&h->links[i])) {
+			h->links[i] = a;
 			return i;
 		}
 	}
-	bpf_link__destroy(link);
+	destroy_attachment(&a);
 	return -1;
 }
 
-/* link_result stores a new link and returns its id to JS (or throws with what failed). */
-static napi_value link_result(napi_env env, struct object_handle *h, struct bpf_link *link, const char *what)
+/* link_result stores a new link (a libbpf link, or else a link fd > 0) and returns its id to JS,
+ * or throws with what failed (errno is the cause). */
+static napi_value link_result(napi_env env, struct object_handle *h, struct attachment a, const char *what)
 {
-	if (!link) {
+	if (!attachment_used(&a)) {
 		throw_error(env, "BPF_ATTACH", what, errno);
 		return NULL;
 	}
-	int id = store_link(h, link);
+	int id = store_link(h, a);
 	if (id < 0) {
 		throw_error(env, "BPF_ATTACH", "too many attachments", ENOSPC);
 		return NULL;
@@ -368,7 +392,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
 	struct bpf_program *prog = find_program(env, h, name);
 	if (!prog)
 		return NULL;
-	return link_result(env, h, bpf_program__attach(prog), "cannot attach");
+	return link_result(env, h, (struct attachment){ .link = bpf_program__attach(prog) }, "cannot attach");
 }
 
 /* attachUprobe(handle, program, retprobe, pid, binaryPath, fileOffset: bigint, cookie: bigint) -> link id */
@@ -392,7 +416,157 @@ static napi_value js_attach_uprobe(napi_env env, napi_callback_info info)
 	if (!prog)
 		return NULL;
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .bpf_cookie = cookie);
-	return link_result(env, h, bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts), "cannot attach uprobe");
+	return link_result(env, h, (struct attachment){ .link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts) },
+			   "cannot attach uprobe");
+}
+
+/* ---------- uprobe_multi links (kernel >= 6.6; sessions >= 6.13) ---------- */
+
+/* Attach types and flags of the kernel's uapi (include/uapi/linux/bpf.h), absent from the
+ * Debian 12 headers this addon may be built with. */
+#define RTEV_BPF_TRACE_UPROBE_MULTI 48
+#define RTEV_BPF_TRACE_UPROBE_SESSION 57
+#define RTEV_BPF_F_UPROBE_MULTI_RETURN 1
+#define RTEV_BPF_LINK_CREATE 28
+
+/* The BPF_LINK_CREATE part of union bpf_attr used for uprobe_multi, as laid out in the uapi. */
+struct link_create_uprobe_multi {
+	uint32_t prog_fd;
+	uint32_t target_fd;
+	uint32_t attach_type;
+	uint32_t flags;
+	uint64_t path;
+	uint64_t offsets;
+	uint64_t ref_ctr_offsets;
+	uint64_t cookies;
+	uint32_t cnt;
+	uint32_t multi_flags;
+	uint32_t pid;
+	uint32_t _pad;
+};
+
+/* setExpectedAttachType(handle, program, kind): before load, for programs attached as
+ * uprobe_multi links ("uprobe_multi", "uretprobe_multi", "uprobe_session"): the kernel checks it */
+static int multi_attach_type(const char *kind, uint32_t *flags)
+{
+	*flags = 0;
+	if (strcmp(kind, "uprobe_session") == 0)
+		return RTEV_BPF_TRACE_UPROBE_SESSION;
+	if (strcmp(kind, "uretprobe_multi") == 0)
+		*flags = RTEV_BPF_F_UPROBE_MULTI_RETURN;
+	else if (strcmp(kind, "uprobe_multi") != 0)
+		return -1;
+	return RTEV_BPF_TRACE_UPROBE_MULTI;
+}
+
+static napi_value js_set_expected_attach_type(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	if (!get_args(env, info, 3, argv))
+		return NULL;
+	struct object_handle *h = get_object(env, argv[0]);
+	char name[256], kind[32];
+	uint32_t flags;
+	if (!h || !arg_string(env, argv[1], name, sizeof(name)) || !arg_string(env, argv[2], kind, sizeof(kind)))
+		return NULL;
+	int type = multi_attach_type(kind, &flags);
+	if (type < 0) {
+		throw_error(env, "RTEV_ARG", "unknown attach kind", EINVAL);
+		return NULL;
+	}
+	struct bpf_program *prog = find_program(env, h, name);
+	if (!prog)
+		return NULL;
+	if (bpf_program__set_expected_attach_type(prog, (enum bpf_attach_type)type)) {
+		throw_error(env, "RTEV_ARG", "cannot set the attach type (already loaded?)", EBUSY);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* attachUprobeMulti(handle, program, kind, binaryPath, fileOffsets: bigint[], cookies: bigint[], pid)
+ * -> link id. One link for all the offsets: attached and detached with one kernel call each,
+ * where perf-event uprobes take one (serialized) unregistration per function. */
+static napi_value js_attach_uprobe_multi(napi_env env, napi_callback_info info)
+{
+	napi_value argv[7];
+	if (!get_args(env, info, 7, argv))
+		return NULL;
+	struct object_handle *h = get_object(env, argv[0]);
+	char name[256], kind[32], path[4096];
+	int32_t pid;
+	uint32_t n = 0, n_cookies = 0, flags;
+	bool is_array = false, cookies_array = false;
+	if (!h || !arg_string(env, argv[1], name, sizeof(name)) || !arg_string(env, argv[2], kind, sizeof(kind)) ||
+	    !arg_string(env, argv[3], path, sizeof(path)))
+		return NULL;
+	CHECK_NAPI(env, napi_is_array(env, argv[4], &is_array));
+	CHECK_NAPI(env, napi_is_array(env, argv[5], &cookies_array));
+	CHECK_NAPI(env, napi_get_value_int32(env, argv[6], &pid));
+	if (!is_array || !cookies_array) {
+		throw_error(env, "RTEV_ARG", "expected arrays of offsets and cookies", 0);
+		return NULL;
+	}
+	CHECK_NAPI(env, napi_get_array_length(env, argv[4], &n));
+	CHECK_NAPI(env, napi_get_array_length(env, argv[5], &n_cookies));
+	int type = multi_attach_type(kind, &flags);
+	if (type < 0 || n == 0 || n > 64 || n_cookies != n) {
+		throw_error(env, "RTEV_ARG", "bad uprobe_multi arguments", EINVAL);
+		return NULL;
+	}
+	struct bpf_program *prog = find_program(env, h, name);
+	if (!prog)
+		return NULL;
+	uint64_t offsets[64], cookies[64];
+	for (uint32_t i = 0; i < n; i++) {
+		napi_value v;
+		bool lossless;
+		CHECK_NAPI(env, napi_get_element(env, argv[4], i, &v));
+		CHECK_NAPI(env, napi_get_value_bigint_uint64(env, v, &offsets[i], &lossless));
+		CHECK_NAPI(env, napi_get_element(env, argv[5], i, &v));
+		CHECK_NAPI(env, napi_get_value_bigint_uint64(env, v, &cookies[i], &lossless));
+	}
+	union {
+		struct link_create_uprobe_multi attr;
+		char bytes[128]; /* the kernel wants the tail of union bpf_attr zeroed */
+	} u;
+	memset(&u, 0, sizeof(u));
+	u.attr.prog_fd = (uint32_t)bpf_program__fd(prog);
+	u.attr.attach_type = (uint32_t)type;
+	u.attr.path = (uint64_t)(uintptr_t)path;
+	u.attr.offsets = (uint64_t)(uintptr_t)offsets;
+	u.attr.cookies = (uint64_t)(uintptr_t)cookies;
+	u.attr.cnt = n;
+	u.attr.multi_flags = flags;
+	u.attr.pid = pid > 0 ? (uint32_t)pid : 0;
+	int fd = (int)syscall(__NR_bpf, RTEV_BPF_LINK_CREATE, &u, sizeof(u));
+	return link_result(env, h, (struct attachment){ .fd = fd > 0 ? fd : 0 }, "cannot attach uprobe_multi");
+}
+
+/* uprobeSessionSupported() -> bool: the running kernel knows BPF_TRACE_UPROBE_SESSION and the
+ * session kfuncs (its BTF says so; nothing is loaded) */
+static napi_value js_uprobe_session_supported(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	bool found = false;
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	if (vmlinux && !libbpf_get_error(vmlinux)) {
+		bool has_enum = false;
+		int id = btf__find_by_name_kind(vmlinux, "bpf_attach_type", BTF_KIND_ENUM);
+		if (id > 0) {
+			const struct btf_type *t = btf__type_by_id(vmlinux, id);
+			const struct btf_enum *e = btf_enum(t);
+			for (int i = 0; i < btf_vlen(t); i++, e++)
+				if (strcmp(btf__name_by_offset(vmlinux, e->name_off), "BPF_TRACE_UPROBE_SESSION") == 0)
+					has_enum = true;
+		}
+		found = has_enum && btf__find_by_name_kind(vmlinux, "bpf_session_cookie", BTF_KIND_FUNC) > 0 &&
+			btf__find_by_name_kind(vmlinux, "bpf_session_is_return", BTF_KIND_FUNC) > 0;
+		btf__free(vmlinux);
+	}
+	napi_value result;
+	CHECK_NAPI(env, napi_get_boolean(env, found, &result));
+	return result;
 }
 
 /* detach(handle, linkId) */
@@ -406,10 +580,8 @@ static napi_value js_detach(napi_env env, napi_callback_info info)
 	if (!h)
 		return NULL;
 	CHECK_NAPI(env, napi_get_value_int32(env, argv[1], &id));
-	if (id >= 0 && id < MAX_LINKS && h->links[id]) {
-		bpf_link__destroy(h->links[id]);
-		h->links[id] = NULL;
-	}
+	if (id >= 0 && id < MAX_LINKS)
+		destroy_attachment(&h->links[id]);
 	return NULL;
 }
 
@@ -436,7 +608,7 @@ static napi_value js_detach(napi_env env, napi_callback_info info)
 #define DETACH_MAX_THREADS 64
 
 struct detach_work {
-	struct bpf_link **links;
+	struct attachment *links;
 	size_t count;
 	atomic_size_t next;
 };
@@ -458,7 +630,7 @@ static void *detach_worker(void *arg)
 		size_t i = atomic_fetch_add(&w->next, 1);
 		if (i >= w->count)
 			break;
-		bpf_link__destroy(w->links[i]);
+		destroy_attachment(&w->links[i]);
 	}
 	return NULL;
 }
@@ -482,30 +654,33 @@ static napi_value js_detach_many(napi_env env, napi_callback_info info)
 	CHECK_NAPI(env, napi_get_array_length(env, argv[1], &n));
 	if (n == 0)
 		return NULL;
-	struct bpf_link **links = calloc(n, sizeof(*links));
-	if (!links) {
+	int32_t *ids = calloc(n, sizeof(*ids));
+	struct attachment *links = calloc(n, sizeof(*links));
+	if (!ids || !links) {
+		free(ids);
+		free(links);
 		throw_error(env, "RTEV_NOMEM", "out of memory", ENOMEM);
 		return NULL;
 	}
 	/* validate every id before taking any link out of the table */
 	for (uint32_t i = 0; i < n; i++) {
 		napi_value v;
-		int32_t id;
-		if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_int32(env, v, &id) != napi_ok) {
+		if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_int32(env, v, &ids[i]) != napi_ok) {
+			free(ids);
 			free(links);
 			throw_error(env, "RTEV_ARG", "expected an array of link ids", 0);
 			return NULL;
 		}
-		links[i] = (struct bpf_link *)(intptr_t)id;
 	}
 	size_t count = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		int32_t id = (int32_t)(intptr_t)links[i];
-		if (id >= 0 && id < MAX_LINKS && h->links[id]) {
+		int32_t id = ids[i];
+		if (id >= 0 && id < MAX_LINKS && attachment_used(&h->links[id])) {
 			links[count++] = h->links[id];
-			h->links[id] = NULL; /* an id given twice is destroyed once */
+			h->links[id] = (struct attachment){ 0 }; /* an id given twice is destroyed once */
 		}
 	}
+	free(ids);
 	struct detach_work work = { .links = links, .count = count };
 	atomic_init(&work.next, 0);
 	size_t want = count < DETACH_MAX_THREADS ? count : DETACH_MAX_THREADS;
@@ -874,6 +1049,9 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "load", NULL, js_load, NULL, NULL, NULL, napi_default, NULL },
 		{ "attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachUprobe", NULL, js_attach_uprobe, NULL, NULL, NULL, napi_default, NULL },
+		{ "attachUprobeMulti", NULL, js_attach_uprobe_multi, NULL, NULL, NULL, napi_default, NULL },
+		{ "setExpectedAttachType", NULL, js_set_expected_attach_type, NULL, NULL, NULL, napi_default, NULL },
+		{ "uprobeSessionSupported", NULL, js_uprobe_session_supported, NULL, NULL, NULL, napi_default, NULL },
 		{ "detach", NULL, js_detach, NULL, NULL, NULL, napi_default, NULL },
 		{ "detachMany", NULL, js_detach_many, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL },

@@ -5,6 +5,8 @@ import { RtevError } from '../errors';
 export type ObjectHandle = { readonly __brand: 'bpf_object' };
 export type RingHandle = { readonly __brand: 'ring' };
 
+export type UprobeMultiKind = 'uprobe_multi' | 'uretprobe_multi' | 'uprobe_session';
+
 /** NativeBinding is the addon's surface (native/rtev_native.c). */
 export interface NativeBinding {
   openObject(path: string): ObjectHandle;
@@ -15,6 +17,17 @@ export interface NativeBinding {
   load(h: ObjectHandle, echoLog: boolean): void;
   attach(h: ObjectHandle, program: string): number;
   attachUprobe(h: ObjectHandle, program: string, retprobe: boolean, pid: number, binary: string, fileOffset: bigint, cookie: bigint): number;
+  /**
+   * attachUprobeMulti attaches one program to several offsets of one file with a single
+   * uprobe_multi link (kernel >= 6.6; `uprobe_session` >= 6.13); cookies[i] is what
+   * bpf_get_attach_cookie gives at offsets[i]. pid <= 0: every process.
+   */
+  attachUprobeMulti(h: ObjectHandle, program: string, kind: UprobeMultiKind, binary: string, fileOffsets: bigint[],
+    cookies: bigint[], pid: number): number;
+  /** setExpectedAttachType must precede load() for programs attached with attachUprobeMulti. */
+  setExpectedAttachType(h: ObjectHandle, program: string, kind: UprobeMultiKind): void;
+  /** uprobeSessionSupported: the running kernel's BTF has uprobe sessions and their kfuncs. */
+  uprobeSessionSupported(): boolean;
   detach(h: ObjectHandle, link: number): void;
   /**
    * detachMany destroys the links from parallel threads and returns when all are gone (unknown ids

@@ -1,12 +1,20 @@
 import type { ProbeName } from '../decode/layout';
 
+/**
+ * How the libc and OpenSSL uprobes are attached: `session` (kernel >= 6.13) runs one program at
+ * entry and at return of each call, attached with one uprobe_multi link per library; `classic`
+ * (older kernels) attaches an entry and a return perf-event uprobe per function.
+ */
+export type UprobeMode = 'session' | 'classic';
+
 /** A probe family: the BPF programs it needs and the tracepoints they attach to. */
 export interface ProbeSpec {
   name: ProbeName;
   description: string;
   /** programs attached by section name; `optional` ones may be missing from the kernel;
-   * `uprobe` ones are loaded here but attached per library by src/ingest/uprobes */
-  programs: { name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean }[];
+   * `uprobe` ones are loaded here but attached per library by src/ingest/uprobes, and those
+   * with an `uprobeMode` only in that mode */
+  programs: { name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean; uprobeMode?: UprobeMode }[];
 }
 
 /** Programs every run needs whatever probes are selected (subtree filter bookkeeping). */
@@ -51,21 +59,23 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'handle_accept4_enter', tracepoint: 'syscalls/sys_enter_accept4', optional: true },
       { name: 'handle_accept4_exit', tracepoint: 'syscalls/sys_exit_accept4', optional: true },
       { name: 'handle_connect_done', tracepoint: 'sock/inet_sock_set_state', optional: true },
-      { name: 'rtev_libc_connect', uprobe: true },
-      { name: 'rtev_libc_accept', uprobe: true },
-      { name: 'rtev_libc_accept4', uprobe: true },
-      { name: 'rtev_libc_net_ret', uprobe: true },
+      { name: 'rtev_libc_session', uprobe: true, uprobeMode: 'session' },
+      { name: 'rtev_libc_connect', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_libc_accept', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_libc_accept4', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_libc_net_ret', uprobe: true, uprobeMode: 'classic' },
     ],
   },
   {
     name: 'ssl_op',
     description: 'OpenSSL SSL_read/SSL_write/SSL_read_ex/SSL_write_ex byte counts from uprobes (no plaintext)',
     programs: [
-      { name: 'rtev_ssl_read', uprobe: true },
-      { name: 'rtev_ssl_write', uprobe: true },
-      { name: 'rtev_ssl_read_ex', uprobe: true },
-      { name: 'rtev_ssl_write_ex', uprobe: true },
-      { name: 'rtev_ssl_ret', uprobe: true },
+      { name: 'rtev_ssl_session', uprobe: true, uprobeMode: 'session' },
+      { name: 'rtev_ssl_read', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_ssl_write', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_ssl_read_ex', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_ssl_write_ex', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_ssl_ret', uprobe: true, uprobeMode: 'classic' },
     ],
   },
   {

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
-import { RtevError } from '../errors';
+import { RtevError, UsageError } from '../errors';
 import { COUNTER_STRIDE, Counter, PROBE_NAMES, type ProbeName } from '../decode/layout';
 import { emptyKernelCounters, type KernelProbeCounters } from '../model/ledger';
 import { isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle } from './native';
-import { KERNEL_PROBES, SUPPORT_PROGRAMS } from './probes';
+import { KERNEL_PROBES, SUPPORT_PROGRAMS, type UprobeMode } from './probes';
 
 /** Settings written into the BPF object's `cfg` before load (struct rtev_config). */
 export interface KernelConfig {
@@ -12,6 +12,8 @@ export interface KernelConfig {
   /** 'allow': only listed cgroups; 'deny': all but listed cgroups */
   cgroupFilter: 'off' | 'allow' | 'deny';
   recordFailedOpens: boolean;
+  /** record SSL calls that moved no bytes (ssl_op) */
+  recordEmptySslOps?: boolean;
   bulkRingBytes: number;
   rareRingBytes: number;
 }
@@ -20,15 +22,32 @@ export const TRACE_SELF = 1;
 export const TRACE_TREE = 2;
 
 export function encodeKernelConfig(c: KernelConfig): Buffer {
-  const b = Buffer.alloc(32);
+  const b = Buffer.alloc(40);
   b.writeUInt32LE(c.selfTgid, 0);
   b.writeUInt32LE(c.filterPids ? 1 : 0, 4);
   b.writeUInt32LE(c.cgroupFilter === 'allow' ? 1 : c.cgroupFilter === 'deny' ? 2 : 0, 8);
   b.writeUInt32LE(c.recordFailedOpens ? 1 : 0, 12);
+  b.writeUInt32LE(c.recordEmptySslOps === true ? 1 : 0, 16);
   // wake the consumer at a quarter full (at most 256 KiB): docs/benchmarks.md, "wake-up policy"
-  b.writeBigUInt64LE(BigInt(Math.min(256 << 10, c.bulkRingBytes / 4)), 16);
-  b.writeBigUInt64LE(BigInt(Math.min(64 << 10, c.rareRingBytes / 4)), 24);
+  b.writeBigUInt64LE(BigInt(Math.min(256 << 10, c.bulkRingBytes / 4)), 24);
+  b.writeBigUInt64LE(BigInt(Math.min(64 << 10, c.rareRingBytes / 4)), 32);
   return b;
+}
+
+/**
+ * chooseUprobeMode: sessions where the kernel has them, unless RTEV_UPROBE_MODE=classic asks
+ * for the perf-event uprobes (for comparison, or to work around a kernel bug).
+ */
+export function chooseUprobeMode(native: NativeBinding, env: NodeJS.ProcessEnv = process.env): UprobeMode {
+  const asked = env.RTEV_UPROBE_MODE;
+  if (asked !== undefined && asked !== '' && asked !== 'session' && asked !== 'classic') {
+    throw new UsageError(`RTEV_UPROBE_MODE must be session or classic, not ${JSON.stringify(asked)}`, 'unset it to let rtev choose');
+  }
+  const supported = native.uprobeSessionSupported();
+  if (asked === 'session' && !supported) {
+    throw new UsageError('RTEV_UPROBE_MODE=session: this kernel has no uprobe sessions (they need Linux 6.13)', 'unset RTEV_UPROBE_MODE');
+  }
+  return asked === 'classic' || !supported ? 'classic' : 'session';
 }
 
 export type BatchHandler = (ring: 'bulk' | 'rare', batch: Buffer, used: number) => void;
@@ -45,11 +64,14 @@ export class BpfSession {
   readonly warnings: string[] = [];
   readonly attachedProbes: ProbeName[] = [];
   readonly #cpus: number;
+  /** how the libc and OpenSSL uprobe programs were loaded, and must be attached */
+  readonly uprobeMode: UprobeMode;
 
-  private constructor(native: NativeBinding, handle: ObjectHandle) {
+  private constructor(native: NativeBinding, handle: ObjectHandle, uprobeMode: UprobeMode) {
     this.#native = native;
     this.#handle = handle;
     this.#cpus = native.numPossibleCpus();
+    this.uprobeMode = uprobeMode;
   }
 
   /** open loads the object with the configuration; only the selected probes' programs are loaded. */
@@ -58,8 +80,9 @@ export class BpfSession {
       throw new RtevError('ADDON_LOAD', `BPF object ${objectPath} is missing`, { hint: "build it with 'make build'" });
     }
     const native = loadBinding();
+    const uprobeMode = chooseUprobeMode(native);
     const handle = native.openObject(objectPath);
-    const session = new BpfSession(native, handle);
+    const session = new BpfSession(native, handle, uprobeMode);
     native.setGlobal(handle, 'cfg', encodeKernelConfig(config));
     native.setMapMaxEntries(handle, 'events_bulk', config.bulkRingBytes);
     native.setMapMaxEntries(handle, 'events_rare', config.rareRingBytes);
@@ -67,6 +90,8 @@ export class BpfSession {
     for (const spec of KERNEL_PROBES) {
       if (!probes.includes(spec.name)) continue;
       for (const program of spec.programs) {
+        if (program.uprobeMode !== undefined && program.uprobeMode !== uprobeMode) continue;
+        if (program.uprobeMode === 'session') native.setExpectedAttachType(handle, program.name, 'uprobe_session');
         if (program.tracepoint === undefined || tracepointExists(program.tracepoint)) wanted.add(program.name);
         else if (!program.optional) session.warnings.push(`tracepoint ${program.tracepoint} is missing: probe ${spec.name} disabled`);
       }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { REPO, RTEV, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
+import { REPO, RTEV, rootOrSkip, runRtev, tempDir, uprobeFiles } from '../helpers/collector';
 
 const PROGS = path.join(REPO, 'test', 'progs', 'net');
 
@@ -83,14 +83,7 @@ test('processes started before and after the collector are both covered', async 
   const exited = new Promise((r) => collector.on('exit', r));
   try {
     // readiness: the collector holds a uprobe on libc (the sink buffers stdout, so records cannot be polled)
-    const attached = (): boolean => {
-      try {
-        const links = JSON.parse(execFileSync('bpftool', ['perf', 'show', '-j'], { encoding: 'utf8' })) as any[];
-        return links.some((l) => l.pid === collector.pid && /uprobe/.test(l.fd_type) && /libc[.-]/.test(l.filename ?? ''));
-      } catch {
-        return false;
-      }
-    };
+    const attached = (): boolean => uprobeFiles(collector.pid!).some((f) => /libc[.-]/.test(f));
     const deadline = Date.now() + 30_000;
     while (!attached() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     assert.ok(attached(), 'collector never attached its libc uprobes');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { REPO, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
@@ -92,4 +93,40 @@ for i in $(seq 200); do ss -Hltn "sport = :$1" | grep -q LISTEN && break; sleep 
   const client = Number(fs.readFileSync(path.join(dir, 'client.pid'), 'utf8'));
   const c = sums(res.records, client);
   assert.equal(c.write, K, JSON.stringify(res.records.filter((r) => r.event?.type === 'ssl_op')));
+});
+
+test('python ssl (SSL_read_ex/SSL_write_ex): K bytes each way through the out-parameter, per thread', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = certDir();
+  const K = 200003;
+  const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'ssl_op', '--',
+    'python3', path.join(PROGS, 'tls_ex.py'), path.join(dir, 'c.pem'), path.join(dir, 'k.pem'), String(K)], { timeoutMs: 90_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const ssl = res.records.filter((r) => r.event?.type === 'ssl_op');
+  const sum = (src: string) => ssl.filter((r) => r.src === src).reduce((a, r) => a + r.event.bytes, 0);
+  // the client's K bytes plus the server's 4-byte reply, each written once and read once
+  assert.equal(sum('uprobe:SSL_write_ex'), K + 4, JSON.stringify(ssl.slice(0, 10)));
+  assert.equal(sum('uprobe:SSL_read_ex'), K + 4);
+  const writers = new Set(ssl.filter((r) => r.src === 'uprobe:SSL_write_ex' && r.event.bytes === K).map((r) => r.tid));
+  assert.equal(writers.size, 1);
+  // two sessions in one process: the client's and the server's
+  assert.equal(new Set(ssl.map((r) => r.event.ssl_ptr)).size, 2);
+});
+
+test('uprobe attach mode: sessions with one link per library where the kernel has them, classic on request', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const [major, minor] = os.release().split('.').map(Number) as [number, number];
+  const asked = process.env['RTEV_UPROBE_MODE'];
+  const expected = asked === 'classic' || major < 6 || (major === 6 && minor < 13) ? 'classic' : 'session';
+  const res = await runRtev(['collect', '--stdout', '--probes', 'ssl_op,net_connect', '--', 'true']);
+  assert.equal(res.code, 0, res.stderr);
+  const line = /rtev: uprobes: (\{.*\})/.exec(res.stderr);
+  assert.ok(line, res.stderr);
+  const stats = JSON.parse(line[1]!) as { mode: string; links: number; filesAttached: Record<string, number> };
+  assert.equal(stats.mode, expected);
+  const files = Object.values(stats.filesAttached).reduce((a, b) => a + b, 0);
+  assert.ok(files >= 2, line[1]); // the host's libc and libssl at least
+  // session: one uprobe_multi link per file; classic: an entry and a return uprobe per function
+  if (expected === 'session') assert.equal(stats.links, files);
+  else assert.ok(stats.links >= 2 * (3 + 2) && stats.links % 2 === 0, line[1]);
 });

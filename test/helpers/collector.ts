@@ -63,3 +63,35 @@ export function rootOrSkip(t: { skip(message?: string): void }): boolean {
   t.skip(reason);
   return false;
 }
+
+/**
+ * uprobeFiles lists the files a process holds uprobes on, in either attach mode: uprobe_multi
+ * links (their /proc/PID/fdinfo names the path) and perf-event uprobes (bpftool perf show).
+ */
+export function uprobeFiles(pid: number): string[] {
+  const files = new Set<string>();
+  let fds: string[] = [];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return [];
+  }
+  for (const fd of fds) {
+    try {
+      const info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      if (!/^link_type:\s*uprobe_multi$/m.test(info)) continue;
+      const m = /^path:\s*(.+)$/m.exec(info);
+      if (m) files.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  try {
+    const links = JSON.parse(execFileSync('bpftool', ['perf', 'show', '-j'], { encoding: 'utf8' })) as
+      { pid: number; fd_type: string; filename?: string }[];
+    for (const l of links) if (l.pid === pid && /uprobe/.test(l.fd_type) && l.filename) files.add(l.filename);
+  } catch {
+    // no bpftool output: the fdinfo part stands
+  }
+  return [...files];
+}

@@ -99,6 +99,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
     filterPids: plan.pids.length + plan.trees.length > 0 || plan.command.length > 0,
     cgroupFilter: plan.cgroups.length > 0 ? 'allow' : isEmptySelector(plan.containers) ? 'off' : plan.containers.hostOnly ? 'deny' : 'allow',
     recordFailedOpens: plan.recordFailedOpens,
+    recordEmptySslOps: plan.recordEmptySsl,
     bulkRingBytes: plan.bulkRingBytes,
     rareRingBytes: plan.rareRingBytes,
   };
@@ -114,7 +115,6 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const containerWatch = enricher ? await selectContainers(enricher, plan.containers, session, io) : undefined;
   if (enricher && plan.enrich) await warmUp(enricher);
   const uprobes = new UprobeManager(session, plan.probes, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
-  uprobes.setRecordEmptySslCalls(plan.recordEmptySsl);
   await uprobes.start();
   const functions = plan.functions.length > 0
     ? await FunctionProbes.create(session, { specs: plan.functions, mode: plan.functionMode, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })

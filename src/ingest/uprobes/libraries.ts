@@ -7,24 +7,30 @@ import { parseMaps, type Mapping } from '../../symbolize/proc';
 /** What a mapped file is to us. */
 export type LibraryKind = 'libc' | 'libssl' | 'exe';
 
-/** One probed function: the symbol, the entry program, and the shared return program. */
+/**
+ * One probed function: the symbol; in session mode the program shared by the library's functions
+ * and the attach cookie that tells them apart (enum net_op / enum ssl_fn of bpf/events.h); in
+ * classic mode its entry program and the shared return program.
+ */
 export interface ProbeTarget {
   symbol: string;
+  session: string;
+  cookie: bigint;
   entry: string;
   ret: string;
 }
 
 export const LIBC_TARGETS: ProbeTarget[] = [
-  { symbol: 'connect', entry: 'rtev_libc_connect', ret: 'rtev_libc_net_ret' },
-  { symbol: 'accept', entry: 'rtev_libc_accept', ret: 'rtev_libc_net_ret' },
-  { symbol: 'accept4', entry: 'rtev_libc_accept4', ret: 'rtev_libc_net_ret' },
+  { symbol: 'connect', session: 'rtev_libc_session', cookie: 1n, entry: 'rtev_libc_connect', ret: 'rtev_libc_net_ret' },
+  { symbol: 'accept', session: 'rtev_libc_session', cookie: 2n, entry: 'rtev_libc_accept', ret: 'rtev_libc_net_ret' },
+  { symbol: 'accept4', session: 'rtev_libc_session', cookie: 3n, entry: 'rtev_libc_accept4', ret: 'rtev_libc_net_ret' },
 ];
 
 export const SSL_TARGETS: ProbeTarget[] = [
-  { symbol: 'SSL_read', entry: 'rtev_ssl_read', ret: 'rtev_ssl_ret' },
-  { symbol: 'SSL_write', entry: 'rtev_ssl_write', ret: 'rtev_ssl_ret' },
-  { symbol: 'SSL_read_ex', entry: 'rtev_ssl_read_ex', ret: 'rtev_ssl_ret' },
-  { symbol: 'SSL_write_ex', entry: 'rtev_ssl_write_ex', ret: 'rtev_ssl_ret' },
+  { symbol: 'SSL_read', session: 'rtev_ssl_session', cookie: 1n, entry: 'rtev_ssl_read', ret: 'rtev_ssl_ret' },
+  { symbol: 'SSL_write', session: 'rtev_ssl_session', cookie: 2n, entry: 'rtev_ssl_write', ret: 'rtev_ssl_ret' },
+  { symbol: 'SSL_read_ex', session: 'rtev_ssl_session', cookie: 3n, entry: 'rtev_ssl_read_ex', ret: 'rtev_ssl_ret' },
+  { symbol: 'SSL_write_ex', session: 'rtev_ssl_session', cookie: 4n, entry: 'rtev_ssl_write_ex', ret: 'rtev_ssl_ret' },
 ];
 
 const LIBC_NAME = /^(libc\.so(\.\d+)?|libc-[\d.]+\.so|ld-musl-[\w]+\.so\.1|libc\.musl-[\w]+\.so\.1)$/;

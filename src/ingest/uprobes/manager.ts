@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import type { ProbeName } from '../../decode/layout';
+import type { UprobeMode } from '../probes';
 import type { BpfSession } from '../session';
 import {
   HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets,
@@ -32,9 +33,11 @@ export const DEFAULT_UPROBE_LIMITS: UprobeLimits = {
 };
 
 export interface UprobeStats {
+  /** how the probes are attached (src/ingest/probes.ts, UprobeMode) */
+  mode: UprobeMode;
   /** files with probes attached, by kind */
   filesAttached: Record<LibraryKind, number>;
-  /** uprobe links (entry + return per function) */
+  /** uprobe links (session mode: one per library; classic: entry + return per function) */
   links: number;
   /** files not attached because maxFiles was reached */
   filesOverLimit: number;
@@ -80,7 +83,7 @@ export class UprobeManager {
   #rescan: NodeJS.Timeout | undefined;
   #closed = false;
   #warnedLimit = false;
-  readonly #stats: UprobeStats = {
+  readonly #stats: Omit<UprobeStats, 'mode'> = {
     filesAttached: { libc: 0, libssl: 0, exe: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
     attachFailures: 0, processesScanned: 0, processesUncovered: 0, execsDropped: 0,
   };
@@ -96,15 +99,6 @@ export class UprobeManager {
 
   get active(): boolean {
     return this.#wantLibc || this.#wantSsl;
-  }
-
-  /** setRecordEmptySslCalls makes calls that transferred nothing give records too. */
-  setRecordEmptySslCalls(on: boolean): void {
-    if (!this.#wantSsl) return;
-    const key = Buffer.alloc(4);
-    const value = Buffer.alloc(4);
-    value.writeUInt32LE(on ? 1 : 0);
-    this.#session.native.mapUpdate(this.#session.handle, 'ssl_tun', key, value);
   }
 
   /** start attaches to the host libraries and to those of the processes already running. */
@@ -165,7 +159,10 @@ export class UprobeManager {
   }
 
   stats(): UprobeStats {
-    return { ...this.#stats, filesAttached: { ...this.#stats.filesAttached }, processesUncovered: this.#uncovered.size };
+    return {
+      mode: this.#session.uprobeMode, ...this.#stats, filesAttached: { ...this.#stats.filesAttached },
+      processesUncovered: this.#uncovered.size,
+    };
   }
 
   /** files lists the inspected files and what became of them (for tests and --verbose). */
@@ -264,12 +261,16 @@ export class UprobeManager {
       return false;
     }
     const { native, handle } = this.#session;
+    const found = targets.filter((t) => offsets.has(t.symbol)); // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
     try {
-      for (const t of targets) {
-        const off = offsets.get(t.symbol);
-        if (off === undefined) continue; // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
-        state.links.push(native.attachUprobe(handle, t.entry, false, -1, attachPath, off, 0n));
-        state.links.push(native.attachUprobe(handle, t.ret, true, -1, attachPath, off, 0n));
+      if (this.#session.uprobeMode === 'session') {
+        state.links.push(native.attachUprobeMulti(handle, found[0]!.session, 'uprobe_session', attachPath,
+          found.map((t) => offsets.get(t.symbol)!), found.map((t) => t.cookie), -1));
+      } else {
+        for (const t of found) {
+          state.links.push(native.attachUprobe(handle, t.entry, false, -1, attachPath, offsets.get(t.symbol)!, 0n));
+          state.links.push(native.attachUprobe(handle, t.ret, true, -1, attachPath, offsets.get(t.symbol)!, 0n));
+        }
       }
     } catch (err) {
       for (const link of state.links.splice(0)) native.detach(handle, link);
