@@ -148,7 +148,7 @@ export async function runSoak(seconds: number, opts: { log?: (s: string) => void
   const env = { ...process.env, RTEV_KEY_DIR: path.join(work, 'keys') };
   const key = path.join(work, 'signing.key');
   execFileSync(process.execPath, [RTEV, 'keygen', '--out', key], { env, stdio: 'ignore' });
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral range
   const clkTck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
   const child = spawn(process.execPath, [RTEV, 'collect', '--out', dir, '--key', key, '--probes', SOAK_PROBES, '--quiet',

@@ -24,6 +24,7 @@
 
 struct net_call {
 	__u64 addr;     /* user sockaddr pointer */
+	__u64 sk;       /* connect: the struct sock *, from its CLOSE -> SYN_SENT transition */
 	__s64 sys_ret;  /* the syscall's return value, when sys_done */
 	__u32 fd;
 	__u8 op;        /* enum net_op */
@@ -124,64 +125,59 @@ static __always_inline bool peer_from_socket(struct evt_net_connect *e, __s64 fd
 
 static __always_inline void net_emit(struct net_call *c, __s64 ret, __u8 hook)
 {
-	struct scratch *s = get_scratch();
-	if (!s)
-		return;
-	struct evt_net_connect *e = (struct evt_net_connect *)s->rec;
-	__builtin_memset(e, 0, sizeof(*e));
-
+	struct evt_net_connect e = {};
 	bool have = false;
+
 	/* a failed accept has no peer; a failed connect still names its target */
 	if (c->op == NET_OP_CONNECT || ret >= 0) {
 		struct rtev_sockaddr sa = {};
 		if (c->addr && bpf_probe_read_user(&sa, sizeof(sa), (void *)c->addr) == 0 && sa.family != 0) {
-			e->family = sa.family;
-			e->port = net_ntohs(sa.port);
+			e.family = sa.family;
+			e.port = net_ntohs(sa.port);
 			if (sa.family == AF_INET)
-				__builtin_memcpy(e->addr, &sa.v4, 4);
+				__builtin_memcpy(e.addr, &sa.v4, 4);
 			else if (sa.family == AF_INET6)
-				__builtin_memcpy(e->addr, sa.v6, 16);
+				__builtin_memcpy(e.addr, sa.v6, 16);
 			have = true;
 		} else if (c->op != NET_OP_CONNECT) {
-			have = peer_from_socket(e, ret);
+			have = peer_from_socket(&e, ret);
 		}
 	}
-	if (!have || (e->family != AF_INET && e->family != AF_INET6)) {
+	if (!have || (e.family != AF_INET && e.family != AF_INET6)) {
 		count(PROBE_NET_CONNECT, COUNTER_SKIPPED);
 		return;
 	}
-	fill_header(&e->hdr, EVT_NET_CONNECT);
-	e->hdr.size = sizeof(*e);
-	e->ret = ret;
-	e->fd = c->fd;
-	e->op = c->op;
-	e->hook = hook;
-	if (c->op == NET_OP_CONNECT && ret == -EINPROGRESS) {
-		/* a TCP handshake in progress: report its outcome, not "in progress" */
-		struct sock *sk = sock_of_fd(c->fd);
-		if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
-			__u64 key = (__u64)sk;
-			/* on loopback the handshake often ends before connect returns */
-			if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT_ &&
-			    bpf_map_update_elem(&net_pending, &key, e, BPF_ANY) == 0) {
-				/* still in SYN_SENT after the insert: the state change will emit */
-				if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT_)
-					return;
-				/* it ended meanwhile: whoever deletes the entry emits it */
-				if (bpf_map_delete_elem(&net_pending, &key) != 0)
-					return;
-			}
-			__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-			if (state == TCP_ESTABLISHED_) {
-				e->ret = 0;
-			} else if (state == TCP_CLOSE_) {
-				int err = BPF_CORE_READ(sk, sk_err);
-				if (err > 0)
-					e->ret = -err;
-			}
+	fill_header(&e.hdr, EVT_NET_CONNECT);
+	e.hdr.size = sizeof(e);
+	e.ret = ret;
+	e.fd = c->fd;
+	e.op = c->op;
+	e.hook = hook;
+	/* A TCP handshake in progress: report its outcome, not "in progress". c->sk is set only
+	 * for TCP (by the SYN_SENT transition below), so no descriptor lookup is needed here. */
+	if (c->op == NET_OP_CONNECT && ret == -EINPROGRESS && c->sk) {
+		struct sock *sk = (struct sock *)c->sk;
+		__u64 key = c->sk;
+		/* on loopback the handshake often ends before connect returns */
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT_ &&
+		    bpf_map_update_elem(&net_pending, &key, &e, BPF_ANY) == 0) {
+			/* still in SYN_SENT after the insert: the state change will emit */
+			if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT_)
+				return;
+			/* it ended meanwhile: whoever deletes the entry emits it */
+			if (bpf_map_delete_elem(&net_pending, &key) != 0)
+				return;
+		}
+		__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		if (state == TCP_ESTABLISHED_) {
+			e.ret = 0;
+		} else if (state == TCP_CLOSE_) {
+			int err = BPF_CORE_READ(sk, sk_err);
+			if (err > 0)
+				e.ret = -err;
 		}
 	}
-	emit_rare(e, sizeof(*e), PROBE_NET_CONNECT);
+	emit_rare(&e, sizeof(e), PROBE_NET_CONNECT);
 }
 
 /* The end of a non-blocking connect's handshake: ESTABLISHED gives success,
@@ -195,6 +191,13 @@ int handle_connect_done(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (ctx->newstate == TCP_SYN_SENT_) {
 		/* a new connect on this socket: an entry left from an earlier one is stale */
 		bpf_map_delete_elem(&net_pending, &key);
+		/* connect(2) makes this transition in the caller's context: note the socket in the
+		 * caller's mark, where the connect's return finds it if the handshake is still on */
+		struct net_call *c = thread_call(&net_libc_calls, 0);
+		if (!c || c->op != NET_OP_CONNECT)
+			c = thread_call(&net_sys_calls, 0);
+		if (c && c->op == NET_OP_CONNECT)
+			c->sk = key;
 		return 0;
 	}
 	if (ctx->oldstate != TCP_SYN_SENT_)

@@ -24,9 +24,10 @@ test('python sockets: success, refused (111), IPv6 ::1, accept peer, unix socket
   const info = JSON.parse(line);
   const recs = nc(res.records).filter((r) => r.comm.startsWith('python'));
   const find = (pred: (e: any, r: any) => boolean) => recs.filter((r) => pred(r.event, r));
+  // the blocking connect and, further down, the non-blocking one
   const ok4 = find((e, r) => r.src === 'uprobe:connect' && e.addr === '127.0.0.1' && e.port === info.open_port);
-  assert.equal(ok4.length, 1, JSON.stringify(recs));
-  assert.equal(ok4[0].event.success, true);
+  assert.equal(ok4.length, 2, JSON.stringify(recs));
+  assert.ok(ok4.every((r) => r.event.success === true));
   const refused = find((e) => e.addr === '127.0.0.1' && e.port === 1);
   assert.equal(refused.length, 1);
   assert.equal(refused[0].event.success, false);
@@ -40,8 +41,18 @@ test('python sockets: success, refused (111), IPv6 ::1, accept peer, unix socket
   const acc6 = find((e, r) => r.src.startsWith('uprobe:accept') && e.port === info.client_port6);
   assert.equal(acc6.length, 1);
   assert.equal(acc6[0].event.addr, '::1');
+  // non-blocking connects (connect_ex gave EINPROGRESS or, when the handshake won the race, 0/111):
+  // one record each, with the outcome of the handshake
+  assert.ok([0, 115].includes(info.nb_open_ret), line);
+  const nbAccept = find((e, r) => r.src.startsWith('uprobe:accept') && e.port === info.nb_client_port);
+  assert.equal(nbAccept.length, 1, JSON.stringify(recs));
+  assert.ok([111, 115].includes(info.nb_closed_ret) && info.nb_closed_err !== 0 || info.nb_closed_ret === 111, line);
+  const nbClosed = find((e) => e.port === info.nb_closed_port);
+  assert.equal(nbClosed.length, 1, JSON.stringify(recs));
+  assert.equal(nbClosed[0].event.success, false);
+  assert.equal(nbClosed[0].event.error, 111);
   // the AF_UNIX connect is not a net_connect record, and nothing is reported twice
-  assert.equal(recs.length, 5, JSON.stringify(recs));
+  assert.equal(recs.length, 8, JSON.stringify(recs));
   for (const r of recs) for (const k of ['ts_ns', 'pid', 'tid', 'cgroup_id', 'comm']) assert.ok(k in r, k);
 });
 

@@ -15,7 +15,8 @@ function certDir(): string {
   return dir;
 }
 
-const freePort = (): number => 20000 + Math.floor(Math.random() * 20000);
+// below the ephemeral range (32768-60999): a port there may be a client socket's
+const freePort = (): number => 20000 + Math.floor(Math.random() * 12000);
 
 function sums(records: Record<string, any>[], pid: number) {
   const ssl = records.filter((r) => r.pid === pid && r.event?.type === 'ssl_op');

@@ -1,5 +1,6 @@
 """Loopback socket scenario for test/e2e/net-connect: prints one JSON line describing what it did."""
 import json
+import select
 import socket
 import sys
 
@@ -28,6 +29,25 @@ try:
 except OSError as e:
     out["closed"] = e.errno
 c.close()
+
+# non-blocking connects: the records carry the handshake's outcome, not EINPROGRESS
+c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+c.setblocking(False)
+out["nb_open_ret"] = c.connect_ex(("127.0.0.1", open_port))
+out["nb_client_port"] = c.getsockname()[1]
+conn, peer = srv.accept()
+conn.close()
+c.close()
+unused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+unused.bind(("127.0.0.1", 0))  # bound, not listening: a connect to it is refused
+out["nb_closed_port"] = unused.getsockname()[1]
+c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+c.setblocking(False)
+out["nb_closed_ret"] = c.connect_ex(("127.0.0.1", out["nb_closed_port"]))
+select.select([], [c], [], 5)
+out["nb_closed_err"] = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+c.close()
+unused.close()
 
 srv6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 srv6.bind(("::1", 0))
