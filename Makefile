@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CLANG ?= clang
 BPFTOOL ?= bpftool
 BUILD := build
-APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
+APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config libssl-dev \
 	openssl curl python3 golang-go busybox-static podman runc containerd bpftrace xz-utils
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)

@@ -1,6 +1,11 @@
 /**
- * TLS request loop on loopback (curl -> openssl s_server -WWW, REQUESTS new connections), in one run,
- * for each uprobe attach mode rtev has (src/ingest/probes.ts, UprobeMode):
+ * TLS request loop on loopback, in one run, for each uprobe attach mode rtev has
+ * (src/ingest/probes.ts, UprobeMode). Two workloads:
+ *   curl       curl -> openssl s_server -WWW, REQUESTS requests, each on a new connection (a TLS
+ *              handshake per request: the probes run with cold caches, and connect/accept dominate)
+ *   keepalive  python ssl, one connection, REQUESTS round trips of 100 bytes (bench/tls_keepalive.py:
+ *              SSL_write_ex/SSL_read_ex on both sides, the steady state of a long-lived connection)
+ * In each mode:
  *   baseline without probes; an empty program attached the way rtev attaches its own, to the
  *   same functions; rtev collect (--probes net_connect,ssl_op) in that mode.
  * Prints the per-request slowdown (end to end) and, with kernel.bpf_stats_enabled=1 for the run
@@ -8,7 +13,7 @@
  * empty program's. Programs are found by the process that holds them (/proc/PID/fdinfo prog_id),
  * so other rtev instances on the host do not count. Also times the teardown: the empty links'
  * detachMany and rtev's SIGTERM-to-exit. Run as root after `make build`:
- *   node dist/bench/tls.bench.js [REQUESTS] [ROUNDS]        (RTEV_BENCH_MODES=session: one mode only)
+ *   node dist/bench/tls.bench.js [REQUESTS] [ROUNDS] [curl|keepalive]   (RTEV_BENCH_MODES=session: one mode only)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,6 +26,9 @@ import { LIBC_TARGETS, SSL_TARGETS, resolveTargets } from '../src/ingest/uprobes
 const REPO = path.resolve(__dirname, '..', '..');
 const REQUESTS = Number(process.argv[2] ?? 300);
 const ROUNDS = Number(process.argv[3] ?? 1);
+const WORKLOAD = process.argv[4] ?? 'curl';
+if (WORKLOAD !== 'curl' && WORKLOAD !== 'keepalive') throw new Error('workload: curl or keepalive');
+let certDir = '';
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
 const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
@@ -46,6 +54,12 @@ const PIN = process.env.RTEV_BENCH_CPU;
 const pinned = (argv: string[]): [string, string[]] => (PIN === undefined ? [argv[0]!, argv.slice(1)] : ['taskset', ['-c', PIN, ...argv]]);
 
 function loop(port: number): number {
+  if (WORKLOAD === 'keepalive') {
+    const r = spawnSync(...pinned(['python3', path.join(REPO, 'bench', 'tls_keepalive.py'), `${certDir}/c.pem`, `${certDir}/k.pem`,
+      String(REQUESTS), '100']), { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`tls_keepalive.py failed (${r.status}): ${r.stderr}`);
+    return Number(r.stdout.trim()); // µs per round trip
+  }
   const t0 = process.hrtime.bigint();
   const r = spawnSync(...pinned(['curl', '-sk', '--http1.1', '-o', '/dev/null', `https://127.0.0.1:${port}/f.txt?[1-${REQUESTS}]`]));
   if (r.status !== 0) throw new Error(`curl failed (${r.status}): ${r.stderr}`);
@@ -198,6 +212,7 @@ async function main(): Promise<void> {
     .filter((m) => (process.env.RTEV_BENCH_MODES ?? m).split(',').includes(m));
   const statsBefore = fs.readFileSync(STATS_SYSCTL, 'utf8').trim();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-tlsbench-'));
+  certDir = dir;
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${dir}/k.pem`, '-out', `${dir}/c.pem`,
     '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
   fs.writeFileSync(`${dir}/f.txt`, Buffer.alloc(1024, 'x'));
@@ -238,7 +253,7 @@ async function main(): Promise<void> {
       }
       rounds.push(result);
     }
-    console.log(JSON.stringify({ requests: REQUESTS, pinned_cpu: PIN ?? null, cpus: os.cpus().length, kernel: os.release(), loadavg: os.loadavg().map(r2), rounds },
+    console.log(JSON.stringify({ workload: WORKLOAD, requests: REQUESTS, pinned_cpu: PIN ?? null, cpus: os.cpus().length, kernel: os.release(), loadavg: os.loadavg().map(r2), rounds },
       null, 2));
   } finally {
     stopping = true;

@@ -56,9 +56,35 @@ static __always_inline bool is_ex(__u8 op)
 /* --- uprobe session (kernel >= 6.13): one program per call, run at entry and at return ---
  * Attached by the addon as a uprobe_multi link of type BPF_TRACE_UPROBE_SESSION, one link per
  * library for the four functions, with the enum ssl_fn as each offset's attach cookie. The
- * kernel keeps an 8-byte cookie per call between the two runs: it holds the SSL*, so SSL_read
- * and SSL_write need no per-thread map at all, and an entry that returns 1 (a filtered
- * process) skips the return run. Only the _ex calls' out-parameter goes to task storage. */
+ * kernel keeps an 8-byte cookie per call between the two runs, so no per-thread map is needed,
+ * and an entry that returns 1 (a filtered process) skips the return run.
+ *
+ * The cookie holds the SSL* in its low 48 bits (user addresses are below 2^47 unless a program
+ * maps memory above on purpose). An _ex call's out-parameter is nearly always a local of the
+ * caller, just above the stack pointer: its distance from the entry's stack pointer, plus one,
+ * goes in the high 16 bits, and the return run finds it again from its own stack pointer. When
+ * either does not fit, the cookie is 0 and the call goes through task storage, as in the
+ * classic mode: a task-storage lookup is the dearest part of the call with cold caches
+ * (docs/benchmarks.md, "TLS request loop"). */
+#define COOKIE_PTR_MASK ((1ULL << 48) - 1)
+#define COOKIE_MAX_OUT_DISTANCE 0xfffeULL
+#if defined(__TARGET_ARCH_x86)
+#define RETURN_SP_SHIFT 8 /* ret popped the return address */
+#else
+#define RETURN_SP_SHIFT 0
+#endif
+
+static __always_inline __u64 ssl_session_cookie(__u8 op, __u64 ssl, __u64 out, __u64 sp)
+{
+	if (ssl & ~COOKIE_PTR_MASK)
+		return 0;
+	if (!is_ex(op))
+		return ssl;
+	if (out < sp || out - sp > COOKIE_MAX_OUT_DISTANCE)
+		return 0;
+	return ssl | (out - sp + 1) << 48;
+}
+
 SEC("uprobe")
 int rtev_ssl_session(struct pt_regs *ctx)
 {
@@ -70,26 +96,31 @@ int rtev_ssl_session(struct pt_regs *ctx)
 			count(PROBE_SSL_OP, COUNTER_FILTERED);
 			return 1;
 		}
-		*cookie = PT_REGS_PARM1(ctx);
-		if (is_ex(op)) {
-			struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
-								  BPF_LOCAL_STORAGE_GET_F_CREATE);
-			if (!c)
-				return 1;
-			c->out = PT_REGS_PARM4(ctx);
-			c->op = op;
-		}
+		__u64 ssl = PT_REGS_PARM1(ctx);
+		__u64 out = PT_REGS_PARM4(ctx);
+		*cookie = ssl_session_cookie(op, ssl, out, PT_REGS_SP(ctx));
+		if (*cookie)
+			return 0;
+		struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
+							  BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!c)
+			return 1;
+		*c = (struct ssl_call){ .ssl = ssl, .out = is_ex(op) ? out : 0, .op = op };
 		return 0;
 	}
-	__u64 out = 0;
-	if (is_ex(op)) {
-		struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
-		if (!c || c->op != op)
-			return 0;
-		out = c->out;
-		c->op = 0;
+	__u64 packed = *cookie;
+	if (packed) {
+		__u64 distance = packed >> 48;
+		__u64 out = distance ? PT_REGS_SP(ctx) - RETURN_SP_SHIFT + distance - 1 : 0;
+		ssl_record(op, packed & COOKIE_PTR_MASK, out, PT_REGS_RC(ctx));
+		return 0;
 	}
-	ssl_record(op, *cookie, out, PT_REGS_RC(ctx));
+	struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!c || c->op != op)
+		return 0;
+	struct ssl_call call = *c;
+	c->op = 0;
+	ssl_record(op, call.ssl, call.out, PT_REGS_RC(ctx));
 	return 0;
 }
 

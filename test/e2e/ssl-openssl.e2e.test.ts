@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { REPO, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
+import { REPO, compileC, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
 
 const PROGS = path.join(REPO, 'test', 'progs', 'net');
 
@@ -112,6 +112,21 @@ test('python ssl (SSL_read_ex/SSL_write_ex): K bytes each way through the out-pa
   assert.equal(writers.size, 1);
   // two sessions in one process: the client's and the server's
   assert.equal(new Set(ssl.map((r) => r.event.ssl_ptr)).size, 2);
+});
+
+test('SSL_write_ex with its byte count on the heap, SSL_read_ex with it on the stack: exact sums either way', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = certDir();
+  const prog = compileC('net/ssl_ex_heap.c', ['-lssl', '-lcrypto']);
+  const TOTAL = 100003;
+  const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'ssl_op', '--',
+    prog, path.join(dir, 'c.pem'), path.join(dir, 'k.pem'), String(TOTAL), '3000'], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const ssl = res.records.filter((r) => r.event?.type === 'ssl_op');
+  const sum = (src: string) => ssl.filter((r) => r.src === src).reduce((a, r) => a + r.event.bytes, 0);
+  assert.equal(sum('uprobe:SSL_write_ex'), TOTAL);
+  assert.equal(sum('uprobe:SSL_read_ex'), TOTAL);
+  assert.equal(ssl.filter((r) => r.src === 'uprobe:SSL_write_ex').length, Math.ceil(TOTAL / 3000));
 });
 
 test('uprobe attach mode: sessions with one link per library where the kernel has them, classic on request', async (t) => {
