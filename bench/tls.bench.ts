@@ -5,6 +5,8 @@
  *              handshake per request: the probes run with cold caches, and connect/accept dominate)
  *   keepalive  python ssl, one connection, REQUESTS round trips of 100 bytes (bench/tls_keepalive.py:
  *              SSL_write_ex/SSL_read_ex on both sides, the steady state of a long-lived connection)
+ *   connect    python, REQUESTS blocking loopback connects, each accepted (bench/connect_loop.py:
+ *              the net_connect probes alone)
  * In each mode:
  *   baseline without probes; an empty program attached the way rtev attaches its own, to the
  *   same functions; rtev collect (--probes net_connect,ssl_op) in that mode.
@@ -13,7 +15,7 @@
  * empty program's. Programs are found by the process that holds them (/proc/PID/fdinfo prog_id),
  * so other rtev instances on the host do not count. Also times the teardown: the empty links'
  * detachMany and rtev's SIGTERM-to-exit. Run as root after `make build`:
- *   node dist/bench/tls.bench.js [REQUESTS] [ROUNDS] [curl|keepalive]   (RTEV_BENCH_MODES=session: one mode only)
+ *   node dist/bench/tls.bench.js [REQUESTS] [ROUNDS] [curl|keepalive|connect]   (RTEV_BENCH_MODES=session: one mode only)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,7 +29,7 @@ const REPO = path.resolve(__dirname, '..', '..');
 const REQUESTS = Number(process.argv[2] ?? 300);
 const ROUNDS = Number(process.argv[3] ?? 1);
 const WORKLOAD = process.argv[4] ?? 'curl';
-if (WORKLOAD !== 'curl' && WORKLOAD !== 'keepalive') throw new Error('workload: curl or keepalive');
+if (!['curl', 'keepalive', 'connect'].includes(WORKLOAD)) throw new Error('workload: curl, keepalive or connect');
 let certDir = '';
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
@@ -59,6 +61,11 @@ function loop(port: number): number {
       String(REQUESTS), '100']), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`tls_keepalive.py failed (${r.status}): ${r.stderr}`);
     return Number(r.stdout.trim()); // µs per round trip
+  }
+  if (WORKLOAD === 'connect') {
+    const r = spawnSync(...pinned(['python3', path.join(REPO, 'bench', 'connect_loop.py'), String(REQUESTS)]), { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`connect_loop.py failed (${r.status}): ${r.stderr}`);
+    return Number(r.stdout.trim()); // µs per connection
   }
   const t0 = process.hrtime.bigint();
   const r = spawnSync(...pinned(['curl', '-sk', '--http1.1', '-o', '/dev/null', `https://127.0.0.1:${port}/f.txt?[1-${REQUESTS}]`]));
