@@ -20,7 +20,8 @@ if [ "$(id -u)" -eq 0 ]; then
     run "end-to-end tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/
     # the uprobe tests again with the perf-event uprobes that kernels before 6.13 get
     run "end-to-end uprobe tests, classic attach mode (root)" env RTEV_UPROBE_MODE=classic \
-      node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/net-connect.e2e.test.js dist/test/e2e/ssl-openssl.e2e.test.js
+      node --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/net-connect.e2e.test.js dist/test/e2e/ssl-openssl.e2e.test.js \
+      dist/test/e2e/function-call.e2e.test.js
   fi
 else
   if [ "${CI:-}" = "true" ]; then

@@ -87,15 +87,43 @@ export class FunctionProbes {
 
   #attach(warn: (message: string) => void): void {
     const { native, handle } = this.#session;
-    this.targets.forEach((t, i) => {
-      try {
-        this.#links.push(native.attachUprobe(handle, FUNCTION_ENTRY_PROGRAM, false, -1, t.openPath, t.fileOffset, BigInt(i)));
-        this.stats.attached++;
-      } catch (err) {
-        this.stats.attachFailures++;
-        warn(`function_call: cannot attach to ${t.symbol} in ${t.openPath} (${err instanceof Error ? err.message : String(err)})`);
+    const failed = (t: ResolvedTarget, err: unknown): void => {
+      this.stats.attachFailures++;
+      warn(`function_call: cannot attach to ${t.symbol} in ${t.openPath} (${err instanceof Error ? err.message : String(err)})`);
+    };
+    if (this.#session.uprobeMode === 'session') {
+      // one uprobe_multi link per file (the target's index is its cookie): attached, and above all
+      // detached, with one kernel call per file instead of one per function (docs/function-calls.md)
+      const byFile = new Map<string, number[]>();
+      this.targets.forEach((t, i) => byFile.set(t.openPath, [...(byFile.get(t.openPath) ?? []), i]));
+      for (const [file, indexes] of byFile) {
+        const attachMulti = (ids: number[]): number => native.attachUprobeMulti(handle, FUNCTION_ENTRY_PROGRAM, 'uprobe_multi', file,
+          ids.map((i) => this.targets[i]!.fileOffset), ids.map((i) => BigInt(i)), -1);
+        try {
+          this.#links.push(attachMulti(indexes));
+          this.stats.attached += indexes.length;
+        } catch {
+          // the kernel takes all of a link's offsets or none: find the ones it refuses, one by one
+          for (const i of indexes) {
+            try {
+              this.#links.push(attachMulti([i]));
+              this.stats.attached++;
+            } catch (err) {
+              failed(this.targets[i]!, err);
+            }
+          }
+        }
       }
-    });
+    } else {
+      this.targets.forEach((t, i) => {
+        try {
+          this.#links.push(native.attachUprobe(handle, FUNCTION_ENTRY_PROGRAM, false, -1, t.openPath, t.fileOffset, BigInt(i)));
+          this.stats.attached++;
+        } catch (err) {
+          failed(t, err);
+        }
+      });
+    }
     if (this.stats.attached === 0) {
       throw new RtevError('BPF_ATTACH', `function_call: no target could be attached (${this.targets.length} resolved)`, {
         hint: 'check the warnings above',
@@ -184,7 +212,7 @@ export class FunctionProbes {
   /** close detaches the probes; records already in the ring are still delivered. */
   close(): void {
     const { native, handle } = this.#session;
-    for (const link of this.#links.splice(0)) native.detach(handle, link);
+    native.detachMany(handle, this.#links.splice(0));
   }
 }
 

@@ -1,9 +1,10 @@
 import type { ProbeName } from '../decode/layout';
+import type { UprobeMultiKind } from './native';
 
 /**
- * How the libc and OpenSSL uprobes are attached: `session` (kernel >= 6.13) runs one program at
- * entry and at return of each call, attached with one uprobe_multi link per library; `classic`
- * (older kernels) attaches an entry and a return perf-event uprobe per function.
+ * How the uprobes are attached: `session` (kernel >= 6.13) runs one libc/OpenSSL program at entry
+ * and at return of each call, and attaches every uprobe program with one uprobe_multi link per file;
+ * `classic` (older kernels) attaches a perf-event uprobe per function (and a uretprobe where needed).
  */
 export type UprobeMode = 'session' | 'classic';
 
@@ -14,7 +15,11 @@ export interface ProbeSpec {
   /** programs attached by section name; `optional` ones may be missing from the kernel;
    * `uprobe` ones are loaded here but attached per library by src/ingest/uprobes, and those
    * with an `uprobeMode` only in that mode */
-  programs: { name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean; uprobeMode?: UprobeMode }[];
+  programs: {
+    name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean; uprobeMode?: UprobeMode;
+    /** in session mode the program is loaded for `uprobe_multi` links of this kind */
+    multiAttach?: UprobeMultiKind;
+  }[];
 }
 
 /** Programs every run needs whatever probes are selected (subtree filter bookkeeping). */
@@ -59,7 +64,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'handle_accept4_enter', tracepoint: 'syscalls/sys_enter_accept4', optional: true },
       { name: 'handle_accept4_exit', tracepoint: 'syscalls/sys_exit_accept4', optional: true },
       { name: 'handle_connect_done', tracepoint: 'sock/inet_sock_set_state', optional: true },
-      { name: 'rtev_libc_session', uprobe: true, uprobeMode: 'session' },
+      { name: 'rtev_libc_session', uprobe: true, uprobeMode: 'session', multiAttach: 'uprobe_session' },
       { name: 'rtev_libc_connect', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_libc_accept', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_libc_accept4', uprobe: true, uprobeMode: 'classic' },
@@ -70,7 +75,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
     name: 'ssl_op',
     description: 'OpenSSL SSL_read/SSL_write/SSL_read_ex/SSL_write_ex byte counts from uprobes (no plaintext)',
     programs: [
-      { name: 'rtev_ssl_session', uprobe: true, uprobeMode: 'session' },
+      { name: 'rtev_ssl_session', uprobe: true, uprobeMode: 'session', multiAttach: 'uprobe_session' },
       { name: 'rtev_ssl_read', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_write', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_read_ex', uprobe: true, uprobeMode: 'classic' },
@@ -82,7 +87,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
     name: 'function_call',
     description: 'entry of the functions chosen with --function/--functions (uprobe, with the user stack)',
     // attached per target by src/ingest/function-probes.ts
-    programs: [{ name: 'handle_function_entry', uprobe: true }],
+    programs: [{ name: 'handle_function_entry', uprobe: true, multiAttach: 'uprobe_multi' }],
   },
 ];
 

@@ -91,7 +91,7 @@ export class BpfSession {
       if (!probes.includes(spec.name)) continue;
       for (const program of spec.programs) {
         if (program.uprobeMode !== undefined && program.uprobeMode !== uprobeMode) continue;
-        if (program.uprobeMode === 'session') native.setExpectedAttachType(handle, program.name, 'uprobe_session');
+        if (uprobeMode === 'session' && program.multiAttach !== undefined) native.setExpectedAttachType(handle, program.name, program.multiAttach);
         if (program.tracepoint === undefined || tracepointExists(program.tracepoint)) wanted.add(program.name);
         else if (!program.optional) session.warnings.push(`tracepoint ${program.tracepoint} is missing: probe ${spec.name} disabled`);
       }
