@@ -125,29 +125,34 @@ static __always_inline bool current_filtered_out(void)
 	return filtered_out(tgid, cgroup_id);
 }
 
-/* fill_header reads the task through its BTF pointer: plain loads instead of one helper call
- * per field (bpf_get_current_cgroup_id, bpf_get_current_comm, a bpf_probe_read_kernel per hop of
- * the v1 chain). With the return-stack mitigations of this CPU every helper call is dear, and the
- * header was half of an ssl_op record's cost (docs/benchmarks.md, "TLS request loop"). */
-static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
+/* current_cgroup_ids gives the task's cgroup v2 id and, when the task is in the v2 root, the
+ * kernfs id of its memory cgroup: on a hybrid host the memory controller is in a v1 hierarchy,
+ * where container runtimes using cgroupfs put containers that the v2 id cannot tell apart.
+ * The task is read through its BTF pointer: plain loads instead of a helper call per field or a
+ * bpf_probe_read_kernel per hop. With the return-stack mitigations of this CPU every helper call
+ * is dear, and the header was half of an ssl_op record's cost (docs/benchmarks.md). */
+static __always_inline void current_cgroup_ids(struct task_struct *task, __u64 *v2, __u64 *v1)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct css_set *cgroups = task->cgroups;
 
-	hdr->ts_ns = bpf_ktime_get_ns();
-	hdr->cgroup_id = cgroups->dfl_cgrp->kn->id;
-	/* On a hybrid host the memory controller is in a v1 hierarchy, where container runtimes
-	 * using cgroupfs put containers that the v2 id (the v2 root) cannot tell apart: send the
-	 * kernfs id of the task's memory cgroup too. */
-	hdr->cgroup_v1_id = 0;
-	if (hdr->cgroup_id == 1) {
+	*v2 = cgroups->dfl_cgrp->kn->id;
+	*v1 = 0;
+	if (*v2 == 1) {
 		int index = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
 		if (index >= 0 && index < CGROUP_SUBSYS_COUNT) {
 			struct cgroup_subsys_state *css = cgroups->subsys[index];
 			if (css)
-				hdr->cgroup_v1_id = css->cgroup->kn->id;
+				*v1 = css->cgroup->kn->id;
 		}
 	}
+}
+
+static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	hdr->ts_ns = bpf_ktime_get_ns();
+	current_cgroup_ids(task, &hdr->cgroup_id, &hdr->cgroup_v1_id);
 	hdr->kind = kind;
 	hdr->pid = task->tgid;
 	hdr->tid = task->pid;

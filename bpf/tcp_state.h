@@ -22,11 +22,13 @@
 #define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
 
+/* also written by user space for listeners that predate the collector (src/ingest/listeners.ts) */
 struct sock_owner {
 	__u64 cgroup_id;
 	__u32 pid;
 	__u32 tid;
 	char comm[RTEV_COMM_LEN];
+	__u64 cgroup_v1_id; /* as in struct evt_hdr */
 };
 
 struct listen_key {
@@ -81,7 +83,7 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 	if (made_by_syscall(ctx->oldstate, ctx->newstate) && (id >> 32) != 0) {
 		owner.pid = id >> 32;
 		owner.tid = (__u32)id;
-		owner.cgroup_id = bpf_get_current_cgroup_id();
+		current_cgroup_ids(bpf_get_current_task_btf(), &owner.cgroup_id, &owner.cgroup_v1_id);
 		bpf_get_current_comm(owner.comm, sizeof(owner.comm));
 		attribution = TCP_OWNER_CURRENT;
 		bpf_map_update_elem(&sock_owners, &sk, &owner, BPF_ANY);
@@ -122,7 +124,7 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 	struct evt_tcp_state *e = (struct evt_tcp_state *)s->rec;
 	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->hdr.cgroup_id = owner.cgroup_id;
-	e->hdr.cgroup_v1_id = 0; /* not tracked per socket owner */
+	e->hdr.cgroup_v1_id = owner.cgroup_v1_id;
 	e->hdr.kind = EVT_TCP_STATE;
 	e->hdr.size = sizeof(*e);
 	e->hdr.pid = owner.pid;

@@ -42,14 +42,20 @@ export interface ListenerOwner {
   pid: number;
   comm: string;
   cgroupId: bigint;
+  /** the memory cgroup's id in the v1 hierarchy when the process is in the v2 root (bpf/common.h) */
+  cgroupV1Id?: bigint;
 }
+
+/** struct sock_owner of bpf/tcp_state.h (checked against the object's BTF in test/unit/layout.test.ts) */
+export const SockOwner = { cgroup_id: 0, pid: 8, tid: 12, comm: 16, cgroup_v1_id: 32, SIZE: 40 } as const;
 
 /**
  * findListenerOwners maps the listening sockets that exist now to the processes holding them,
  * so tcp_state changes of connections accepted on sockets opened before the collector started
  * can be attributed (bpf/tcp_state.h). Bounded: at most maxProcesses processes are scanned.
  */
-export function findListenerOwners(procRoot = '/proc', cgroup2Mount = '/sys/fs/cgroup/unified', maxProcesses = 4096): ListenerOwner[] {
+export function findListenerOwners(procRoot = '/proc', cgroup2Mount = '/sys/fs/cgroup/unified', maxProcesses = 4096,
+  memoryV1Mount = '/sys/fs/cgroup/memory'): ListenerOwner[] {
   const byInode = new Map<number, ProcListener>();
   for (const [file, family] of [['net/tcp', 2], ['net/tcp6', 10]] as const) {
     try {
@@ -75,7 +81,8 @@ export function findListenerOwners(procRoot = '/proc', cgroup2Mount = '/sys/fs/c
       const listener = m ? byInode.get(Number(m[1])) : undefined;
       if (listener === undefined) continue;
       byInode.delete(listener.inode); // first holder wins
-      owners.push({ family: listener.family, port: listener.port, pid, comm: readComm(procRoot, pid), cgroupId: cgroupOf(procRoot, pid, cgroup2Mount) });
+      const ids = cgroupsOf(procRoot, pid, cgroup2Mount, memoryV1Mount);
+      owners.push({ family: listener.family, port: listener.port, pid, comm: readComm(procRoot, pid), ...ids });
     }
   }
   return owners;
@@ -97,17 +104,27 @@ function readComm(procRoot: string, pid: number): string {
   }
 }
 
-function cgroupOf(procRoot: string, pid: number, cgroup2Mount: string): bigint {
+/** cgroupsOf: the ids bpf/common.h's current_cgroup_ids gives, from /proc/PID/cgroup (0 when unknown) */
+function cgroupsOf(procRoot: string, pid: number, cgroup2Mount: string, memoryV1Mount: string): { cgroupId: bigint; cgroupV1Id: bigint } {
+  let text: string;
   try {
-    const text = fs.readFileSync(path.join(procRoot, String(pid), 'cgroup'), 'utf8');
-    const line = text.split('\n').find((l) => l.startsWith('0::'));
-    if (line === undefined) return 0n;
-    const rel = line.slice(3);
-    if (rel.includes('..')) return 0n;
-    return fs.statSync(path.join(cgroup2Mount, rel), { bigint: true }).ino;
+    text = fs.readFileSync(path.join(procRoot, String(pid), 'cgroup'), 'utf8');
   } catch {
-    return 0n;
+    return { cgroupId: 0n, cgroupV1Id: 0n };
   }
+  const lines = text.split('\n');
+  const relative = (prefix: RegExp): string | undefined => lines.find((l) => prefix.test(l))?.replace(prefix, '');
+  const inode = (mount: string, rel: string | undefined): bigint => {
+    if (rel === undefined || !rel.startsWith('/') || rel.split('/').includes('..')) return 0n;
+    try {
+      return fs.statSync(path.join(mount, rel), { bigint: true }).ino;
+    } catch {
+      return 0n;
+    }
+  };
+  const v2 = relative(/^0::/);
+  // the v2 root is what the kernel sees as cgroup id 1
+  return { cgroupId: inode(cgroup2Mount, v2), cgroupV1Id: v2 === '/' ? inode(memoryV1Mount, relative(/^\d+:memory:/)) : 0n };
 }
 
 /** encodeListenerOwner gives the key and value of bpf/tcp_state.h's listen_owners map. */
@@ -115,10 +132,11 @@ export function encodeListenerOwner(o: ListenerOwner): { key: Buffer; value: Buf
   const key = Buffer.alloc(4);
   key.writeUInt16LE(o.family, 0);
   key.writeUInt16LE(o.port, 2);
-  const value = Buffer.alloc(32);
-  value.writeBigUInt64LE(o.cgroupId, 0);
-  value.writeUInt32LE(o.pid, 8);
-  value.writeUInt32LE(o.pid, 12);
-  value.write(o.comm, 16, 15, 'utf8');
+  const value = Buffer.alloc(SockOwner.SIZE);
+  value.writeBigUInt64LE(o.cgroupId, SockOwner.cgroup_id);
+  value.writeUInt32LE(o.pid, SockOwner.pid);
+  value.writeUInt32LE(o.pid, SockOwner.tid);
+  value.write(o.comm, SockOwner.comm, 15, 'utf8');
+  value.writeBigUInt64LE(o.cgroupV1Id ?? 0n, SockOwner.cgroup_v1_id);
   return { key, value };
 }
