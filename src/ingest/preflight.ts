@@ -29,7 +29,7 @@ export function checkPrivileges(): void {
 export function checkBtf(): void {
   if (fs.existsSync(BTF_PATH)) return;
   throw new RtevError('NO_BTF', `the kernel exposes no BTF at ${BTF_PATH}`, {
-    hint: 'rtev needs a kernel >= 5.8 built with CONFIG_DEBUG_INFO_BTF=y',
+    hint: 'rtev needs a kernel >= 5.11 built with CONFIG_DEBUG_INFO_BTF=y',
   });
 }
 

@@ -103,7 +103,7 @@ export class BpfSession {
       if (isNativeError(err)) {
         const why = lastVerifierLines(err.libbpfLog).join(' | ');
         throw new RtevError('BPF_LOAD', `the kernel refused the BPF programs (${why})`, {
-          cause: err, hint: 'run with --verbose for the whole verifier log; rtev needs kernel >= 5.8 with BTF',
+          cause: err, hint: 'run with --verbose for the whole verifier log; rtev needs Linux >= 5.11 with BTF',
         });
       }
       throw err;
