@@ -258,7 +258,7 @@ int rtev_libc_session(struct pt_regs *ctx)
 {
 	if (!bpf_session_is_return())
 		return libc_enter(bpf_get_attach_cookie(ctx), PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx)) ? 0 : 1;
-	libc_exit(PT_REGS_RC(ctx));
+	libc_exit((int)PT_REGS_RC(ctx)); /* connect and accept return an int: rax's upper half is not theirs */
 	return 0;
 }
 
@@ -287,7 +287,7 @@ int BPF_KPROBE(rtev_libc_accept4, int fd, void *addr)
 SEC("uretprobe")
 int BPF_KRETPROBE(rtev_libc_net_ret, long ret)
 {
-	libc_exit(ret);
+	libc_exit((int)ret);
 	return 0;
 }
 
