@@ -129,6 +129,23 @@ test('SSL_write_ex with its byte count on the heap, SSL_read_ex with it on the s
   assert.equal(ssl.filter((r) => r.src === 'uprobe:SSL_write_ex').length, Math.ceil(TOTAL / 3000));
 });
 
+test('node (OpenSSL linked into the executable, symbols exported): the K bytes of a TLS exchange', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = certDir();
+  const K = 77777;
+  // the exchange starts after 1.5 s: the executable is probed when the exec is seen (5-100 ms)
+  const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'ssl_op,process_exec', '--', process.execPath,
+    path.join(PROGS, 'node_tls.js'), path.join(dir, 'c.pem'), path.join(dir, 'k.pem'), String(K), '1500'], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const ssl = res.records.filter((r) => r.event?.type === 'ssl_op');
+  const sum = (op: string) => ssl.filter((r) => r.event.operation === op).reduce((a, r) => a + r.event.bytes, 0);
+  // the client's K bytes, written once and read once; nothing else crosses the connection
+  assert.equal(sum('write'), K, JSON.stringify(ssl.slice(0, 6)));
+  assert.equal(sum('read'), K);
+  assert.ok(ssl.every((r) => r.comm === 'node' || r.comm.startsWith('node')), JSON.stringify(ssl.slice(0, 3)));
+  assert.equal(new Set(ssl.map((r) => r.event.ssl_ptr)).size, 2);
+});
+
 test('uprobe attach mode: sessions with one link per library where the kernel has them, classic on request', async (t) => {
   if (!rootOrSkip(t)) return;
   const [major, minor] = os.release().split('.').map(Number) as [number, number];
