@@ -21,16 +21,22 @@ export interface KernelConfig {
 export const TRACE_SELF = 1;
 export const TRACE_TREE = 2;
 
+/** struct rtev_config of bpf/common.h (checked against the object's BTF in test/unit/layout.test.ts) */
+export const RtevConfig = {
+  self_tgid: 0, filter_pids: 4, filter_cgroups: 8, record_failed_opens: 12, record_empty_ssl_ops: 16,
+  wakeup_bytes_bulk: 24, wakeup_bytes_rare: 32, SIZE: 40,
+} as const;
+
 export function encodeKernelConfig(c: KernelConfig): Buffer {
-  const b = Buffer.alloc(40);
-  b.writeUInt32LE(c.selfTgid, 0);
-  b.writeUInt32LE(c.filterPids ? 1 : 0, 4);
-  b.writeUInt32LE(c.cgroupFilter === 'allow' ? 1 : c.cgroupFilter === 'deny' ? 2 : 0, 8);
-  b.writeUInt32LE(c.recordFailedOpens ? 1 : 0, 12);
-  b.writeUInt32LE(c.recordEmptySslOps === true ? 1 : 0, 16);
+  const b = Buffer.alloc(RtevConfig.SIZE);
+  b.writeUInt32LE(c.selfTgid, RtevConfig.self_tgid);
+  b.writeUInt32LE(c.filterPids ? 1 : 0, RtevConfig.filter_pids);
+  b.writeUInt32LE(c.cgroupFilter === 'allow' ? 1 : c.cgroupFilter === 'deny' ? 2 : 0, RtevConfig.filter_cgroups);
+  b.writeUInt32LE(c.recordFailedOpens ? 1 : 0, RtevConfig.record_failed_opens);
+  b.writeUInt32LE(c.recordEmptySslOps === true ? 1 : 0, RtevConfig.record_empty_ssl_ops);
   // wake the consumer at a quarter full (at most 256 KiB): docs/benchmarks.md, "wake-up policy"
-  b.writeBigUInt64LE(BigInt(Math.min(256 << 10, c.bulkRingBytes / 4)), 24);
-  b.writeBigUInt64LE(BigInt(Math.min(64 << 10, c.rareRingBytes / 4)), 32);
+  b.writeBigUInt64LE(BigInt(Math.min(256 << 10, c.bulkRingBytes / 4)), RtevConfig.wakeup_bytes_bulk);
+  b.writeBigUInt64LE(BigInt(Math.min(64 << 10, c.rareRingBytes / 4)), RtevConfig.wakeup_bytes_rare);
   return b;
 }
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { FileOpen, FunctionCall, Hdr, NetConnect, ProcessExec, SslOp, TcpState } from '../../src/decode/layout';
 import { SockOwner } from '../../src/ingest/listeners';
+import { RtevConfig } from '../../src/ingest/session';
 import { REPO } from '../helpers/collector';
 
 /** structsOf reads struct member offsets (bytes) and sizes from the BTF of the compiled object. */
@@ -54,4 +55,5 @@ test('decoder offsets match the BTF of build/rtev.bpf.o (bpf/events.h)', (t) => 
   check('evt_ssl_op', SslOp);
   check('evt_function_call', FunctionCall);
   check('sock_owner', SockOwner); // a map value written by user space (src/ingest/listeners.ts)
+  check('rtev_config', RtevConfig, ['_pad']); // the rodata written before load (src/ingest/session.ts)
 });
