@@ -64,8 +64,7 @@ static __always_inline bool is_ex(__u8 op)
  * caller, just above the stack pointer: its distance from the entry's stack pointer, plus one,
  * goes in the high 16 bits, and the return run finds it again from its own stack pointer. When
  * either does not fit, the cookie is 0 and the call goes through task storage, as in the
- * classic mode: a task-storage lookup is the dearest part of the call with cold caches
- * (docs/benchmarks.md, "TLS request loop"). */
+ * classic mode, at the price of a task-storage lookup at entry and another at return. */
 #define COOKIE_PTR_MASK ((1ULL << 48) - 1)
 #define COOKIE_MAX_OUT_DISTANCE 0xfffeULL
 #if defined(__TARGET_ARCH_x86)
