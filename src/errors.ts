@@ -34,5 +34,7 @@ export function errorMessage(err: unknown): string {
       break;
     }
   }
-  return parts.filter((p, i) => p.length > 0 && parts.indexOf(p) === i).join(': ');
+  // causes may quote hostile input (a config file's bytes, a path): control characters would break the line
+  return parts.filter((p, i) => p.length > 0 && parts.indexOf(p) === i).join(': ')
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -93,7 +93,8 @@ interface CollectPlan {
 async function runCollect(args: string[], io: CliIO): Promise<number> {
   const plan = planFromArgs(args);
   for (const warning of preflight(plan.probes)) io.stderr.write(`rtev: warning: ${warning}\n`);
-  const objectPath = path.join(__dirname, '..', '..', '..', '..', 'build', 'rtev.bpf.o');
+  // RTEV_BPF_OBJECT: another build of the BPF object (A/B benchmarks); its sha256 goes into the evidence
+  const objectPath = process.env.RTEV_BPF_OBJECT || path.join(__dirname, '..', '..', '..', '..', 'build', 'rtev.bpf.o');
   const kernelConfig: KernelConfig = {
     selfTgid: process.pid,
     filterPids: plan.pids.length + plan.trees.length > 0 || plan.command.length > 0,

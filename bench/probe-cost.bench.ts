@@ -1,0 +1,82 @@
+/**
+ * BPF run time per open of the file_open programs, A/B between builds of the BPF object, in one run:
+ * for each round and each object, `rtev collect --stdout --probes file_open` (to /dev/null) with
+ * RTEV_BPF_OBJECT set, an open storm of N opens (bench/openstorm.c), and the run_time_ns of the
+ * collector's own programs (kernel.bpf_stats_enabled=1 for the run, restored after) divided by N.
+ * Run as root after `make build`:
+ *   node dist/bench/probe-cost.bench.js [N] [ROUNDS] [OBJECT...]     (default object: build/rtev.bpf.o)
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const N = Number(process.argv[2] ?? 300_000);
+const ROUNDS = Number(process.argv[3] ?? 3);
+const OBJECTS = process.argv.length > 4 ? process.argv.slice(4) : [path.join(REPO, 'build', 'rtev.bpf.o')];
+const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** run time and count of the BPF programs process `pid` holds */
+function heldPrograms(pid: number): { ns: number; runs: number; count: number } {
+  const ids = new Set<number>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
+      const m = /prog_id:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
+    { id: number; run_time_ns?: number; run_cnt?: number }[];
+  let ns = 0;
+  let runs = 0;
+  for (const p of all) {
+    if (!ids.has(p.id)) continue;
+    ns += p.run_time_ns ?? 0;
+    runs += p.run_cnt ?? 0;
+  }
+  return { ns, runs, count: ids.size };
+}
+
+async function measure(object: string, storm: string, target: string): Promise<{ nsPerOpen: number; runsPerOpen: number }> {
+  const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--quiet', '--probes', 'file_open'],
+    { stdio: ['ignore', fs.openSync('/dev/null', 'w'), 'inherit'], env: { ...process.env, RTEV_BPF_OBJECT: object } });
+  const exited = new Promise((r) => rtev.on('exit', r));
+  for (let i = 0; i < 200 && heldPrograms(rtev.pid!).count === 0; i++) await sleep(50);
+  await sleep(500);
+  const before = heldPrograms(rtev.pid!);
+  execFileSync(storm, [String(N), target]);
+  const after = heldPrograms(rtev.pid!);
+  rtev.kill('SIGTERM');
+  await exited;
+  return { nsPerOpen: (after.ns - before.ns) / N, runsPerOpen: (after.runs - before.runs) / N };
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-probecost-'));
+  const storm = path.join(work, 'openstorm');
+  execFileSync('gcc', ['-O2', '-o', storm, path.join(REPO, 'bench', 'openstorm.c')]);
+  const target = path.join(work, 'target');
+  fs.writeFileSync(target, 'x');
+  const statsBefore = fs.readFileSync(STATS_SYSCTL, 'utf8').trim();
+  const results: Record<string, number[]> = Object.fromEntries(OBJECTS.map((o) => [o, []]));
+  try {
+    fs.writeFileSync(STATS_SYSCTL, '1');
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const object of OBJECTS) {
+        const r = await measure(object, storm, target);
+        results[object]!.push(+r.nsPerOpen.toFixed(1));
+        console.error(`round ${round + 1} ${object}: ${r.nsPerOpen.toFixed(1)} ns per open (${r.runsPerOpen.toFixed(2)} program runs per open)`);
+      }
+    }
+  } finally {
+    fs.writeFileSync(STATS_SYSCTL, statsBefore);
+  }
+  console.log(JSON.stringify({ opens: N, rounds: ROUNDS, kernel: os.release(), loadavg: os.loadavg().map((x) => +x.toFixed(2)), ns_per_open: results }, null, 2));
+}
+
+void main().catch((err) => { console.error(err); process.exit(1); });
