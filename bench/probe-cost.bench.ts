@@ -5,6 +5,7 @@
  * collector's own programs (kernel.bpf_stats_enabled=1 for the run, restored after) divided by N.
  * Run as root after `make build`:
  *   node dist/bench/probe-cost.bench.js [N] [ROUNDS] [OBJECT...]     (default object: build/rtev.bpf.o)
+ * An OBJECT may carry collect options after a '+': build/rtev.bpf.o+--ring-size=1M (for A/B of options).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -42,8 +43,10 @@ function heldPrograms(pid: number): { ns: number; runs: number; count: number } 
   return { ns, runs, count: ids.size };
 }
 
-async function measure(object: string, storm: string, target: string): Promise<{ nsPerOpen: number; runsPerOpen: number }> {
-  const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--quiet', '--probes', 'file_open'],
+async function measure(variant: string, storm: string, target: string): Promise<{ nsPerOpen: number; runsPerOpen: number }> {
+  const [object, ...options] = variant.split('+');
+  const args = options.flatMap((o) => o.split('=')); // --ring-size=1M -> --ring-size 1M
+  const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--quiet', '--probes', 'file_open', ...args],
     { stdio: ['ignore', fs.openSync('/dev/null', 'w'), 'inherit'], env: { ...process.env, RTEV_BPF_OBJECT: object } });
   const exited = new Promise((r) => rtev.on('exit', r));
   for (let i = 0; i < 200 && heldPrograms(rtev.pid!).count === 0; i++) await sleep(50);
