@@ -125,13 +125,13 @@ static __always_inline bool current_filtered_out(void)
 	return filtered_out(tgid, cgroup_id);
 }
 
-/* current_cgroup_ids gives the task's cgroup v2 id and, when the task is in the v2 root, the
+/* task_cgroup_ids gives the task's cgroup v2 id and, when the task is in the v2 root, the
  * kernfs id of its memory cgroup: on a hybrid host the memory controller is in a v1 hierarchy,
  * where container runtimes using cgroupfs put containers that the v2 id cannot tell apart.
  * The task is read through its BTF pointer: plain loads instead of a helper call per field or a
  * bpf_probe_read_kernel per hop. With the return-stack mitigations of this CPU every helper call
  * is dear, and the header was half of an ssl_op record's cost (docs/benchmarks.md). */
-static __always_inline void current_cgroup_ids(struct task_struct *task, __u64 *v2, __u64 *v1)
+static __always_inline void task_cgroup_ids(struct task_struct *task, __u64 *v2, __u64 *v1)
 {
 	struct css_set *cgroups = task->cgroups;
 
@@ -152,7 +152,7 @@ static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
 	struct task_struct *task = bpf_get_current_task_btf();
 
 	hdr->ts_ns = bpf_ktime_get_ns();
-	current_cgroup_ids(task, &hdr->cgroup_id, &hdr->cgroup_v1_id);
+	task_cgroup_ids(task, &hdr->cgroup_id, &hdr->cgroup_v1_id);
 	hdr->kind = kind;
 	hdr->pid = task->tgid;
 	hdr->tid = task->pid;

@@ -83,7 +83,7 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 	if (made_by_syscall(ctx->oldstate, ctx->newstate) && (id >> 32) != 0) {
 		owner.pid = id >> 32;
 		owner.tid = (__u32)id;
-		current_cgroup_ids(bpf_get_current_task_btf(), &owner.cgroup_id, &owner.cgroup_v1_id);
+		task_cgroup_ids(bpf_get_current_task_btf(), &owner.cgroup_id, &owner.cgroup_v1_id);
 		bpf_get_current_comm(owner.comm, sizeof(owner.comm));
 		attribution = TCP_OWNER_CURRENT;
 		bpf_map_update_elem(&sock_owners, &sk, &owner, BPF_ANY);
@@ -147,5 +147,41 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 		bpf_probe_read_kernel(e->daddr, 4, ctx->daddr);
 	}
 	emit_rare(s->rec, sizeof(*e), PROBE_TCP_STATE);
+	return 0;
+}
+
+/*
+ * seed_socket_owners runs once at start (src/cli/commands/collect.ts), over every open file of
+ * every task: each TCP socket that exists already gets its holder as owner, so the transitions
+ * the kernel makes for it later in softirq (the peer closing: ESTABLISHED -> CLOSE_WAIT; timers)
+ * are attributed like those of sockets created under the collector. BPF_NOEXIST: an owner set
+ * meanwhile by a system call transition is fresher; a socket shared after fork keeps the first
+ * holder seen. Listening sockets are seeded from /proc (listen_owners is keyed by port).
+ */
+SEC("iter/task_file")
+int seed_socket_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	if (!task || !file || task->tgid == cfg.self_tgid)
+		return 0;
+	struct socket *sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	struct sock *sk = sock->sk;
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	__u16 family = sk->__sk_common.skc_family;
+	__u8 state = sk->__sk_common.skc_state;
+	if ((family != AF_INET && family != AF_INET6) || state == TCP_CLOSE || state == TCP_LISTEN)
+		return 0;
+	struct sock_owner owner = {};
+	owner.pid = task->tgid;
+	owner.tid = task->pid;
+	task_cgroup_ids(task, &owner.cgroup_id, &owner.cgroup_v1_id);
+	for (int i = 0; i < RTEV_COMM_LEN; i++)
+		owner.comm[i] = task->comm[i];
+	__u64 key = (__u64)sk;
+	bpf_map_update_elem(&sock_owners, &key, &owner, BPF_NOEXIST);
 	return 0;
 }

@@ -569,6 +569,49 @@ static napi_value js_uprobe_session_supported(napi_env env, napi_callback_info i
 	return result;
 }
 
+/* runIterator(handle, program) -> bytes the iterator wrote: attaches a BPF iterator program, reads
+ * it to the end (which runs the program over every element), and detaches it. */
+static napi_value js_run_iterator(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct object_handle *h = get_object(env, argv[0]);
+	char name[256];
+	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
+		return NULL;
+	struct bpf_program *prog = find_program(env, h, name);
+	if (!prog)
+		return NULL;
+	struct bpf_link *link = bpf_program__attach_iter(prog, NULL);
+	if (!link) {
+		throw_error(env, "BPF_ATTACH", "cannot attach the iterator", errno);
+		return NULL;
+	}
+	int fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		int err = errno;
+		bpf_link__destroy(link);
+		throw_error(env, "BPF_ATTACH", "cannot create the iterator", err);
+		return NULL;
+	}
+	char buf[4096];
+	double total = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		total += n > 0 ? (double)n : 0;
+	int err = n < 0 ? errno : 0;
+	close(fd);
+	bpf_link__destroy(link);
+	if (err) {
+		throw_error(env, "BPF_ITER", "reading the iterator failed", err);
+		return NULL;
+	}
+	napi_value result;
+	CHECK_NAPI(env, napi_create_double(env, total, &result));
+	return result;
+}
+
 /* detach(handle, linkId) */
 static napi_value js_detach(napi_env env, napi_callback_info info)
 {
@@ -1052,6 +1095,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "attachUprobeMulti", NULL, js_attach_uprobe_multi, NULL, NULL, NULL, napi_default, NULL },
 		{ "setExpectedAttachType", NULL, js_set_expected_attach_type, NULL, NULL, NULL, napi_default, NULL },
 		{ "uprobeSessionSupported", NULL, js_uprobe_session_supported, NULL, NULL, NULL, napi_default, NULL },
+		{ "runIterator", NULL, js_run_iterator, NULL, NULL, NULL, napi_default, NULL },
 		{ "detach", NULL, js_detach, NULL, NULL, NULL, napi_default, NULL },
 		{ "detachMany", NULL, js_detach_many, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL },

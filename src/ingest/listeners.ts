@@ -104,7 +104,7 @@ function readComm(procRoot: string, pid: number): string {
   }
 }
 
-/** cgroupsOf: the ids bpf/common.h's current_cgroup_ids gives, from /proc/PID/cgroup (0 when unknown) */
+/** cgroupsOf: the ids bpf/common.h's task_cgroup_ids gives, from /proc/PID/cgroup (0 when unknown) */
 function cgroupsOf(procRoot: string, pid: number, cgroup2Mount: string, memoryV1Mount: string): { cgroupId: bigint; cgroupV1Id: bigint } {
   let text: string;
   try {

@@ -28,6 +28,8 @@ export interface NativeBinding {
   setExpectedAttachType(h: ObjectHandle, program: string, kind: UprobeMultiKind): void;
   /** uprobeSessionSupported: the running kernel's BTF has uprobe sessions and their kfuncs. */
   uprobeSessionSupported(): boolean;
+  /** runIterator runs a BPF iterator program over all its elements once; returns the bytes it wrote. */
+  runIterator(h: ObjectHandle, program: string): number;
   detach(h: ObjectHandle, link: number): void;
   /**
    * detachMany destroys the links from parallel threads and returns when all are gone (unknown ids

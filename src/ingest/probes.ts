@@ -19,6 +19,8 @@ export interface ProbeSpec {
     name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean; uprobeMode?: UprobeMode;
     /** in session mode the program is loaded for `uprobe_multi` links of this kind */
     multiAttach?: UprobeMultiKind;
+    /** a BPF iterator: loaded here, run (not attached) by its user */
+    iterator?: true;
   }[];
 }
 
@@ -51,7 +53,11 @@ export const KERNEL_PROBES: ProbeSpec[] = [
   {
     name: 'tcp_state',
     description: 'TCP state changes from inet_sock_set_state, attributed to the socket owner',
-    programs: [{ name: 'handle_inet_sock_set_state', tracepoint: 'sock/inet_sock_set_state' }],
+    programs: [
+      { name: 'handle_inet_sock_set_state', tracepoint: 'sock/inet_sock_set_state' },
+      // run once at start by src/cli/commands/collect.ts: owners of the TCP sockets that exist already
+      { name: 'seed_socket_owners', iterator: true },
+    ],
   },
   {
     name: 'net_connect',

@@ -116,8 +116,9 @@ export class BpfSession {
     }
     for (const spec of KERNEL_PROBES) {
       if (!probes.includes(spec.name)) continue;
-      // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager)
-      if (session.#attachProbe(spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true).map((p) => p.name), spec.name)) {
+      // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager); iterators are run once
+      if (session.#attachProbe(spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true)
+        .map((p) => p.name), spec.name)) {
         session.attachedProbes.push(spec.name);
       }
     }

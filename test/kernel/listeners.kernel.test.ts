@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { rootOrSkip, runRtev } from '../helpers/collector';
+import * as fs from 'node:fs';
+import { RTEV, rootOrSkip, runRtev } from '../helpers/collector';
 
 const SERVER = `
 import socket, sys, time
@@ -30,4 +31,63 @@ test('a socket listening before the collector started: accepted connections are 
   assert.ok(accepted, `accepted connection recorded: ${JSON.stringify(serverSide)}`);
   assert.equal(accepted.pid, server.pid, 'attributed to the process holding the listening socket');
   assert.equal(accepted.comm, 'python3');
+});
+
+const PAIR = `
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+c = socket.create_connection(s.getsockname())
+a, _ = s.accept()
+print(c.getsockname()[1], flush=True)
+sys.stdin.readline()
+a.close()  # the client's socket goes ESTABLISHED -> CLOSE_WAIT in softirq, not in a system call on it
+time.sleep(0.3)
+c.close()
+time.sleep(0.3)
+`;
+
+/** seededOwnerPids: the pids in the sock_owners map (bpf/tcp_state.h) of collector process `collector` */
+function seededOwnerPids(collector: number): number[] {
+  const held = new Set<number>();
+  for (const fd of fs.readdirSync(`/proc/${collector}/fd`)) {
+    try {
+      if (fs.readlinkSync(`/proc/${collector}/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
+      const id = /map_id:\s*(\d+)/.exec(fs.readFileSync(`/proc/${collector}/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (id !== undefined) held.add(Number(id));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const maps = JSON.parse(execFileSync('bpftool', ['map', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { id: number; name: string }[];
+  const owners = maps.find((m) => m.name === 'sock_owners' && held.has(m.id));
+  if (owners === undefined) return [];
+  const entries = JSON.parse(execFileSync('bpftool', ['map', 'dump', 'id', String(owners.id), '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
+    { formatted?: { value?: { pid?: number } } }[];
+  return entries.flatMap((e) => (e.formatted?.value?.pid === undefined ? [] : [e.formatted.value.pid]));
+}
+
+test('a TCP connection open before the collector started: its softirq transitions are attributed to its holder', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const pair = spawn('python3', ['-c', PAIR], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const clientPort = await new Promise<number>((resolve) => pair.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const collector = spawn(process.execPath, [RTEV, 'collect', '--stdout', '--quiet', '--probes', 'tcp_state', '--duration', '20s']);
+  let out = '';
+  collector.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((r) => collector.on('exit', (code) => r(code)));
+  // ready once the start-up iterator has seeded, in this collector's map, the owner of the connection
+  const seeded = (): boolean => { try { return seededOwnerPids(collector.pid!).includes(pair.pid!); } catch { return false; } };
+  const deadline = Date.now() + 15_000;
+  while (!seeded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const wasSeeded = seeded();
+  pair.stdin.write('go\n');
+  await new Promise((r) => pair.on('exit', r));
+  collector.kill('SIGINT');
+  assert.equal(await exited, 0);
+  assert.ok(wasSeeded, 'the iterator seeded the owner of the existing connection');
+  const records = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const clientSide = records.filter((r) => r.event.type === 'tcp_state' && r.event.sport === clientPort);
+  const closeWait = clientSide.find((r) => r.event.oldstate === 'ESTABLISHED' && r.event.newstate === 'CLOSE_WAIT');
+  assert.ok(closeWait, `the peer's close is recorded: ${JSON.stringify(clientSide)}`);
+  assert.equal(closeWait.pid, pair.pid, 'attributed to the process holding the socket');
+  assert.equal(closeWait.comm, 'python3');
 });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import type { RawFunctionCall } from '../../decode/decode';
 import { PROBE_NAMES, type ProbeName } from '../../decode/layout';
 import { canonicalize } from '../../encode/canonical';
-import { RtevError, UsageError } from '../../errors';
+import { RtevError, UsageError, errorMessage } from '../../errors';
 import { encodeListenerOwner, findListenerOwners } from '../../ingest/listeners';
 import { PathFilter } from '../../ingest/path-filter';
 import { Pipeline } from '../../ingest/pipeline';
@@ -109,7 +109,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   for (const pid of plan.pids) session.traceProcess(pid, TRACE_SELF);
   for (const pid of plan.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
   session.setCgroupFilter(plan.cgroups);
-  if (session.attachedProbes.includes('tcp_state')) seedListenerOwners(session);
+  if (session.attachedProbes.includes('tcp_state')) seedSocketOwners(session, (m) => io.stderr.write(`rtev: warning: ${m}\n`));
   const enricher = plan.enrich || !isEmptySelector(plan.containers)
     ? new Enricher({ ...plan.enricherOptions, warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`) })
     : undefined;
@@ -252,11 +252,21 @@ function planFromArgs(args: string[]): CollectPlan {
   };
 }
 
-/** seedListenerOwners tells the tcp_state probe who holds the sockets listening already. */
-function seedListenerOwners(session: BpfSession): void {
+/**
+ * seedSocketOwners tells the tcp_state probe who holds the TCP sockets that exist already: the
+ * listening ones from /proc (listen_owners is keyed by port), the others with a BPF iterator over
+ * every task's files (sock_owners is keyed by the kernel's struct sock *, which only BPF sees).
+ * The probe is attached first, so a socket created meanwhile gets its owner from its own transition.
+ */
+function seedSocketOwners(session: BpfSession, warn: (message: string) => void): void {
   for (const owner of findListenerOwners()) {
     const { key, value } = encodeListenerOwner(owner);
     session.native.mapUpdate(session.handle, 'listen_owners', key, value);
+  }
+  try {
+    session.native.runIterator(session.handle, 'seed_socket_owners');
+  } catch (err) {
+    warn(`tcp_state: the owners of existing TCP connections are unknown (${errorMessage(err)}): their changes in softirq are skipped`);
   }
 }
 
