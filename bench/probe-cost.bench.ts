@@ -11,6 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { programStats } from './bpf-stats';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const N = Number(process.argv[2] ?? 300_000);
@@ -21,26 +22,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** run time and count of the BPF programs process `pid` holds */
 function heldPrograms(pid: number): { ns: number; runs: number; count: number } {
-  const ids = new Set<number>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
-      const m = /prog_id:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m) ids.add(Number(m[1]));
-    } catch {
-      // closed meanwhile
-    }
-  }
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
-    { id: number; run_time_ns?: number; run_cnt?: number }[];
-  let ns = 0;
-  let runs = 0;
-  for (const p of all) {
-    if (!ids.has(p.id)) continue;
-    ns += p.run_time_ns ?? 0;
-    runs += p.run_cnt ?? 0;
-  }
-  return { ns, runs, count: ids.size };
+  const stats = [...programStats(pid).values()];
+  return { ns: stats.reduce((a, p) => a + p.runTimeNs, 0), runs: stats.reduce((a, p) => a + p.runCnt, 0), count: stats.length };
 }
 
 async function measure(variant: string, storm: string, target: string): Promise<{ nsPerOpen: number; runsPerOpen: number }> {

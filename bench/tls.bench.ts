@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadBinding, type NativeBinding, type ObjectHandle } from '../src/ingest/native';
+import { programStats, type ProgStat } from './bpf-stats';
 import type { UprobeMode } from '../src/ingest/probes';
 import { LIBC_TARGETS, SSL_TARGETS, resolveTargets } from '../src/ingest/uprobes/libraries';
 
@@ -71,33 +72,6 @@ function loop(port: number): number {
   const r = spawnSync(...pinned(['curl', '-sk', '--http1.1', '-o', '/dev/null', `https://127.0.0.1:${port}/f.txt?[1-${REQUESTS}]`]));
   if (r.status !== 0) throw new Error(`curl failed (${r.status}): ${r.stderr}`);
   return Number(process.hrtime.bigint() - t0) / 1e3 / REQUESTS; // µs per request
-}
-
-interface ProgStat { runTimeNs: number; runCnt: number }
-
-/** progStats: the BPF programs whose fds process `pid` holds, with their kernel run statistics. */
-function progStats(pid: number): Map<string, ProgStat> {
-  const ids = new Set<number>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
-      const m = /prog_id:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m) ids.add(Number(m[1]));
-    } catch {
-      // fd closed meanwhile
-    }
-  }
-  const out = new Map<string, ProgStat>();
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
-    { id: number; name: string; run_time_ns?: number; run_cnt?: number }[];
-  for (const p of all) {
-    if (!ids.has(p.id)) continue;
-    const s = out.get(p.name) ?? { runTimeNs: 0, runCnt: 0 };
-    s.runTimeNs += p.run_time_ns ?? 0;
-    s.runCnt += p.run_cnt ?? 0;
-    out.set(p.name, s);
-  }
-  return out;
 }
 
 /** holdsLibsslUprobe: process `pid` has uprobes on a libssl (an uprobe_multi link or a perf-event uprobe) */
@@ -163,9 +137,9 @@ async function emptyPhase(mode: UprobeMode, port: number) {
   if (mode === 'session') native.setExpectedAttachType(h, 'rtev_empty_session', 'uprobe_session');
   native.load(h, false);
   const links = attachEmpty(native, h, mode);
-  const before = progStats(process.pid);
+  const before = programStats(process.pid);
   const usPerRequest = loop(port);
-  const after = progStats(process.pid);
+  const after = programStats(process.pid);
   const all = delta(before, after, PROGRAMS[mode].empty);
   const calls = probedCalls(mode, all, delta(before, after, PROGRAMS[mode].emptyEntry));
   const t0 = process.hrtime.bigint();
@@ -185,9 +159,9 @@ async function rtevPhase(mode: UprobeMode, port: number, dir: string) {
   // ready once it holds its libssl uprobes; then let the start-up /proc scan finish
   for (let i = 0; i < 200 && !holdsLibsslUprobe(rtev.pid!); i++) await sleep(100);
   await sleep(500);
-  const before = progStats(rtev.pid!);
+  const before = programStats(rtev.pid!);
   const usPerRequest = loop(port);
-  const after = progStats(rtev.pid!);
+  const after = programStats(rtev.pid!);
   const all = delta(before, after, PROGRAMS[mode].rtev);
   const calls = probedCalls(mode, all, delta(before, after, PROGRAMS[mode].rtevEntry));
   const tracepoints = delta(before, after, TRACEPOINT_PROGRAMS);
