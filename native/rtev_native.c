@@ -180,9 +180,15 @@ static napi_value get_args(napi_env env, napi_callback_info info, size_t want, n
 	return self;
 }
 
-static struct bpf_program *find_program(napi_env env, struct object_handle *h, const char *name)
+/* program_arg reads the (handle, program name) arguments most calls start with: argv[0] and
+ * argv[1]. Returns the program (and the handle in *h), or NULL with a JS error pending. */
+static struct bpf_program *program_arg(napi_env env, napi_value *argv, struct object_handle **h)
 {
-	struct bpf_program *prog = bpf_object__find_program_by_name(h->obj, name);
+	char name[256];
+	*h = get_object(env, argv[0]);
+	if (!*h || !arg_string(env, argv[1], name, sizeof(name)))
+		return NULL;
+	struct bpf_program *prog = bpf_object__find_program_by_name((*h)->obj, name);
 	if (!prog)
 		throw_error(env, "RTEV_ARG", "no such BPF program", ENOENT);
 	return prog;
@@ -289,15 +295,12 @@ static napi_value js_set_autoload(napi_env env, napi_callback_info info)
 	napi_value argv[3];
 	if (!get_args(env, info, 3, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256];
+	struct object_handle *h;
+	struct bpf_program *prog = program_arg(env, argv, &h);
 	bool on;
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
-		return NULL;
-	CHECK_NAPI(env, napi_get_value_bool(env, argv[2], &on));
-	struct bpf_program *prog = find_program(env, h, name);
 	if (!prog)
 		return NULL;
+	CHECK_NAPI(env, napi_get_value_bool(env, argv[2], &on));
 	bpf_program__set_autoload(prog, on);
 	return NULL;
 }
@@ -385,11 +388,8 @@ static napi_value js_attach(napi_env env, napi_callback_info info)
 	napi_value argv[2];
 	if (!get_args(env, info, 2, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256];
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
-		return NULL;
-	struct bpf_program *prog = find_program(env, h, name);
+	struct object_handle *h;
+	struct bpf_program *prog = program_arg(env, argv, &h);
 	if (!prog)
 		return NULL;
 	return link_result(env, h, (struct attachment){ .link = bpf_program__attach(prog) }, "cannot attach");
@@ -401,20 +401,18 @@ static napi_value js_attach_uprobe(napi_env env, napi_callback_info info)
 	napi_value argv[7];
 	if (!get_args(env, info, 7, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256], path[4096];
+	struct object_handle *h;
+	struct bpf_program *prog = program_arg(env, argv, &h);
+	char path[4096];
 	bool retprobe, lossless;
 	int32_t pid;
 	uint64_t offset, cookie;
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)) || !arg_string(env, argv[4], path, sizeof(path)))
+	if (!prog || !arg_string(env, argv[4], path, sizeof(path)))
 		return NULL;
 	CHECK_NAPI(env, napi_get_value_bool(env, argv[2], &retprobe));
 	CHECK_NAPI(env, napi_get_value_int32(env, argv[3], &pid));
 	CHECK_NAPI(env, napi_get_value_bigint_uint64(env, argv[5], &offset, &lossless));
 	CHECK_NAPI(env, napi_get_value_bigint_uint64(env, argv[6], &cookie, &lossless));
-	struct bpf_program *prog = find_program(env, h, name);
-	if (!prog)
-		return NULL;
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .bpf_cookie = cookie);
 	return link_result(env, h, (struct attachment){ .link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts) },
 			   "cannot attach uprobe");
@@ -464,19 +462,17 @@ static napi_value js_set_expected_attach_type(napi_env env, napi_callback_info i
 	napi_value argv[3];
 	if (!get_args(env, info, 3, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256], kind[32];
+	struct object_handle *h;
+	struct bpf_program *prog = program_arg(env, argv, &h);
+	char kind[32];
 	uint32_t flags;
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)) || !arg_string(env, argv[2], kind, sizeof(kind)))
+	if (!prog || !arg_string(env, argv[2], kind, sizeof(kind)))
 		return NULL;
 	int type = multi_attach_type(kind, &flags);
 	if (type < 0) {
 		throw_error(env, "RTEV_ARG", "unknown attach kind", EINVAL);
 		return NULL;
 	}
-	struct bpf_program *prog = find_program(env, h, name);
-	if (!prog)
-		return NULL;
 	if (bpf_program__set_expected_attach_type(prog, (enum bpf_attach_type)type)) {
 		throw_error(env, "RTEV_ARG", "cannot set the attach type (already loaded?)", EBUSY);
 		return NULL;
@@ -492,13 +488,13 @@ static napi_value js_attach_uprobe_multi(napi_env env, napi_callback_info info)
 	napi_value argv[7];
 	if (!get_args(env, info, 7, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256], kind[32], path[4096];
+	struct object_handle *h;
+	struct bpf_program *prog = program_arg(env, argv, &h);
+	char kind[32], path[4096];
 	int32_t pid;
 	uint32_t n = 0, n_cookies = 0, flags;
 	bool is_array = false, cookies_array = false;
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)) || !arg_string(env, argv[2], kind, sizeof(kind)) ||
-	    !arg_string(env, argv[3], path, sizeof(path)))
+	if (!prog || !arg_string(env, argv[2], kind, sizeof(kind)) || !arg_string(env, argv[3], path, sizeof(path)))
 		return NULL;
 	CHECK_NAPI(env, napi_is_array(env, argv[4], &is_array));
 	CHECK_NAPI(env, napi_is_array(env, argv[5], &cookies_array));
@@ -514,9 +510,6 @@ static napi_value js_attach_uprobe_multi(napi_env env, napi_callback_info info)
 		throw_error(env, "RTEV_ARG", "bad uprobe_multi arguments", EINVAL);
 		return NULL;
 	}
-	struct bpf_program *prog = find_program(env, h, name);
-	if (!prog)
-		return NULL;
 	uint64_t offsets[64], cookies[64];
 	for (uint32_t i = 0; i < n; i++) {
 		napi_value v;
@@ -576,11 +569,8 @@ static napi_value js_run_iterator(napi_env env, napi_callback_info info)
 	napi_value argv[2];
 	if (!get_args(env, info, 2, argv))
 		return NULL;
-	struct object_handle *h = get_object(env, argv[0]);
-	char name[256];
-	if (!h || !arg_string(env, argv[1], name, sizeof(name)))
-		return NULL;
-	struct bpf_program *prog = find_program(env, h, name);
+	struct object_handle *h;
+	struct bpf_program *prog = program_arg(env, argv, &h);
 	if (!prog)
 		return NULL;
 	struct bpf_link *link = bpf_program__attach_iter(prog, NULL);
