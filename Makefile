@@ -6,8 +6,27 @@ SHELL := /bin/bash
 CLANG ?= clang
 BPFTOOL ?= bpftool
 BUILD := build
-APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config libssl-dev \
-	openssl curl python3 golang-go busybox-static podman runc containerd bpftrace xz-utils
+# one package per line, so concurrent changes merge cleanly
+APT_PACKAGES := \
+	clang \
+	llvm \
+	libbpf-dev \
+	bpftool \
+	libelf-dev \
+	zlib1g-dev \
+	pkg-config \
+	libssl-dev \
+	openssl \
+	curl \
+	python3 \
+	golang-go \
+	busybox-static \
+	podman \
+	runc \
+	containerd \
+	bpftrace \
+	xz-utils \
+	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)
 BPF_HEADERS := $(wildcard bpf/*.h)
@@ -18,7 +37,7 @@ all: build
 
 ## deps: install the Debian packages and npm modules rtev needs (idempotent)
 deps: .deps-stamp node_modules/.package-lock.json
-.deps-stamp:
+.deps-stamp: Makefile scripts/install-deps.sh
 	@./scripts/install-deps.sh $(APT_PACKAGES)
 	@touch $@
 
