@@ -18,6 +18,9 @@ APT_PACKAGES := \
 	libssl-dev \
 	openssl \
 	curl \
+	gcc \
+	libasan8 \
+	libubsan1 \
 	python3 \
 	golang-go \
 	busybox-static \
@@ -31,7 +34,7 @@ APT_PACKAGES := \
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)
 BPF_HEADERS := $(wildcard bpf/*.h)
 
-.PHONY: all deps build bpf native ts test test-unit test-kernel test-e2e demo bench clean
+.PHONY: all deps build bpf native native-asan ts test test-unit test-kernel test-e2e demo bench clean
 
 all: build
 
@@ -60,10 +63,20 @@ native: native/build/Release/rtev_native.node
 native/build/Release/rtev_native.node: native/rtev_native.c native/binding.gyp bpf/events.h
 	cd native && npx --no-install node-gyp rebuild --nodedir=/usr >/dev/null
 
+## native-asan: the addon built with AddressSanitizer and UBSan, for scripts/run-tests.sh's sanitizer
+## run (RTEV_NATIVE_ADDON points the session at it; node needs libasan preloaded)
+NATIVE_SOURCES := $(wildcard native/*.c)
+NATIVE_HEADERS := $(wildcard native/*.h)
+native-asan: native/build-asan/rtev_native.node
+native/build-asan/rtev_native.node: $(NATIVE_SOURCES) $(NATIVE_HEADERS) bpf/events.h
+	@mkdir -p native/build-asan
+	gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -Wall -Wextra -Wno-unused-parameter -std=gnu11 -I/usr/include/node -o $@ $(NATIVE_SOURCES) -lbpf -lelf -lz -lpthread
+
 ts:
 	npx --no-install tsc -p tsconfig.json
 
-test: build
+test: build native-asan
 	./scripts/run-tests.sh
 
 test-unit: build
@@ -76,4 +89,4 @@ bench: build
 	./bench/run.sh
 
 clean:
-	rm -rf $(BUILD) dist native/build .deps-stamp
+	rm -rf $(BUILD) dist native/build native/build-asan .deps-stamp

@@ -50,24 +50,47 @@ static int capture_libbpf_print(enum libbpf_print_level level, const char *fmt, 
 {
 	/* the verifier log arrives as one message of up to a few hundred KiB */
 	static char line[262144];
+	va_list copy;
+	va_copy(copy, args);
 	int n = vsnprintf(line, sizeof(line), fmt, args);
-	if (n < 0)
-		return 0;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
-	if (libbpf_log_echo || level == LIBBPF_WARN) {
-		if (libbpf_log_echo)
-			fputs(line, stderr);
+	const char *text = line;
+	char *big = NULL;
+	if (n >= 0 && (size_t)n >= sizeof(line)) {
+		/* longer than line: format it whole, so the tail (the verdict) is not cut off */
+		big = malloc((size_t)n + 1);
+		if (big != NULL && vsnprintf(big, (size_t)n + 1, fmt, copy) == n)
+			text = big;
+		else
+			n = sizeof(line) - 1;
 	}
-	/* keep the tail of the log: the verifier's verdict is at the end */
-	if (libbpf_log_len + n >= sizeof(libbpf_log)) {
-		size_t keep = sizeof(libbpf_log) / 2;
+	va_end(copy);
+	if (n < 0) {
+		free(big);
+		return 0;
+	}
+	if (libbpf_log_echo)
+		fputs(text, stderr);
+	/* keep the tail of the log: the verifier's verdict is at the end. One message may be
+	 * longer than the whole buffer (a refused program's verifier log): keep its tail then. */
+	const size_t cap = sizeof(libbpf_log) - 1;
+	size_t len = (size_t)n;
+	if (len > cap) {
+		text += len - cap;
+		len = cap;
+	}
+	if (libbpf_log_len + len > cap) {
+		size_t keep = cap - len;
+		if (keep > cap / 2)
+			keep = cap / 2;
+		if (keep > libbpf_log_len)
+			keep = libbpf_log_len;
 		memmove(libbpf_log, libbpf_log + libbpf_log_len - keep, keep);
 		libbpf_log_len = keep;
 	}
-	memcpy(libbpf_log + libbpf_log_len, line, n);
-	libbpf_log_len += n;
+	memcpy(libbpf_log + libbpf_log_len, text, len);
+	libbpf_log_len += len;
 	libbpf_log[libbpf_log_len] = 0;
+	free(big);
 	return 0;
 }
 

@@ -12,6 +12,19 @@ if [ "$(id -u)" -eq 0 ]; then
   mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || true
   if compgen -G "dist/test/kernel/*.test.js" >/dev/null; then
     run "kernel tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/
+    # the addon's load, attach, ring and teardown paths and a refused program again, on the
+    # ASan+UBSan build of the addon (make native-asan). node itself is not instrumented, so
+    # libasan is preloaded and leak checks are off (node's own allocations at exit are not ours).
+    if [ -f native/build-asan/rtev_native.node ]; then
+      run "kernel tests on the sanitizer build of the addon (root)" env \
+        RTEV_NATIVE_ADDON="$PWD/native/build-asan/rtev_native.node" RTEV_EXPECT_ASAN=1 \
+        LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/addon.kernel.test.js dist/test/kernel/collect.kernel.test.js
+    elif [ "${CI:-}" = "true" ]; then
+      echo "native/build-asan/rtev_native.node is missing: 'make test' builds it (make native-asan)" >&2
+      status=1
+    fi
   fi
   if compgen -G "dist/test/reliability/*.test.js" >/dev/null; then
     run "reliability tests (root)" node --test --test-concurrency=1 --test-reporter=spec dist/test/reliability/

@@ -1,6 +1,7 @@
 import { RtevError, errorMessage } from '../errors';
 import { ExitCode } from './exit-codes';
 import { processIO, type CliIO, type Command } from './io';
+import { packageVersion } from '../platform/paths';
 
 /**
  * The command table. Each entry loads its module lazily so `rtev validate` does not pay
@@ -35,7 +36,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     return name === undefined ? ExitCode.USAGE : ExitCode.OK;
   }
   if (name === '--version') {
-    io.stdout.write(require('../../package.json').version + '\n');
+    io.stdout.write(packageVersion() + '\n');
     return ExitCode.OK;
   }
   const load = COMMANDS[name];

@@ -1,5 +1,5 @@
-import * as path from 'node:path';
 import { RtevError } from '../errors';
+import { addonPath } from '../platform/paths';
 
 /** Opaque handles owned by the addon. */
 export type ObjectHandle = { readonly __brand: 'bpf_object' };
@@ -62,10 +62,10 @@ export function isNativeError(err: unknown): err is NativeError {
 
 let binding: NativeBinding | undefined;
 
-/** loadBinding loads native/build/Release/rtev_native.node once. */
+/** loadBinding loads the addon (native/build/Release/rtev_native.node, or RTEV_NATIVE_ADDON) once. */
 export function loadBinding(): NativeBinding {
   if (binding !== undefined) return binding;
-  const file = path.join(__dirname, '..', '..', '..', 'native', 'build', 'Release', 'rtev_native.node');
+  const file = addonPath();
   try {
     binding = require(file) as NativeBinding;
   } catch (err) {

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { ValidateFunction } from 'ajv';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
 import { parseStrict } from './strict-json';
 import { isObj } from './statement-read';
+import { schemaPath } from '../platform/paths';
 
 /**
  * Checks of one evidence line: strict JSON, canonical bytes, and the record schema
@@ -17,7 +17,7 @@ let validator: ValidateFunction | undefined;
 
 function schemaValidator(): ValidateFunction {
   if (validator === undefined) {
-    const file = path.resolve(__dirname, '..', '..', '..', 'schema', 'runtime-evidence.v1.json');
+    const file = schemaPath();
     const ajv = new Ajv2020({ allErrors: false, strict: false });
     addFormats(ajv);
     validator = ajv.compile(JSON.parse(fs.readFileSync(file, 'utf8')));

@@ -23,6 +23,7 @@ import { parseArgs, parseDuration, parseInteger, parseSize, usageText, type Opti
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
 import { StatusLine } from '../status';
+import { bpfObjectPath, packageVersion } from '../../platform/paths';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'out', kind: 'string', value: 'DIR', help: 'write evidence into DIR (default ./rtev-evidence)' },
@@ -94,7 +95,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   const plan = planFromArgs(args);
   for (const warning of preflight(plan.probes)) io.stderr.write(`rtev: warning: ${warning}\n`);
   // RTEV_BPF_OBJECT: another build of the BPF object (A/B benchmarks); its sha256 goes into the evidence
-  const objectPath = process.env.RTEV_BPF_OBJECT || path.join(__dirname, '..', '..', '..', '..', 'build', 'rtev.bpf.o');
+  const objectPath = bpfObjectPath();
   const kernelConfig: KernelConfig = {
     selfTgid: process.pid,
     filterPids: plan.pids.length + plan.trees.length > 0 || plan.command.length > 0,
@@ -543,7 +544,7 @@ function producerInfo(objectPath: string, plan: CollectPlan, probes: ProbeName[]
   };
   const config = { probes, filters, ring_bytes: plan.bulkRingBytes, rare_ring_bytes: plan.rareRingBytes };
   return {
-    collectorVersion: require('../../../../package.json').version,
+    collectorVersion: packageVersion(),
     bpfObjectSha256: sha256File(objectPath),
     btf: { path: BTF_PATH, sha256: sha256File(BTF_PATH) },
     filters,
