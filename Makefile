@@ -29,12 +29,16 @@ APT_PACKAGES := \
 	containerd \
 	bpftrace \
 	xz-utils \
+	clang-format \
 	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)
 BPF_HEADERS := $(wildcard bpf/*.h)
+NATIVE_SOURCES := $(wildcard native/*.c)
+NATIVE_HEADERS := $(wildcard native/*.h)
+CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps build bpf native native-asan ts test test-unit test-kernel test-e2e demo bench clean
+.PHONY: all deps build bpf native native-asan ts test test-unit test-kernel test-e2e demo bench clean format format-check
 
 all: build
 
@@ -60,13 +64,11 @@ $(BUILD)/rtev.bpf.o: $(BPF_SOURCES) $(BPF_HEADERS) $(BUILD)/vmlinux.h
 
 ## native: the N-API addon, the only code that links libbpf
 native: native/build/Release/rtev_native.node
-native/build/Release/rtev_native.node: native/rtev_native.c native/binding.gyp bpf/events.h
+native/build/Release/rtev_native.node: $(NATIVE_SOURCES) $(NATIVE_HEADERS) native/binding.gyp bpf/events.h
 	cd native && npx --no-install node-gyp rebuild --nodedir=/usr >/dev/null
 
 ## native-asan: the addon built with AddressSanitizer and UBSan, for scripts/run-tests.sh's sanitizer
 ## run (RTEV_NATIVE_ADDON points the session at it; node needs libasan preloaded)
-NATIVE_SOURCES := $(wildcard native/*.c)
-NATIVE_HEADERS := $(wildcard native/*.h)
 native-asan: native/build-asan/rtev_native.node
 native/build-asan/rtev_native.node: $(NATIVE_SOURCES) $(NATIVE_HEADERS) bpf/events.h
 	@mkdir -p native/build-asan
@@ -76,7 +78,14 @@ native/build-asan/rtev_native.node: $(NATIVE_SOURCES) $(NATIVE_HEADERS) bpf/even
 ts:
 	npx --no-install tsc -p tsconfig.json
 
-test: build native-asan
+## format-check: bpf/ and native/ follow .clang-format (`make format` rewrites them)
+format-check: deps
+	$(CLANG_FORMAT) --dry-run -Werror $(BPF_SOURCES) $(BPF_HEADERS) $(NATIVE_SOURCES) $(NATIVE_HEADERS)
+
+format: deps
+	$(CLANG_FORMAT) -i $(BPF_SOURCES) $(BPF_HEADERS) $(NATIVE_SOURCES) $(NATIVE_HEADERS)
+
+test: build native-asan format-check
 	./scripts/run-tests.sh
 
 test-unit: build

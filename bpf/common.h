@@ -16,13 +16,13 @@
 
 /* Set from user space before load (src/ingest/bpf-config.ts writes the same layout). */
 struct rtev_config {
-	__u32 self_tgid;           /* the collector: never traced */
-	__u32 filter_pids;         /* 1: only tgids present in traced_tgids */
-	__u32 filter_cgroups;      /* 0: off, 1: allow-list, 2: deny-list (cgroup_filter) */
-	__u32 record_failed_opens; /* 1: also record opens that failed */
+	__u32 self_tgid;            /* the collector: never traced */
+	__u32 filter_pids;          /* 1: only tgids present in traced_tgids */
+	__u32 filter_cgroups;       /* 0: off, 1: allow-list, 2: deny-list (cgroup_filter) */
+	__u32 record_failed_opens;  /* 1: also record opens that failed */
 	__u32 record_empty_ssl_ops; /* 1: also record SSL calls that moved no bytes */
 	__u32 _pad;
-	__u64 wakeup_bytes_bulk;   /* wake the consumer when this much is pending */
+	__u64 wakeup_bytes_bulk; /* wake the consumer when this much is pending */
 	__u64 wakeup_bytes_rare;
 };
 
@@ -47,7 +47,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PROBE_COUNT * COUNTER_COUNT);
+	__uint(max_entries, (PROBE_COUNT * COUNTER_COUNT));
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");

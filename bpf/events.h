@@ -52,10 +52,10 @@ enum probe_counter {
 #define RTEV_STACK_MAX 32
 
 /* String flags (evt_file_open.path_flags and friends). */
-#define STR_TRUNCATED 0x1 /* the string hit the capture limit */
+#define STR_TRUNCATED 0x1   /* the string hit the capture limit */
 #define STR_READ_FAILED 0x2 /* the kernel could not read the string */
-#define DIR_RESOLVED 0x4 /* dir_len bytes of directory prefix precede the path */
-#define DIR_INCOMPLETE 0x8 /* the directory walk hit its depth limit */
+#define DIR_RESOLVED 0x4    /* dir_len bytes of directory prefix precede the path */
+#define DIR_INCOMPLETE 0x8  /* the directory walk hit its depth limit */
 
 struct evt_hdr {
 	__u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -74,14 +74,14 @@ struct evt_hdr {
  * DIR_RESOLVED, dir_len bytes of the directory it is relative to (no NUL). */
 struct evt_file_open {
 	struct evt_hdr hdr;
-	__s64 ret;      /* fd, or -errno when failures are recorded */
+	__s64 ret; /* fd, or -errno when failures are recorded */
 	__u32 flags;
 	__u32 mode;
 	__s32 dfd;
 	__u16 path_len;
 	__u16 dir_len;
 	__u16 path_flags;
-	__u8 syscall;   /* enum open_syscall */
+	__u8 syscall; /* enum open_syscall */
 	__u8 _pad[5];
 }; /* 88 bytes */
 
@@ -126,12 +126,12 @@ enum tcp_attribution {
 struct evt_net_connect {
 	struct evt_hdr hdr;
 	__u8 addr[16];
-	__s64 ret;      /* connect: 0 or -errno; accept: new fd or -errno */
-	__u32 fd;       /* connect: the socket; accept: the listening socket */
+	__s64 ret; /* connect: 0 or -errno; accept: new fd or -errno */
+	__u32 fd;  /* connect: the socket; accept: the listening socket */
 	__u16 family;
 	__u16 port;
-	__u8 op;        /* enum net_op */
-	__u8 hook;      /* enum net_hook: which probe saw it */
+	__u8 op;   /* enum net_op */
+	__u8 hook; /* enum net_hook: which probe saw it */
 	__u8 _pad[6];
 }; /* 96 bytes */
 
@@ -165,8 +165,8 @@ enum ssl_fn {
 /* Followed by stack_len u64 return addresses, innermost first. */
 struct evt_function_call {
 	struct evt_hdr hdr;
-	__u64 ip;        /* the probed function's runtime address */
-	__u64 cookie;    /* the target id given at attach time */
+	__u64 ip;     /* the probed function's runtime address */
+	__u64 cookie; /* the target id given at attach time */
 	__u16 stack_len;
 	__u16 stack_flags; /* STACK_* */
 	__u32 _pad;

@@ -23,13 +23,13 @@
 #include "common.h"
 
 struct net_call {
-	__u64 addr;     /* user sockaddr pointer */
-	__u64 sk;       /* connect: the struct sock *, from its CLOSE -> SYN_SENT transition */
-	__s64 sys_ret;  /* the syscall's return value, when sys_done */
+	__u64 addr;    /* user sockaddr pointer */
+	__u64 sk;      /* connect: the struct sock *, from its CLOSE -> SYN_SENT transition */
+	__s64 sys_ret; /* the syscall's return value, when sys_done */
 	__u32 fd;
-	__u8 op;        /* enum net_op */
-	__u8 sys_seen;  /* the syscall entered under this libc call */
-	__u8 sys_done;  /* the syscall returned under this libc call */
+	__u8 op;       /* enum net_op */
+	__u8 sys_seen; /* the syscall entered under this libc call */
+	__u8 sys_done; /* the syscall returned under this libc call */
 	__u8 _pad;
 };
 
@@ -51,8 +51,7 @@ struct {
 	__type(value, struct net_call);
 } net_sys_calls SEC(".maps");
 
-#define thread_call(map, flags) \
-	((struct net_call *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0, flags))
+#define thread_call(map, flags) ((struct net_call *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0, flags))
 
 struct rtev_sockaddr {
 	__u16 family;

@@ -80,8 +80,7 @@ static long walk_step(__u32 index, struct walk_state *w)
 
 /* walk_path writes the path of (dentry, vfsmnt) into the tail of tmp.
  * Returns false when nothing usable was read. */
-static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u8 *tmp,
-				      struct dir_path *out)
+static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u8 *tmp, struct dir_path *out)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	struct walk_state w = {

@@ -11,8 +11,8 @@
 
 struct ssl_call {
 	__u64 ssl;
-	__u64 out;   /* size_t *readbytes / *written, for the _ex calls */
-	__u8 op;     /* enum ssl_fn */
+	__u64 out; /* size_t *readbytes / *written, for the _ex calls */
+	__u8 op;   /* enum ssl_fn */
 	__u8 _pad[7];
 };
 
@@ -100,8 +100,8 @@ int rtev_ssl_session(struct pt_regs *ctx)
 		*cookie = ssl_session_cookie(op, ssl, out, PT_REGS_SP(ctx));
 		if (*cookie)
 			return 0;
-		struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0,
-							  BPF_LOCAL_STORAGE_GET_F_CREATE);
+		struct ssl_call *c =
+			bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!c)
 			return 1;
 		*c = (struct ssl_call){ .ssl = ssl, .out = is_ex(op) ? out : 0, .op = op };
@@ -132,7 +132,8 @@ static __always_inline void ssl_enter(__u8 op, __u64 ssl, __u64 out)
 		count(PROBE_SSL_OP, COUNTER_FILTERED);
 		return;
 	}
-	struct ssl_call *c = bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct ssl_call *c =
+		bpf_task_storage_get(&ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c)
 		return;
 	c->ssl = ssl;

@@ -55,8 +55,7 @@ struct {
 static __always_inline bool made_by_syscall(int oldstate, int newstate)
 {
 	return (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) ||
-	       (oldstate == TCP_CLOSE && newstate == TCP_LISTEN) ||
-	       (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) ||
+	       (oldstate == TCP_CLOSE && newstate == TCP_LISTEN) || (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) ||
 	       (oldstate == TCP_ESTABLISHED && newstate == TCP_FIN_WAIT1) ||
 	       (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK);
 }

@@ -2,8 +2,8 @@
   "targets": [
     {
       "target_name": "rtev_native",
-      "sources": ["rtev_native.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "sources": ["log.c", "object.c", "links.c", "maps.c", "ring.c", "init.c"],
+      "cflags": ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
       "libraries": ["-lbpf", "-lelf", "-lz", "-lpthread"]
     }
   ]

@@ -7,7 +7,7 @@ export type RingHandle = { readonly __brand: 'ring' };
 
 export type UprobeMultiKind = 'uprobe_multi' | 'uretprobe_multi' | 'uprobe_session';
 
-/** NativeBinding is the addon's surface (native/rtev_native.c). */
+/** NativeBinding is the addon's surface (native/*.c; exported in native/init.c). */
 export interface NativeBinding {
   openObject(path: string): ObjectHandle;
   setGlobal(h: ObjectHandle, name: string, bytes: Buffer): void;
