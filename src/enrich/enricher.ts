@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { classifyCgroupPath, type CgroupClass } from './cgroup-path';
@@ -209,6 +210,27 @@ export class Enricher {
       cacheSize: this.#cgroups.size,
       inFlight: this.#inFlight.size,
     };
+  }
+
+  /**
+   * warmUp resolves the cgroups that exist now (at most 256, 8 levels deep) before the rings
+   * start, so a burst of events at start does not have to wait for (or overflow the queue of)
+   * records held for attribution. `root` defaults to the cgroup2 mount as rtev collect sees it.
+   */
+  async warmUp(root = fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup',
+    timeoutMs = 3000): Promise<void> {
+    const ids: bigint[] = [];
+    const walk = (dir: string, depth: number): void => {
+      if (ids.length >= 256 || depth > 8) return;
+      try {
+        ids.push(fs.statSync(dir, { bigint: true }).ino);
+        for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) walk(path.join(dir, d.name), depth + 1);
+      } catch {
+        // removed while walking
+      }
+    };
+    walk(root, 0);
+    await Promise.all(ids.map((id) => this.whenSettled(id, timeoutMs)));
   }
 
   /** close stops background work; later lookups answer from the cache only. */

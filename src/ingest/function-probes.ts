@@ -4,7 +4,7 @@ import type { EvidenceRecord, FunctionCallEvent } from '../model/record';
 import { ComponentResolver, FirstSeenFilter, Symbolizer, resolveTargets, type CallDescription, type FunctionCallCount, type ResolvedTarget } from '../symbolize';
 import { nodeHost } from '../symbolize/host';
 import type { FunctionCallTotal } from '../store/sink';
-import type { BpfSession } from './session';
+import type { BpfSession, Link } from './session';
 
 /** FunctionMode is the volume control of function_call records (docs/function-calls.md). */
 export type FunctionMode = 'all' | 'first-seen';
@@ -52,7 +52,7 @@ export class FunctionProbes {
   readonly stats: FunctionProbeStats;
   readonly symbolizer: Symbolizer;
   readonly #session: BpfSession;
-  readonly #links: number[] = [];
+  readonly #links: Link[] = [];
   readonly #labels: string[];
   readonly #counts: FunctionCallCount[];
   readonly #filter: FirstSeenFilter | undefined;
@@ -86,7 +86,7 @@ export class FunctionProbes {
   }
 
   #attach(warn: (message: string) => void): void {
-    const { native, handle } = this.#session;
+    const session = this.#session;
     const failed = (t: ResolvedTarget, err: unknown): void => {
       this.stats.attachFailures++;
       warn(`function_call: cannot attach to ${t.symbol} in ${t.openPath} (${err instanceof Error ? err.message : String(err)})`);
@@ -97,7 +97,7 @@ export class FunctionProbes {
       const byFile = new Map<string, number[]>();
       this.targets.forEach((t, i) => byFile.set(t.openPath, [...(byFile.get(t.openPath) ?? []), i]));
       for (const [file, indexes] of byFile) {
-        const attachMulti = (ids: number[]): number => native.attachUprobeMulti(handle, FUNCTION_ENTRY_PROGRAM, 'uprobe_multi', file,
+        const attachMulti = (ids: number[]): Link => session.attachUprobeMulti(FUNCTION_ENTRY_PROGRAM, 'uprobe_multi', file,
           ids.map((i) => this.targets[i]!.fileOffset), ids.map((i) => BigInt(i)), -1);
         try {
           this.#links.push(attachMulti(indexes));
@@ -117,7 +117,7 @@ export class FunctionProbes {
     } else {
       this.targets.forEach((t, i) => {
         try {
-          this.#links.push(native.attachUprobe(handle, FUNCTION_ENTRY_PROGRAM, false, -1, t.openPath, t.fileOffset, BigInt(i)));
+          this.#links.push(session.attachUprobe(FUNCTION_ENTRY_PROGRAM, false, -1, t.openPath, t.fileOffset, BigInt(i)));
           this.stats.attached++;
         } catch (err) {
           failed(t, err);
@@ -129,7 +129,7 @@ export class FunctionProbes {
         hint: 'check the warnings above',
       });
     }
-    if (!this.#session.attachedProbes.includes('function_call')) this.#session.attachedProbes.push('function_call');
+    this.#session.markAttached('function_call');
   }
 
   /**
@@ -211,8 +211,7 @@ export class FunctionProbes {
 
   /** close detaches the probes; records already in the ring are still delivered. */
   close(): void {
-    const { native, handle } = this.#session;
-    native.detachMany(handle, this.#links.splice(0));
+    this.#session.closeLinks(this.#links.splice(0));
   }
 }
 

@@ -1,4 +1,5 @@
-import type { ProbeName } from '../decode/layout';
+import { PROBE_NAMES, type ProbeName } from '../decode/layout';
+import { UsageError } from '../errors';
 import type { UprobeMultiKind } from './native';
 
 /**
@@ -55,7 +56,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
     description: 'TCP state changes from inet_sock_set_state, attributed to the socket owner',
     programs: [
       { name: 'handle_inet_sock_set_state', tracepoint: 'sock/inet_sock_set_state' },
-      // run once at start by src/cli/commands/collect.ts: owners of the TCP sockets that exist already
+      // run once at start by BpfSession.seedSocketOwners (src/ingest/session.ts): owners of the TCP sockets that exist already
       { name: 'seed_socket_owners', iterator: true },
     ],
   },
@@ -98,3 +99,26 @@ export const KERNEL_PROBES: ProbeSpec[] = [
 ];
 
 export const DEFAULT_PROBES: ProbeName[] = ['file_open', 'process_exec', 'tcp_state'];
+
+/** selectProbes validates a --probes list; function targets imply function_call, which needs them. */
+export function selectProbes(list: string | undefined, haveFunctions: boolean): ProbeName[] {
+  const chosen = parseProbeList(list);
+  if (haveFunctions && !chosen.includes('function_call')) chosen.push('function_call');
+  if (!haveFunctions && chosen.includes('function_call')) {
+    throw new UsageError('probe function_call needs targets', "give --function BINARY:SYMBOL (e.g. 'libssl.so.3:SSL_read') or --functions FILE");
+  }
+  return PROBE_NAMES.filter((p) => chosen.includes(p));
+}
+
+function parseProbeList(list: string | undefined): ProbeName[] {
+  if (list === undefined) return [...DEFAULT_PROBES];
+  const available = KERNEL_PROBES.map((p) => p.name);
+  const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const name of names) {
+    if (!(available as string[]).includes(name)) {
+      throw new UsageError(`unknown probe '${name}'`, `valid probes: ${available.join(', ')}`);
+    }
+  }
+  if (names.length === 0) throw new UsageError('--probes is empty', `valid probes: ${available.join(', ')}`);
+  return PROBE_NAMES.filter((p) => names.includes(p));
+}

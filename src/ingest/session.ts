@@ -1,9 +1,12 @@
 import * as fs from 'node:fs';
-import { RtevError, UsageError } from '../errors';
+import { RtevError, UsageError, errorMessage } from '../errors';
 import { COUNTER_STRIDE, Counter, PROBE_NAMES, type ProbeName } from '../decode/layout';
 import { emptyKernelCounters, type KernelProbeCounters } from '../model/ledger';
-import { isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle } from './native';
-import { KERNEL_PROBES, SUPPORT_PROGRAMS, type UprobeMode } from './probes';
+import { encodeListenerOwner, findListenerOwners, type ListenerOwner } from './listeners';
+import {
+  isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle, type UprobeMultiKind,
+} from './native';
+import { KERNEL_PROBES, SUPPORT_PROGRAMS, type ProbeSpec, type UprobeMode } from './probes';
 
 /** Settings written into the BPF object's `cfg` before load (struct rtev_config). */
 export interface KernelConfig {
@@ -44,67 +47,177 @@ export function encodeKernelConfig(c: KernelConfig): Buffer {
  * chooseUprobeMode: sessions where the kernel has them, unless RTEV_UPROBE_MODE=classic asks
  * for the perf-event uprobes (for comparison, or to work around a kernel bug).
  */
-export function chooseUprobeMode(native: NativeBinding, env: NodeJS.ProcessEnv = process.env): UprobeMode {
+export function chooseUprobeMode(kernel: Pick<NativeBinding, 'uprobeSessionSupported'>, env: NodeJS.ProcessEnv = process.env): UprobeMode {
   const asked = env.RTEV_UPROBE_MODE;
   if (asked !== undefined && asked !== '' && asked !== 'session' && asked !== 'classic') {
     throw new UsageError(`RTEV_UPROBE_MODE must be session or classic, not ${JSON.stringify(asked)}`, 'unset it to let rtev choose');
   }
-  const supported = native.uprobeSessionSupported();
+  const supported = kernel.uprobeSessionSupported();
   if (asked === 'session' && !supported) {
     throw new UsageError('RTEV_UPROBE_MODE=session: this kernel has no uprobe sessions (they need Linux 6.13)', 'unset RTEV_UPROBE_MODE');
   }
   return asked === 'classic' || !supported ? 'classic' : 'session';
 }
 
-export type BatchHandler = (ring: 'bulk' | 'rare', batch: Buffer, used: number) => void;
+/** What the load plan needs to know of the running kernel and of the object. */
+export interface KernelFacts {
+  /** the programs the BPF object holds */
+  programs: string[];
+  uprobeMode: UprobeMode;
+  /** whether a tracepoint (e.g. 'syscalls/sys_enter_openat') exists on this kernel */
+  tracepointExists(tracepoint: string): boolean;
+}
+
+/** One group of programs attached together: all of them, or none (the probe is then disabled). */
+export interface AttachStep {
+  /** the probe the group enables; undefined for the support programs every run needs */
+  probe: ProbeName | undefined;
+  label: string;
+  programs: string[];
+}
 
 /**
- * BpfSession owns the loaded BPF object: attachments, filter maps, ring consumers and
- * the kernel-side counters. It is the edge between the kernel and the pure pipeline.
+ * LoadPlan is everything BpfSession does to the object before and right after load, computed
+ * without touching the kernel (test/unit/session.test.ts checks it without root).
+ */
+export interface LoadPlan {
+  uprobeMode: UprobeMode;
+  /** the `cfg` global (struct rtev_config) */
+  config: Buffer;
+  mapMaxEntries: { map: string; entries: number }[];
+  /** programs attached with uprobe_multi links (session mode) must declare it before load */
+  expectedAttachTypes: { program: string; kind: UprobeMultiKind }[];
+  /** every program of the object, and whether it is loaded */
+  autoload: { program: string; load: boolean }[];
+  /** attached in this order right after load; uprobes (per library) and iterators are not here */
+  attach: AttachStep[];
+  warnings: string[];
+}
+
+/** planLoad computes the load plan from the options and the kernel facts. Pure. */
+export function planLoad(config: KernelConfig, probes: readonly ProbeName[], facts: KernelFacts,
+  specs: readonly ProbeSpec[] = KERNEL_PROBES): LoadPlan {
+  const { uprobeMode } = facts;
+  const warnings: string[] = [];
+  const expectedAttachTypes: LoadPlan['expectedAttachTypes'] = [];
+  const wanted = new Set<string>(SUPPORT_PROGRAMS.map((p) => p.name));
+  for (const spec of specs) {
+    if (!probes.includes(spec.name)) continue;
+    for (const program of spec.programs) {
+      if (program.uprobeMode !== undefined && program.uprobeMode !== uprobeMode) continue;
+      if (uprobeMode === 'session' && program.multiAttach !== undefined) expectedAttachTypes.push({ program: program.name, kind: program.multiAttach });
+      if (program.tracepoint === undefined || facts.tracepointExists(program.tracepoint)) wanted.add(program.name);
+      else if (!program.optional) warnings.push(`tracepoint ${program.tracepoint} is missing: probe ${spec.name} disabled`);
+    }
+  }
+  const attach: AttachStep[] = [];
+  for (const spec of specs) {
+    if (!probes.includes(spec.name)) continue;
+    // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager); iterators are run once
+    const programs = spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true).map((p) => p.name);
+    if (programs.length > 0) attach.push({ probe: spec.name, label: spec.name, programs });
+  }
+  for (const program of SUPPORT_PROGRAMS) attach.push({ probe: undefined, label: 'process tracking', programs: [program.name] });
+  return {
+    uprobeMode,
+    config: encodeKernelConfig(config),
+    mapMaxEntries: [{ map: 'events_bulk', entries: config.bulkRingBytes }, { map: 'events_rare', entries: config.rareRingBytes }],
+    expectedAttachTypes,
+    autoload: facts.programs.map((program) => ({ program, load: wanted.has(program) })),
+    attach,
+    warnings,
+  };
+}
+
+export type BatchHandler = (ring: 'bulk' | 'rare', batch: Buffer, used: number) => void;
+
+/** Options of BpfSession.open; the binding is injectable (test/helpers/fake-binding.ts). */
+export interface SessionOptions {
+  verbose?: boolean;
+  binding?: NativeBinding;
+  env?: NodeJS.ProcessEnv;
+  tracepointExists?: (tracepoint: string) => boolean;
+}
+
+/** The kinds of link, in the order close() tears them down: uprobes first, then tracepoints. */
+export type LinkKind = 'uprobe' | 'probe';
+
+/**
+ * Link is one attachment in the kernel. Its id never leaves the session: close() it (or let
+ * the session's detach/close do it). Closing twice is a no-op.
+ */
+export class Link {
+  readonly kind: LinkKind;
+  readonly #close: (link: Link) => void;
+  #open = true;
+
+  /** @internal constructed by BpfSession only */
+  constructor(kind: LinkKind, close: (link: Link) => void) {
+    this.kind = kind;
+    this.#close = close;
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#close(this);
+  }
+
+  /** @internal marks the link closed without a kernel call (the session detached it) */
+  markClosed(): void {
+    this.#open = false;
+  }
+}
+
+/**
+ * BpfSession owns the loaded BPF object and is the only module that holds the addon:
+ * attachments (as Link objects), filter maps, ring consumers and the kernel-side counters.
+ * It is the edge between the kernel and the pure pipeline.
  */
 export class BpfSession {
   readonly #native: NativeBinding;
   readonly #handle: ObjectHandle;
-  readonly #links: number[] = [];
+  readonly #links = new Map<Link, number>();
   readonly #rings: { handle: RingHandle; done: Promise<void> }[] = [];
   readonly warnings: string[] = [];
-  readonly attachedProbes: ProbeName[] = [];
+  readonly #attached: ProbeName[] = [];
   readonly #cpus: number;
   /** how the libc and OpenSSL uprobe programs were loaded, and must be attached */
   readonly uprobeMode: UprobeMode;
+  /** the load plan this session was loaded with */
+  readonly plan: LoadPlan;
 
-  private constructor(native: NativeBinding, handle: ObjectHandle, uprobeMode: UprobeMode) {
+  private constructor(native: NativeBinding, handle: ObjectHandle, plan: LoadPlan) {
     this.#native = native;
     this.#handle = handle;
     this.#cpus = native.numPossibleCpus();
-    this.uprobeMode = uprobeMode;
+    this.uprobeMode = plan.uprobeMode;
+    this.plan = plan;
   }
 
-  /** open loads the object with the configuration; only the selected probes' programs are loaded. */
-  static open(objectPath: string, config: KernelConfig, probes: ProbeName[], verbose = false): BpfSession {
+  /** open plans and loads the object with the configuration; only the selected probes' programs are loaded. */
+  static open(objectPath: string, config: KernelConfig, probes: ProbeName[], options: SessionOptions = {}): BpfSession {
     if (!fs.existsSync(objectPath)) {
       throw new RtevError('ADDON_LOAD', `BPF object ${objectPath} is missing`, { hint: "build it with 'make build'" });
     }
-    const native = loadBinding();
-    const uprobeMode = chooseUprobeMode(native);
+    const native = options.binding ?? loadBinding();
+    const uprobeMode = chooseUprobeMode(native, options.env);
     const handle = native.openObject(objectPath);
-    const session = new BpfSession(native, handle, uprobeMode);
-    native.setGlobal(handle, 'cfg', encodeKernelConfig(config));
-    native.setMapMaxEntries(handle, 'events_bulk', config.bulkRingBytes);
-    native.setMapMaxEntries(handle, 'events_rare', config.rareRingBytes);
-    const wanted = new Set<string>(SUPPORT_PROGRAMS.map((p) => p.name));
-    for (const spec of KERNEL_PROBES) {
-      if (!probes.includes(spec.name)) continue;
-      for (const program of spec.programs) {
-        if (program.uprobeMode !== undefined && program.uprobeMode !== uprobeMode) continue;
-        if (uprobeMode === 'session' && program.multiAttach !== undefined) native.setExpectedAttachType(handle, program.name, program.multiAttach);
-        if (program.tracepoint === undefined || tracepointExists(program.tracepoint)) wanted.add(program.name);
-        else if (!program.optional) session.warnings.push(`tracepoint ${program.tracepoint} is missing: probe ${spec.name} disabled`);
-      }
-    }
-    for (const program of native.programs(handle)) native.setAutoload(handle, program.name, wanted.has(program.name));
+    const plan = planLoad(config, probes, {
+      programs: native.programs(handle).map((p) => p.name), uprobeMode, tracepointExists: options.tracepointExists ?? tracepointExists,
+    });
+    const session = new BpfSession(native, handle, plan);
+    session.warnings.push(...plan.warnings);
+    native.setGlobal(handle, 'cfg', plan.config);
+    for (const { map, entries } of plan.mapMaxEntries) native.setMapMaxEntries(handle, map, entries);
+    for (const { program, kind } of plan.expectedAttachTypes) native.setExpectedAttachType(handle, program, kind);
+    for (const { program, load } of plan.autoload) native.setAutoload(handle, program, load);
     try {
-      native.load(handle, verbose);
+      native.load(handle, options.verbose === true);
     } catch (err) {
       if (isNativeError(err)) {
         const why = lastVerifierLines(err.libbpfLog).join(' | ');
@@ -114,39 +227,76 @@ export class BpfSession {
       }
       throw err;
     }
-    for (const spec of KERNEL_PROBES) {
-      if (!probes.includes(spec.name)) continue;
-      // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager); iterators are run once
-      if (session.#attachProbe(spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true)
-        .map((p) => p.name), spec.name)) {
-        session.attachedProbes.push(spec.name);
-      }
+    for (const step of plan.attach) {
+      if (session.#attachStep(step) && step.probe !== undefined) session.markAttached(step.probe);
     }
-    for (const program of SUPPORT_PROGRAMS) session.#attachProbe([program.name], 'process tracking');
     return session;
   }
 
-  #attachProbe(programs: string[], label: string): boolean {
-    if (programs.length === 0) return false;
-    const links: number[] = [];
+  #attachStep(step: AttachStep): boolean {
+    const links: Link[] = [];
     try {
-      for (const program of programs) links.push(this.#native.attach(this.#handle, program));
+      for (const program of step.programs) links.push(this.#track('probe', this.#native.attach(this.#handle, program)));
     } catch (err) {
-      for (const link of links) this.#native.detach(this.#handle, link);
-      const reason = err instanceof Error ? err.message : String(err);
-      this.warnings.push(`cannot attach ${label} (${reason}): probe disabled`);
+      for (const link of links) link.close();
+      this.warnings.push(`cannot attach ${step.label} (${err instanceof Error ? err.message : String(err)}): probe disabled`);
       return false;
     }
-    this.#links.push(...links);
     return true;
   }
 
-  get native(): NativeBinding {
-    return this.#native;
+  #track(kind: LinkKind, id: number): Link {
+    const link = new Link(kind, (l) => {
+      const linkId = this.#links.get(l);
+      if (linkId === undefined) return;
+      this.#links.delete(l);
+      this.#native.detach(this.#handle, linkId);
+    });
+    this.#links.set(link, id);
+    return link;
   }
 
-  get handle(): ObjectHandle {
-    return this.#handle;
+  /** the probes that record something: attached at load, or since by the uprobe and function managers */
+  get attachedProbes(): readonly ProbeName[] {
+    return this.#attached;
+  }
+
+  /** markAttached notes that a probe's uprobes were attached (by UprobeManager or FunctionProbes). */
+  markAttached(probe: ProbeName): void {
+    if (!this.#attached.includes(probe)) this.#attached.push(probe);
+  }
+
+  /** attachUprobe attaches a program at one offset of a file (pid <= 0: every process). */
+  attachUprobe(program: string, retprobe: boolean, pid: number, binary: string, fileOffset: bigint, cookie: bigint): Link {
+    return this.#track('uprobe', this.#native.attachUprobe(this.#handle, program, retprobe, pid, binary, fileOffset, cookie));
+  }
+
+  /** attachUprobeMulti attaches one program to several offsets of one file with one uprobe_multi link. */
+  attachUprobeMulti(program: string, kind: UprobeMultiKind, binary: string, fileOffsets: bigint[], cookies: bigint[], pid: number): Link {
+    return this.#track('uprobe', this.#native.attachUprobeMulti(this.#handle, program, kind, binary, fileOffsets, cookies, pid));
+  }
+
+  /**
+   * closeLinks detaches several links with one addon call (parallel threads: faster for uprobe
+   * links, docs/probes-network.md, "Stopping"). Links already closed are skipped.
+   */
+  closeLinks(links: Iterable<Link>): void {
+    const ids: number[] = [];
+    for (const link of links) {
+      const id = this.#links.get(link);
+      if (id === undefined) continue;
+      this.#links.delete(link);
+      link.markClosed();
+      ids.push(id);
+    }
+    if (ids.length > 0) this.#native.detachMany(this.#handle, ids);
+  }
+
+  /** the number of links still attached, per kind */
+  linkCount(kind?: LinkKind): number {
+    let n = 0;
+    for (const link of this.#links.keys()) if (kind === undefined || link.kind === kind) n++;
+    return n;
   }
 
   /** traceProcess adds a tgid to the pid filter (TRACE_TREE follows its future children). */
@@ -166,6 +316,24 @@ export class BpfSession {
     for (const id of ids) {
       key.writeBigUInt64LE(id);
       this.#native.mapUpdate(this.#handle, 'cgroup_filter', key, Buffer.from([1]));
+    }
+  }
+
+  /**
+   * seedSocketOwners tells the tcp_state probe who holds the TCP sockets that exist already: the
+   * listening ones from /proc (listen_owners is keyed by port), the others with a BPF iterator over
+   * every task's files (sock_owners is keyed by the kernel's struct sock *, which only BPF sees).
+   * The probe is attached first, so a socket created meanwhile gets its owner from its own transition.
+   */
+  seedSocketOwners(warn: (message: string) => void, owners: ListenerOwner[] = findListenerOwners()): void {
+    for (const owner of owners) {
+      const { key, value } = encodeListenerOwner(owner);
+      this.#native.mapUpdate(this.#handle, 'listen_owners', key, value);
+    }
+    try {
+      this.#native.runIterator(this.#handle, 'seed_socket_owners');
+    } catch (err) {
+      warn(`tcp_state: the owners of existing TCP connections are unknown (${errorMessage(err)}): their changes in softirq are skipped`);
     }
   }
 
@@ -191,9 +359,14 @@ export class BpfSession {
     }
   }
 
-  /** detachAll stops new events; what is already in the rings is still delivered. */
+  /**
+   * detachAll stops new events; what is already in the rings is still delivered. Uprobe links
+   * go first (one parallel detachMany), then the tracepoint links in attach order.
+   */
   detachAll(): void {
-    for (const link of this.#links.splice(0)) this.#native.detach(this.#handle, link);
+    const links = [...this.#links.keys()];
+    this.closeLinks(links.filter((l) => l.kind === 'uprobe'));
+    for (const link of links) if (link.kind === 'probe') link.close();
   }
 
   /** drain stops the consumers after they delivered everything left in the rings. */
@@ -201,6 +374,12 @@ export class BpfSession {
     for (const ring of this.#rings) this.#native.stopRing(ring.handle);
     await Promise.all(this.#rings.map((r) => r.done));
     this.#rings.length = 0;
+  }
+
+  /** close tears down in order: every link (uprobes first), then the rings after they drained. */
+  async close(): Promise<void> {
+    this.detachAll();
+    await this.drain();
   }
 
   /** counters reads the per-CPU stats map and sums it over CPUs, per probe. */

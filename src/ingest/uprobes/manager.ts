@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { ProbeName } from '../../decode/layout';
 import type { UprobeMode } from '../probes';
-import type { BpfSession } from '../session';
+import type { BpfSession, Link } from '../session';
 import {
   HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets,
   type Candidate, type LibraryKind, type ProbeTarget,
@@ -57,7 +57,7 @@ interface FileState {
   kind: LibraryKind;
   path: string;
   status: 'attached' | 'failed' | 'nosym' | 'over_limit';
-  links: number[];
+  links: Link[];
 }
 
 export type Warn = (message: string) => void;
@@ -176,11 +176,11 @@ export class UprobeManager {
     if (this.#rescan) clearInterval(this.#rescan);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    const links: number[] = [];
+    const links: Link[] = [];
     for (const f of this.#files.values()) links.push(...f.links.splice(0));
     // one call, parallel threads in the addon: ~15% faster than one detach() after another; the
     // kernel serializes most of each teardown (docs/probes-network.md, "Stopping")
-    if (links.length > 0) this.#session.native.detachMany(this.#session.handle, links);
+    if (links.length > 0) this.#session.closeLinks(links);
   }
 
   #kindCount(kind: LibraryKind): number {
@@ -260,20 +260,20 @@ export class UprobeManager {
       this.#warnedLimit = true;
       return false;
     }
-    const { native, handle } = this.#session;
+    const session = this.#session;
     const found = targets.filter((t) => offsets.has(t.symbol)); // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
     try {
       if (this.#session.uprobeMode === 'session') {
-        state.links.push(native.attachUprobeMulti(handle, found[0]!.session, 'uprobe_session', attachPath,
+        state.links.push(session.attachUprobeMulti(found[0]!.session, 'uprobe_session', attachPath,
           found.map((t) => offsets.get(t.symbol)!), found.map((t) => t.cookie), -1));
       } else {
         for (const t of found) {
-          state.links.push(native.attachUprobe(handle, t.entry, false, -1, attachPath, offsets.get(t.symbol)!, 0n));
-          state.links.push(native.attachUprobe(handle, t.ret, true, -1, attachPath, offsets.get(t.symbol)!, 0n));
+          state.links.push(session.attachUprobe(t.entry, false, -1, attachPath, offsets.get(t.symbol)!, 0n));
+          state.links.push(session.attachUprobe(t.ret, true, -1, attachPath, offsets.get(t.symbol)!, 0n));
         }
       }
     } catch (err) {
-      for (const link of state.links.splice(0)) native.detach(handle, link);
+      for (const link of state.links.splice(0)) link.close();
       this.#stats.attachFailures++;
       this.#warn(`cannot attach uprobes to ${c.path} (${err instanceof Error ? err.message : String(err)})`);
       return false;
@@ -282,7 +282,7 @@ export class UprobeManager {
     this.#stats.filesAttached[c.kind]++;
     this.#stats.links += state.links.length;
     const probe: ProbeName = c.kind === 'libc' ? 'net_connect' : 'ssl_op';
-    if (!this.#session.attachedProbes.includes(probe)) this.#session.attachedProbes.push(probe);
+    this.#session.markAttached(probe);
     return true;
   }
 }

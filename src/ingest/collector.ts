@@ -1,0 +1,391 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import type { RawFunctionCall } from '../decode/decode';
+import type { ProbeName } from '../decode/layout';
+import { canonicalize } from '../encode/canonical';
+import { RtevError } from '../errors';
+import { Enricher, isEmptySelector, type CgroupSelection, type ContainerSelector, type EnrichCounters, type EnricherOptions } from '../enrich';
+import type { Ledger } from '../model/ledger';
+import { openOutput } from '../store/output';
+import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
+import { FunctionProbes, type FunctionMode } from './function-probes';
+import { processTree } from './host';
+import type { NativeBinding } from './native';
+import { PathFilter } from './path-filter';
+import { Pipeline } from './pipeline';
+import { bpfObjectPath, packageVersion } from '../platform/paths';
+import { BTF_PATH, preflight } from './preflight';
+import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from './session';
+import { UprobeManager, type UprobeStats } from './uprobes';
+
+/** CollectorConfig is the validated configuration of one run (rtev collect parses it from options). */
+export interface CollectorConfig {
+  probes: ProbeName[];
+  output: OutputOptions;
+  durationMs: number | undefined;
+  /** the command to observe (`-- CMD ARGS`); empty: none */
+  command: string[];
+  pids: number[];
+  trees: number[];
+  cgroups: bigint[];
+  pathFilter: { include: string[]; exclude: string[] };
+  recordFailedOpens: boolean;
+  recordEmptySsl: boolean;
+  functions: string[];
+  framesFile: string | undefined;
+  functionMode: FunctionMode;
+  containers: ContainerSelector;
+  enrich: boolean;
+  enricherOptions: EnricherOptions;
+  bulkRingBytes: number;
+  rareRingBytes: number;
+  verbose: boolean;
+}
+
+/** What the collector reports while it runs (rtev collect draws its status line from it). */
+export interface CollectorProgress {
+  ledger: Ledger;
+  bytesWritten: number;
+  elapsedMs: number;
+}
+
+/**
+ * CollectorHost is the collector's edge to its surroundings. Everything has a default for a
+ * real run; tests inject a fake addon binding, skip the privilege checks and stop the run.
+ */
+export interface CollectorHost {
+  /** one-line warnings (without the `rtev: warning: ` prefix) */
+  warn(message: string): void;
+  /** one-line notices (key fingerprint, resumed chain) */
+  notice(message: string): void;
+  /** called about once a second while the run lasts */
+  onProgress?(progress: CollectorProgress): void;
+  /** the addon binding (default: the real one) */
+  binding?: NativeBinding;
+  /** privilege and kernel checks; returns warnings (default: preflight of src/ingest/preflight.ts) */
+  preflight?(probes: readonly ProbeName[]): string[];
+  /** the BPF object (default: build/rtev.bpf.o, or RTEV_BPF_OBJECT) */
+  objectPath?: string;
+  /** the BTF whose digest goes into the producer facts (default /sys/kernel/btf/vmlinux) */
+  btfPath?: string;
+  /** stop on SIGINT and SIGTERM (default true) */
+  handleSignals?: boolean;
+  env?: NodeJS.ProcessEnv;
+  tracepointExists?(tracepoint: string): boolean;
+}
+
+/** CollectResult is what a finished run gives back (rtev collect prints its summary from it). */
+export interface CollectResult {
+  /** the observed command's exit code (128+N when killed by signal N), else 0 */
+  exitCode: number;
+  ledger: Ledger;
+  bytesWritten: number;
+  elapsedMs: number;
+  /** the reader of --stdout went away: the run stopped early and the sink was not closed */
+  outputClosed: boolean;
+  /** container attribution counters, when attribution ran */
+  enrichment?: { counters: EnrichCounters; unattributed: number };
+  uprobes?: UprobeStats;
+  /** one line of per-function call counts, when functions were probed */
+  functions?: string;
+}
+
+/**
+ * Collector owns one run's lifecycle, in this order:
+ *   preflight → load the BPF object (BpfSession) → set filters, seed socket owners →
+ *   container selection and warm-up (Enricher) → attach uprobes and function probes →
+ *   open the output → start the rings → run until the duration ends, the command exits,
+ *   a signal arrives or the output fails → detach every link → drain the rings →
+ *   wait for records held for attribution → seal with the final ledger.
+ *
+ * @example
+ *   const result = await new Collector(config, { warn, notice }).run();
+ */
+export class Collector {
+  readonly #config: CollectorConfig;
+  readonly #host: CollectorHost;
+  #stopRequested: (() => void) | undefined;
+  #stopEarly = false;
+
+  constructor(config: CollectorConfig, host: CollectorHost) {
+    this.#config = config;
+    this.#host = host;
+  }
+
+  /** stop ends the run as SIGTERM would (an observed command is signalled and awaited). */
+  stop(): void {
+    if (this.#stopRequested !== undefined) this.#stopRequested();
+    else this.#stopEarly = true;
+  }
+
+  async run(): Promise<CollectResult> {
+    const config = this.#config;
+    const host = this.#host;
+    const warn = (m: string): void => host.warn(m);
+    for (const warning of (host.preflight ?? preflight)(config.probes)) warn(warning);
+    // RTEV_BPF_OBJECT: another build of the BPF object (A/B benchmarks); its sha256 goes into the evidence
+    const env = host.env ?? process.env;
+    const objectPath = host.objectPath ?? bpfObjectPath(env);
+    const session = BpfSession.open(objectPath, kernelConfig(config), config.probes, {
+      verbose: config.verbose, env,
+      ...(host.binding !== undefined ? { binding: host.binding } : {}),
+      ...(host.tracepointExists !== undefined ? { tracepointExists: host.tracepointExists } : {}),
+    });
+    // what is opened below is closed by `teardown` when a later step fails
+    let enricher: Enricher | undefined;
+    let containerWatch: { close(): void } | undefined;
+    let uprobes: UprobeManager | undefined;
+    let functions: FunctionProbes | undefined;
+    const teardown = async (): Promise<void> => {
+      uprobes?.close();
+      functions?.close();
+      containerWatch?.close();
+      await session.close();
+      enricher?.close();
+    };
+    try {
+      for (const warning of session.warnings) warn(warning);
+      for (const pid of config.pids) session.traceProcess(pid, TRACE_SELF);
+      for (const pid of config.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
+      session.setCgroupFilter(config.cgroups);
+      if (session.attachedProbes.includes('tcp_state')) session.seedSocketOwners(warn);
+      enricher = config.enrich || !isEmptySelector(config.containers) ? new Enricher({ ...config.enricherOptions, warn }) : undefined;
+      containerWatch = enricher ? await selectContainers(enricher, config.containers, session, warn) : undefined;
+      if (enricher && config.enrich) await enricher.warmUp();
+      uprobes = new UprobeManager(session, config.probes, warn);
+      await uprobes.start();
+      if (config.functions.length > 0) {
+        functions = await FunctionProbes.create(session, { specs: config.functions, mode: config.functionMode, warn });
+      }
+      if (session.attachedProbes.length === 0) {
+        throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
+      }
+    } catch (err) {
+      await teardown();
+      throw err;
+    }
+    const framesFd = config.framesFile !== undefined && functions !== undefined ? openFramesFile(config.framesFile) : undefined;
+    try {
+      if (framesFd !== undefined && functions !== undefined) {
+        const fp = functions;
+        fp.onFrames = (record, d) => writeFrames(framesFd, record, d);
+      }
+      return await this.#collect(session, { enricher, uprobes: uprobes!, functions, containerWatch, objectPath, teardown });
+    } finally {
+      if (framesFd !== undefined) fs.closeSync(framesFd);
+    }
+  }
+
+  /** collect runs from opening the output to sealing it; the probes are attached. */
+  async #collect(session: BpfSession, parts: {
+    enricher: Enricher | undefined; uprobes: UprobeManager; functions: FunctionProbes | undefined;
+    containerWatch: { close(): void } | undefined; objectPath: string; teardown: () => Promise<void>;
+  }): Promise<CollectResult> {
+    const config = this.#config;
+    const host = this.#host;
+    const { enricher, uprobes, functions } = parts;
+    let pipeline: Pipeline | undefined;
+    const ledger = (): Ledger => buildLedger(session, pipeline);
+    let sink: RecordSink;
+    try {
+      const producer = producerInfo(parts.objectPath, host.btfPath ?? BTF_PATH, config, session.attachedProbes);
+      sink = await openOutput(config.output, {
+        producer, ledger, notice: (m) => host.notice(m),
+        // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
+        ...(functions !== undefined ? { functionCalls: () => functions.totals(), onSeal: () => functions.rotateWindow() } : {}),
+      });
+    } catch (err) {
+      await parts.teardown();
+      throw err;
+    }
+    const stop = new StopSignal();
+    this.#stopRequested = () => stop.stop();
+    let sinkError: unknown;
+    pipeline = new Pipeline({
+      sink, pathFilter: new PathFilter(config.pathFilter.include, config.pathFilter.exclude),
+      onRecord: (r) => { if (r.event.type === 'process_exec') uprobes.onExec(r.pid); },
+      ...(functions !== undefined ? { buildFunctionCall: (c: RawFunctionCall) => functions.build(c) } : {}),
+      ...(enricher && config.enrich ? { containers: enricher } : {}),
+      dropContainerRecords: config.containers.hostOnly === true,
+      onError: (err) => { sinkError ??= err; stop.stop(); },
+    });
+    const activePipeline = pipeline;
+    session.startRings((_ring, batch, used) => {
+      if (sinkError !== undefined) return;
+      try {
+        activePipeline.handleBatch(batch, used);
+      } catch (err) {
+        sinkError = err; // e.g. disk full: stop cleanly below
+        stop.stop();
+      }
+    });
+
+    const started = Date.now();
+    const timer = config.durationMs !== undefined ? setTimeout(() => stop.stop(), config.durationMs) : undefined;
+    const ticker = setInterval(() => host.onProgress?.({ ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started }), 1000);
+
+    let child: ChildProcess | undefined;
+    let childExit: Promise<number> | undefined;
+    if (config.command.length > 0) {
+      ({ child, exit: childExit } = startObserved(config.command, session));
+      void childExit.then(() => stop.stop());
+    }
+    const onSignal = (signal: NodeJS.Signals): void => {
+      // with a command, the terminal already signalled it too: wait for it to exit
+      if (child !== undefined && child.exitCode === null) child.kill(signal);
+      else stop.stop();
+    };
+    this.#stopRequested = () => onSignal('SIGTERM');
+    if (this.#stopEarly) onSignal('SIGTERM');
+    const handleSignals = host.handleSignals !== false;
+    if (handleSignals) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
+
+    await stop.stopped;
+    if (timer) clearTimeout(timer);
+    clearInterval(ticker);
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const exitCode = childExit ? await childExit : 0;
+
+    // detach, then drain: every record submitted before detaching reaches the sink
+    parts.uprobes.close();
+    functions?.close();
+    parts.containerWatch?.close();
+    await session.close();
+    await activePipeline.idle();
+    enricher?.close();
+    if (handleSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    const finalLedger = ledger();
+    const result: CollectResult = {
+      exitCode, ledger: finalLedger, bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started, outputClosed: false,
+      ...(enricher && config.enrich ? { enrichment: { counters: enricher.counters(), unattributed: activePipeline.unattributed } } : {}),
+      ...(uprobes.active ? { uprobes: uprobes.stats() } : {}),
+      ...(functions !== undefined ? { functions: functions.summary() } : {}),
+    };
+    // the reader of --stdout went away (rtev collect --stdout | head): stop quietly, like other tools
+    if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return { ...result, outputClosed: true };
+    if (sinkError !== undefined) throw sinkError;
+    await sink.close(finalLedger);
+    return { ...result, bytesWritten: sink.bytesWritten };
+  }
+}
+
+function kernelConfig(config: CollectorConfig): KernelConfig {
+  return {
+    selfTgid: process.pid,
+    filterPids: config.pids.length + config.trees.length > 0 || config.command.length > 0,
+    cgroupFilter: config.cgroups.length > 0 ? 'allow' : isEmptySelector(config.containers) ? 'off' : config.containers.hostOnly ? 'deny' : 'allow',
+    recordFailedOpens: config.recordFailedOpens,
+    recordEmptySslOps: config.recordEmptySsl,
+    bulkRingBytes: config.bulkRingBytes,
+    rareRingBytes: config.rareRingBytes,
+  };
+}
+
+/**
+ * selectContainers pushes the container selection into the kernel's cgroup filter before
+ * collection starts, then keeps it current so containers started later are picked up.
+ */
+async function selectContainers(enricher: Enricher, selector: ContainerSelector, session: BpfSession,
+  warn: (message: string) => void): Promise<{ close(): void }> {
+  if (isEmptySelector(selector)) return enricher.watchSelection({}, () => {}, { intervalMs: 2000 });
+  let current: bigint[] = [];
+  const apply = (selection: CgroupSelection): void => {
+    session.setCgroupFilter(selection.cgroupIds, current);
+    current = selection.cgroupIds;
+  };
+  const first = await enricher.selectCgroups(selector);
+  apply(first);
+  for (const entry of first.unmatched) warn(`no running container matches '${entry}' yet; it is picked up when it starts`);
+  return enricher.watchSelection(selector, apply, {
+    intervalMs: 1000,
+    onError: (err) => warn(`container selection not refreshed: ${err instanceof Error ? err.message : String(err)}`),
+  });
+}
+
+/** openFramesFile creates the --frames side file (not evidence: unsigned, for humans and rtev query). */
+function openFramesFile(file: string): number {
+  try {
+    return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new RtevError('OUTPUT', `cannot write --frames file ${file}`, { cause: err });
+  }
+}
+
+function writeFrames(fd: number, record: Parameters<NonNullable<FunctionProbes['onFrames']>>[0],
+  d: Parameters<NonNullable<FunctionProbes['onFrames']>>[1]): void {
+  const line = canonicalize({
+    ts_ns: record.ts_ns, pid: record.pid, tid: record.tid ?? record.pid, addr: d.addr, stack_quality: d.stackQuality,
+    frames: d.frames.map((f) => ({ addr: f.addr, symbol: f.symbol, offset: f.offset, library: f.library, kind: f.kind, source: f.source })),
+  });
+  fs.writeSync(fd, line + '\n');
+}
+
+/**
+ * startObserved runs CMD so that it is traced from its first instruction: a shell waits on
+ * fd 3 until the collector has put its pid in the traced set, then execs CMD.
+ */
+function startObserved(command: string[], session: BpfSession): { child: ChildProcess; exit: Promise<number> } {
+  const gate = 'read _ <&3; exec 3<&-; exec "$@"';
+  const child = spawn('/bin/sh', ['-c', gate, 'rtev-gate', ...command], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  const exit = new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
+  });
+  if (child.pid !== undefined) {
+    session.traceProcess(child.pid, TRACE_TREE);
+    const gatePipe = child.stdio[3] as NodeJS.WritableStream | null;
+    gatePipe?.end('go\n');
+  }
+  return { child, exit };
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  if (signal === null) return 0;
+  return (os.constants.signals as Record<string, number>)[signal] ?? 0;
+}
+
+class StopSignal {
+  stop: () => void = () => {};
+  readonly stopped = new Promise<void>((resolve) => { this.stop = resolve; });
+}
+
+function buildLedger(session: BpfSession, pipeline: Pipeline | undefined): Ledger {
+  const kernel = session.counters();
+  const ledger: Ledger = {};
+  for (const probe of session.attachedProbes) {
+    ledger[probe] = {
+      kernel: kernel[probe],
+      user: pipeline ? { ...pipeline.user[probe] } : { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n },
+    };
+  }
+  return ledger;
+}
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function producerInfo(objectPath: string, btfPath: string, config: CollectorConfig, probes: readonly ProbeName[]): ProducerInfo {
+  const filters = {
+    pids: config.pids, trees: config.trees, cgroups: config.cgroups.map(String), command: config.command.length > 0,
+    include_paths: config.pathFilter.include, exclude_paths: config.pathFilter.exclude, include_failed_opens: config.recordFailedOpens,
+  };
+  const kernel = { probes, filters, ring_bytes: config.bulkRingBytes, rare_ring_bytes: config.rareRingBytes };
+  return {
+    collectorVersion: packageVersion(),
+    bpfObjectSha256: sha256File(objectPath),
+    btf: { path: btfPath, sha256: sha256File(btfPath) },
+    filters,
+    configSha256: createHash('sha256').update(canonicalize(kernel)).digest('hex'),
+    // the session's list: probes whose uprobes attach later (a library mapped later) appear too
+    probes: probes as string[],
+  };
+}

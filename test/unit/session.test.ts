@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { forEachFrame } from '../../src/decode/decode';
+import { BpfSession, planLoad, RtevConfig, TRACE_TREE, type KernelConfig } from '../../src/ingest/session';
+import { REPO } from '../helpers/collector';
+import { FakeBinding, KNOWN_PROGRAMS, readSamples } from '../helpers/fake-binding';
+
+const CONFIG: KernelConfig = {
+  selfTgid: 4242, filterPids: true, cgroupFilter: 'off', recordFailedOpens: false, bulkRingBytes: 1 << 24, rareRingBytes: 1 << 22,
+};
+const ALL_TRACEPOINTS = { programs: KNOWN_PROGRAMS, uprobeMode: 'session' as const, tracepointExists: () => true };
+const SAMPLES = readSamples(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ringbuf', 'trigger', 'samples.bin')));
+
+function objectFile(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-session-')), 'fake.bpf.o');
+  fs.writeFileSync(file, 'not an ELF: the fake binding never reads it\n');
+  return file;
+}
+
+test('load plan: only the chosen probes are loaded, attached in probe order, support programs last', () => {
+  const plan = planLoad(CONFIG, ['file_open', 'tcp_state'], ALL_TRACEPOINTS);
+  const loaded = plan.autoload.filter((a) => a.load).map((a) => a.program);
+  assert.ok(loaded.includes('handle_openat_enter') && loaded.includes('handle_inet_sock_set_state'));
+  assert.ok(loaded.includes('seed_socket_owners'), 'the iterator is loaded (run once, not attached)');
+  assert.ok(!loaded.includes('handle_exec') && !loaded.includes('rtev_ssl_session'));
+  assert.deepEqual(plan.attach.map((s) => s.label), ['file_open', 'tcp_state', 'process tracking', 'process tracking']);
+  assert.ok(!plan.attach.flatMap((s) => s.programs).includes('seed_socket_owners'));
+  assert.deepEqual(plan.mapMaxEntries, [{ map: 'events_bulk', entries: 1 << 24 }, { map: 'events_rare', entries: 1 << 22 }]);
+  assert.equal(plan.config.length, RtevConfig.SIZE);
+  assert.equal(plan.config.readUInt32LE(RtevConfig.self_tgid), 4242);
+  assert.deepEqual(plan.warnings, []);
+});
+
+test('load plan: a missing mandatory tracepoint disables its probe with a warning; optional ones are left out quietly', () => {
+  const facts = { ...ALL_TRACEPOINTS, tracepointExists: (tp: string) => tp !== 'sched/sched_process_exec' && tp !== 'syscalls/sys_enter_creat' };
+  const plan = planLoad(CONFIG, ['file_open', 'process_exec'], facts);
+  assert.deepEqual(plan.warnings, ['tracepoint sched/sched_process_exec is missing: probe process_exec disabled']);
+  assert.ok(!plan.attach.some((s) => s.probe === 'process_exec'));
+  const fileOpen = plan.attach.find((s) => s.probe === 'file_open')!;
+  assert.ok(!fileOpen.programs.includes('handle_creat_enter') && fileOpen.programs.includes('handle_creat_exit'));
+});
+
+test('load plan: uprobe programs follow the attach mode and are never attached at load', () => {
+  const session = planLoad(CONFIG, ['net_connect', 'ssl_op', 'function_call'], ALL_TRACEPOINTS);
+  const classic = planLoad(CONFIG, ['net_connect', 'ssl_op', 'function_call'], { ...ALL_TRACEPOINTS, uprobeMode: 'classic' });
+  const loaded = (p: typeof session) => p.autoload.filter((a) => a.load).map((a) => a.program);
+  assert.ok(loaded(session).includes('rtev_ssl_session') && !loaded(session).includes('rtev_ssl_read'));
+  assert.ok(loaded(classic).includes('rtev_ssl_read') && !loaded(classic).includes('rtev_ssl_session'));
+  assert.deepEqual(session.expectedAttachTypes, [
+    { program: 'rtev_libc_session', kind: 'uprobe_session' }, { program: 'rtev_ssl_session', kind: 'uprobe_session' },
+    { program: 'handle_function_entry', kind: 'uprobe_multi' },
+  ]);
+  assert.deepEqual(classic.expectedAttachTypes, []);
+  assert.deepEqual(session.attach.map((s) => s.label), ['net_connect', 'process tracking', 'process tracking']);
+  assert.ok(!session.attach.flatMap((s) => s.programs).some((p) => p.startsWith('rtev_')));
+});
+
+test('BpfSession applies the plan to the binding before load, and attaches after', () => {
+  const fake = new FakeBinding();
+  const session = BpfSession.open(objectFile(), CONFIG, ['file_open', 'process_exec'], { binding: fake, env: {}, tracepointExists: () => true });
+  const ops = fake.ops();
+  assert.equal(ops[0], 'openObject');
+  const load = ops.indexOf('load');
+  assert.ok(ops.slice(0, load).includes('setGlobal') && ops.slice(0, load).includes('setAutoload'));
+  assert.ok(!ops.slice(0, load).includes('attach') && ops.slice(load).includes('attach'));
+  assert.deepEqual(session.attachedProbes, ['file_open', 'process_exec']);
+  assert.equal(session.linkCount('probe'), fake.attached.size);
+  assert.equal(fake.autoload.get('handle_exec'), true);
+  assert.equal(fake.autoload.get('rtev_ssl_session'), false);
+});
+
+test('a probe whose program the kernel refuses is disabled with a warning and its other links are closed', () => {
+  const fake = new FakeBinding({ refuse: ['handle_openat_exit'] });
+  const session = BpfSession.open(objectFile(), CONFIG, ['file_open', 'process_exec'], { binding: fake, env: {}, tracepointExists: () => true });
+  assert.deepEqual(session.attachedProbes, ['process_exec']);
+  assert.deepEqual(session.warnings, ['cannot attach file_open (fake: handle_openat_exit refused): probe disabled']);
+  assert.ok(![...fake.attached.values()].includes('handle_openat_enter'));
+});
+
+test('links are tracked objects: close() tears down uprobes first (one detachMany), then tracepoints, then drains', async () => {
+  const fake = new FakeBinding();
+  const session = BpfSession.open(objectFile(), CONFIG, ['file_open', 'ssl_op'], { binding: fake, env: {}, tracepointExists: () => true });
+  const a = session.attachUprobeMulti('rtev_ssl_session', 'uprobe_session', '/lib/libssl.so.3', [16n], [1n], -1);
+  const b = session.attachUprobe('rtev_ssl_read', false, -1, '/lib/libssl.so.3', 32n, 0n);
+  b.close();
+  b.close();
+  assert.equal(b.open, false);
+  assert.equal(fake.calls.filter((c) => c.op === 'detach').length, 1, 'closing twice detaches once');
+  session.startRings(() => {});
+  const before = fake.calls.length;
+  await session.close();
+  const ops = fake.calls.slice(before).map((c) => c.op);
+  assert.equal(ops[0], 'detachMany');
+  assert.equal(ops.lastIndexOf('detach') < ops.indexOf('stopRing'), true, 'every link is gone before the rings stop');
+  assert.equal(a.open, false);
+  assert.equal(fake.attached.size, 0);
+  assert.equal(session.linkCount(), 0);
+});
+
+test('the fake binding replays recorded samples through the ring callbacks and the stats map', async () => {
+  const fake = new FakeBinding({ samples: SAMPLES, batchRecords: 5, counters: { file_open: { ringFull: 3n } } });
+  const session = BpfSession.open(objectFile(), CONFIG, ['file_open', 'process_exec', 'tcp_state'], { binding: fake, env: {}, tracepointExists: () => true });
+  session.traceProcess(77, TRACE_TREE);
+  assert.deepEqual(fake.map('traced_tgids').get('4d000000'), Buffer.from([TRACE_TREE]));
+  const seen: Buffer[] = [];
+  const rings = new Set<string>();
+  session.startRings((ring, batch, used) => {
+    rings.add(ring);
+    forEachFrame(batch, used, (r) => seen.push(Buffer.from(r)));
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  await session.close();
+  assert.equal(seen.length, SAMPLES.length);
+  assert.deepEqual(new Set(seen.map((b) => b.toString('hex'))), new Set(SAMPLES.map((b) => b.toString('hex'))));
+  assert.deepEqual(rings, new Set(['bulk', 'rare']));
+  const counters = session.counters();
+  const fileOpens = BigInt(SAMPLES.filter((s) => s.readUInt32LE(16) === 1).length);
+  assert.equal(counters.file_open.submitted, fileOpens);
+  assert.equal(counters.file_open.ringFull, 3n);
+  assert.equal(counters.ssl_op.submitted, 0n);
+});
+
+test('seedSocketOwners writes listen_owners and runs the iterator', () => {
+  const fake = new FakeBinding();
+  const session = BpfSession.open(objectFile(), CONFIG, ['tcp_state'], { binding: fake, env: {}, tracepointExists: () => true });
+  session.seedSocketOwners(() => assert.fail('no warning expected'), [{ family: 2, port: 8080, pid: 9, comm: 'srv', cgroupId: 5n }]);
+  assert.equal(fake.map('listen_owners').size, 1);
+  assert.ok(fake.ops().includes('runIterator'));
+});
