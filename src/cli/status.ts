@@ -1,4 +1,4 @@
-import type { Ledger } from '../model/ledger';
+import { probeLost, type Ledger } from '../model/ledger';
 
 /** StatusLine redraws one line on a terminal: events/s per type, drops, output size. */
 export class StatusLine {
@@ -22,7 +22,7 @@ export class StatusLine {
       const before = this.#previous.get(probe) ?? 0n;
       rates.push(`${probe} ${formatRate(Number(l.user.written - before) / seconds)}/s`);
       this.#previous.set(probe, l.user.written);
-      lost += l.kernel.ringFull + l.user.rejected + l.user.shed;
+      lost += probeLost(l);
     }
     this.#previousAt = elapsedMs;
     this.#out.write(`\r\x1b[K${rates.join('  ')}  lost ${lost}  ${formatBytes(bytes)}`);

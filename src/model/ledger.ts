@@ -47,3 +47,60 @@ export function emptyKernelCounters(): KernelProbeCounters {
 export function emptyUserCounters(): UserProbeCounters {
   return { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n };
 }
+
+/*
+ * The ledger's arithmetic, in one place. Every reader and writer of a ledger (the chunk
+ * predicate, `rtev verify`, the status line, the end summary) computes loss and in-flight
+ * counts with these functions, so the definitions in docs/format.md have one implementation.
+ */
+
+/** What a probe lost: the kernel ring was full, or user space rejected or shed the record. */
+export interface LossCounts {
+  ringFull: bigint;
+  rejected: bigint;
+  shed: bigint;
+}
+
+/** What user space did with a probe's records: wrote them to the output, filtered, rejected or shed them. */
+export interface DisposalCounts {
+  written: bigint;
+  filtered: bigint;
+  rejected: bigint;
+  shed: bigint;
+}
+
+/** lost = ring_full + rejected + shed. */
+export function lostOf(c: LossCounts): bigint {
+  return c.ringFull + c.rejected + c.shed;
+}
+
+/** disposedOf = written + filtered + rejected + shed: the records user space is done with. */
+export function disposedOf(c: DisposalCounts): bigint {
+  return c.written + c.filtered + c.rejected + c.shed;
+}
+
+/** inFlightOf = submitted - disposed: accepted by the kernel ring, not yet disposed of. */
+export function inFlightOf(submitted: bigint, c: DisposalCounts): bigint {
+  return submitted - disposedOf(c);
+}
+
+/**
+ * accountedOf is what a window of the ledger accounts for: the records disposed of in the
+ * window plus the change of the in-flight count. The identity `submitted = accountedOf(...)`
+ * holds for every probe in every window.
+ */
+export function accountedOf(c: DisposalCounts, inFlightStart: bigint, inFlightEnd: bigint): bigint {
+  return disposedOf(c) + inFlightEnd - inFlightStart;
+}
+
+/** probeLost is lostOf for a cumulative probe ledger. */
+export function probeLost(l: ProbeLedger): bigint {
+  return lostOf({ ringFull: l.kernel.ringFull, rejected: l.user.rejected, shed: l.user.shed });
+}
+
+/** ledgerLost sums probeLost over every probe. */
+export function ledgerLost(ledger: Ledger): bigint {
+  let lost = 0n;
+  for (const l of Object.values(ledger)) lost += probeLost(l);
+  return lost;
+}

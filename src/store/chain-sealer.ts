@@ -9,7 +9,7 @@ import { chunkName, envelopeName, UNRECORDED_SUFFIX } from './layout';
 import { predicateValue, type ChunkPredicate } from './predicate';
 import type { SealedChunk } from './recovery';
 import { chooseRemovals, removeChunks, writeCheckpoint, type RetentionLimits } from './retention';
-import { sha256Hex } from './statement-read';
+import { sha256Hex } from '../sign/statement-read';
 
 /** SealJob is one complete chunk handed over for sealing, in sequence order. */
 export interface SealJob {

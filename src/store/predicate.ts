@@ -1,5 +1,5 @@
 import type { CanonicalValue } from '../encode/canonical';
-import type { Ledger } from '../model/ledger';
+import { inFlightOf, lostOf, type Ledger } from '../model/ledger';
 import { EVENT_TYPES, type EventType } from '../model/record';
 import type { HostFacts, TimeAnchor } from './host-facts';
 import type { FunctionCallTotal, ProducerInfo } from './sink';
@@ -167,7 +167,7 @@ export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: Reado
       in_chunk: d('in_chunks'),
       in_flight_start: inFlight(a),
       in_flight_end: inFlight(b),
-      lost: d('k_ring_full') + d('u_rejected') + d('u_shed'),
+      lost: lostOf({ ringFull: d('k_ring_full'), rejected: d('u_rejected'), shed: d('u_shed') }),
     };
     lost += w.lost;
     probes[name] = w;
@@ -176,7 +176,7 @@ export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: Reado
 }
 
 function inFlight(t: ProbeTotals): bigint {
-  return t.k_submitted - t.in_chunks - t.u_filtered - t.u_rejected - t.u_shed;
+  return inFlightOf(t.k_submitted, { written: t.in_chunks, filtered: t.u_filtered, rejected: t.u_rejected, shed: t.u_shed });
 }
 
 /** Cumulative function call counts keyed by target identity, the unit of function_calls windows. */

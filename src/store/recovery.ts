@@ -7,7 +7,9 @@ import { CHECKPOINT_PREDICATE_TYPE, CHUNK_PREDICATE_TYPE } from '../sign/stateme
 import { fsyncDir, lstatMaybe, outputError, readBounded } from './fsio';
 import { classify, envelopeName, chunkName, unsealedName, UNRECORDED_SUFFIX, type Entry } from './layout';
 import type { RestartRecord, UnsealedFile } from './predicate';
-import { digestFile, isObj, MAX_ENVELOPE_BYTES, openStatement, sha256Hex } from './statement-read';
+import { isObj } from '../encode/strict-json';
+import { MAX_ENVELOPE_BYTES, openStatement, sha256Hex } from '../sign/statement-read';
+import { digestFile } from './file-digest';
 
 /**
  * Start-up recovery: find where the chain stands in an evidence directory and turn whatever

@@ -6,7 +6,7 @@ import { CHECKPOINT_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from 
 import { fsyncDir, readBounded, writeFileAtomic } from './fsio';
 import { CHECKPOINT_NAME, chunkName, envelopeName } from './layout';
 import type { SealedChunk } from './recovery';
-import { MAX_ENVELOPE_BYTES, sha256Hex } from './statement-read';
+import { MAX_ENVELOPE_BYTES, sha256Hex } from '../sign/statement-read';
 import type { TimeAnchor } from './host-facts';
 
 /**

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { parseStrict } from '../../src/store/strict-json';
+import { parseStrict } from '../../src/encode/strict-json';
 import { REPO, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
 
 /**

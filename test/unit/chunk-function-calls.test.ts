@@ -7,8 +7,8 @@ import { serializeEnvelope, signEnvelope } from '../../src/sign/envelope';
 import { IN_TOTO_PAYLOAD_TYPE } from '../../src/sign/statement';
 import { openEvidenceDir } from '../../src/store/output';
 import type { FunctionCallTotal, OutputContext, OutputOptions } from '../../src/store/sink';
-import { parseStrict } from '../../src/store/strict-json';
-import { verifyEvidence } from '../../src/store/verify';
+import { parseStrict } from '../../src/encode/strict-json';
+import { verifyEvidence } from '../../src/verify';
 import { renderText } from '../../src/cli/commands/verify';
 import { FakeLedger, makeHarness, PRODUCER, syntheticRecord, type Harness } from '../helpers/evidence-fixtures';
 

@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { RtevError } from '../../src/errors';
-import { parseStrict } from '../../src/store/strict-json';
-import { verifyEvidence } from '../../src/store/verify';
+import { parseStrict } from '../../src/encode/strict-json';
+import { verifyEvidence } from '../../src/verify';
 import { evidenceFiles, makeHarness, syntheticRecord, type Harness } from '../helpers/evidence-fixtures';
 
 const C = (n: number) => `chunk-${String(n).padStart(12, '0')}.ndjson`;

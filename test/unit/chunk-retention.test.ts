@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chooseRemovals } from '../../src/store/retention';
-import { verifyEvidence } from '../../src/store/verify';
+import { verifyEvidence } from '../../src/verify';
 import { evidenceFiles, makeHarness } from '../helpers/evidence-fixtures';
 
 test('chooseRemovals keeps the newest chunk and honours size and age', () => {

@@ -3,8 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseStrict } from '../../src/store/strict-json';
-import { verifyEvidence } from '../../src/store/verify';
+import { parseStrict } from '../../src/encode/strict-json';
+import { verifyEvidence } from '../../src/verify';
 import { evidenceFiles, makeHarness, syntheticRecord } from '../helpers/evidence-fixtures';
 
 function predicate(dir: string, seq: number): any {

@@ -6,8 +6,8 @@ import { canonicalize, type CanonicalValue } from '../../src/encode/canonical';
 import { serializeEnvelope, signEnvelope } from '../../src/sign/envelope';
 import { generateSigningKey, type VerifyKey } from '../../src/sign/keys';
 import { IN_TOTO_PAYLOAD_TYPE } from '../../src/sign/statement';
-import { parseStrict } from '../../src/store/strict-json';
-import { verifyEvidence, type VerifyReport } from '../../src/store/verify';
+import { parseStrict } from '../../src/encode/strict-json';
+import { verifyEvidence, type VerifyReport } from '../../src/verify';
 import { makeHarness, type Harness } from '../helpers/evidence-fixtures';
 
 /** A clean chain of 4+ chunks, closed, with no drops. */

@@ -6,7 +6,7 @@ import { resolveCgroupId } from '../../ingest/host';
 import { DEFAULT_PROBES, selectProbes } from '../../ingest/probes';
 import { parseFunctionsFile } from '../../symbolize';
 import { isEmptySelector, validateSelector, type ContainerSelector, type EnricherOptions } from '../../enrich';
-import type { Ledger } from '../../model/ledger';
+import { probeLost, type Ledger } from '../../model/ledger';
 import type { OutputOptions } from '../../store/sink';
 import { parseArgs, parseDuration, parseInteger, parseSize, usageText, type OptionSpec, type ParsedArgs } from '../args';
 import { configArgs } from '../config-file';
@@ -188,7 +188,7 @@ function summaryLine(ledger: Ledger, bytesWritten: number, elapsedMs: number, ou
   const parts: string[] = [];
   for (const [probe, l] of Object.entries(ledger)) {
     written += l.user.written;
-    lost += l.kernel.ringFull + l.user.rejected + l.user.shed;
+    lost += probeLost(l);
     parts.push(`${probe} ${l.user.written}`);
   }
   const where = output.stdout ? 'stdout' : output.outDir;

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { UsageError } from '../../errors';
 import { defaultKeyDir, DEFAULT_KEY_NAME, loadVerifyKeyFile, publicKeyPath } from '../../sign/key-files';
 import type { VerifyKey } from '../../sign/keys';
-import { verifyEvidence, type VerifyReport } from '../../store/verify';
+import { verifyEvidence, type VerifyReport } from '../../verify';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
 

@@ -1,15 +1,16 @@
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
-import { parseEnvelope, type Envelope } from '../sign/envelope';
-import { IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE } from '../sign/statement';
-import { openNoFollow } from './fsio';
-import { parseStrict, type StrictValue } from './strict-json';
+import { isObj, parseStrict, type StrictObject, type StrictValue } from '../encode/strict-json';
+import { parseEnvelope, type Envelope } from './envelope';
+import { IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE } from './statement';
+
+/**
+ * Reading a signed statement back: the inverse of statement.ts and signEnvelope, pure (bytes
+ * in, values out). Shared by the writer's start-up recovery (store/) and the verifier (verify/).
+ */
 
 /** Envelopes are small (a few KiB); anything beyond this is refused as hostile. */
 export const MAX_ENVELOPE_BYTES = 4 * 1024 * 1024;
-
-export type StrictObject = { [key: string]: StrictValue };
 
 /** OpenedStatement is an envelope whose payload is a well-formed in-toto Statement. */
 export interface OpenedStatement {
@@ -51,41 +52,6 @@ export function openStatement(bytes: Buffer): { ok: true; value: OpenedStatement
   const predicate = statement['predicate'];
   if (typeof predicateType !== 'string' || !isObj(predicate)) return { ok: false, reason: 'statement lacks predicateType or predicate' };
   return { ok: true, value: { envelope: parsed.envelope, payload: parsed.payload, subjectName: name, subjectSha256: digest['sha256'], predicateType, predicate } };
-}
-
-/** isObj tells a JSON object from arrays and scalars. */
-export function isObj(v: StrictValue | undefined): v is StrictObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-export interface FileDigest {
-  sha256: string;
-  bytes: number;
-  /** complete ("\n"-terminated) lines */
-  lines: number;
-}
-
-/** digestFile streams a regular file (no symlinks) through sha256 and counts its lines. */
-export function digestFile(file: string): FileDigest {
-  const fd = openNoFollow(file);
-  try {
-    if (!fs.fstatSync(fd).isFile()) throw new Error(`${file} is not a regular file`);
-    const hash = crypto.createHash('sha256');
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let bytes = 0;
-    let lines = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, bytes);
-      if (n === 0) break;
-      const part = buf.subarray(0, n);
-      hash.update(part);
-      for (let i = part.indexOf(10); i >= 0; i = part.indexOf(10, i + 1)) lines++;
-      bytes += n;
-    }
-    return { sha256: hash.digest('hex'), bytes, lines };
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** sha256Hex hashes bytes. */

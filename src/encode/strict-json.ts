@@ -118,3 +118,10 @@ class Parser {
     return BigInt(m[0]);
   }
 }
+
+export type StrictObject = { [key: string]: StrictValue };
+
+/** isObj tells a JSON object from arrays and scalars. */
+export function isObj(v: StrictValue | undefined): v is StrictObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -3,8 +3,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { ValidateFunction } from 'ajv';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
-import { parseStrict } from './strict-json';
-import { isObj } from './statement-read';
+import { isObj, parseStrict } from '../encode/strict-json';
 import { schemaPath } from '../platform/paths';
 
 /**

@@ -3,10 +3,13 @@ import * as path from 'node:path';
 import { verifyEnvelope } from '../sign/envelope';
 import type { VerifyKey } from '../sign/keys';
 import { CHECKPOINT_PREDICATE_TYPE, CHUNK_PREDICATE_TYPE } from '../sign/statement';
-import { lstatMaybe, readBounded } from './fsio';
-import { CHECKPOINT_NAME, chunkName, classify, envelopeName, type Entry } from './layout';
-import { isObj, MAX_ENVELOPE_BYTES, openStatement, sha256Hex, digestFile, type OpenedStatement, type StrictObject } from './statement-read';
-import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, checkPredicateShape, get, PROBE_FIELDS, scanChunk, type FunctionCallEntry } from './verify-chunk';
+import { isObj, type StrictObject } from '../encode/strict-json';
+import { MAX_ENVELOPE_BYTES, openStatement, sha256Hex, type OpenedStatement } from '../sign/statement-read';
+import { digestFile } from '../store/file-digest';
+import { lstatMaybe, readBounded } from '../store/fsio';
+import { CHECKPOINT_NAME, chunkName, classify, envelopeName, type Entry } from '../store/layout';
+import { checkContentAgainstPredicate, checkLedgerIdentity, scanChunk } from './chunk';
+import { checkFunctionCalls, parsePredicate, probeField, PROBE_FIELDS, type FunctionCallEntry, type SignedPredicate } from './predicate';
 
 /**
  * verifyEvidence checks an evidence directory as hostile input (docs/format.md
@@ -55,7 +58,7 @@ export interface VerifyReport {
 interface ChunkInfo {
   seq: number;
   envelopeSha256: string;
-  predicate: StrictObject;
+  predicate: SignedPredicate;
 }
 
 /** verifyEvidence runs every check and returns the report. */
@@ -96,7 +99,7 @@ export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyR
     }
     prev = info;
   }
-  if (prev !== undefined && get(prev.predicate, 'chain.final') !== true) {
+  if (prev !== undefined && !prev.predicate.chain.final) {
     r.gaps.push({ file: envelopeName(lastSeq), reason: 'the chain ends without a final chunk: the collector is still running or was killed, and its unsealed tail is not accounted for yet' });
   }
   for (const e of entries) checkLeftover(dir, e, lastSeq, r);
@@ -171,37 +174,38 @@ function verifyOne(dir: string, seq: number, hasEnv: boolean, hasChunk: boolean,
     r.problems.push({ file: eName, reason: `the envelope is for ${st.subjectName}, not ${cName} (moved, swapped or copied from another chunk)` });
     return undefined;
   }
-  const shape = checkPredicateShape(st.predicate);
-  if (shape.length > 0) {
-    r.problems.push({ file: eName, reason: `predicate fields missing or malformed: ${shape.slice(0, 6).join(', ')}` });
+  const parsed = parsePredicate(st.predicate);
+  if (!parsed.ok) {
+    r.problems.push({ file: eName, reason: `predicate fields missing or malformed: ${parsed.bad.slice(0, 6).join(', ')}` });
     return undefined;
   }
-  if (get(st.predicate, 'chain.seq') !== BigInt(seq)) {
-    r.problems.push({ file: eName, reason: `predicate seq is ${String(get(st.predicate, 'chain.seq'))}, the file name says ${seq}` });
+  const predicate = parsed.predicate;
+  if (predicate.chain.seq !== BigInt(seq)) {
+    r.problems.push({ file: eName, reason: `predicate seq is ${predicate.chain.seq}, the file name says ${seq}` });
   }
-  for (const m of checkLedgerIdentity(st.predicate)) r.problems.push({ file: eName, reason: m });
-  const fc = checkFunctionCalls(st.predicate);
+  for (const m of checkLedgerIdentity(predicate)) r.problems.push({ file: eName, reason: m });
+  const fc = checkFunctionCalls(predicate.raw);
   for (const m of fc.problems) r.problems.push({ file: eName, reason: m });
   addFunctionCalls(fc.entries, r);
   if (!hasChunk) {
     r.problems.push({ file: cName, reason: 'chunk file is missing (deleted?) but its envelope exists' });
-    return { seq, envelopeSha256: env.sha256, predicate: st.predicate };
+    return { seq, envelopeSha256: env.sha256, predicate };
   }
   let content;
   try {
     content = scanChunk(path.join(dir, cName));
   } catch (err) {
     r.problems.push({ file: cName, reason: `cannot read the chunk: ${(err as Error).message}` });
-    return { seq, envelopeSha256: env.sha256, predicate: st.predicate };
+    return { seq, envelopeSha256: env.sha256, predicate };
   }
   if (content.sha256 !== st.subjectSha256) {
-    const details = checkContentAgainstPredicate(content, st.predicate);
+    const details = checkContentAgainstPredicate(content, predicate);
     r.problems.push({ file: cName, reason: `sha256 ${content.sha256.slice(0, 16)}... does not match the signed digest ${st.subjectSha256.slice(0, 16)}...: the chunk was modified${details.length > 0 ? ` (${details.join('; ')})` : ''}` });
   } else {
-    for (const m of checkContentAgainstPredicate(content, st.predicate)) r.problems.push({ file: cName, reason: m });
+    for (const m of checkContentAgainstPredicate(content, predicate)) r.problems.push({ file: cName, reason: m });
   }
   for (const m of content.lineProblems) r.problems.push({ file: cName, reason: m });
-  return { seq, envelopeSha256: env.sha256, predicate: st.predicate };
+  return { seq, envelopeSha256: env.sha256, predicate };
 }
 
 interface Checkpoint {
@@ -236,39 +240,40 @@ function readCheckpoint(dir: string, keys: readonly VerifyKey[], r: VerifyReport
 }
 
 function checkLink(prev: ChunkInfo | undefined, cur: ChunkInfo, checkpoint: Checkpoint | undefined, r: VerifyReport): void {
-  const p = cur.predicate;
+  const c = cur.predicate.chain;
   const name = envelopeName(cur.seq);
-  const chainId = get(p, 'chain.chain_id') as string;
+  const chainId = c.chain_id;
   if (r.chainId === null) r.chainId = checkpoint?.chainId ?? chainId;
   if (chainId !== r.chainId) r.problems.push({ file: name, reason: `belongs to chain ${chainId}, not ${r.chainId}` });
-  const link = get(p, 'chain.prev_envelope_sha256');
+  const link = c.prev_envelope_sha256;
   if (cur.seq === 1 && link !== null) r.problems.push({ file: name, reason: 'the first chunk of a chain must have prev_envelope_sha256 null' });
   if (prev !== undefined && link !== prev.envelopeSha256) {
     r.problems.push({ file: name, reason: `prev_envelope_sha256 does not match ${envelopeName(prev.seq)}: chunks were swapped, replaced or removed` });
   }
-  const runId = get(p, 'chain.run_id');
-  const index = get(p, 'chain.run_chunk_index') as bigint;
-  const restart = get(p, 'restart');
-  const newRun = prev === undefined || get(prev.predicate, 'chain.run_id') !== runId;
+  const runId = c.run_id;
+  const index = c.run_chunk_index;
+  const restart = cur.predicate.restart;
+  const p = prev?.predicate.chain;
+  const newRun = p === undefined || p.run_id !== runId;
   if (newRun) r.runs++;
-  if (prev !== undefined && !newRun) {
-    if (index !== (get(prev.predicate, 'chain.run_chunk_index') as bigint) + 1n) r.problems.push({ file: name, reason: `run_chunk_index ${index} does not follow ${String(get(prev.predicate, 'chain.run_chunk_index'))}` });
-    if (get(prev.predicate, 'chain.final') === true) r.problems.push({ file: name, reason: 'follows a final chunk of the same run' });
+  if (p !== undefined && !newRun) {
+    if (index !== p.run_chunk_index + 1n) r.problems.push({ file: name, reason: `run_chunk_index ${index} does not follow ${p.run_chunk_index}` });
+    if (p.final) r.problems.push({ file: name, reason: 'follows a final chunk of the same run' });
   }
-  if (prev !== undefined && newRun) {
+  if (prev !== undefined && p !== undefined && newRun) {
     if (index !== 0n) r.problems.push({ file: name, reason: `a new run starts with run_chunk_index ${index}, not 0 (chunks of a run missing?)` });
-    if (!isObj(restart)) {
+    if (restart === null) {
       r.problems.push({ file: name, reason: 'a new run starts without a restart record' });
     } else {
-      if (restart['previous_run_id'] !== get(prev.predicate, 'chain.run_id') || restart['previous_seq'] !== BigInt(prev.seq)) {
+      if (restart['previous_run_id'] !== p.run_id || restart['previous_seq'] !== BigInt(prev.seq)) {
         r.problems.push({ file: name, reason: 'the restart record does not name the previous chunk and run' });
       }
-      if (restart['previous_run_closed'] === true && get(prev.predicate, 'chain.final') !== true) {
+      if (restart['previous_run_closed'] === true && !p.final) {
         r.problems.push({ file: name, reason: 'the restart record claims a clean stop but the previous chunk is not final' });
       }
     }
   }
-  if (isObj(restart)) describeRestart(name, restart, r);
+  if (restart !== null) describeRestart(name, restart, r);
 }
 
 /** checkLinkToInvalid still compares the link when the previous envelope failed its checks. */
@@ -279,7 +284,7 @@ function checkLinkToInvalid(dir: string, seq: number, cur: ChunkInfo, r: VerifyR
   } catch {
     return;
   }
-  if (get(cur.predicate, 'chain.prev_envelope_sha256') !== digest) {
+  if (cur.predicate.chain.prev_envelope_sha256 !== digest) {
     r.problems.push({ file: envelopeName(seq), reason: `prev_envelope_sha256 does not match ${envelopeName(seq - 1)}: chunks were swapped, replaced or removed` });
   }
 }
@@ -294,29 +299,26 @@ function describeRestart(name: string, restart: StrictObject, r: VerifyReport): 
   r.gaps.push({ file: name, reason: `recorded gap: the collector restarted after an unclean stop of run ${String(restart['previous_run_id'])} (after seq ${String(restart['previous_seq'])}); records between that chunk's seal and the stop are not in the chain${parts.length > 0 ? `; unsealed data kept: ${parts.join(', ')}` : ''}` });
 }
 
-function accumulate(p: StrictObject, r: VerifyReport): void {
-  r.records += get(p, 'records.count') as bigint;
-  const byType = get(p, 'records.by_type');
-  if (isObj(byType)) for (const [t, n] of Object.entries(byType)) if (typeof n === 'bigint') r.byType[t] = (r.byType[t] ?? 0n) + n;
-  const min = get(p, 'records.min_ts_ns');
-  const max = get(p, 'records.max_ts_ns');
-  if (typeof min === 'bigint' && (r.minTs === null || min < r.minTs)) r.minTs = min;
-  if (typeof max === 'bigint' && (r.maxTs === null || max > r.maxTs)) r.maxTs = max;
-  const host = `${String(get(p, 'host.hostname'))} boot ${String(get(p, 'host.boot_id'))}`;
+function accumulate(p: SignedPredicate, r: VerifyReport): void {
+  r.records += p.records.count;
+  for (const [t, n] of p.records.by_type) r.byType[t] = (r.byType[t] ?? 0n) + n;
+  const min = p.records.min_ts_ns;
+  const max = p.records.max_ts_ns;
+  if (min !== null && (r.minTs === null || min < r.minTs)) r.minTs = min;
+  if (max !== null && (r.maxTs === null || max > r.maxTs)) r.maxTs = max;
+  const host = `${p.host.hostname} boot ${p.host.boot_id}`;
   if (!r.hosts.includes(host)) r.hosts.push(host);
-  const probes = get(p, 'ledger.probes');
-  if (!isObj(probes)) return;
-  for (const [name, w] of Object.entries(probes)) {
+  for (const [name, w] of p.ledger.probes) {
     const acc = (r.ledger[name] ??= {});
     for (const f of PROBE_FIELDS) {
       if (f === 'in_flight_start' || f === 'in_flight_end') continue;
-      acc[f] = (acc[f] ?? 0n) + (get(w, f) as bigint);
+      acc[f] = (acc[f] ?? 0n) + probeField(w, f);
     }
-    acc['in_flight_end'] = get(w, 'in_flight_end') as bigint;
+    acc['in_flight_end'] = w.in_flight_end;
   }
-  const lost = get(p, 'ledger.lost') as bigint;
+  const lost = p.ledger.lost;
   r.lost += lost;
-  if (lost > 0n) r.gaps.push({ file: chunkName(Number(get(p, 'chain.seq'))), reason: `recorded drops: ${lost} records lost in this chunk's window (see the ledger)` });
+  if (lost > 0n) r.gaps.push({ file: chunkName(Number(p.chain.seq)), reason: `recorded drops: ${lost} records lost in this chunk's window (see the ledger)` });
 }
 
 /** addFunctionCalls sums a chunk's function_calls into the report, per (function, symbol, node_hash). */
