@@ -103,3 +103,18 @@ test('no probe attached is BPF_ATTACH, after tearing down', async () => {
   await assert.rejects(run, { code: 'BPF_ATTACH' });
   assert.equal(fake.attached.size, 0);
 });
+
+test('a Collector run with uprobe probes: libraries attached through tracked links, replayed net_connect and ssl_op records written, uprobes detached first', async () => {
+  const { dir, keyFile, host } = setup();
+  const ringbuf = path.join(REPO, 'test', 'fixtures', 'ringbuf');
+  const samples = ['net_connect', 'ssl_op'].flatMap((f) => readSamples(fs.readFileSync(path.join(ringbuf, f, 'samples.bin'))));
+  const fake = new FakeBinding({ samples });
+  const out = path.join(dir, 'ev');
+  const result = await new Collector(config({ probes: ['net_connect', 'ssl_op'], output: { stdout: false, outDir: out, keyFile }, durationMs: 300 }), host(fake)).run();
+  const expected = ['net_connect', 'ssl_op'].flatMap((f) => fs.readFileSync(path.join(ringbuf, f, 'expected.ndjson'), 'utf8').split('\n').filter((l) => l.length > 0));
+  assert.deepEqual(chunkLines(out).sort(), expected.sort());
+  assert.ok(result.uprobes !== undefined && result.uprobes.links > 0, 'the host libc and libssl got uprobes');
+  assert.equal(fake.attached.size, 0);
+  const ops = fake.ops();
+  assert.ok(ops.indexOf('detachMany') < ops.lastIndexOf('detach'), 'uprobe links go before the tracepoint links');
+});
