@@ -62,19 +62,26 @@ export interface SymbolizerOptions {
   maxCachedAddrs?: number;
   /** maxStackDepth is the BPF side's frame limit: a stack this long is `truncated`. */
   maxStackDepth?: number;
-  /** mapsRefreshMs: a lookup miss re-reads /proc/PID/maps at most this often. */
-  mapsRefreshMs?: number;
+  /**
+   * mapsRefreshLookups: a lookup miss re-reads /proc/PID/maps; the first miss after a read always
+   * does (a library mapped since, or the process gone), later ones once per this many frame
+   * lookups of the process. Counted in lookups, not time, so the same events give the same
+   * records however fast the host is.
+   */
+  mapsRefreshLookups?: number;
   perfMapLimits?: PerfMapLimits;
   maxDebugInfoBytes?: number;
   components?: ComponentResolver;
-  now?: () => number;
 }
 
 interface ProcState {
   pid: number;
   root: string;
   maps: Mapping[];
-  mapsAt: number;
+  /** frame lookups since the maps were last read */
+  lookupsSinceRead: number;
+  /** a miss re-reads the maps once lookupsSinceRead reaches this (0 after the first read) */
+  rereadAfter: number;
   gone: boolean;
   runtime?: RuntimeDecision;
   perfMap?: PerfMap;
@@ -126,10 +133,9 @@ export class Symbolizer {
       maxObjects: opts.maxObjects ?? 128,
       maxCachedAddrs: opts.maxCachedAddrs ?? 65536,
       maxStackDepth: opts.maxStackDepth ?? 127,
-      mapsRefreshMs: opts.mapsRefreshMs ?? 100,
+      mapsRefreshLookups: opts.mapsRefreshLookups ?? 256,
       perfMapLimits: opts.perfMapLimits ?? DEFAULT_PERF_MAP_LIMITS,
       maxDebugInfoBytes: opts.maxDebugInfoBytes ?? 256 * 1024 * 1024,
-      now: opts.now ?? Date.now,
     };
     this.#procs = new LruCache(this.#opts.maxProcesses);
     this.#objects = new LruCache(this.#opts.maxObjects);
@@ -189,7 +195,7 @@ export class Symbolizer {
   #proc(pid: number, tgidRoot: string | undefined): ProcState {
     let p = this.#procs.get(pid);
     if (p === undefined) {
-      p = { pid, root: tgidRoot ?? `${this.procRoot}/${pid}/root`, maps: [], mapsAt: -Infinity, gone: false };
+      p = { pid, root: tgidRoot ?? `${this.procRoot}/${pid}/root`, maps: [], lookupsSinceRead: 0, rereadAfter: 0, gone: false };
       this.#procs.set(pid, p);
       this.#readMaps(p);
     }
@@ -197,7 +203,7 @@ export class Symbolizer {
   }
 
   #readMaps(p: ProcState): void {
-    p.mapsAt = this.#opts.now();
+    p.lookupsSinceRead = 0;
     this.counters.mapsReads++;
     try {
       const { text } = this.host.readText(`${this.procRoot}/${p.pid}/maps`, 64 * 1024 * 1024);
@@ -211,8 +217,10 @@ export class Symbolizer {
   }
 
   #mapping(p: ProcState, addr: bigint): Mapping | undefined {
+    p.lookupsSinceRead++;
     let m = findMapping(p.maps, addr);
-    if (m === undefined && !p.gone && this.#opts.now() - p.mapsAt >= this.#opts.mapsRefreshMs) {
+    if (m === undefined && !p.gone && p.lookupsSinceRead > p.rereadAfter) {
+      p.rereadAfter = this.#opts.mapsRefreshLookups;
       this.#readMaps(p);
       m = findMapping(p.maps, addr);
     }
