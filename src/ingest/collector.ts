@@ -205,7 +205,12 @@ export class Collector {
     let sinkError: unknown;
     pipeline = new Pipeline({
       sink, pathFilter: new PathFilter(config.pathFilter.include, config.pathFilter.exclude),
-      onRecord: (r) => { if (r.event.type === 'process_exec') uprobes.onExec(r.pid); },
+      onRecord: (r) => {
+        if (r.event.type === 'process_exec') {
+          uprobes.onExec(r.pid);
+          functions?.onExit(r.pid); // the old image's maps are gone
+        }
+      },
       ...(functions !== undefined ? { buildFunctionCall: (c: RawFunctionCall) => functions.build(c) } : {}),
       ...(enricher && config.enrich ? { containers: enricher } : {}),
       dropContainerRecords: config.containers.hostOnly === true,

@@ -156,7 +156,10 @@ export class FunctionProbes {
     }
     if (counts !== undefined) counts.emitted++;
     const entryReturnAddr = call.stack[0];
-    const d = this.symbolizer.describeCall(call.header.pid, undefined, call.ip, call.stack, entryReturnAddr === undefined ? {} : { entryReturnAddr });
+    const d = this.symbolizer.describeCall(call.header.pid, undefined, call.ip, call.stack, {
+      ...(entryReturnAddr === undefined ? {} : { entryReturnAddr }),
+      ...(target === undefined ? {} : { calledFile: { ino: target.ino, path: target.path } }),
+    });
     const event: FunctionCallEvent = { type: 'function_call', addr: d.addr, runtime: d.runtime, stack: d.stack };
     const symbol = d.symbol ?? target?.symbol;
     const library = d.library ?? target?.path;
@@ -204,7 +207,13 @@ export class FunctionProbes {
     return `function_call (${this.mode}): ${parts.join('; ')}`;
   }
 
-  /** onExit drops a process's cached maps. */
+  /**
+   * onExit drops a process's cached maps when its image ends. collect calls it for each
+   * process_exec record (exec replaces every mapping; the ring carries no exit record): the
+   * exec is in the same ring as the function calls, so calls of the new image that follow it
+   * are symbolized against fresh maps. Calls whose maps were read too late (after an exec or a
+   * pid reuse the ring had not shown yet) are caught by describeCall's calledFile check.
+   */
   onExit(pid: number): void {
     this.symbolizer.forgetProcess(pid);
   }

@@ -51,6 +51,8 @@ export interface SymbolizerCounters {
   perfMapFrames: number;
   processGone: number;
   mapsReads: number;
+  /** calls whose function address the process's maps no longer put in the called file (exec'd or pid reused since) */
+  imageChanged: number;
 }
 
 export interface SymbolizerOptions {
@@ -113,6 +115,7 @@ const THREAD_ROOTS = /^(_start|__libc_start_main|__libc_start_call_main|start_th
 export class Symbolizer {
   readonly counters: SymbolizerCounters = {
     frames: 0, framesResolved: 0, framesUnresolved: 0, noMapping: 0, objectErrors: 0, perfMapFrames: 0, processGone: 0, mapsReads: 0,
+    imageChanged: 0,
   };
   readonly host: Host;
   readonly procRoot: string;
@@ -151,10 +154,24 @@ export class Symbolizer {
    * describeCall builds the record fields. `stack` is innermost first; when `stack[0]` is
    * not `funcAddr` the function address is put first, and `entryReturnAddr` (the `*(u64*)sp`
    * read at the entry probe) is spliced in as frame 1 when the kernel's walk missed it.
+   * `calledFile` is the file the probe is attached in (a uprobe's target): when the maps do not
+   * put `funcAddr` in that file (by inode or path), they are not the image that made the call
+   * (it exec'd, or the pid was reused, after the call); they are read once more, and if they
+   * still disagree no frame is symbolized from them (counted in imageChanged).
    */
-  describeCall(pid: number, tgidRoot: string | undefined, funcAddr: bigint, stack: readonly bigint[], opts: { entryReturnAddr?: bigint } = {}): CallDescription {
+  describeCall(pid: number, tgidRoot: string | undefined, funcAddr: bigint, stack: readonly bigint[],
+    opts: { entryReturnAddr?: bigint; calledFile?: { ino: bigint; path: string } } = {}): CallDescription {
     const failures: string[] = [];
-    const proc = this.#proc(pid, tgidRoot);
+    let proc = this.#proc(pid, tgidRoot);
+    const called = opts.calledFile;
+    if (called !== undefined && !holdsFile(proc.maps, funcAddr, called)) {
+      if (!proc.gone) this.#readMaps(proc);
+      if (!holdsFile(proc.maps, funcAddr, called)) {
+        this.counters.imageChanged++;
+        failures.push(`the maps of pid ${pid} no longer put ${hex(funcAddr)} in ${called.path}: it exec'd or exited since the call`);
+        proc = { pid, root: proc.root, maps: [], lookupsSinceRead: 0, rereadAfter: Infinity, gone: true };
+      }
+    }
     const frames = [...stack];
     if (frames[0] !== funcAddr) frames.unshift(funcAddr);
     const ret = opts.entryReturnAddr;
@@ -400,6 +417,12 @@ export class Symbolizer {
 /** hex renders an address as the schema wants it (`0x` + lowercase hex). */
 export function hex(v: bigint): string {
   return '0x' + v.toString(16);
+}
+
+/** holdsFile: the mapping at addr is the file (same inode, or same path when overlayfs reports another inode). */
+function holdsFile(maps: Mapping[], addr: bigint, file: { ino: bigint; path: string }): boolean {
+  const m = findMapping(maps, addr);
+  return m !== undefined && (m.inode === file.ino || m.path.replace(/ \(deleted\)$/, '') === file.path);
 }
 
 /** devFromMaps turns maps' `major:minor` (hex) into glibc's makedev() number, as stat reports it. */

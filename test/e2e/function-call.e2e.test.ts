@@ -134,3 +134,61 @@ test('function_call on libssl SSL_read while curl fetches over TLS: component is
     assert.ok(r.event.stack.length >= 2 && r.event.stack[0] === r.event.addr);
   }
 });
+
+test('function_call after an exec in the same pid: symbolized against the new program, not the old maps', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = tempDir('rtev-fc-exec-');
+  const src = path.join(REPO, 'test', 'progs', 'func', 'exec-pair.c');
+  const [one, two] = [1, 2].map((stage) => {
+    const out = path.join(dir, `stage${stage}`);
+    execFileSync('gcc', ['-O1', '-g', '-fno-pie', '-no-pie', `-DSTAGE=${stage}`, '-o', out, src]);
+    return out;
+  }) as [string, string];
+  const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'process_exec', '--function-mode', 'all',
+    '--function', `${one}:stage_one`, '--function', `${two}:stage_two`, '--', one, two], { timeoutMs: 90_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const m = /stage=2 pid=(\d+) target=(0x[0-9a-f]+)/.exec(res.stdout);
+  assert.ok(m, res.stdout.slice(0, 2000));
+  const pid = Number(m[1]);
+  const recs = calls(res.records, pid);
+  const first = recs.find((r) => r.event.library === one);
+  assert.ok(first, JSON.stringify(recs));
+  assert.equal(first.event.symbol, 'stage_one');
+  const second = recs.filter((r) => BigInt(r.event.addr) === BigInt(m[2]!));
+  assert.equal(second.length, 1, JSON.stringify(recs));
+  // both programs are non-PIE at the same base: the old maps would put this address in stage1
+  assert.equal(second[0]!.event.library, two);
+  assert.equal(second[0]!.event.symbol, 'stage_two');
+  const exec = res.records.findIndex((r) => r.pid === pid && r.event.type === 'process_exec' && r.event.filename === two);
+  assert.ok(exec >= 0 && exec < res.records.indexOf(second[0]!), 'the exec record comes first');
+});
+
+test('function_call after an exec of the same program: the exec record drops the old maps (frames in the new library)', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = tempDir('rtev-fc-exec-lib-');
+  const prog = path.join(dir, 'exec-lib');
+  execFileSync('gcc', ['-O1', '-g', '-fno-omit-frame-pointer', '-o', prog, path.join(REPO, 'test', 'progs', 'func', 'exec-lib.c'), '-ldl']);
+  const [one, two] = ['one', 'two'].map((n) => {
+    const out = path.join(dir, `lib${n}.so`);
+    execFileSync('gcc', ['-O1', '-g', '-fno-omit-frame-pointer', '-shared', '-fPIC', '-o', out, path.join(REPO, 'test', 'progs', 'func', 'exec-lib-so.c')]);
+    return out;
+  }) as [string, string];
+  const frames = path.join(dir, 'frames.ndjson');
+  // setarch -R: no address randomization, so both images map their library at the same address
+  const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'process_exec', '--function-mode', 'all',
+    '--function', `${prog}:target_cb`, '--frames', frames, '--', 'setarch', '-R', prog, one, frames, two], { timeoutMs: 90_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const lines = [...res.stdout.matchAll(/pid=(\d+) lib=(\S+) target_cb=(0x[0-9a-f]+) run=(0x[0-9a-f]+)/g)];
+  assert.equal(lines.length, 2, res.stdout.slice(0, 2000));
+  assert.deepEqual(lines.map((m) => m[2]), [one, two]);
+  assert.equal(lines[0]![1], lines[1]![1], 'one pid');
+  assert.equal(lines[0]![4], lines[1]![4], 'both libraries at the same address');
+  const pid = Number(lines[0]![1]);
+  const described = fs.readFileSync(frames, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {
+    pid: number; frames: { symbol?: string; library?: string }[];
+  }).filter((d) => d.pid === pid);
+  assert.equal(described.length, 2, JSON.stringify(described));
+  assert.deepEqual(described.map((d) => [d.frames[0]!.symbol, d.frames[0]!.library]), [['target_cb', prog], ['target_cb', prog]]);
+  // frame 1 is the return address inside run(): the second call's is in libtwo.so
+  assert.deepEqual(described.map((d) => [d.frames[1]!.symbol, d.frames[1]!.library]), [['run', one], ['run', two]]);
+});
