@@ -223,6 +223,8 @@ const NET_SRC: Record<string, string> = {
   '2:1': 'sys_exit_connect', '2:2': 'sys_exit_accept', '2:3': 'sys_exit_accept4',
 };
 const EINPROGRESS = 115;
+/** the kernel's MAX_ERRNO: a negative return below -4095 is not an errno */
+const MAX_ERRNO = 4095;
 
 function decodeNetConnect(rec: Buffer, header: Header): Decoded {
   const family = rec.readUInt16LE(NetConnect.family);
@@ -231,16 +233,25 @@ function decodeNetConnect(rec: Buffer, header: Header): Decoded {
   const src = NET_SRC[`${rec.readUInt8(NetConnect.hook)}:${op}`];
   if (src === undefined) return { ok: false, probe: 'net_connect', reason: 'bad_op' };
   const ret = Number(rec.readBigInt64LE(NetConnect.ret));
+  if (ret < -MAX_ERRNO || ret > 0x7fffffff) return { ok: false, probe: 'net_connect', reason: 'bad_ret' };
   const accepted = op !== 1;
-  // a non-blocking connect in progress is not a failure yet: success false, error EINPROGRESS
   const event: NetConnectEvent = {
     type: 'net_connect',
     fd: accepted && ret >= 0 ? ret : rec.readUInt32LE(NetConnect.fd),
     addr: family === AF_INET ? formatIPv4(rec, NetConnect.addr) : formatIPv6(rec, NetConnect.addr),
     port: rec.readUInt16LE(NetConnect.port),
-    success: ret >= 0,
   };
-  if (ret < 0) event.error = -ret === EINPROGRESS ? EINPROGRESS : -ret;
+  if (ret >= 0) {
+    event.success = true;
+  } else if (-ret === EINPROGRESS && !accepted) {
+    // a non-blocking connect whose handshake outcome was never seen (the caller closed the socket
+    // first, a non-TCP socket, net_pending full): not a failure and not a success, so no `success`
+    // field; `error: 115` says why (docs/probes-network.md, "Non-blocking connect")
+    event.error = EINPROGRESS;
+  } else {
+    event.success = false;
+    event.error = -ret;
+  }
   return { ok: true, probe: 'net_connect', record: makeRecord(header, src, event) };
 }
 

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { formatIPv6 } from '../../src/decode/address';
 import { accessOf, decodeRecord, forEachFrame, joinDirectory, newDecodeStats } from '../../src/decode/decode';
-import { FileOpen } from '../../src/decode/layout';
+import { FileOpen, NetConnect } from '../../src/decode/layout';
+import { encodeRecord } from '../../src/encode/record';
 import { decodeSurrogateEscape, decodeText } from '../../src/decode/text';
 import { createRecordValidator } from '../../src/encode/validate';
 import { REPO } from '../helpers/collector';
@@ -108,4 +109,47 @@ test('IPv6 addresses in RFC 5952 form', () => {
   assert.equal(v6('20010db8000100000001000100010001'), '2001:db8:1:0:1:1:1:1');
   assert.equal(v6('00000000000000000000ffff7f000001'), '::ffff:127.0.0.1');
   assert.equal(v6('fe800000000000000000000000000abc'), 'fe80::abc');
+});
+
+/** netConnect builds an evt_net_connect record (bpf/events.h) from the fixture's first header. */
+function netConnect(ret: bigint, op = 1, hook = 1): Buffer {
+  const samples = fs.readFileSync(path.join(FIXTURE, 'samples.bin'));
+  const rec = Buffer.alloc(NetConnect.SIZE);
+  samples.copy(rec, 0, 4, 4 + 56); // evt_hdr
+  rec.writeUInt32LE(4, 16); // EVT_NET_CONNECT
+  rec.writeUInt32LE(NetConnect.SIZE, 20);
+  rec.set([127, 0, 0, 1], NetConnect.addr);
+  rec.writeBigInt64LE(ret, NetConnect.ret);
+  rec.writeUInt32LE(7, NetConnect.fd);
+  rec.writeUInt16LE(2, NetConnect.family); // AF_INET
+  rec.writeUInt16LE(8080, NetConnect.port);
+  rec.writeUInt8(op, NetConnect.op);
+  rec.writeUInt8(hook, NetConnect.hook);
+  return rec;
+}
+
+test('net_connect outcome: success, a refusal, and an in-progress connect whose outcome was not seen', () => {
+  const stats = newDecodeStats();
+  const event = (ret: bigint, op = 1) => {
+    const d = decodeRecord(netConnect(ret, op), stats);
+    assert.ok(d.ok && 'record' in d, d.ok ? 'no record' : d.reason);
+    return d.record.event;
+  };
+  assert.deepEqual(event(0n), { type: 'net_connect', fd: 7, addr: '127.0.0.1', port: 8080, success: true });
+  assert.deepEqual(event(-111n), { type: 'net_connect', fd: 7, addr: '127.0.0.1', port: 8080, success: false, error: 111 });
+  // EINPROGRESS left: neither a success nor a failure (docs/probes-network.md): no success field
+  assert.deepEqual(event(-115n), { type: 'net_connect', fd: 7, addr: '127.0.0.1', port: 8080, error: 115 });
+  // an accept never reports EINPROGRESS as "in progress": it is a failure like any errno
+  assert.deepEqual(event(-115n, 2), { type: 'net_connect', fd: 7, addr: '127.0.0.1', port: 8080, success: false, error: 115 });
+  assert.deepEqual(event(9n, 2), { type: 'net_connect', fd: 9, addr: '127.0.0.1', port: 8080, success: true });
+  const validate = createRecordValidator();
+  for (const ret of [0n, -111n, -115n]) {
+    const d = decodeRecord(netConnect(ret), stats);
+    assert.ok(d.ok && 'record' in d);
+    assert.equal(validate(encodeRecord(d.record)), undefined);
+  }
+  // a return value that is neither a descriptor nor an errno is rejected, not turned into an error code
+  assert.deepEqual(decodeRecord(netConnect(-4096n), stats), { ok: false, probe: 'net_connect', reason: 'bad_ret' });
+  assert.deepEqual(decodeRecord(netConnect(-(2n ** 63n)), stats), { ok: false, probe: 'net_connect', reason: 'bad_ret' });
+  assert.deepEqual(decodeRecord(netConnect(2n ** 40n, 2), stats), { ok: false, probe: 'net_connect', reason: 'bad_ret' });
 });
