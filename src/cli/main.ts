@@ -1,4 +1,4 @@
-import { RtevError, errorMessage } from '../errors';
+import { addonError, RtevError, errorMessage } from '../errors';
 import { ExitCode } from './exit-codes';
 import { processIO, type CliIO, type Command } from './io';
 import { packageVersion } from '../platform/paths';
@@ -62,31 +62,15 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
 
 /** reportError prints one line (plus the fix) for expected errors, a stack only for bugs. */
 export function reportError(err: unknown, io: CliIO): number {
-  if (err instanceof RtevError) {
-    io.stderr.write(`rtev: ${errorMessage(err)}\n`);
-    const hint = err.hint ?? DEFAULT_HINTS[err.code];
-    if (hint !== undefined) io.stderr.write(`  fix: ${hint}\n`);
-    return exitCodeFor(err.code);
+  const e = addonError(err, 'the BPF addon failed');
+  if (e instanceof RtevError) {
+    io.stderr.write(`rtev: ${errorMessage(e)}\n`);
+    const fix = e.fix;
+    if (fix !== undefined) io.stderr.write(`  fix: ${fix}\n`);
+    return e.exitCode;
   }
-  io.stderr.write(`rtev: internal error: ${errorMessage(err)}\n`);
-  if (process.env['RTEV_DEBUG'] !== undefined && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+  io.stderr.write(`rtev: internal error: ${errorMessage(e)}\n`);
+  if (process.env['RTEV_DEBUG'] !== undefined && e instanceof Error) io.stderr.write(`${e.stack}\n`);
   else io.stderr.write('  (set RTEV_DEBUG=1 for a stack trace, and please report it)\n');
-  return ExitCode.FAILURE;
-}
-
-const DEFAULT_HINTS: Record<string, string> = {
-  OUTPUT: 'choose a directory you can write with --out DIR',
-  DISK_FULL: 'free space on the output device, or choose another --out directory',
-  CONFIG: "fix the config file; options are the long names of 'rtev collect --help'",
-};
-
-const ENVIRONMENT_CODES = new Set(['PRIVILEGES', 'NO_BTF', 'NO_TRACEFS', 'KERNEL', 'ADDON_LOAD', 'BPF_LOAD', 'BPF_ATTACH']);
-const OUTPUT_CODES = new Set(['OUTPUT', 'DISK_FULL']);
-
-function exitCodeFor(code: string): number {
-  if (code === 'USAGE' || code === 'CONFIG') return ExitCode.USAGE;
-  if (ENVIRONMENT_CODES.has(code)) return ExitCode.ENVIRONMENT;
-  if (OUTPUT_CODES.has(code)) return ExitCode.OUTPUT;
-  if (code === 'VERIFY_INVALID') return ExitCode.VERIFY_INVALID;
   return ExitCode.FAILURE;
 }

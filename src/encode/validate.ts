@@ -1,6 +1,7 @@
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import schema from '../../schema/runtime-evidence.v1.json';
+import { errorMessage } from '../errors';
 
 /**
  * createRecordValidator compiles the record contract (JSON Schema draft 2020-12, with the
@@ -15,7 +16,7 @@ export function createRecordValidator(): (line: string) => string | undefined {
     try {
       value = JSON.parse(line);
     } catch (err) {
-      return `not JSON (${(err as Error).message})`;
+      return `not JSON (${errorMessage(err)})`;
     }
     if (validate(value)) return undefined;
     return (validate.errors ?? []).slice(0, 4).map((e) => `${e.instancePath || '/'} ${e.message ?? 'invalid'}`).join('; ');

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import type { RawFunctionCall } from '../decode/decode';
 import type { ProbeName } from '../decode/layout';
 import { canonicalize } from '../encode/canonical';
-import { RtevError } from '../errors';
+import { RtevError, errorMessage } from '../errors';
 import { Enricher, isEmptySelector, type CgroupSelection, type ContainerSelector, type EnrichCounters, type EnricherOptions } from '../enrich';
 import type { Ledger } from '../model/ledger';
 import { openOutput } from '../store/output';
@@ -311,7 +311,7 @@ async function selectContainers(enricher: Enricher, selector: ContainerSelector,
   for (const entry of first.unmatched) warn(`no running container matches '${entry}' yet; it is picked up when it starts`);
   return enricher.watchSelection(selector, apply, {
     intervalMs: 1000,
-    onError: (err) => warn(`container selection not refreshed: ${err instanceof Error ? err.message : String(err)}`),
+    onError: (err) => warn(`container selection not refreshed: ${errorMessage(err)}`),
   });
 }
 

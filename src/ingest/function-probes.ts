@@ -1,5 +1,5 @@
 import type { RawFunctionCall } from '../decode/decode';
-import { RtevError, UsageError } from '../errors';
+import { RtevError, UsageError, errorMessage } from '../errors';
 import type { EvidenceRecord, FunctionCallEvent } from '../model/record';
 import { ComponentResolver, FirstSeenFilter, Symbolizer, resolveTargets, type CallDescription, type FunctionCallCount, type ResolvedTarget } from '../symbolize';
 import { nodeHost } from '../symbolize/host';
@@ -89,7 +89,7 @@ export class FunctionProbes {
     const session = this.#session;
     const failed = (t: ResolvedTarget, err: unknown): void => {
       this.stats.attachFailures++;
-      warn(`function_call: cannot attach to ${t.symbol} in ${t.openPath} (${err instanceof Error ? err.message : String(err)})`);
+      warn(`function_call: cannot attach to ${t.symbol} in ${t.openPath} (${errorMessage(err)})`);
     };
     if (this.#session.uprobeMode === 'session') {
       // one uprobe_multi link per file (the target's index is its cookie): attached, and above all

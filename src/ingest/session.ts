@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
-import { RtevError, UsageError, errorMessage } from '../errors';
+import * as path from 'node:path';
+import { addonError, RtevError, UsageError, errorMessage } from '../errors';
 import { COUNTER_STRIDE, Counter, PROBE_NAMES, type ProbeName } from '../decode/layout';
 import { emptyKernelCounters, type KernelProbeCounters } from '../model/ledger';
 import { encodeListenerOwner, findListenerOwners, type ListenerOwner } from './listeners';
@@ -201,6 +202,14 @@ export class BpfSession {
 
   /** open plans and loads the object with the configuration; only the selected probes' programs are loaded. */
   static open(objectPath: string, config: KernelConfig, probes: ProbeName[], options: SessionOptions = {}): BpfSession {
+    try {
+      return BpfSession.#open(objectPath, config, probes, options);
+    } catch (err) {
+      throw addonError(err, `loading ${path.basename(objectPath)} failed`); // the addon's codes into the error table
+    }
+  }
+
+  static #open(objectPath: string, config: KernelConfig, probes: ProbeName[], options: SessionOptions): BpfSession {
     if (!fs.existsSync(objectPath)) {
       throw new RtevError('ADDON_LOAD', `BPF object ${objectPath} is missing`, { hint: "build it with 'make build'" });
     }
@@ -239,7 +248,7 @@ export class BpfSession {
       for (const program of step.programs) links.push(this.#track('probe', this.#native.attach(this.#handle, program)));
     } catch (err) {
       for (const link of links) link.close();
-      this.warnings.push(`cannot attach ${step.label} (${err instanceof Error ? err.message : String(err)}): probe disabled`);
+      this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): probe disabled`);
       return false;
     }
     return true;

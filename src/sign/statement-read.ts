@@ -3,6 +3,7 @@ import { canonicalize, type CanonicalValue } from '../encode/canonical';
 import { isObj, parseStrict, type StrictObject, type StrictValue } from '../encode/strict-json';
 import { parseEnvelope, type Envelope } from './envelope';
 import { IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE } from './statement';
+import { errorMessage } from '../errors';
 
 /**
  * Reading a signed statement back: the inverse of statement.ts and signEnvelope, pure (bytes
@@ -37,7 +38,7 @@ export function openStatement(bytes: Buffer): { ok: true; value: OpenedStatement
   try {
     statement = parseStrict(text);
   } catch (err) {
-    return { ok: false, reason: `payload is not valid JSON: ${(err as Error).message}` };
+    return { ok: false, reason: `payload is not valid JSON: ${errorMessage(err)}` };
   }
   if (canonicalize(statement as CanonicalValue) !== text) return { ok: false, reason: 'payload is not canonical JSON' };
   if (!isObj(statement) || statement['_type'] !== STATEMENT_TYPE) return { ok: false, reason: `payload is not an in-toto Statement v1` };

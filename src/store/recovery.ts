@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RtevError } from '../errors';
+import { RtevError, errorMessage } from '../errors';
 import { verifyEnvelope } from '../sign/envelope';
 import type { SigningKey } from '../sign/keys';
 import { CHECKPOINT_PREDICATE_TYPE, CHUNK_PREDICATE_TYPE } from '../sign/statement';
@@ -108,7 +108,7 @@ function readHead(dir: string, seq: number, key: SigningKey, notice: (m: string)
   try {
     bytes = readBounded(path.join(dir, envelopeName(seq)), MAX_ENVELOPE_BYTES);
   } catch (err) {
-    return refuse((err as Error).message);
+    return refuse(errorMessage(err));
   }
   const opened = openStatement(bytes);
   if (!opened.ok) return refuse(opened.reason);

@@ -6,6 +6,7 @@ import { ElfFile, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC, type
 import { bufferSource, type Host } from './host';
 import { isGoBinary, readGoBuildInfo, readGoPclntab, type GoBuildInfo } from './go';
 import { decompressXz } from './xz';
+import { errorMessage } from '../errors';
 
 /** SymbolSource says which table named a frame (reference §1 `symbol_source`). */
 export type SymbolSource =
@@ -106,13 +107,13 @@ function addGo(elf: ElfFile, info: ObjectInfo, sets: FuncSym[][]): void {
   try {
     info.goInfo = readGoBuildInfo(elf);
   } catch (err) {
-    info.warnings.push(`go build info: ${(err as Error).message}`);
+    info.warnings.push(`go build info: ${errorMessage(err)}`);
   }
   let pcln;
   try {
     pcln = readGoPclntab(elf);
   } catch (err) {
-    info.warnings.push(`gopclntab: ${(err as Error).message}`);
+    info.warnings.push(`gopclntab: ${errorMessage(err)}`);
   }
   if (pcln === undefined) return;
   const starts = new Set<bigint>();
@@ -146,7 +147,7 @@ function fromDebugFiles(elf: ElfFile, displayPath: string, info: ObjectInfo, opt
       const syms = funcSyms(inner.symbols('.symtab'), 'minidebuginfo');
       if (syms.length > 0) return mark(syms, 'minidebuginfo', undefined, info);
     } catch (err) {
-      info.warnings.push(`.gnu_debugdata: ${(err as Error).message}`);
+      info.warnings.push(`.gnu_debugdata: ${errorMessage(err)}`);
     }
   }
   return undefined;
@@ -163,7 +164,7 @@ function safe<T>(fn: () => T, info: ObjectInfo): T | undefined {
   try {
     return fn();
   } catch (err) {
-    info.warnings.push((err as Error).message);
+    info.warnings.push(errorMessage(err));
     return undefined;
   }
 }
@@ -201,7 +202,7 @@ function trySymbolFile(cand: string, opts: LoadOptions, info: ObjectInfo, accept
     const syms = funcSyms(d.symbols('.symtab'), 'symtab');
     return syms.length > 0 ? syms : undefined;
   } catch (err) {
-    info.warnings.push(`debug file ${cand}: ${(err as Error).message}`);
+    info.warnings.push(`debug file ${cand}: ${errorMessage(err)}`);
     return undefined;
   } finally {
     src.close();

@@ -9,6 +9,7 @@ import { DEFAULT_PERF_MAP_LIMITS, PerfMap, perfMapKind, type PerfMapLimits } fro
 import { fileOffsetOf, findMapping, isFileBacked, nsPidFromStatus, parseMaps, type Mapping } from './proc';
 import { LruCache } from './lru';
 import { detectRuntime, type RuntimeDecision } from './runtime-detect';
+import { errorMessage } from '../errors';
 
 /** SymbolizedFrame is one stack frame as the human view (`rtev query --frames`) shows it. */
 export interface SymbolizedFrame {
@@ -255,7 +256,7 @@ export class Symbolizer {
     let isGo = false;
     const exeMap = p.maps.find((m) => m.path === exe.replace(/ \(deleted\)$/, '') && isFileBacked(m));
     const obj = exeMap !== undefined ? this.#object(p, exeMap) : undefined;
-    if (obj instanceof SymbolizeError) failures.push(`exe: ${obj.message}`);
+    if (obj instanceof SymbolizeError) failures.push(`exe: ${errorMessage(obj)}`);
     else if (obj !== undefined) isGo = obj.isGo;
     p.runtime = detectRuntime(exe, isGo, p.maps.filter(isFileBacked).map((m) => m.path));
     return p.runtime.runtime;
@@ -323,7 +324,7 @@ export class Symbolizer {
   #addrInfo(p: ProcState, m: Mapping, addr: bigint, isReturn: boolean, failures: string[]): AddrInfo | null {
     const obj = this.#object(p, m);
     if (obj instanceof SymbolizeError) {
-      failures.push(`${m.path}: ${obj.message}`);
+      failures.push(`${m.path}: ${errorMessage(obj)}`);
       return null;
     }
     const off = fileOffsetOf(m, addr);
@@ -361,7 +362,7 @@ export class Symbolizer {
         h = { component, hash: computeNodeHash(out.kind, component, out.symbol) };
         this.#hashes.set(key, h);
       } catch (err) {
-        failures.push(`component of ${m.path}: ${(err as Error).message}`);
+        failures.push(`component of ${m.path}: ${errorMessage(err)}`);
         return;
       }
     }

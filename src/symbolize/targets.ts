@@ -1,5 +1,5 @@
 import * as path from 'node:path/posix';
-import { UsageError } from '../errors';
+import { UsageError, errorMessage } from '../errors';
 import type { Runtime } from '../model/record';
 import { canonicalSymbol, splitGoSymbol } from './canonical';
 import { ComponentResolver } from './component';
@@ -68,7 +68,7 @@ export function parseFunctionsFile(text: string): string[] {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`functions file is not JSON: ${(err as Error).message}`);
+    throw new UsageError(`functions file is not JSON: ${errorMessage(err)}`);
   }
   const list = Array.isArray(doc) ? doc : (doc as { functions?: unknown })?.functions;
   if (!Array.isArray(list)) throw new UsageError('functions file must be an array or {"functions": [...]}');
@@ -220,7 +220,7 @@ class TargetResolver {
           host: this.host, root: f.root, debugDirs: this.opts.debugDirs ?? ['/usr/lib/debug'], maxDebugInfoBytes: this.opts.maxDebugInfoBytes ?? 256 << 20,
         });
       } catch (err) {
-        const why = err instanceof SymbolizeError && err.code === 'NOT_ELF' ? 'is not an ELF file' : `cannot be read: ${(err as Error).message}`;
+        const why = err instanceof SymbolizeError && err.code === 'NOT_ELF' ? 'is not an ELF file' : `cannot be read: ${errorMessage(err)}`;
         throw new UsageError(`function target file ${f.openPath} ${why}`);
       }
       this.#objects.set(f.openPath, o);

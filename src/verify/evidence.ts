@@ -10,6 +10,7 @@ import { lstatMaybe, readBounded } from '../store/fsio';
 import { CHECKPOINT_NAME, chunkName, classify, envelopeName, type Entry } from '../store/layout';
 import { checkContentAgainstPredicate, checkLedgerIdentity, scanChunk } from './chunk';
 import { checkFunctionCalls, parsePredicate, probeField, PROBE_FIELDS, type FunctionCallEntry, type SignedPredicate } from './predicate';
+import { errorMessage } from '../errors';
 
 /**
  * verifyEvidence checks an evidence directory as hostile input (docs/format.md
@@ -112,7 +113,7 @@ function listForVerify(dir: string, r: VerifyReport): Entry[] | undefined {
     if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
     names = fs.readdirSync(dir).sort();
   } catch (err) {
-    r.problems.push({ file: dir, reason: `cannot read the evidence directory: ${(err as Error).message}` });
+    r.problems.push({ file: dir, reason: `cannot read the evidence directory: ${errorMessage(err)}` });
     return undefined;
   }
   const out: Entry[] = [];
@@ -137,7 +138,7 @@ function readEnvelope(dir: string, name: string, keys: readonly VerifyKey[], r: 
   try {
     bytes = readBounded(path.join(dir, name), MAX_ENVELOPE_BYTES);
   } catch (err) {
-    r.problems.push({ file: name, reason: `cannot read the envelope: ${(err as Error).message}` });
+    r.problems.push({ file: name, reason: `cannot read the envelope: ${errorMessage(err)}` });
     return undefined;
   }
   const opened = openStatement(bytes);
@@ -195,7 +196,7 @@ function verifyOne(dir: string, seq: number, hasEnv: boolean, hasChunk: boolean,
   try {
     content = scanChunk(path.join(dir, cName));
   } catch (err) {
-    r.problems.push({ file: cName, reason: `cannot read the chunk: ${(err as Error).message}` });
+    r.problems.push({ file: cName, reason: `cannot read the chunk: ${errorMessage(err)}` });
     return { seq, envelopeSha256: env.sha256, predicate };
   }
   if (content.sha256 !== st.subjectSha256) {

@@ -5,6 +5,7 @@ import type { ValidateFunction } from 'ajv';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
 import { isObj, parseStrict } from '../encode/strict-json';
 import { schemaPath } from '../platform/paths';
+import { errorMessage } from '../errors';
 
 /**
  * Checks of one evidence line: strict JSON, canonical bytes, and the record schema
@@ -32,7 +33,7 @@ export function checkLine(line: string): LineCheck {
   try {
     value = parseStrict(line);
   } catch (err) {
-    return { ok: false, reason: `not valid JSON (${(err as Error).message})` };
+    return { ok: false, reason: `not valid JSON (${errorMessage(err)})` };
   }
   if (!isObj(value)) return { ok: false, reason: 'not a JSON object' };
   if (canonicalize(value as CanonicalValue) !== line) return { ok: false, reason: 'not in canonical JSON form' };

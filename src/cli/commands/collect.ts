@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { UsageError } from '../../errors';
+import { UsageError, errorMessage } from '../../errors';
 import { Collector, type CollectResult, type CollectorConfig } from '../../ingest/collector';
 import { parseFunctionMode } from '../../ingest/function-probes';
 import { resolveCgroupId } from '../../ingest/host';
@@ -129,7 +129,7 @@ function containerSelector(parsed: ParsedArgs, cgroupFilter: boolean): Container
   try {
     validateSelector(selector);
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new UsageError(errorMessage(err));
   }
   if (cgroupFilter && !isEmptySelector(selector)) throw new UsageError('--cgroup cannot be combined with container selection');
   return selector;
@@ -165,7 +165,7 @@ function functionTargets(parsed: ParsedArgs): string[] {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      throw new UsageError(`--functions: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new UsageError(`--functions: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
     }
     specs.push(...parseFunctionsFile(text));
   }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UsageError } from '../../errors';
+import { UsageError, errorMessage } from '../../errors';
 import { parseArgs, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
@@ -60,7 +60,7 @@ function recordFiles(source: string): string[] {
   try {
     st = fs.statSync(source);
   } catch (err) {
-    throw new UsageError(`cannot read ${source}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read ${source}: ${errorMessage(err)}`);
   }
   if (!st.isDirectory()) return [source];
   return fs.readdirSync(source).filter((n) => /^chunk-\d+\.ndjson$/.test(n)).sort().map((n) => path.join(source, n));
@@ -95,7 +95,7 @@ function readFrames(file: string): Map<string, string> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read --frames file ${file}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read --frames file ${file}: ${errorMessage(err)}`);
   }
   for (const line of text.split('\n')) {
     if (line.length === 0) continue;

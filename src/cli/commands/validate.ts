@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { UsageError } from '../../errors';
+import { UsageError, errorMessage } from '../../errors';
 import { createRecordValidator } from '../../encode/validate';
 import { parseArgs, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
@@ -38,7 +38,7 @@ function readFile(file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read ${file}: ${errorMessage(err)}`);
   }
 }
 

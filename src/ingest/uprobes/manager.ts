@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import type { ProbeName } from '../../decode/layout';
 import type { UprobeMode } from '../probes';
 import type { BpfSession, Link } from '../session';
+import { errorMessage } from '../../errors';
 import {
   HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets,
   type Candidate, type LibraryKind, type ProbeTarget,
@@ -275,7 +276,7 @@ export class UprobeManager {
     } catch (err) {
       for (const link of state.links.splice(0)) link.close();
       this.#stats.attachFailures++;
-      this.#warn(`cannot attach uprobes to ${c.path} (${err instanceof Error ? err.message : String(err)})`);
+      this.#warn(`cannot attach uprobes to ${c.path} (${errorMessage(err)})`);
       return false;
     }
     state.status = 'attached';
