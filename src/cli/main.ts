@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Command> = {
   verify: () => require('./commands/verify').verifyCommand,
   keygen: () => require('./commands/keygen').keygenCommand,
   'node-hash': () => require('./commands/node-hash').nodeHashCommand,
+  plan: () => require('./commands/plan').planCommand,
+  report: () => require('./commands/report').reportCommand,
 };
 
 function usage(): string {

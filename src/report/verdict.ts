@@ -79,7 +79,7 @@ export interface ProductObservations {
 
 /** Ownership tells which package owns a path in a product (signed attribution first, then package databases, then the SBOM). */
 export interface Ownership {
-  owner(product: ProductKey, file: string, signedPurl: string | null): ParsedPurl | undefined;
+  owners(product: ProductKey, file: string, signedPurl: string | null): ParsedPurl[];
   /** the basenames of the files the component owns in the product (for probes on a copy of the file) */
   basenames(product: ProductKey, component: SbomComponent): ReadonlySet<string>;
 }
@@ -144,10 +144,8 @@ export function decide(finding: Finding, product: Product, obs: ProductObservati
   }
 
   const key = product.key;
-  const loaded = obs.loaded.filter((l) => {
-    const o = own.owner(key, l.path, l.purl);
-    return o !== undefined && samePackage(o, c.parsed);
-  });
+  const ownedBy = (file: string, signed: string | null): boolean => own.owners(key, file, signed).some((o) => samePackage(o, c.parsed));
+  const loaded = obs.loaded.filter((l) => ownedBy(l.path, l.purl));
   const names = own.basenames(key, c);
   const cov = obs.coverage;
   const functions: FunctionStatus[] = finding.functions.map((fn) => {
@@ -157,8 +155,7 @@ export function decide(finding: Finding, product: Product, obs: ProductObservati
       if (nh !== undefined && h.nodeHash === nh) return true;
       if (fn.kind === 'go') return h.nodeHash === null;
       if (fn.kind !== 'native' || !fileMatches(fn.path, h.library)) return false;
-      const o = own.owner(key, h.library, loaded.find((l) => l.path === h.library)?.purl ?? null);
-      return o !== undefined && samePackage(o, c.parsed);
+      return ownedBy(h.library, obs.loaded.find((l) => l.path === h.library)?.purl ?? null);
     });
     const probes = obs.probes.filter((p) => {
       if (p.symbol !== fn.symbol) return false;

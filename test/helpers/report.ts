@@ -34,7 +34,7 @@ export function fixtureObservations(d: {
 export function mapOwnership(owners: Record<string, string>): Ownership {
   const parsed = new Map<string, ParsedPurl>(Object.entries(owners).map(([p, u]) => [p, parsePurl(u)!]));
   return {
-    owner: (_p, file, signed) => (signed !== null ? parsePurl(signed) : parsed.get(file)),
+    owners: (_p, file, signed) => (signed !== null ? [parsePurl(signed)!] : parsed.has(file) ? [parsed.get(file)!] : []),
     basenames: (_p, c: SbomComponent) => new Set([...parsed].filter(([, u]) => u.name === c.parsed.name).map(([f]) => path.basename(f))),
   };
 }

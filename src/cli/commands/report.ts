@@ -1,0 +1,108 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RtevError, UsageError } from '../../errors';
+import { toCycloneDx } from '../../report/cyclonedx';
+import { toHtml } from '../../report/html';
+import { functionKey } from '../../report/verdict';
+import { buildReport, toJson, type ReportModel } from '../../report/report';
+import { scanEvidence } from '../../report/scan';
+import { toOpenVex } from '../../report/openvex';
+import { toTable } from '../../report/table';
+import { defaultKeyDir, DEFAULT_KEY_NAME, loadVerifyKeyFile, publicKeyPath } from '../../sign/key-files';
+import { packagePath } from '../../platform/paths';
+import { parseArgs, usageText, type OptionSpec } from '../args';
+import { ExitCode } from '../exit-codes';
+import type { CliIO, Command } from '../io';
+import { loadReportInputs } from './report-inputs';
+
+const FORMATS = ['table', 'json', 'openvex', 'cyclonedx', 'html'] as const;
+
+const OPTIONS: OptionSpec[] = [
+  { name: 'sbom', kind: 'list', value: 'FILE', help: 'CycloneDX 1.4-1.6 or SPDX 2.2/2.3 JSON SBOM (repeatable: one per product)' },
+  { name: 'vulns', kind: 'list', value: 'PATH', help: 'OSV JSON: a record, an array, {"vulns":[...]}, or a directory (repeatable)' },
+  { name: 'image', kind: 'list', value: 'REF', help: 'a podman image as a product (repeatable): pkg:oci/NAME@sha256:...' },
+  { name: 'host', kind: 'flag', help: 'the host as a product too (the default when no --image is given)' },
+  { name: 'format', kind: 'string', value: 'FORMAT', help: `${FORMATS.join('|')} (default table)` },
+  { name: 'out', kind: 'string', value: 'FILE', help: 'write the report here (default: stdout)' },
+  { name: 'pubkey', kind: 'list', value: 'FILE', help: 'trusted Ed25519 public key (repeatable; default: the default signing key\'s .pub)' },
+  { name: 'plan', kind: 'string', value: 'FILE', help: "the 'rtev plan' output used for the collection: its unprobeable reasons go into the notes" },
+  { name: 'not-observed-as-not-affected', kind: 'flag', help: 'opt-in: with complete coverage, "probed and never called" or "never loaded" becomes not_affected/vulnerable_code_not_in_execute_path' },
+  { name: 'allow-unverified', kind: 'flag', help: 'use evidence that fails verification; every evidence-based verdict is then at most under_investigation' },
+];
+
+const USAGE = usageText(`usage: rtev report DIR --sbom FILE --vulns PATH [--image REF]... [--format table|json|openvex|cyclonedx|html] [--out FILE]
+
+One verdict per vulnerability × product from the SBOM, the OSV advisories and the signed
+evidence in DIR: fixed / not_affected by version; affected when a vulnerable function ran
+(with evidence references) or, component-level, when the component was loaded without
+function data; otherwise under_investigation (docs/reachability.md, "Verdicts").
+
+exit codes: 0 report written; 11 the evidence fails verification (unless --allow-unverified); 2 usage.`, OPTIONS);
+
+export const reportCommand: Command = {
+  summary: 'VEX/HTML report: which vulnerable components and functions ran',
+  usage: USAGE,
+  async run(args: string[], io: CliIO): Promise<number> {
+    const a = parseArgs(args, OPTIONS, 1);
+    const dir = a.positionals[0];
+    if (dir === undefined) throw new UsageError('no evidence directory given', 'rtev report DIR --sbom FILE --vulns PATH');
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`${dir} is not an evidence directory`);
+    const format = a.values.get('format') ?? 'table';
+    if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format ${format}: choose one of ${FORMATS.join(', ')}`);
+    const keys = pubkeys(a.lists.get('pubkey') ?? []).map((f) => loadVerifyKeyFile(f));
+    const { verify, observations } = scanEvidence(dir, keys);
+    const allowUnverified = a.flags.has('allow-unverified');
+    let unverified: string | undefined;
+    if (verify.status === 'invalid') {
+      const first = verify.problems[0];
+      const what = `${verify.problems.length} verification problem(s), first: ${first?.file}: ${first?.reason}`;
+      if (!allowUnverified) throw new RtevError('VERIFY_INVALID', `evidence in ${dir} fails verification (${what})`, { hint: "check it with 'rtev verify'; --allow-unverified reports at most under_investigation" });
+      unverified = `evidence failed verification (${what})`;
+    }
+    const cov = await observations.coverage();
+    const h = cov.hosts[0];
+    const inputs = loadReportInputs(a, { mountImages: true, ...(h !== undefined && h.machineId !== '' ? { machineId: h.machineId, hostname: h.hostname } : {}) });
+    const model = await buildReport(inputs.products, inputs.vulns, observations, inputs.files, {
+      notObservedAsNotAffected: a.flags.has('not-observed-as-not-affected'), unverified, allowUnverified,
+      unprobeable: readPlan(a.values.get('plan')), version: (JSON.parse(fs.readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version, now: new Date(),
+    });
+    const text = render(model, format);
+    const out = a.values.get('out');
+    if (out === undefined) io.stdout.write(text);
+    else {
+      fs.writeFileSync(out, text);
+      io.stderr.write(`rtev report: wrote ${format} to ${out}\n`);
+    }
+    return ExitCode.OK;
+  },
+};
+
+function render(m: ReportModel, format: string): string {
+  switch (format) {
+    case 'json': return toJson(m);
+    case 'openvex': return toOpenVex(m);
+    case 'cyclonedx': return toCycloneDx(m);
+    case 'html': return toHtml(m);
+    default: return toTable(m);
+  }
+}
+
+function pubkeys(given: string[]): string[] {
+  if (given.length > 0) return given;
+  const fallback = publicKeyPath(path.join(defaultKeyDir(), DEFAULT_KEY_NAME));
+  if (!fs.existsSync(fallback)) throw new UsageError('no public key given and no default key exists', "pass --pubkey FILE (the .pub file next to the key given to 'rtev collect --key')");
+  return [fallback];
+}
+
+function readPlan(file: string | undefined): Map<string, string> | undefined {
+  if (file === undefined) return undefined;
+  let doc: { unprobeable?: Array<{ kind: 'go' | 'native' | 'rust'; path: string; symbol: string; reason: string }> };
+  try {
+    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--plan ${file}: ${(err as Error).message}`);
+  }
+  const m = new Map<string, string>();
+  for (const u of doc.unprobeable ?? []) if (typeof u?.symbol === 'string') m.set(functionKey({ kind: u.kind, path: u.path, symbol: u.symbol }), u.reason);
+  return m;
+}
