@@ -9,7 +9,7 @@ import type { ContainerSource } from './host/source';
 import { StorageSource } from './host/storage-source';
 import { BoundedCache } from './lru';
 import { computeSelection, validateSelector, type CgroupSelection, type ContainerSelector, type SelectionInput } from './select';
-import { containerIdUri, type ContainerRuntime, type DigestResult, type EnrichInfo, type EnrichReason } from './types';
+import { CONTAINER_RUNTIMES, containerIdUri, type ContainerFacts, type ContainerRuntime, type DigestResult, type EnrichInfo, type EnrichReason } from './types';
 
 /** EnricherOptions configures where runtimes keep their state and how much is cached. */
 export interface EnricherOptions {
@@ -199,6 +199,24 @@ export class Enricher {
     const answer = this.#cgroups.get(`v2:${record.cgroup_id}`);
     if (answer === undefined || answer.reason !== undefined) r.unresolved++;
     else r.host++;
+  }
+
+  /**
+   * containerFacts returns what was learned of a container (`<runtime>://<id>`): its names,
+   * image digest, image id and references, or the reason they are unknown. Undefined when the
+   * container was never resolved (or its answer left the cache).
+   */
+  containerFacts(containerId: string): ContainerFacts | undefined {
+    const m = /^([a-z-]+):\/\/([a-f0-9]{64})$/.exec(containerId);
+    if (m === null || !(CONTAINER_RUNTIMES as readonly string[]).includes(m[1]!)) return undefined;
+    const runtime = m[1] as ContainerRuntime;
+    const r = this.#containers.get(`${runtime}:${m[2]}`);
+    if (r === undefined) return undefined;
+    if (!r.ok) return { runtime, id: m[2]!, names: [], reason: r.reason };
+    return {
+      runtime, id: m[2]!, names: [...(r.names ?? [])].sort(), digest: r.digest, basis: r.basis,
+      ...(r.image !== undefined ? { image: r.image } : {}),
+    };
   }
 
   /** counters returns a snapshot of the enrichment ledger. */

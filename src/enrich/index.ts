@@ -9,5 +9,5 @@ export type { CgroupClass, ProcCgroup } from './cgroup-path';
 export { computeSelection, validateSelector, isEmptySelector, SelectError } from './select';
 export type { CgroupSelection, ContainerSelector, SelectionInput } from './select';
 export { isDigest, isContainerHexId, containerIdUri, CONTAINER_RUNTIMES } from './types';
-export type { ContainerRuntime, EnrichInfo, EnrichReason, DigestResult } from './types';
+export type { ContainerFacts, ContainerRuntime, EnrichInfo, EnrichReason, DigestResult, ImageRef } from './types';
 export type { ContainerSource } from './host/source';

@@ -32,9 +32,28 @@ export type EnrichReason =
   | 'socket_error'
   | 'queue_full';
 
+/** ImageRef is what a runtime tells of a container's image besides its digest. */
+export interface ImageRef {
+  /** image (config) id `sha256:<64 hex>`, when the runtime shows it */
+  id?: string;
+  /** references the image is known by (`docker.io/library/alpine:3.20`), sorted */
+  names: string[];
+}
+
+/** ContainerFacts is everything the enricher learned of one container (kept in the evidence). */
+export interface ContainerFacts {
+  runtime: ContainerRuntime;
+  id: string;
+  names: string[];
+  digest?: string;
+  basis?: 'manifest' | 'image_id';
+  image?: ImageRef;
+  reason?: EnrichReason;
+}
+
 /** DigestResult is the outcome of asking one runtime source for a container's image. */
 export type DigestResult =
-  | { ok: true; digest: string; basis: 'manifest' | 'image_id'; names?: string[] }
+  | { ok: true; digest: string; basis: 'manifest' | 'image_id'; names?: string[]; image?: ImageRef }
   | { ok: false; reason: EnrichReason; detail?: string };
 
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;

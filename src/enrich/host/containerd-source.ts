@@ -42,7 +42,8 @@ export class ContainerdSource implements ContainerSource {
         const body = await this.#call(ns, '/containerd.services.containers.v1.Containers/Get', encodeStringField(1, id));
         if (body === null) continue;
         const c = decodeGetContainerResponse(body);
-        return await this.#imageDigest(ns, c.image);
+        const r = await this.#imageDigest(ns, c.image);
+        return r.ok ? { ...r, image: { names: c.image === '' ? [] : [c.image] } } : r;
       }
       return { ok: false, reason: 'container_not_found' };
     } catch (err) {

@@ -30,7 +30,7 @@ export class DockerFilesSource implements ContainerSource {
       const meta = parseDockerContainer(JSON.parse(raw));
       const repoDigests = await this.#repoDigests(meta.imageId);
       const r = dockerImageDigest(meta, repoDigests);
-      return r.ok ? { ...r, names: meta.name === '' ? [] : [meta.name] } : r;
+      return r.ok ? { ...r, names: meta.name === '' ? [] : [meta.name], image: { id: meta.imageId, names: meta.imageRef === '' ? [] : [meta.imageRef] } } : r;
     } catch (err) {
       return failure(err, 'metadata_unreadable');
     }
@@ -82,7 +82,7 @@ export class DockerApiSource implements ContainerSource {
       const img = await this.#get(`/images/${meta.imageId}/json`);
       const repoDigests = img === null ? [] : parseDockerImageRepoDigests(img);
       const r = dockerImageDigest(meta, repoDigests);
-      return r.ok ? { ...r, names: meta.name === '' ? [] : [meta.name] } : r;
+      return r.ok ? { ...r, names: meta.name === '' ? [] : [meta.name], image: { id: meta.imageId, names: meta.imageRef === '' ? [] : [meta.imageRef] } } : r;
     } catch (err) {
       return failure(err, 'socket_error');
     }

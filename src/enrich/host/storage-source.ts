@@ -44,8 +44,9 @@ export class StorageSource implements ContainerSource {
       const c = containers.get(id);
       if (c === undefined) return { ok: false, reason: 'container_not_found' };
       const images = await this.#images.read(path.join(root, `${this.#driver}-images`, 'images.json'));
-      const r = storageImageDigest(images.get(c.imageId));
-      return r.ok ? { ...r, names: c.names } : r;
+      const img = images.get(c.imageId);
+      const r = storageImageDigest(img);
+      return r.ok ? { ...r, names: c.names, image: { id: `sha256:${c.imageId}`, names: [...(img?.names ?? [])].sort() } } : r;
     } catch (err) {
       return failure(err, 'metadata_unreadable');
     }
