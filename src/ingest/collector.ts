@@ -8,6 +8,7 @@ import { canonicalize } from '../encode/canonical';
 import { RtevError, errorMessage } from '../errors';
 import { Enricher, isEmptySelector, type CgroupSelection, type ContainerSelector, type EnrichCounters, type EnricherOptions } from '../enrich';
 import type { Ledger } from '../model/ledger';
+import { Attributor } from '../packages/attributor';
 import { openOutput } from '../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
 import { FunctionProbes, type FunctionMode } from './function-probes';
@@ -42,6 +43,8 @@ export interface CollectorConfig {
   bulkRingBytes: number;
   rareRingBytes: number;
   verbose: boolean;
+  /** attribute files to packages in the evidence (`attribution` in chunk predicates); default true with --out */
+  attribution?: boolean;
 }
 
 /** What the collector reports while it runs (rtev collect draws its status line from it). */
@@ -189,12 +192,18 @@ export class Collector {
     let pipeline: Pipeline | undefined;
     const ledger = (): Ledger => buildLedger(session, pipeline);
     let sink: RecordSink;
+    // package attribution runs beside the evidence directory (docs/format.md, "Attribution")
+    const attributor = !config.output.stdout && config.attribution !== false
+      ? new Attributor(enricher !== undefined ? { containerFacts: (id) => enricher.containerFacts(id) } : {})
+      : undefined;
+    attributor?.warm();
     try {
       const producer = producerInfo(parts.objectPath, host.btfPath ?? BTF_PATH, config, session.attachedProbes);
       sink = await openOutput(config.output, {
         producer, ledger, notice: (m) => host.notice(m),
         // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
         ...(functions !== undefined ? { functionCalls: () => functions.totals(), onSeal: () => functions.rotateWindow() } : {}),
+        ...(attributor !== undefined ? { attribution: attributor } : {}),
       });
     } catch (err) {
       await parts.teardown();
@@ -277,7 +286,9 @@ export class Collector {
     // the reader of --stdout went away (rtev collect --stdout | head): stop quietly, like other tools
     if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return { ...result, outputClosed: true };
     if (sinkError !== undefined) throw sinkError;
+    await attributor?.idle(10_000);
     await sink.close(finalLedger);
+    attributor?.close();
     return { ...result, bytesWritten: sink.bytesWritten };
   }
 }

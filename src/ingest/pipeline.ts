@@ -180,7 +180,7 @@ export class Pipeline {
       this.user[probe].filtered++;
       return;
     }
-    this.#o.sink.write(encodeRecord(record), { type: record.event.type, tsNs: record.ts_ns, probe });
+    this.#o.sink.write(encodeRecord(record), { type: record.event.type, tsNs: record.ts_ns, probe, record });
     this.user[probe].written++;
   }
 

@@ -30,7 +30,8 @@ export interface AttributorOptions {
   maxQueue?: number;
   /** resolutions running at once; default 4 */
   concurrency?: number;
-  /** a chunk window is full (the writer seals early) at this many files or path bytes */
+  /** a chunk window is full (the writer seals early) at this many files (default 4096) or path
+   * bytes (512 KiB), so an envelope stays well below verify's 4 MiB limit */
   maxFilesPerChunk?: number;
   maxPathBytesPerChunk?: number;
   /** container roots kept open at once; the least recently used is closed beyond; default 32 */
@@ -113,7 +114,7 @@ export class Attributor {
   constructor(options: AttributorOptions = {}) {
     this.#o = {
       storageRoots: ['/var/lib/containers/storage'], openProcRoot: (pid) => procRoot(pid),
-      maxCached: 65536, maxQueue: 16384, concurrency: 4, maxFilesPerChunk: 8192, maxPathBytesPerChunk: 1 << 20,
+      maxCached: 65536, maxQueue: 16384, concurrency: 4, maxFilesPerChunk: 4096, maxPathBytesPerChunk: 512 * 1024,
       maxContainerRoots: 32, ...options,
     };
     this.#host = new PackageResolver(options.hostRoot ?? hostRoot());

@@ -14,7 +14,7 @@ import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
-import type { FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
+import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
 
 /** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
 export const DEFAULT_CHUNK_MAX_BYTES = 16 * 1024 * 1024;
@@ -30,6 +30,10 @@ export interface ChunkSinkConfig {
   ledger: () => Ledger;
   /** cumulative function call counts (OutputContext.functionCalls); absent: no function_calls field */
   functionCalls?: () => FunctionCallTotal[];
+  /** package attribution (OutputContext.attribution); absent: no attribution field */
+  attribution?: AttributionSource;
+  /** how long a seal waits for its window's attributions (ms); default 2000, 10000 at shutdown */
+  attributionWaitMs?: number;
   /** called once per sealed chunk, right after its facts are taken (OutputContext.onSeal) */
   onSeal?: () => void;
   chunkMaxBytes: number;
@@ -85,6 +89,8 @@ export class ChunkSink implements RecordSink {
   #failureThrown = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  /** seals waiting for their attributions, in sequence order */
+  #sealQueue: Promise<void> = Promise.resolve();
 
   constructor(config: ChunkSinkConfig, state: ChainState) {
     this.#c = config;
@@ -130,6 +136,12 @@ export class ChunkSink implements RecordSink {
 
   write(line: string, info: LineInfo): void {
     if (this.#failure !== undefined) this.#throwFailure();
+    const attribution = this.#c.attribution;
+    if (attribution !== undefined) {
+      // a full attribution window seals the chunk first, so the predicate stays bounded
+      if (attribution.windowFull && this.#chunk!.count > 0) this.#guard(() => this.#rotate('size', undefined));
+      if (info.record !== undefined) attribution.note(info.record);
+    }
     const c = this.#chunk!;
     if (!this.#lines.fits(line)) this.#guard(() => this.#flush());
     this.#lines.append(line);
@@ -185,6 +197,7 @@ export class ChunkSink implements RecordSink {
     }
     if (this.#chunk !== undefined) fs.closeSync(this.#chunk.fd);
     this.#chunk = undefined;
+    await this.#sealQueue;
     await this.#drainWorker();
     this.#c.release?.();
     this.#failure ??= readFailure(this.#cell);
@@ -304,7 +317,23 @@ export class ChunkSink implements RecordSink {
       }
     }
     const job: SealJob = { tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, predicate, sealedAtMs: this.#c.env.nowMs() };
-    this.#worker.postMessage({ job });
+    const attribution = this.#c.attribution;
+    if (attribution === undefined) {
+      this.#worker.postMessage({ job });
+    } else {
+      // the window is taken now (synchronously: it holds exactly this chunk's records); its
+      // answers are awaited, bounded, and seals stay in sequence order behind one another
+      const ticket = attribution.takeWindow();
+      const waitMs = this.#c.attributionWaitMs ?? (final ? 10_000 : 2000);
+      this.#sealQueue = this.#sealQueue.then(async () => {
+        try {
+          predicate.attribution = await attribution.finish(ticket, waitMs);
+        } catch (err) {
+          this.#failure ??= outputError(err, `cannot attribute the packages of chunk ${c.seq}`);
+        }
+        this.#worker.postMessage({ job });
+      });
+    }
     if (this.#failure !== undefined) throw this.#failure;
   }
 }

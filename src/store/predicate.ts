@@ -1,5 +1,6 @@
 import type { CanonicalValue } from '../encode/canonical';
 import { inFlightOf, lostOf, type Ledger } from '../model/ledger';
+import type { ChunkAttribution } from '../packages/evidence';
 import { EVENT_TYPES, type EventType } from '../model/record';
 import type { HostFacts, TimeAnchor } from './host-facts';
 import type { FunctionCallTotal, ProducerInfo } from './sink';
@@ -100,6 +101,8 @@ export interface ChunkPredicate {
   };
   /** present only when the run probes functions (rtev collect --function) */
   function_calls?: FunctionCallWindow[];
+  /** present only when the collector attributes packages (docs/format.md, "Attribution") */
+  attribution?: ChunkAttribution;
 }
 
 /** producerFacts maps ProducerInfo to its predicate form. */

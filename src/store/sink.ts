@@ -1,5 +1,6 @@
 import type { EventType } from '../model/record';
 import type { Ledger } from '../model/ledger';
+import type { AttributedRecord, AttributionTicket, ChunkAttribution } from '../packages';
 
 /** What the sink learns about each line besides its bytes. */
 export interface LineInfo {
@@ -7,6 +8,21 @@ export interface LineInfo {
   tsNs: bigint;
   /** probe name as in the ledger: file_open, process_exec, tcp_state, net_connect, ssl_op, function_call */
   probe: string;
+  /** the record itself, for package attribution (the chunk writer notes its path and container) */
+  record?: AttributedRecord;
+}
+
+/**
+ * AttributionSource is what the chunk writer needs of package attribution (src/packages
+ * Attributor): it notes each written record, takes the window at each seal and waits a
+ * bounded time for its answers, which go into the predicate's `attribution`.
+ */
+export interface AttributionSource {
+  note(record: AttributedRecord): void;
+  /** true when the window is full: the writer seals before the next record */
+  readonly windowFull: boolean;
+  takeWindow(): AttributionTicket;
+  finish(ticket: AttributionTicket, timeoutMs: number): Promise<ChunkAttribution>;
 }
 
 /**
@@ -74,6 +90,8 @@ export interface OutputContext {
    * taken, before any further record is written: the first-seen window rotates here.
    */
   onSeal?(): void;
+  /** package attribution; absent: chunk predicates have no `attribution` field */
+  attribution?: AttributionSource;
 }
 
 /** Cumulative call counts of one function target since the collector started. */

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { accountedOf, lostOf } from '../model/ledger';
 import { openNoFollow } from '../store/fsio';
 import type { SignedPredicate } from './predicate';
+import { AttributionSubjects, subjectsOf } from '../packages/evidence';
 import { checkLine } from './record-check';
 
 /**
@@ -26,11 +27,13 @@ export interface ChunkContent {
   /** bytes after the last "\n" (a truncated or unterminated last line) */
   tailBytes: number;
   lineProblems: string[];
+  /** containers and (scope, path) the records name, for the predicate's `attribution` */
+  subjects: AttributionSubjects;
 }
 
 /** scanChunk streams a chunk file: digest, and every line checked against the schema. */
 export function scanChunk(file: string): ChunkContent {
-  const out: ChunkContent = { sha256: '', bytes: 0, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [] };
+  const out: ChunkContent = { sha256: '', bytes: 0, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [], subjects: new AttributionSubjects() };
   let badLines = 0;
   const fd = openNoFollow(file);
   try {
@@ -49,6 +52,7 @@ export function scanChunk(file: string): ChunkContent {
         return;
       }
       count(out, r.type, r.tsNs);
+      out.subjects.add(subjectsOf(r.value));
     };
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, out.bytes);

@@ -8,6 +8,7 @@ import { MAX_ENVELOPE_BYTES, openStatement, sha256Hex, type OpenedStatement } fr
 import { digestFile } from '../store/file-digest';
 import { lstatMaybe, readBounded } from '../store/fsio';
 import { CHECKPOINT_NAME, chunkName, classify, envelopeName, type Entry } from '../store/layout';
+import { checkAttribution } from '../packages/evidence';
 import { checkContentAgainstPredicate, checkLedgerIdentity, scanChunk } from './chunk';
 import { checkFunctionCalls, parsePredicate, probeField, PROBE_FIELDS, type FunctionCallEntry, type SignedPredicate } from './predicate';
 import { errorMessage } from '../errors';
@@ -204,6 +205,10 @@ function verifyOne(dir: string, seq: number, hasEnv: boolean, hasChunk: boolean,
     r.problems.push({ file: cName, reason: `sha256 ${content.sha256.slice(0, 16)}... does not match the signed digest ${st.subjectSha256.slice(0, 16)}...: the chunk was modified${details.length > 0 ? ` (${details.join('; ')})` : ''}` });
   } else {
     for (const m of checkContentAgainstPredicate(content, predicate)) r.problems.push({ file: cName, reason: m });
+    // container facts and package attributions must cover exactly what the records name
+    if (Object.prototype.hasOwnProperty.call(predicate.raw, 'attribution')) {
+      for (const m of checkAttribution(predicate.raw['attribution'], content.subjects).slice(0, 8)) r.problems.push({ file: eName, reason: m });
+    }
   }
   for (const m of content.lineProblems) r.problems.push({ file: cName, reason: m });
   return { seq, envelopeSha256: env.sha256, predicate };

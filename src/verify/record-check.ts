@@ -3,7 +3,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { ValidateFunction } from 'ajv';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
-import { isObj, parseStrict } from '../encode/strict-json';
+import { isObj, parseStrict, type StrictObject } from '../encode/strict-json';
 import { schemaPath } from '../platform/paths';
 import { errorMessage } from '../errors';
 
@@ -25,7 +25,7 @@ function schemaValidator(): ValidateFunction {
   return validator;
 }
 
-export type LineCheck = { ok: true; type: string; tsNs: bigint } | { ok: false; reason: string };
+export type LineCheck = { ok: true; type: string; tsNs: bigint; value: StrictObject } | { ok: false; reason: string };
 
 /** checkLine validates one line (without its "\n"). */
 export function checkLine(line: string): LineCheck {
@@ -45,5 +45,5 @@ export function checkLine(line: string): LineCheck {
   const ts = value['ts_ns'];
   const event = value['event'];
   if (typeof ts !== 'bigint' || !isObj(event) || typeof event['type'] !== 'string') return { ok: false, reason: 'lacks ts_ns or event.type' };
-  return { ok: true, type: event['type'], tsNs: ts };
+  return { ok: true, type: event['type'], tsNs: ts, value };
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import type { ByteSource } from '../../symbolize/host';
-import { DEFAULT_PACKAGE_LIMITS, TooLargeError, type PackageLimits } from '../limits';
+import { DEFAULT_PACKAGE_LIMITS, MalformedError, TooLargeError, type PackageLimits } from '../limits';
 
 export type RootKind = 'host' | 'proc-root' | 'image-layers';
 
@@ -111,7 +111,7 @@ async function readBounded(hostPath: string, max: number): Promise<Buffer> {
   const fh = await fsp.open(hostPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new TooLargeError(`${hostPath} is not a regular file`);
+    if (!st.isFile()) throw new MalformedError(`${hostPath} is not a regular file`);
     if (st.size > max) throw new TooLargeError(`${hostPath} has ${st.size} bytes (limit ${max})`);
     const buf = Buffer.allocUnsafe(Math.min(max + 1, st.size + 1));
     let got = 0;
