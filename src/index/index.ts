@@ -1,0 +1,492 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { RtevError } from '../errors';
+import type { EventType } from '../model/record';
+import type { VerifyKey } from '../sign/keys';
+import { lstatMaybe, mkdirp, openNoFollow } from '../store/fsio';
+import { checkContentAgainstPredicate, MAX_LINE_BYTES, type ChunkContent } from '../store/verify-chunk';
+import { compileFilter, purlBase, type EvidenceFilter } from './filter';
+import { discoverChunks, readChunkEnvelope, type ChunkFacts, type SealedChunk } from './ingest';
+import { INDEX_FORMAT, INDEX_VERSION, RECORD_JSON_COLUMNS, recordSelect, SCHEMA_SQL } from './schema';
+
+/**
+ * The evidence index: an embedded DuckDB file derived from the sealed chunks of an evidence
+ * directory (or of several below it). Opening it brings it up to date: new sealed chunks are
+ * verified and added, chunks that are gone (retention) or changed leave it. A row enters only
+ * after its chunk's envelope signature, predicate and digest verified; each row keeps its
+ * chunk's seq and digest and the original line.
+ */
+
+type Duck = typeof import('@duckdb/node-api');
+type Connection = import('@duckdb/node-api').DuckDBConnection;
+type Instance = import('@duckdb/node-api').DuckDBInstance;
+
+export interface OpenIndexOptions {
+  /** an evidence directory (evidence directories below it are found too) */
+  source: string;
+  /** the index file; default defaultIndexPath(source) */
+  indexPath?: string;
+  /** trusted public keys */
+  keys: readonly VerifyKey[];
+  /** also index chunks that fail verification, their rows marked verified=false */
+  allowUnverified?: boolean;
+  /** one-line notices (index rebuilt, chunks added or removed) */
+  onNotice?: (line: string) => void;
+  /** drop the index and build it again from the chunks */
+  rebuild?: boolean;
+}
+
+export interface ChunkFailure {
+  /** path relative to the source */
+  file: string;
+  reason: string;
+}
+
+export interface SyncReport {
+  added: number;
+  removed: number;
+  /** records added by this sync */
+  records: bigint;
+  /** chunks that failed verification (now or when they were first seen) */
+  failed: ChunkFailure[];
+  /** chunks present in the index after the sync */
+  chunks: number;
+  rebuilt: boolean;
+}
+
+export interface IndexRow {
+  chainId: string;
+  seq: bigint;
+  chunkSha256: string;
+  lineNo: number;
+  tsNs: bigint;
+  wallNs: bigint;
+  type: EventType;
+  pid: number;
+  comm: string;
+  containerId: string | null;
+  imageDigest: string | null;
+  /** the original canonical line, without "\n" */
+  line: string;
+  verified: boolean;
+}
+
+/** defaultIndexPath: $RTEV_INDEX_DIR, else /var/cache/rtev/index (root) or $XDG_CACHE_HOME/rtev/index, one file per source. */
+export function defaultIndexPath(source: string, env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? -1): string {
+  let dir = env['RTEV_INDEX_DIR'];
+  if (dir === undefined || dir === '') {
+    const cache = env['XDG_CACHE_HOME'];
+    dir = uid === 0 ? '/var/cache/rtev/index' : path.join(cache !== undefined && cache !== '' ? cache : path.join(os.homedir(), '.cache'), 'rtev', 'index');
+  }
+  let real: string;
+  try {
+    real = fs.realpathSync(source);
+  } catch {
+    real = path.resolve(source);
+  }
+  return path.join(dir, `${crypto.createHash('sha256').update(real).digest('hex').slice(0, 16)}.duckdb`);
+}
+
+let duck: Duck | undefined;
+function loadDuck(): Duck {
+  if (duck === undefined) {
+    try {
+      duck = require('@duckdb/node-api') as Duck;
+    } catch (err) {
+      throw new RtevError('ADDON_LOAD', 'cannot load DuckDB (@duckdb/node-api), needed by the evidence index', { cause: err, hint: 'run npm ci (or make build)' });
+    }
+  }
+  return duck;
+}
+
+const DB_OPTIONS = { threads: '2', memory_limit: '256MB', preserve_insertion_order: 'false' };
+
+/** openEvidenceIndex opens (creating or rebuilding when needed) and synchronizes the index of a source. */
+export async function openEvidenceIndex(o: OpenIndexOptions): Promise<EvidenceIndex> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(o.source);
+  } catch (err) {
+    throw new RtevError('USAGE', `cannot read ${o.source}: ${(err as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new RtevError('USAGE', `${o.source} is not an evidence directory`);
+  const file = o.indexPath ?? defaultIndexPath(o.source);
+  const notice = o.onNotice ?? (() => undefined);
+  try {
+    mkdirp(path.dirname(file), 0o700);
+  } catch (err) {
+    throw new RtevError('OUTPUT', `cannot create the index directory ${path.dirname(file)}`, { cause: err, hint: 'choose a writable place with --index PATH' });
+  }
+  const real = fs.realpathSync(o.source);
+  let rebuilt = false;
+  if (o.rebuild === true) {
+    removeIndex(file);
+    rebuilt = true;
+  }
+  let opened = await tryOpen(file, real);
+  if (typeof opened === 'string') {
+    notice(`rtev: the index ${file} ${opened}; rebuilding it from the chunks`);
+    removeIndex(file);
+    rebuilt = true;
+    opened = await tryOpen(file, real);
+    if (typeof opened === 'string') throw new RtevError('OUTPUT', `cannot create the index ${file}: ${opened}`, { hint: 'choose a writable place with --index PATH' });
+  }
+  const index = new EvidenceIndex(opened.instance, opened.conn, file, real, o.keys, o.allowUnverified === true);
+  index.sync = await index.refresh(notice);
+  index.sync.rebuilt = rebuilt;
+  return index;
+}
+
+function removeIndex(file: string): void {
+  for (const f of [file, `${file}.wal`]) {
+    try {
+      fs.unlinkSync(f);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new RtevError('OUTPUT', `cannot remove the index ${f}`, { cause: err });
+    }
+  }
+}
+
+/** tryOpen opens an index file for the source, or says what is wrong with it. */
+async function tryOpen(file: string, source: string): Promise<{ instance: Instance; conn: Connection } | string> {
+  const { DuckDBInstance } = loadDuck();
+  const existed = fs.existsSync(file);
+  if (existed) {
+    const lst = fs.lstatSync(file);
+    if (!lst.isFile()) return 'is not a regular file';
+  }
+  let instance: Instance;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      instance = await DuckDBInstance.create(file, DB_OPTIONS);
+      break;
+    } catch (err) {
+      const m = (err as Error).message;
+      // another rtev holds the file: wait a little for it
+      if (/lock/i.test(m) && attempt < 50) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (/lock/i.test(m)) throw new RtevError('OUTPUT', `the index ${file} is in use by another process`, { hint: 'wait for it, or pass another --index PATH' });
+      return `cannot be opened (${m.split('\n')[0]!.slice(0, 160)})`;
+    }
+  }
+  const conn = await instance.connect();
+  try {
+    if (!existed) {
+      for (const sql of SCHEMA_SQL) await conn.run(sql);
+      await conn.run('INSERT INTO meta VALUES ($1, $2), ($3, $4), ($5, $6)', ['format', INDEX_FORMAT, 'version', INDEX_VERSION, 'source', source]);
+      return { instance, conn };
+    }
+    const rows = (await (await conn.runAndReadAll('SELECT key, value FROM meta')).getRowObjectsJS()) as { key: string; value: string }[];
+    const meta = new Map(rows.map((r) => [r.key, r.value]));
+    let why: string | undefined;
+    if (meta.get('format') !== INDEX_FORMAT) why = 'is not an rtev index';
+    else if (meta.get('version') !== INDEX_VERSION) why = `is of index version ${meta.get('version')}, not ${INDEX_VERSION}`;
+    else if (meta.get('source') !== source) why = `indexes another directory (${String(meta.get('source')).slice(0, 200)})`;
+    if (why === undefined) return { instance, conn };
+    closeQuietly(conn, instance);
+    return why;
+  } catch (err) {
+    closeQuietly(conn, instance);
+    return `is not a usable rtev index (${(err as Error).message.split('\n')[0]!.slice(0, 160)})`;
+  }
+}
+
+function closeQuietly(conn: Connection, instance: Instance): void {
+  try {
+    conn.closeSync();
+    instance.closeSync();
+  } catch {
+    // already broken
+  }
+}
+
+interface IndexedChunk {
+  chunk_id: number;
+  dir: string;
+  seq: bigint;
+  file: string;
+  stat_key: string;
+  status: string;
+  reason: string | null;
+  rows_indexed: boolean;
+}
+
+/** EvidenceIndex answers queries over the verified records of one source. */
+export class EvidenceIndex {
+  sync!: SyncReport;
+  constructor(
+    private readonly instance: Instance,
+    readonly conn: Connection,
+    readonly file: string,
+    readonly source: string,
+    private readonly keys: readonly VerifyKey[],
+    readonly allowUnverified: boolean,
+  ) {}
+
+  /** refresh brings the index up to date with the sealed chunks on disk. */
+  async refresh(notice: (line: string) => void = () => undefined): Promise<SyncReport> {
+    const report: SyncReport = { added: 0, removed: 0, records: 0n, failed: [], chunks: 0, rebuilt: false };
+    const found = discoverChunks(this.source);
+    for (const r of found.refused) report.failed.push(r);
+    const have = (await this.objects('SELECT chunk_id, dir, seq, file, stat_key, status, reason, rows_indexed FROM chunks')) as unknown as IndexedChunk[];
+    const byKey = new Map(have.map((c) => [`${c.dir}\u0000${c.seq}`, c]));
+    const onDisk = new Set(found.chunks.map((c) => `${c.dir}\u0000${c.seq}`));
+    const drop: number[] = [];
+    for (const c of have) if (!onDisk.has(`${c.dir}\u0000${c.seq}`)) drop.push(c.chunk_id);
+    const todo: SealedChunk[] = [];
+    for (const c of found.chunks) {
+      const old = byKey.get(`${c.dir}\u0000${c.seq}`);
+      if (old !== undefined && old.stat_key === c.statKey && (old.rows_indexed || !this.allowUnverified || old.status === 'ok')) {
+        if (old.status !== 'ok') report.failed.push({ file: old.file, reason: old.reason ?? 'failed verification' });
+        continue;
+      }
+      if (old !== undefined) drop.push(old.chunk_id);
+      todo.push(c);
+    }
+    if (drop.length > 0) {
+      await this.deleteChunks(drop);
+      report.removed = have.filter((c) => drop.includes(c.chunk_id) && !onDisk.has(`${c.dir}\u0000${c.seq}`)).length;
+    }
+    // rows of a chunk whose ingest was interrupted (no chunks row) are removed
+    await this.conn.run('DELETE FROM records WHERE chunk_id NOT IN (SELECT chunk_id FROM chunks)');
+    let nextId = Number((await this.scalar('SELECT COALESCE(MAX(chunk_id), 0) + 1 FROM chunks')) as bigint | number);
+    for (const c of todo) {
+      const r = await this.ingest(c, nextId++);
+      if (r.failure !== undefined) report.failed.push(r.failure);
+      report.records += r.records;
+      report.added++;
+    }
+    report.chunks = Number(await this.scalar('SELECT COUNT(*) FROM chunks'));
+    if (report.added > 0 || report.removed > 0) {
+      await this.conn.run('CHECKPOINT');
+      notice(`rtev: index: ${report.added} chunk(s) added (${report.records} records), ${report.removed} removed`);
+    }
+    return report;
+  }
+
+  private async deleteChunks(ids: number[]): Promise<void> {
+    const list = ids.join(',');
+    for (const t of ['records', 'containers', 'attribution', 'chunks']) await this.conn.run(`DELETE FROM ${t} WHERE chunk_id IN (${list})`);
+  }
+
+  /** ingest verifies one chunk and adds its rows; a failing chunk keeps no rows unless allowUnverified. */
+  private async ingest(c: SealedChunk, id: number): Promise<{ records: bigint; failure?: ChunkFailure }> {
+    const env = readChunkEnvelope(this.source, c, this.keys);
+    if (!env.ok) {
+      await this.insertChunk(id, c, undefined, 'failed', env.reason, false);
+      return { records: 0n, failure: { file: c.file, reason: env.reason } };
+    }
+    const facts = env.value;
+    let problems: string[] = [];
+    let bytes: Buffer | undefined;
+    try {
+      bytes = readChunkBytes(path.join(this.source, c.file));
+    } catch (err) {
+      problems = [`cannot read the chunk: ${(err as Error).message}`];
+    }
+    let n = 0n;
+    if (bytes !== undefined) {
+      const digest = crypto.createHash('sha256').update(bytes).digest('hex');
+      if (digest !== facts.chunkSha256) problems.push(`sha256 ${digest.slice(0, 16)}... does not match the signed digest ${facts.chunkSha256.slice(0, 16)}...: the chunk was modified`);
+      if (problems.length === 0 || this.allowUnverified) {
+        try {
+          n = await this.load(id, facts, bytes, problems.length === 0);
+          if (problems.length === 0) problems.push(...(await this.checkLoaded(id, facts, bytes)));
+        } catch (err) {
+          problems.push(`cannot index the chunk's lines: ${(err as Error).message.split('\n')[0]!.slice(0, 200)}`);
+        }
+      }
+    }
+    if (problems.length > 0) {
+      if (this.allowUnverified) {
+        await this.conn.run(`UPDATE records SET verified = false WHERE chunk_id = ${id}`);
+      } else {
+        await this.conn.run(`DELETE FROM records WHERE chunk_id = ${id}`);
+        n = 0n;
+      }
+      await this.insertChunk(id, c, facts, 'failed', problems[0]!, this.allowUnverified && n > 0n);
+      return { records: n, failure: { file: c.file, reason: problems[0]! } };
+    }
+    await this.insertChunk(id, c, facts, 'ok', null, true);
+    return { records: n };
+  }
+
+  /**
+   * load hands the verified bytes to DuckDB through a private copy (never the chunk file
+   * itself, which could change after it was hashed): read_json parses the lines and read_csv
+   * (one column, no quoting) gives each raw line, joined by position. DuckDB's JSON reader
+   * refuses lone surrogates (\udXXX escapes, rtev's encoding of non-UTF-8 kernel bytes), so
+   * the parsed copy has them replaced by \ufffd, same length; the raw line stays exact.
+   */
+  private async load(id: number, f: ChunkFacts, bytes: Buffer, verified: boolean): Promise<bigint> {
+    if (bytes.length === 0) return 0n;
+    const dir = this.tmpDir();
+    const raw = path.join(dir, `chunk-${id}.ndjson`);
+    const parsed = path.join(dir, `chunk-${id}.parse.ndjson`);
+    writePrivate(raw, bytes);
+    let at = bytes.indexOf('\\ud');
+    let parseFile = raw;
+    if (at >= 0) {
+      const copy = Buffer.from(bytes);
+      for (; at >= 0; at = copy.indexOf('\\ud', at + 6)) copy.write('\\ufffd', at, 'latin1');
+      writePrivate(parsed, copy);
+      parseFile = parsed;
+    }
+    try {
+      const om = f.opened.mono, ow = f.opened.wall, sm = f.sealed.mono, sw = f.sealed.wall;
+      const wall = `(CASE WHEN abs(j.ts_ns::HUGEINT - ${om}) <= abs(j.ts_ns::HUGEINT - ${sm}) THEN j.ts_ns::HUGEINT - ${om} + ${ow} ELSE j.ts_ns::HUGEINT - ${sm} + ${sw} END)::BIGINT`;
+      const r = await this.conn.run(
+        `INSERT INTO records SELECT ${id}, ${f.seq}, ${recordSelect(wall)}, ${verified}
+         FROM read_json(${sqlString(parseFile)}, format = 'newline_delimited', records = true, maximum_object_size = ${MAX_LINE_BYTES * 2}, columns = ${RECORD_JSON_COLUMNS}) j
+         POSITIONAL JOIN (SELECT row_number() OVER () AS line_no, line FROM read_csv(${sqlString(raw)}, columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '',
+           header = false, auto_detect = false, max_line_size = ${MAX_LINE_BYTES * 2}, new_line = '\\n', strict_mode = true)) l`,
+      );
+      return BigInt(r.rowsChanged);
+    } finally {
+      fs.rmSync(raw, { force: true });
+      fs.rmSync(parsed, { force: true });
+    }
+  }
+
+  /** checkLoaded compares what DuckDB parsed with the chunk bytes and its signed record summary. */
+  private async checkLoaded(id: number, f: ChunkFacts, bytes: Buffer): Promise<string[]> {
+    let lines = 0;
+    for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) lines++;
+    const tail = bytes.length === 0 || bytes[bytes.length - 1] === 10 ? 0 : bytes.length - bytes.lastIndexOf(10) - 1;
+    const stats = (await this.objects(
+      `SELECT COUNT(*) AS n, MIN(ts_ns) AS min_ts, MAX(ts_ns) AS max_ts, arg_min(ts_ns, line_no) AS first_ts, arg_max(ts_ns, line_no) AS last_ts,
+        COUNT(*) FILTER (WHERE NOT ends_with(line, '"ts_ns":' || ts_ns::VARCHAR || '}') OR type IS NULL OR pid IS NULL OR comm IS NULL OR src IS NULL) AS misaligned,
+        COUNT(DISTINCT line_no) AS distinct_lines, MAX(line_no) AS max_line
+       FROM records WHERE chunk_id = ${id}`,
+    ))[0]!;
+    const byType = (await this.objects(`SELECT type, COUNT(*) AS n FROM records WHERE chunk_id = ${id} GROUP BY type`)) as { type: string; n: bigint }[];
+    const count = Number(stats['n'] as bigint);
+    const out: string[] = [];
+    if (Number(stats['misaligned'] as bigint) > 0) out.push(`${stats['misaligned']} line(s) are not well-formed records`);
+    if (count !== lines || Number(stats['distinct_lines'] as bigint) !== count || (count > 0 && Number(stats['max_line']) !== count)) {
+      out.push(`holds ${lines} lines, ${count} of them parsed as records`);
+    }
+    const content: ChunkContent = {
+      sha256: f.chunkSha256, bytes: bytes.length, count, byType: new Map(byType.map((t) => [t.type, Number(t.n)])),
+      firstTs: (stats['first_ts'] as bigint | null) ?? null, lastTs: (stats['last_ts'] as bigint | null) ?? null,
+      minTs: (stats['min_ts'] as bigint | null) ?? null, maxTs: (stats['max_ts'] as bigint | null) ?? null, tailBytes: tail, lineProblems: [],
+    };
+    out.push(...checkContentAgainstPredicate(content, f.predicate));
+    return out;
+  }
+
+  private tmpDir(): string {
+    const dir = `${this.file}.tmp`;
+    if (lstatMaybe(dir) === undefined) fs.mkdirSync(dir, { mode: 0o700 });
+    const st = fs.lstatSync(dir);
+    if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o077) !== 0) throw new Error(`${dir} is not a private directory`);
+    return dir;
+  }
+
+  private async insertChunk(id: number, c: SealedChunk, f: ChunkFacts | undefined, status: string, reason: string | null, rowsIndexed: boolean): Promise<void> {
+    const u = (v: bigint | null | undefined): string => (v === null || v === undefined ? 'NULL' : `${v}::UBIGINT`);
+    const i = (v: bigint | null | undefined): string => (v === null || v === undefined ? 'NULL' : `${v}::BIGINT`);
+    await this.conn.run(
+      `INSERT INTO chunks VALUES ($1, $2, ${c.seq}::UBIGINT, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ${u(f?.runChunkIndex)}, $13, $14, $15, $16,
+        ${i(f?.opened.wall)}, ${u(f?.opened.mono)}, ${i(f?.sealed.wall)}, ${u(f?.sealed.mono)}, ${u(f?.minTs)}, ${u(f?.maxTs)}, ${u(f?.count)}, ${u(f?.lost)},
+        $17, $18, $19, $20, $21, $22)`,
+      [id, c.dir, c.file, c.statKey, status, reason, rowsIndexed, f?.chainId ?? null, f?.chunkSha256 ?? null, f?.envelopeSha256 ?? null,
+        f?.prevEnvelopeSha256 ?? null, f?.runId ?? null, f?.final ?? null, f?.hostname ?? null, f?.machineId ?? null, f?.bootId ?? null,
+        f?.complete ?? null, f?.probes.join(',') ?? null, f?.ledgerJson ?? null, f?.functionCallsJson ?? null, f?.restartJson ?? null, status === 'ok'],
+    );
+  }
+
+  /** rows streams the matching records in ts_ns order (then chain, seq, line). */
+  async *rows(f: EvidenceFilter, o: { limit?: number } = {}): AsyncIterable<IndexRow> {
+    const { where, params } = compileFilter(f, 'duckdb');
+    const verified = this.allowUnverified ? 'TRUE' : 'r.verified';
+    const limit = o.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(o.limit))}` : '';
+    const sql = `SELECT k.chain_id, r.seq, k.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, r.line, r.verified
+      FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${verified} AND ${where} ORDER BY r.ts_ns, k.chain_id, r.seq, r.line_no${limit}`;
+    const result = await this.conn.stream(sql, params as never);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (chunk === null || chunk.rowCount === 0) break;
+      for (const v of chunk.getRows()) {
+        yield {
+          chainId: v[0] as string, seq: v[1] as bigint, chunkSha256: v[2] as string, lineNo: Number(v[3]), tsNs: v[4] as bigint, wallNs: v[5] as bigint,
+          type: v[6] as EventType, pid: Number(v[7]), comm: v[8] as string, containerId: v[9] as string | null, imageDigest: v[10] as string | null,
+          line: v[11] as string, verified: v[12] as boolean,
+        };
+      }
+    }
+  }
+
+  /** count gives the number of matching records. */
+  async count(f: EvidenceFilter): Promise<bigint> {
+    const { where, params } = compileFilter(f, 'duckdb');
+    const verified = this.allowUnverified ? 'TRUE' : 'r.verified';
+    return BigInt((await this.scalar(`SELECT COUNT(*) FROM records r WHERE ${verified} AND ${where}`, params)) as bigint);
+  }
+
+  /** objects runs a read query and gives rows as JS objects (bigint for 64-bit integers). */
+  async objects(sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+    const reader = await this.conn.runAndReadAll(sql, params as never);
+    return reader.getRowObjectsJS() as Record<string, unknown>[];
+  }
+
+  async scalar(sql: string, params: unknown[] = []): Promise<unknown> {
+    const reader = await this.conn.runAndReadAll(sql, params as never);
+    return reader.getRowsJS()[0]?.[0];
+  }
+
+  /** addContainers and addAttribution take the signed side facts (h14p) for a chunk id. */
+  async addAttribution(chunkId: number, rows: { scope: string; path: string; purl: string; upstream?: string | null }[]): Promise<void> {
+    for (const r of rows) {
+      await this.conn.run('INSERT INTO attribution VALUES ($1, $2, $3, $4, $5, $6)', [chunkId, r.scope, r.path, r.purl, purlBase(r.purl), r.upstream ?? null]);
+    }
+  }
+
+  async close(): Promise<void> {
+    closeQuietly(this.conn, this.instance);
+  }
+}
+
+/** Chunks larger than this are not indexed (the collector's default is 16 MiB). */
+export const MAX_CHUNK_BYTES = 512 * 1024 * 1024;
+
+/** readChunkBytes reads a whole chunk (no symlink, regular file, bounded). */
+function readChunkBytes(file: string): Buffer {
+  const fd = openNoFollow(file);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_CHUNK_BYTES) throw new Error(`larger than ${MAX_CHUNK_BYTES} bytes`);
+    const buf = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const n = fs.readSync(fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size || fs.readSync(fd, Buffer.alloc(1), 0, 1, off) !== 0) throw new Error('changed while being read');
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function writePrivate(file: string, data: Buffer): void {
+  fs.rmSync(file, { force: true });
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += fs.writeSync(fd, data, off);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** sqlString quotes a string literal for SQL (file names the index chose itself). */
+export function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}

@@ -1,0 +1,48 @@
+/**
+ * Tables of the evidence index (/work/coord/iface-index.md). The index is derived data:
+ * every row comes from a sealed chunk whose envelope signature and digest verified, and the
+ * whole file can be deleted and rebuilt from the chunks at any time.
+ */
+
+export const INDEX_FORMAT = 'rtev-evidence-index';
+/** bump when a table changes: an index of another version is rebuilt */
+export const INDEX_VERSION = '1';
+
+export const RECORD_COLUMNS = [
+  ['chunk_id', 'UINTEGER'], ['seq', 'UBIGINT'], ['line_no', 'UINTEGER'],
+  ['ts_ns', 'UBIGINT'], ['wall_ns', 'BIGINT'], ['type', 'VARCHAR'], ['src', 'VARCHAR'], ['pid', 'UINTEGER'], ['tid', 'UINTEGER'],
+  ['comm', 'VARCHAR'], ['cgroup_id', 'UBIGINT'], ['container_id', 'VARCHAR'], ['image_digest', 'VARCHAR'],
+  ['path', 'VARCHAR'], ['access', 'VARCHAR'], ['peer_addr', 'VARCHAR'], ['peer_port', 'INTEGER'], ['local_addr', 'VARCHAR'], ['local_port', 'INTEGER'],
+  ['symbol', 'VARCHAR'], ['library', 'VARCHAR'], ['node_hash', 'VARCHAR'], ['runtime', 'VARCHAR'], ['ssl_bytes', 'BIGINT'], ['ssl_op', 'VARCHAR'],
+  ['line', 'VARCHAR'], ['verified', 'BOOLEAN'],
+] as const;
+
+/** The JSON shape read_json parses a record line into (unknown keys are ignored). */
+export const RECORD_JSON_COLUMNS = `{ts_ns: 'UBIGINT', src: 'VARCHAR', pid: 'UINTEGER', tid: 'UINTEGER', comm: 'VARCHAR', cgroup_id: 'UBIGINT',
+  container_id: 'VARCHAR', image_digest: 'VARCHAR', event: 'STRUCT(type VARCHAR, path VARCHAR, filename VARCHAR, access VARCHAR,
+  addr VARCHAR, port INTEGER, daddr VARCHAR, dport INTEGER, saddr VARCHAR, sport INTEGER, oldstate VARCHAR, newstate VARCHAR,
+  symbol VARCHAR, library VARCHAR, node_hash VARCHAR, runtime VARCHAR, bytes BIGINT, operation VARCHAR)'}`;
+
+/** The select list that maps a parsed line j and its raw text l to the records columns (after chunk_id, seq). */
+export const recordSelect = (wallExpr: string): string => `l.line_no, j.ts_ns, ${wallExpr}, j.event.type, j.src, j.pid, j.tid, j.comm, j.cgroup_id, j.container_id, j.image_digest,
+  CASE j.event.type WHEN 'file_open' THEN j.event.path WHEN 'process_exec' THEN j.event.filename END, j.event.access,
+  CASE j.event.type WHEN 'net_connect' THEN j.event.addr WHEN 'tcp_state' THEN j.event.daddr END,
+  CASE j.event.type WHEN 'net_connect' THEN j.event.port WHEN 'tcp_state' THEN j.event.dport END,
+  CASE j.event.type WHEN 'tcp_state' THEN j.event.saddr END, CASE j.event.type WHEN 'tcp_state' THEN j.event.sport END,
+  j.event.symbol, j.event.library, j.event.node_hash, j.event.runtime, j.event.bytes, j.event.operation, l.line`;
+
+export const SCHEMA_SQL = [
+  `CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,
+  `CREATE TABLE chunks (
+    chunk_id UINTEGER, dir VARCHAR, seq UBIGINT, file VARCHAR,
+    stat_key VARCHAR, status VARCHAR, reason VARCHAR, rows_indexed BOOLEAN,
+    chain_id VARCHAR, chunk_sha256 VARCHAR, envelope_sha256 VARCHAR, prev_envelope_sha256 VARCHAR,
+    run_id VARCHAR, run_chunk_index UBIGINT, final BOOLEAN,
+    hostname VARCHAR, machine_id VARCHAR, boot_id VARCHAR,
+    opened_wall_ns BIGINT, opened_mono_ns UBIGINT, sealed_wall_ns BIGINT, sealed_mono_ns UBIGINT,
+    min_ts_ns UBIGINT, max_ts_ns UBIGINT, count UBIGINT, lost UBIGINT, complete BOOLEAN,
+    probes VARCHAR, ledger_json VARCHAR, function_calls_json VARCHAR, restart_json VARCHAR, verified BOOLEAN)`,
+  `CREATE TABLE records (${RECORD_COLUMNS.map(([n, t]) => `${n} ${t}`).join(', ')})`,
+  `CREATE TABLE containers (chunk_id UINTEGER, container_id VARCHAR, name VARCHAR, runtime VARCHAR, image_name VARCHAR, image_digest VARCHAR)`,
+  `CREATE TABLE attribution (chunk_id UINTEGER, scope VARCHAR, path VARCHAR, purl VARCHAR, purl_base VARCHAR, upstream VARCHAR)`,
+];
