@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Command> = {
   collect: () => require('./commands/collect').collectCommand,
   validate: () => require('./commands/validate').validateCommand,
   query: () => require('./commands/query').queryCommand,
+  summary: () => require('./commands/summary').summaryCommand,
   verify: () => require('./commands/verify').verifyCommand,
   keygen: () => require('./commands/keygen').keygenCommand,
   'node-hash': () => require('./commands/node-hash').nodeHashCommand,

@@ -85,10 +85,35 @@ function isGlob(s: string): boolean {
   return s.includes('*') || s.includes('?');
 }
 
-/** purlBase strips the version, qualifiers and subpath of a purl ("pkg:deb/debian/curl@7.88?arch=amd64" -> "pkg:deb/debian/curl"). */
-export function purlBase(purl: string): string {
-  const cut = purl.search(/[@?#]/);
-  return cut < 0 ? purl : purl.slice(0, cut);
+/**
+ * purlKey splits a purl into its identity without version ("pkg:type/namespace/name", type
+ * lowercased, components percent-decoded) and its decoded version (null without "@").
+ * Qualifiers and subpath do not take part in matching.
+ */
+export function purlKey(purl: string): { base: string; version: string | null } {
+  let s = purl.trim();
+  const hash = s.indexOf('#');
+  if (hash >= 0) s = s.slice(0, hash);
+  const q = s.indexOf('?');
+  if (q >= 0) s = s.slice(0, q);
+  const at = s.lastIndexOf('@');
+  const slash = s.lastIndexOf('/');
+  let version: string | null = null;
+  if (at > slash && at >= 0) {
+    version = decode(s.slice(at + 1));
+    s = s.slice(0, at);
+  }
+  const m = /^pkg:([^/]+)\/(.*)$/i.exec(s.replace(/^pkg:\/+/i, 'pkg:'));
+  if (m === null) return { base: s, version };
+  return { base: `pkg:${m[1]!.toLowerCase()}/${m[2]!.split('/').map(decode).join('/')}`, version };
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /** compileFilter builds the WHERE expression; placeholders are $N in both dialects, from firstParam. */
@@ -123,7 +148,8 @@ export function compileFilter(f: EvidenceFilter, dialect: Dialect, firstParam = 
   if (f.containers !== undefined && f.containers.length > 0) {
     and.push(any(f.containers.map((c) => {
       const alts = [`r.container_id = ${p(c)}`];
-      if (HEX_PREFIX.test(c) && c.length < 64) alts.push(dialect === 'postgres' ? `r.container_id LIKE ${p(c)} || '%'` : `starts_with(r.container_id, ${p(c)})`);
+      // ids are "runtime://<64 hex>": a hex prefix matches the part after "://"
+      if (HEX_PREFIX.test(c)) alts.push(`r.container_id LIKE '%://' || ${p(c)} || '%'`);
       alts.push(`r.container_id IN (SELECT c.container_id FROM containers c WHERE c.name = ${p(c)})`);
       return any(alts);
     })));
@@ -132,7 +158,7 @@ export function compileFilter(f: EvidenceFilter, dialect: Dialect, firstParam = 
     and.push(any(f.images.map((img) => {
       if (DIGEST.test(img)) return `r.image_digest = ${p(img)}`;
       const param = p(img);
-      return `r.image_digest IN (SELECT c.image_digest FROM containers c WHERE c.image_digest IS NOT NULL AND (c.image_name = ${param} OR c.image_name = ${param} || ':latest' OR c.image_name LIKE '%/' || ${param} OR c.image_name LIKE '%/' || ${param} || ':latest'))`;
+      return `r.image_digest IN (SELECT i.image_digest FROM images i WHERE i.image_name = ${param} OR i.image_name = ${param} || ':latest' OR i.image_name LIKE '%/' || ${param} OR i.image_name LIKE '%/' || ${param} || ':latest')`;
     })));
   }
   if (f.symbols !== undefined && f.symbols.length > 0) {
@@ -140,9 +166,12 @@ export function compileFilter(f: EvidenceFilter, dialect: Dialect, firstParam = 
   }
   if (f.nodeHashes !== undefined && f.nodeHashes.length > 0) and.push(`(r.type = 'function_call' AND ${inList('r.node_hash', f.nodeHashes)})`);
   if (f.packages !== undefined && f.packages.length > 0) {
-    const match = any(f.packages.map((purl) => (purlBase(purl) === purl ? `a.purl_base = ${p(purl)}` : `a.purl = ${p(purl)}`)));
-    // attributed where the record's own scope (its container, else the host) owns the path
-    and.push(`EXISTS (SELECT 1 FROM attribution a WHERE a.path = COALESCE(r.path, r.library) AND a.scope = COALESCE(r.container_id, 'host') AND ${match})`);
+    const match = any(f.packages.map((purl) => {
+      const k = purlKey(purl);
+      return k.version === null ? `a.purl_base = ${p(k.base)}` : `(a.purl_base = ${p(k.base)} AND a.version = ${p(k.version)})`;
+    }));
+    // the record's own chunk attributes the path in the record's scope (its container, else the host)
+    and.push(`EXISTS (SELECT 1 FROM attribution a WHERE a.chunk_id = r.chunk_id AND a.path = COALESCE(r.path, r.library) AND a.scope = COALESCE(r.container_id, 'host') AND ${match})`);
   }
   if (f.chains !== undefined && f.chains.length > 0) and.push(`r.chunk_id IN (SELECT k.chunk_id FROM chunks k WHERE ${inList('k.chain_id', f.chains)})`);
   if (f.hosts !== undefined && f.hosts.length > 0) {
@@ -167,8 +196,8 @@ export interface MatchContext {
   chainId?: string;
   hostname?: string;
   machineId?: string;
-  containerNames?: ReadonlyMap<string, string>;
-  imageNames?: ReadonlyMap<string, string>;
+  containerNames?: ReadonlyMap<string, readonly string[]>;
+  imageNames?: ReadonlyMap<string, readonly string[]>;
   /** purl owning a path in a scope ('host' or a container id) */
   purlOf?: (scope: string, path: string) => string | undefined;
 }
@@ -193,13 +222,13 @@ export function matchRecord(f: EvidenceFilter, r: RecordLike, ctx: MatchContext 
   if (f.containers?.length) {
     const id = r.container_id;
     if (id === undefined) return false;
-    if (!f.containers.some((c) => id === c || (HEX_PREFIX.test(c) && c.length < 64 && id.startsWith(c)) || ctx.containerNames?.get(id) === c)) return false;
+    if (!f.containers.some((c) => id === c || (HEX_PREFIX.test(c) && id.slice(id.indexOf('://') + 3).startsWith(c)) || (ctx.containerNames?.get(id) ?? []).includes(c))) return false;
   }
   if (f.images?.length) {
     const d = r.image_digest;
     if (d === undefined) return false;
-    const name = ctx.imageNames?.get(d);
-    if (!f.images.some((img) => (DIGEST.test(img) ? d === img : name !== undefined && (name === img || name === `${img}:latest` || name.endsWith(`/${img}`) || name.endsWith(`/${img}:latest`))))) return false;
+    const names = ctx.imageNames?.get(d) ?? [];
+    if (!f.images.some((img) => (DIGEST.test(img) ? d === img : names.some((name) => name === img || name === `${img}:latest` || name.endsWith(`/${img}`) || name.endsWith(`/${img}:latest`))))) return false;
   }
   if (f.symbols?.length) {
     if (e.type !== 'function_call' || typeof e['symbol'] !== 'string') return false;
@@ -210,7 +239,8 @@ export function matchRecord(f: EvidenceFilter, r: RecordLike, ctx: MatchContext 
   if (f.packages?.length) {
     if (owned === undefined) return false;
     const purl = ctx.purlOf?.(r.container_id ?? 'host', owned);
-    if (purl === undefined || !f.packages.some((want) => (purlBase(want) === want ? purlBase(purl) === want : purl === want))) return false;
+    const have = purl === undefined ? undefined : purlKey(purl);
+    if (have === undefined || !f.packages.some((want) => { const k = purlKey(want); return k.base === have.base && (k.version === null || k.version === have.version); })) return false;
   }
   if (f.chains?.length && (ctx.chainId === undefined || !f.chains.includes(ctx.chainId))) return false;
   if (f.hosts?.length && !f.hosts.some((h) => h === ctx.hostname || h === ctx.machineId)) return false;

@@ -6,8 +6,9 @@ import { RtevError } from '../errors';
 import type { EventType } from '../model/record';
 import type { VerifyKey } from '../sign/keys';
 import { lstatMaybe, mkdirp, openNoFollow } from '../store/fsio';
-import { checkContentAgainstPredicate, MAX_LINE_BYTES, type ChunkContent } from '../store/verify-chunk';
-import { compileFilter, purlBase, type EvidenceFilter } from './filter';
+import { checkContentAgainstPredicate, MAX_LINE_BYTES, type ChunkContent } from '../verify';
+import { isObj, type StrictObject, type StrictValue } from '../encode/strict-json';
+import { compileFilter, purlKey, type EvidenceFilter } from './filter';
 import { discoverChunks, readChunkEnvelope, type ChunkFacts, type SealedChunk } from './ingest';
 import { INDEX_FORMAT, INDEX_VERSION, RECORD_JSON_COLUMNS, recordSelect, SCHEMA_SQL } from './schema';
 
@@ -254,23 +255,27 @@ export class EvidenceIndex {
     // rows of a chunk whose ingest was interrupted (no chunks row) are removed
     await this.conn.run('DELETE FROM records WHERE chunk_id NOT IN (SELECT chunk_id FROM chunks)');
     let nextId = Number((await this.scalar('SELECT COALESCE(MAX(chunk_id), 0) + 1 FROM chunks')) as bigint | number);
+    let failedNow = 0;
     for (const c of todo) {
       const r = await this.ingest(c, nextId++);
-      if (r.failure !== undefined) report.failed.push(r.failure);
+      if (r.failure !== undefined) {
+        report.failed.push(r.failure);
+        failedNow++;
+      }
       report.records += r.records;
       report.added++;
     }
     report.chunks = Number(await this.scalar('SELECT COUNT(*) FROM chunks'));
     if (report.added > 0 || report.removed > 0) {
       await this.conn.run('CHECKPOINT');
-      notice(`rtev: index: ${report.added} chunk(s) added (${report.records} records), ${report.removed} removed`);
+      notice(`rtev: index: ${report.added} chunk(s) added (${report.records} records${failedNow > 0 ? `; ${failedNow} failed verification` : ''}), ${report.removed} removed`);
     }
     return report;
   }
 
   private async deleteChunks(ids: number[]): Promise<void> {
     const list = ids.join(',');
-    for (const t of ['records', 'containers', 'attribution', 'chunks']) await this.conn.run(`DELETE FROM ${t} WHERE chunk_id IN (${list})`);
+    for (const t of ['records', 'containers', 'images', 'attribution', 'chunks']) await this.conn.run(`DELETE FROM ${t} WHERE chunk_id IN (${list})`);
   }
 
   /** ingest verifies one chunk and adds its rows; a failing chunk keeps no rows unless allowUnverified. */
@@ -311,6 +316,7 @@ export class EvidenceIndex {
       await this.insertChunk(id, c, facts, 'failed', problems[0]!, this.allowUnverified && n > 0n);
       return { records: n, failure: { file: c.file, reason: problems[0]! } };
     }
+    await this.loadAttribution(id, facts.attribution);
     await this.insertChunk(id, c, facts, 'ok', null, true);
     return { records: n };
   }
@@ -439,17 +445,82 @@ export class EvidenceIndex {
     return reader.getRowsJS()[0]?.[0];
   }
 
-  /** addContainers and addAttribution take the signed side facts (h14p) for a chunk id. */
-  async addAttribution(chunkId: number, rows: { scope: string; path: string; purl: string; upstream?: string | null }[]): Promise<void> {
-    for (const r of rows) {
-      await this.conn.run('INSERT INTO attribution VALUES ($1, $2, $3, $4, $5, $6)', [chunkId, r.scope, r.path, r.purl, purlBase(r.purl), r.upstream ?? null]);
+  /**
+   * loadAttribution copies the chunk predicate's signed attribution (h14p: container facts and
+   * package attribution per path) into the containers, images and attribution tables. Entries
+   * of the wrong shape are skipped and counted; at most MAX_ATTRIBUTION entries per chunk.
+   */
+  private async loadAttribution(id: number, a: StrictObject | null): Promise<number> {
+    if (a === null) return 0;
+    let skipped = 0;
+    const containers = Array.isArray(a['containers']) ? a['containers'].slice(0, MAX_ATTRIBUTION) : [];
+    const files = Array.isArray(a['files']) ? a['files'].slice(0, MAX_ATTRIBUTION) : [];
+    const s = (v: StrictValue | undefined): string | null => (typeof v === 'string' ? v : null);
+    if (containers.length > 0) {
+      const ca = await this.conn.createAppender('containers');
+      const ia = await this.conn.createAppender('images');
+      try {
+        for (const c of containers) {
+          if (!isObj(c) || typeof c['container_id'] !== 'string') {
+            skipped++;
+            continue;
+          }
+          const image = isObj(c['image']) ? c['image'] : undefined;
+          const digest = s(image?.['digest']);
+          const names = Array.isArray(c['names']) ? c['names'].filter((n): n is string => typeof n === 'string') : [];
+          for (const name of names.length > 0 ? names : [null]) {
+            appendStrings(ca, [String(id), c['container_id'], s(c['runtime']), name, digest, s(image?.['id']), s(c['reason'])], true);
+          }
+          const imageNames = Array.isArray(image?.['names']) ? (image!['names'] as StrictValue[]).filter((n): n is string => typeof n === 'string') : [];
+          if (digest !== null) for (const n of imageNames) appendStrings(ia, [String(id), digest, n], true);
+        }
+        ca.flushSync();
+        ia.flushSync();
+      } finally {
+        ca.closeSync();
+        ia.closeSync();
+      }
     }
+    if (files.length > 0) {
+      const fa = await this.conn.createAppender('attribution');
+      try {
+        for (const e of files) {
+          if (!isObj(e) || typeof e['scope'] !== 'string' || typeof e['path'] !== 'string') {
+            skipped++;
+            continue;
+          }
+          const purl = s(e['purl']);
+          const key = purl === null ? undefined : purlKey(purl);
+          const comps = Array.isArray(e['components']) ? JSON.stringify(e['components'].filter((x) => typeof x === 'string')) : '[]';
+          appendStrings(fa, [String(id), e['scope'], e['path'], purl, key?.base ?? null, key?.version ?? null, s(e['via']), s(e['root']), s(e['reason']), comps], true);
+        }
+        fa.flushSync();
+      } finally {
+        fa.closeSync();
+      }
+    }
+    return skipped;
   }
 
   async close(): Promise<void> {
     closeQuietly(this.conn, this.instance);
   }
 }
+
+/** At most this many container or file entries of one chunk's attribution are indexed. */
+const MAX_ATTRIBUTION = 200_000;
+
+/** appendStrings appends one row; the first value is the chunk id (UINTEGER). */
+function appendStrings(a: Appender, values: (string | null)[], firstIsId: boolean): void {
+  values.forEach((v, i) => {
+    if (i === 0 && firstIsId) a.appendUInteger(Number(v));
+    else if (v === null) a.appendNull();
+    else a.appendVarchar(v);
+  });
+  a.endRow();
+}
+
+type Appender = import('@duckdb/node-api').DuckDBAppender;
 
 /** Chunks larger than this are not indexed (the collector's default is 16 MiB). */
 export const MAX_CHUNK_BYTES = 512 * 1024 * 1024;

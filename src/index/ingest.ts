@@ -1,5 +1,3 @@
-import { isUtf8 } from 'node:buffer';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
@@ -7,10 +5,11 @@ import { EVENT_TYPES } from '../model/record';
 import { verifyEnvelope } from '../sign/envelope';
 import type { VerifyKey } from '../sign/keys';
 import { CHUNK_PREDICATE_TYPE } from '../sign/statement';
-import { lstatMaybe, openNoFollow, readBounded } from '../store/fsio';
+import { isObj, type StrictObject } from '../encode/strict-json';
+import { MAX_ENVELOPE_BYTES, openStatement, sha256Hex } from '../sign/statement-read';
+import { lstatMaybe, readBounded } from '../store/fsio';
 import { chunkName, classify, envelopeName } from '../store/layout';
-import { isObj, MAX_ENVELOPE_BYTES, openStatement, sha256Hex, type StrictObject } from '../store/statement-read';
-import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, checkPredicateShape, get, MAX_LINE_BYTES, type ChunkContent } from '../store/verify-chunk';
+import { checkFunctionCalls, checkLedgerIdentity, parsePredicate, type SignedPredicate } from '../verify';
 
 /**
  * Discovery and verification of sealed chunks for the index, and the streaming parse of
@@ -115,7 +114,9 @@ export interface ChunkFacts {
   ledgerJson: string;
   functionCallsJson: string | null;
   restartJson: string | null;
-  predicate: StrictObject;
+  predicate: SignedPredicate;
+  /** the predicate's optional attribution field (container facts, package attribution; h14p), if present */
+  attribution: StrictObject | null;
 }
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -137,44 +138,44 @@ export function readChunkEnvelope(root: string, c: SealedChunk, keys: readonly V
   }
   if (st.predicateType !== CHUNK_PREDICATE_TYPE) return { ok: false, reason: `predicateType is ${st.predicateType.slice(0, 100)}` };
   if (st.subjectName !== chunkName(c.seq)) return { ok: false, reason: `the envelope is for ${st.subjectName.slice(0, 100)}, not ${chunkName(c.seq)} (moved, swapped or copied)` };
-  const p = st.predicate;
-  const shape = checkPredicateShape(p);
-  if (shape.length > 0) return { ok: false, reason: `predicate fields missing or malformed: ${shape.slice(0, 6).join(', ')}` };
-  if (get(p, 'chain.seq') !== BigInt(c.seq)) return { ok: false, reason: `predicate seq is ${String(get(p, 'chain.seq'))}, the file name says ${c.seq}` };
+  const parsed = parsePredicate(st.predicate);
+  if (!parsed.ok) return { ok: false, reason: `predicate fields missing or malformed: ${parsed.bad.slice(0, 6).join(', ')}` };
+  const p = parsed.predicate;
+  if (p.chain.seq !== BigInt(c.seq)) return { ok: false, reason: `predicate seq is ${p.chain.seq}, the file name says ${c.seq}` };
   const ledger = checkLedgerIdentity(p);
   if (ledger.length > 0) return { ok: false, reason: ledger[0]! };
-  const fc = checkFunctionCalls(p);
+  const fc = checkFunctionCalls(p.raw);
   if (fc.problems.length > 0) return { ok: false, reason: fc.problems[0]! };
-  const big = (k: string): bigint => get(p, k) as bigint;
-  const nullableBig = (k: string): bigint | null => (typeof get(p, k) === 'bigint' ? big(k) : null);
-  const probes = get(p, 'ledger.probes');
-  const has = Object.prototype.hasOwnProperty.call(p, 'function_calls');
+  const raw = p.raw;
+  const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(raw, k);
+  const attribution = has('attribution') && isObj(raw['attribution']) ? raw['attribution'] : null;
   return {
     ok: true,
     value: {
-      chainId: get(p, 'chain.chain_id') as string,
+      chainId: p.chain.chain_id,
       seq: c.seq,
       chunkSha256: st.subjectSha256,
       envelopeSha256: sha256Hex(bytes),
-      prevEnvelopeSha256: (get(p, 'chain.prev_envelope_sha256') as string | null) ?? null,
-      runId: get(p, 'chain.run_id') as string,
-      runChunkIndex: big('chain.run_chunk_index'),
-      final: get(p, 'chain.final') === true,
-      hostname: get(p, 'host.hostname') as string,
-      machineId: get(p, 'host.machine_id') as string,
-      bootId: get(p, 'host.boot_id') as string,
-      opened: { wall: big('clock.opened.wall_ns'), mono: big('clock.opened.mono_ns') },
-      sealed: { wall: big('clock.sealed.wall_ns'), mono: big('clock.sealed.mono_ns') },
-      minTs: nullableBig('records.min_ts_ns'),
-      maxTs: nullableBig('records.max_ts_ns'),
-      count: big('records.count'),
-      lost: big('ledger.lost'),
-      complete: get(p, 'ledger.complete') === true,
-      probes: isObj(probes) ? Object.keys(probes).sort() : [],
-      ledgerJson: canonicalize(get(p, 'ledger') as CanonicalValue),
-      functionCallsJson: has ? canonicalize(p['function_calls'] as CanonicalValue) : null,
-      restartJson: isObj(get(p, 'restart')) ? canonicalize(get(p, 'restart') as CanonicalValue) : null,
+      prevEnvelopeSha256: p.chain.prev_envelope_sha256,
+      runId: p.chain.run_id,
+      runChunkIndex: p.chain.run_chunk_index,
+      final: p.chain.final,
+      hostname: p.host.hostname,
+      machineId: p.host.machine_id,
+      bootId: p.host.boot_id,
+      opened: { wall: p.clock.opened.wall_ns, mono: p.clock.opened.mono_ns },
+      sealed: { wall: p.clock.sealed.wall_ns, mono: p.clock.sealed.mono_ns },
+      minTs: p.records.min_ts_ns,
+      maxTs: p.records.max_ts_ns,
+      count: p.records.count,
+      lost: p.ledger.lost,
+      complete: p.ledger.complete,
+      probes: [...p.ledger.probes.keys()].sort(),
+      ledgerJson: canonicalize(raw['ledger'] as CanonicalValue),
+      functionCallsJson: has('function_calls') ? canonicalize(raw['function_calls'] as CanonicalValue) : null,
+      restartJson: isObj(raw['restart']) ? canonicalize(raw['restart'] as CanonicalValue) : null,
       predicate: p,
+      attribution,
     },
   };
 }
@@ -255,82 +256,6 @@ export function parseLine(line: string): ParsedLine | string {
     case 'function_call': row.symbol = str(e.symbol); row.library = str(e.library); row.nodeHash = str(e.node_hash); row.runtime = str(e.runtime); break;
   }
   return row;
-}
-
-/** Bytes of a chunk read per system call. */
-const READ_BLOCK = 1 << 20;
-
-/**
- * scanChunkFile streams a chunk once: sha256 over exactly the bytes parsed, each complete
- * line handed to onLine. Returns what checkContentAgainstPredicate needs.
- */
-export function scanChunkFile(file: string, onLine: (row: ParsedLine, lineNo: number) => void): ChunkContent {
-  const out: ChunkContent = { sha256: '', bytes: 0, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [] };
-  const fd = openNoFollow(file);
-  let bad = 0;
-  try {
-    if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');
-    const hash = crypto.createHash('sha256');
-    const buf = Buffer.allocUnsafe(READ_BLOCK);
-    let carry: Buffer | undefined;
-    let lineNo = 0;
-    const one = (piece: Buffer): void => {
-      lineNo++;
-      let why: string;
-      if (!isUtf8(piece)) {
-        why = 'not valid UTF-8';
-      } else {
-        const r = parseLine(piece.toString('utf8'));
-        if (typeof r !== 'string') {
-          out.count++;
-          out.byType.set(r.type, (out.byType.get(r.type) ?? 0) + 1);
-          if (out.firstTs === null) out.firstTs = out.minTs = out.maxTs = r.tsNs;
-          if (r.tsNs < out.minTs!) out.minTs = r.tsNs;
-          if (r.tsNs > out.maxTs!) out.maxTs = r.tsNs;
-          out.lastTs = r.tsNs;
-          onLine(r, lineNo);
-          return;
-        }
-        why = r;
-      }
-      if (++bad <= 5) out.lineProblems.push(`line ${lineNo}: ${why}`);
-    };
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, out.bytes);
-      if (n === 0) break;
-      const part = buf.subarray(0, n);
-      hash.update(part);
-      out.bytes += n;
-      let start = 0;
-      for (let nl = part.indexOf(10); nl >= 0; nl = part.indexOf(10, start)) {
-        const piece = part.subarray(start, nl);
-        if (carry !== undefined) {
-          one(Buffer.concat([carry, piece]));
-          carry = undefined;
-        } else {
-          one(piece);
-        }
-        start = nl + 1;
-      }
-      if (start < n) {
-        carry = carry === undefined ? Buffer.from(part.subarray(start)) : Buffer.concat([carry, part.subarray(start)]);
-        if (carry.length > MAX_LINE_BYTES) throw new Error(`line ${lineNo + 1} is longer than ${MAX_LINE_BYTES} bytes`);
-      }
-    }
-    out.tailBytes = carry?.length ?? 0;
-    out.sha256 = hash.digest('hex');
-  } finally {
-    fs.closeSync(fd);
-  }
-  return out;
-}
-
-/** contentProblems compares a scanned chunk with its signed facts; empty when it verifies. */
-export function contentProblems(content: ChunkContent, facts: ChunkFacts): string[] {
-  if (content.sha256 !== facts.chunkSha256) {
-    return [`sha256 ${content.sha256.slice(0, 16)}... does not match the signed digest ${facts.chunkSha256.slice(0, 16)}...: the chunk was modified`];
-  }
-  return [...content.lineProblems, ...checkContentAgainstPredicate(content, facts.predicate)];
 }
 
 /** wallClock maps a record's CLOCK_MONOTONIC ts_ns to Unix ns with the nearest of the chunk's two anchors. */

@@ -43,6 +43,9 @@ export const SCHEMA_SQL = [
     min_ts_ns UBIGINT, max_ts_ns UBIGINT, count UBIGINT, lost UBIGINT, complete BOOLEAN,
     probes VARCHAR, ledger_json VARCHAR, function_calls_json VARCHAR, restart_json VARCHAR, verified BOOLEAN)`,
   `CREATE TABLE records (${RECORD_COLUMNS.map(([n, t]) => `${n} ${t}`).join(', ')})`,
-  `CREATE TABLE containers (chunk_id UINTEGER, container_id VARCHAR, name VARCHAR, runtime VARCHAR, image_name VARCHAR, image_digest VARCHAR)`,
-  `CREATE TABLE attribution (chunk_id UINTEGER, scope VARCHAR, path VARCHAR, purl VARCHAR, purl_base VARCHAR, upstream VARCHAR)`,
+  // from the signed attribution field of the chunk predicate (h14p): one row per container name (name NULL if none)
+  `CREATE TABLE containers (chunk_id UINTEGER, container_id VARCHAR, runtime VARCHAR, name VARCHAR, image_digest VARCHAR, image_id VARCHAR, reason VARCHAR)`,
+  `CREATE TABLE images (chunk_id UINTEGER, image_digest VARCHAR, image_name VARCHAR)`,
+  // purl_base: pkg:type/namespace/name decoded; version: decoded version (NULL if none)
+  `CREATE TABLE attribution (chunk_id UINTEGER, scope VARCHAR, path VARCHAR, purl VARCHAR, purl_base VARCHAR, version VARCHAR, via VARCHAR, root VARCHAR, reason VARCHAR, components VARCHAR)`,
 ];

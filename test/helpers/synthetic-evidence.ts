@@ -30,7 +30,7 @@ export interface SyntheticOptions {
   stepNs?: bigint;
 }
 
-export const SYNTH_CONTAINERS = ['a1b2c3d4e5f6' + '0'.repeat(52), 'f00dfeed' + '1'.repeat(56)];
+export const SYNTH_CONTAINERS = ['podman://a1b2c3d4e5f6' + '0'.repeat(52), 'docker://f00dfeed' + '1'.repeat(56)];
 export const SYNTH_IMAGES = ['sha256:' + 'd'.repeat(64), 'sha256:' + 'e'.repeat(64)];
 export const SYNTH_FUNCTIONS = [
   { function: '/usr/lib/x86_64-linux-gnu/libssl.so.3:SSL_read', symbol: 'SSL_read', library: '/usr/lib/x86_64-linux-gnu/libssl.so.3', node_hash: 'sha256:' + '1'.repeat(64) },

@@ -1,91 +1,202 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import * as readline from 'node:readline';
 import { UsageError, errorMessage } from '../../errors';
+import { matchRecord, type EvidenceFilter } from '../../index/filter';
+import { openEvidenceIndex, type EvidenceIndex, type IndexRow } from '../../index/index';
 import { parseArgs, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
+import { FILTER_OPTIONS, filterFromArgs, formatWall, INDEX_OPTIONS, trustedKeys } from './evidence-args';
 
 const OPTIONS: OptionSpec[] = [
-  { name: 'type', kind: 'list', value: 'TYPE', help: 'only records of this event type (repeatable)' },
-  { name: 'pid', kind: 'list', value: 'PID', help: 'only records of this process (repeatable)' },
-  { name: 'symbol', kind: 'string', value: 'TEXT', help: 'only function_call records whose symbol contains TEXT' },
-  { name: 'frames', kind: 'string', value: 'FILE', help: 'show symbolized stacks from a collect --frames file' },
-  { name: 'json', kind: 'flag', help: 'print the matching records as they are (NDJSON)' },
+  ...FILTER_OPTIONS,
+  { name: 'format', kind: 'string', value: 'FORMAT', help: 'table (default on a terminal), ndjson (default otherwise: the exact chunk lines), json or csv' },
+  { name: 'json', kind: 'flag', help: 'same as --format ndjson' },
+  { name: 'limit', kind: 'string', value: 'N', help: 'at most N records' },
+  { name: 'frames', kind: 'string', value: 'FILE', help: 'table: show symbolized stacks from a collect --frames file' },
+  ...INDEX_OPTIONS,
 ];
 
+type Format = 'table' | 'ndjson' | 'json' | 'csv';
+
 export const queryCommand: Command = {
-  summary: 'show records of an evidence directory or NDJSON file, for humans',
-  usage: usageText('usage: rtev query DIR|FILE [--type TYPE] [--pid PID] [--symbol TEXT] [--frames FILE] [--json]', OPTIONS),
+  summary: 'find records in an evidence directory (verified, indexed) or an NDJSON file',
+  usage: usageText('usage: rtev query DIR|FILE [filters] [--format table|ndjson|json|csv]\n\n' +
+    'Filters combine (AND); a repeated filter matches any of its values (OR). Records come in ts_ns order.\n' +
+    'Only chunks whose signature and digest verify are served: a failing chunk makes query exit 11,\n' +
+    'unless --allow-unverified. The index is derived data, updated on each query and rebuilt if damaged.', OPTIONS),
   async run(args: string[], io: CliIO): Promise<number> {
     const parsed = parseArgs(args, OPTIONS, 1);
     const source = parsed.positionals[0];
-    if (source === undefined) throw new UsageError('query needs an evidence directory or an NDJSON file');
-    const types = new Set(parsed.lists.get('type') ?? []);
-    const pids = new Set((parsed.lists.get('pid') ?? []).map((p) => parseInteger(p, 'pid', 1, 4194304)));
-    const symbol = parsed.values.get('symbol');
+    if (source === undefined) throw new UsageError('query needs an evidence directory or an NDJSON file', 'rtev query DIR [filters]');
+    const filter = filterFromArgs(parsed);
+    // --frames is a view for people: it implies the table
+    const fmtArg = parsed.flags.has('json') ? 'ndjson' : parsed.values.get('format') ?? (io.stdout.isTTY === true || parsed.values.has('frames') ? 'table' : 'ndjson');
+    if (!['table', 'ndjson', 'json', 'csv'].includes(fmtArg)) throw new UsageError(`--format: '${fmtArg}' is not one of table, ndjson, json, csv`);
+    const format = fmtArg as Format;
+    const limitArg = parsed.values.get('limit');
+    const limit = limitArg === undefined ? undefined : parseInteger(limitArg, 'limit', 0, Number.MAX_SAFE_INTEGER);
     const framesFile = parsed.values.get('frames');
     const frames = framesFile === undefined ? undefined : readFrames(framesFile);
-    let shown = 0;
-    for (const file of recordFiles(source)) {
-      for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-        if (line.length === 0) continue;
-        let record: any;
-        try {
-          record = JSON.parse(line);
-        } catch {
-          continue; // rtev validate and rtev verify report malformed lines
-        }
-        const event = record?.event;
-        if (typeof event !== 'object' || event === null) continue;
-        if (types.size > 0 && !types.has(event.type)) continue;
-        if (pids.size > 0 && !pids.has(record.pid)) continue;
-        if (symbol !== undefined && !(event.type === 'function_call' && String(event.symbol ?? '').includes(symbol))) continue;
-        shown++;
-        if (parsed.flags.has('json')) {
-          io.stdout.write(line + '\n');
-          continue;
-        }
-        io.stdout.write(describe(record, exactTs(line)) + '\n');
-        const stack = frames?.get(`${exactTs(line)}:${record.tid ?? record.pid}`);
-        if (stack !== undefined) io.stdout.write(stack + '\n');
-      }
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(source);
+    } catch (err) {
+      throw new UsageError(`cannot read ${source}: ${errorMessage(err)}`);
     }
-    io.stderr.write(`rtev: ${shown} records\n`);
-    return ExitCode.OK;
+    const out = new Output(io, format, frames);
+    if (!st.isDirectory()) return queryPlainFile(source, filter, out, io, limit);
+    const index = await openEvidenceIndex({
+      source, keys: trustedKeys(parsed), allowUnverified: parsed.flags.has('allow-unverified'), rebuild: parsed.flags.has('rebuild-index'),
+      ...(parsed.values.get('index') !== undefined ? { indexPath: parsed.values.get('index')! } : {}),
+      onNotice: (line) => io.stderr.write(line + '\n'),
+    });
+    try {
+      const bad = refuseUnverified(index, io);
+      if (bad !== undefined) return bad;
+      out.begin();
+      let shown = 0;
+      for await (const row of index.rows(filter, limit === undefined ? {} : { limit })) {
+        await out.row(row);
+        shown++;
+      }
+      await out.end();
+      io.stderr.write(`rtev: ${shown} records${index.sync.failed.length > 0 ? ` (${index.sync.failed.length} unverified chunk(s) included, marked)` : ''}\n`);
+      return ExitCode.OK;
+    } finally {
+      await index.close();
+    }
   },
 };
 
-function recordFiles(source: string): string[] {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(source);
-  } catch (err) {
-    throw new UsageError(`cannot read ${source}: ${errorMessage(err)}`);
+/**
+ * refuseUnverified names the chunks that failed verification and gives exit 11, unless the
+ * index was opened with allowUnverified (then it only warns).
+ */
+export function refuseUnverified(index: EvidenceIndex, io: CliIO): number | undefined {
+  const failed = index.sync.failed;
+  if (failed.length === 0) return undefined;
+  for (const f of failed.slice(0, 10)) io.stderr.write(`rtev: ${index.allowUnverified ? 'unverified' : 'refused'}: ${f.file}: ${f.reason}\n`);
+  if (failed.length > 10) io.stderr.write(`rtev: ... and ${failed.length - 10} more chunk(s) failing verification\n`);
+  if (index.allowUnverified) return undefined;
+  io.stderr.write(`rtev: ${failed.length} chunk(s) failed verification; nothing is served from tampered evidence\n  fix: run 'rtev verify ${index.source}' for details, or pass --allow-unverified to see their records marked\n`);
+  return ExitCode.VERIFY_INVALID;
+}
+
+/** queryPlainFile streams an unsigned NDJSON file (rtev collect --stdout) through the filter, in file order. */
+async function queryPlainFile(file: string, filter: EvidenceFilter, out: Output, io: CliIO, limit: number | undefined): Promise<number> {
+  if (filter.sinceWallNs !== undefined || filter.untilWallNs !== undefined) {
+    throw new UsageError('--since/--until need an evidence directory (its chunks carry the time anchors); a plain NDJSON file has none');
   }
-  if (!st.isDirectory()) return [source];
-  return fs.readdirSync(source).filter((n) => /^chunk-\d+\.ndjson$/.test(n)).sort().map((n) => path.join(source, n));
+  io.stderr.write(`rtev: ${file} is plain NDJSON, not signed evidence: shown in file order, unverified\n`);
+  const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity });
+  out.begin();
+  let shown = 0;
+  let bad = 0;
+  let lineNo = 0;
+  for await (const line of rl) {
+    lineNo++;
+    if (limit !== undefined && shown >= limit) break;
+    if (line.length === 0) continue;
+    let rec: any;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      bad++;
+      continue;
+    }
+    const ts = exactTs(line);
+    if (typeof rec?.event?.type !== 'string' || ts === undefined) {
+      bad++;
+      continue;
+    }
+    rec.ts_ns = ts;
+    if (!matchRecord(filter, rec)) continue;
+    await out.row({ chainId: '', seq: 0n, chunkSha256: '', lineNo, tsNs: ts, wallNs: null, type: rec.event.type, pid: rec.pid, comm: rec.comm, containerId: rec.container_id ?? null, imageDigest: rec.image_digest ?? null, line, verified: false });
+    shown++;
+  }
+  await out.end();
+  io.stderr.write(`rtev: ${shown} records${bad > 0 ? `, ${bad} line(s) skipped (not records; rtev validate tells why)` : ''}\n`);
+  return ExitCode.OK;
 }
 
 /** exactTs takes ts_ns from the line's text: JSON.parse would round it beyond 2^53. */
-function exactTs(line: string): string {
-  return /"ts_ns":(\d+)/.exec(line)?.[1] ?? '?';
+function exactTs(line: string): bigint | undefined {
+  const at = line.lastIndexOf('"ts_ns":');
+  const m = at < 0 ? null : /^"ts_ns":(\d{1,20})/.exec(line.slice(at, at + 30));
+  return m === null ? undefined : BigInt(m[1]!);
+}
+
+type OutRow = Omit<IndexRow, 'wallNs'> & { wallNs: bigint | null };
+
+/** Output renders rows in one format, waiting when stdout is full. */
+class Output {
+  #first = true;
+  constructor(private readonly io: CliIO, private readonly format: Format, private readonly frames: Map<string, string> | undefined) {}
+
+  begin(): void {
+    if (this.format === 'json') this.#write('[');
+    if (this.format === 'csv') this.#write('wall_time,ts_ns,type,pid,tid,comm,container_id,image_digest,summary,chain_id,seq,chunk_sha256,line_no,verified\n');
+  }
+
+  async row(r: OutRow): Promise<void> {
+    let text: string;
+    switch (this.format) {
+      case 'ndjson':
+        text = r.line + '\n';
+        break;
+      case 'json':
+        text = `${this.#first ? '\n' : ',\n'}{"chain_id":${JSON.stringify(r.chainId)},"chunk_sha256":${JSON.stringify(r.chunkSha256)},"line_no":${r.lineNo},"record":${r.line},"seq":${r.seq},"verified":${r.verified},"wall_time":${JSON.stringify(formatWall(r.wallNs))}}`;
+        break;
+      case 'csv': {
+        const rec = JSON.parse(r.line);
+        text = [formatWall(r.wallNs), String(r.tsNs), r.type, String(r.pid), rec.tid === undefined ? '' : String(rec.tid), r.comm, r.containerId ?? '', r.imageDigest ?? '',
+          describeEvent(rec), r.chainId, String(r.seq), r.chunkSha256, String(r.lineNo), String(r.verified)].map(csvCell).join(',') + '\n';
+        break;
+      }
+      default: {
+        const rec = JSON.parse(r.line);
+        text = `${formatWall(r.wallNs)} ${r.verified ? '' : '[UNVERIFIED] '}${describe(rec, String(r.tsNs))}\n`;
+        const stack = this.frames?.get(`${r.tsNs}:${rec.tid ?? rec.pid}`);
+        if (stack !== undefined) text += stack + '\n';
+      }
+    }
+    this.#first = false;
+    if (!this.#write(text)) await new Promise<void>((resolve) => this.io.stdout.once('drain', () => resolve()));
+  }
+
+  async end(): Promise<void> {
+    if (this.format === 'json') this.#write(this.#first ? ']\n' : '\n]\n');
+  }
+
+  #write(s: string): boolean {
+    return this.io.stdout.write(s);
+  }
+}
+
+function csvCell(s: string): string {
+  // a leading =, +, - or @ would be a formula in a spreadsheet
+  const safe = /^[=+\-@]/.test(s) && !/^-?\d+$/.test(s) ? `'${s}` : s;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+function describeEvent(r: any): string {
+  const e = r.event;
+  switch (e.type) {
+    case 'file_open': return `open ${e.access ?? ''} ${JSON.stringify(e.path)}`;
+    case 'process_exec': return `exec ${JSON.stringify(e.filename)} argv0=${JSON.stringify(e.argv0 ?? '')} ppid=${e.ppid}`;
+    case 'tcp_state': return `tcp ${e.oldstate}->${e.newstate} ${e.saddr}:${e.sport} -> ${e.daddr}:${e.dport}`;
+    case 'net_connect': return `${r.src} ${e.addr}:${e.port} fd=${e.fd} ${e.success ? 'ok' : `error=${e.error}`}`;
+    case 'ssl_op': return `ssl ${e.operation} ${e.bytes} bytes ssl=${e.ssl_ptr}`;
+    case 'function_call': return `call ${e.symbol ?? e.addr} in ${e.library ?? '?'} (${e.runtime ?? '?'}) ${e.node_hash ?? ''}`;
+    default: return String(e.type);
+  }
 }
 
 function describe(r: any, ts: string): string {
-  const e = r.event;
   const who = `${r.comm}[${r.pid}${r.tid !== undefined && r.tid !== r.pid ? '/' + r.tid : ''}]`;
   const where = r.container_id !== undefined ? ` ${String(r.container_id).slice(0, 24)}` : '';
-  let what: string;
-  switch (e.type) {
-    case 'file_open': what = `open ${e.access ?? ''} ${JSON.stringify(e.path)}`; break;
-    case 'process_exec': what = `exec ${JSON.stringify(e.filename)} argv0=${JSON.stringify(e.argv0 ?? '')} ppid=${e.ppid}`; break;
-    case 'tcp_state': what = `tcp ${e.oldstate}->${e.newstate} ${e.saddr}:${e.sport} -> ${e.daddr}:${e.dport}`; break;
-    case 'net_connect': what = `${r.src} ${e.addr}:${e.port} fd=${e.fd} ${e.success ? 'ok' : `error=${e.error}`}`; break;
-    case 'ssl_op': what = `ssl ${e.operation} ${e.bytes} bytes ssl=${e.ssl_ptr}`; break;
-    case 'function_call': what = `call ${e.symbol ?? e.addr} in ${e.library ?? '?'} (${e.runtime ?? '?'}) ${e.node_hash ?? ''}`; break;
-    default: what = String(e.type);
-  }
-  return `${ts} ${who}${where} ${what}`;
+  return `${ts} ${who}${where} ${describeEvent(r)}`;
 }
 
 /** readFrames indexes a --frames file by "ts_ns:tid"; each value is the rendered stack. */
@@ -113,3 +224,4 @@ function readFrames(file: string): Map<string, string> {
   }
   return map;
 }
+

@@ -1,0 +1,351 @@
+import { compileFilter, type EvidenceFilter } from './filter';
+import type { EvidenceIndex } from './index';
+
+/**
+ * What `rtev summary` answers: per image (and for the host) which programs ran, which
+ * libraries were loaded, which files were written, which peers were contacted, how many TLS
+ * bytes each process moved and which probed functions ran; and the coverage of the window,
+ * so that "not seen" can be told from "not recorded".
+ */
+
+export interface Seen {
+  count: bigint;
+  firstWallNs: bigint | null;
+  lastWallNs: bigint | null;
+}
+
+export interface PathSeen extends Seen {
+  path: string;
+  /** package purls owning the path in this scope (signed attribution); [] when unattributed */
+  packages: string[];
+}
+
+export interface PeerSeen extends Seen {
+  addr: string;
+  port: number | null;
+  via: string[];
+}
+
+export interface TlsSeen extends Seen {
+  pid: number;
+  comm: string;
+  readBytes: bigint;
+  writeBytes: bigint;
+}
+
+export interface FunctionSeen extends Seen {
+  symbol: string | null;
+  library: string | null;
+  nodeHash: string | null;
+}
+
+export interface ScopeSummary {
+  /** "host", or the image digest of container records (the container id when no digest is known) */
+  scope: string;
+  kind: 'host' | 'image' | 'container';
+  imageNames: string[];
+  containers: { containerId: string; names: string[] }[];
+  records: bigint;
+  executables: PathSeen[];
+  libraries: PathSeen[];
+  filesWritten: PathSeen[];
+  peers: PeerSeen[];
+  tls: TlsSeen[];
+  /** function_call records (first-seen mode keeps one per window: see exact counts below) */
+  functions: FunctionSeen[];
+}
+
+export interface FunctionCount {
+  function: string;
+  symbol: string;
+  nodeHash: string | null;
+  library: string;
+  packages: string[];
+  calls: bigint;
+  emitted: bigint;
+  suppressed: bigint;
+  /** chunks of the window whose predicate lists the function */
+  chunks: number;
+  /** wall-clock window of the chunks in which it was called (calls > 0) */
+  firstWallNs: bigint | null;
+  lastWallNs: bigint | null;
+}
+
+export interface ProbeCoverage {
+  probe: string;
+  chunks: number;
+  submitted: bigint;
+  inChunk: bigint;
+  ringFull: bigint;
+  lost: bigint;
+}
+
+export interface ChainCoverage {
+  chainId: string;
+  hostname: string;
+  machineId: string;
+  firstSeq: bigint;
+  lastSeq: bigint;
+  chunks: number;
+  /** missing sequence numbers, broken links, unclean restarts, a chain still open */
+  gaps: string[];
+}
+
+export interface Coverage {
+  fromWallNs: bigint | null;
+  toWallNs: bigint | null;
+  chunks: number;
+  records: bigint;
+  lost: bigint;
+  complete: boolean;
+  probes: ProbeCoverage[];
+  chains: ChainCoverage[];
+  /** chunks in the window that failed verification (their records are not counted) */
+  unverified: { file: string; reason: string }[];
+}
+
+export interface Summary {
+  filter: EvidenceFilter;
+  coverage: Coverage;
+  scopes: ScopeSummary[];
+  /** exact call counts from the chunk predicates (all processes of the host) */
+  functionCalls: FunctionCount[];
+}
+
+type Row = Record<string, unknown>;
+
+const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt((v as number | null) ?? 0));
+const bigOrNull = (v: unknown): bigint | null => (v === null || v === undefined ? null : big(v));
+const seen = (r: Row): Seen => ({ count: big(r['n']), firstWallNs: bigOrNull(r['first']), lastWallNs: bigOrNull(r['last']) });
+const purls = (v: unknown): string[] => (Array.isArray(v) ? (v as unknown[]).filter((x): x is string => typeof x === 'string').sort() : []);
+
+/** The SQL of a scope key: image digest for container records, else the container id, else 'host'. */
+const SCOPE = `COALESCE(r.image_digest, r.container_id, 'host')`;
+
+/** chunkWindow gives the chunk filter for a time window (chunks overlapping it) and the other chunk-level filters. */
+function chunkWhere(f: EvidenceFilter): { where: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (f.sinceWallNs !== undefined) parts.push(`k.sealed_wall_ns >= ${p(f.sinceWallNs)}::BIGINT`);
+  if (f.untilWallNs !== undefined) parts.push(`k.opened_wall_ns < ${p(f.untilWallNs)}::BIGINT`);
+  if (f.chains?.length) parts.push(`(${f.chains.map((c) => `k.chain_id = ${p(c)}`).join(' OR ')})`);
+  if (f.hosts?.length) parts.push(`(${f.hosts.map((h) => { const q = p(h); return `k.hostname = ${q} OR k.machine_id = ${q}`; }).join(' OR ')})`);
+  return { where: parts.length > 0 ? parts.join(' AND ') : 'TRUE', params };
+}
+
+/** summarize computes the summary of the records matching f. */
+export async function summarize(index: EvidenceIndex, f: EvidenceFilter): Promise<Summary> {
+  const { where, params } = compileFilter(f, 'duckdb');
+  const verified = index.allowUnverified ? 'TRUE' : 'r.verified';
+  const base = `FROM records r WHERE ${verified} AND ${where}`;
+  const attr = `LEFT JOIN attribution a ON a.chunk_id = r.chunk_id AND a.scope = COALESCE(r.container_id, 'host') AND a.path = COALESCE(r.path, r.library) AND a.purl IS NOT NULL`;
+  const q = (sql: string): Promise<Row[]> => index.objects(sql, params);
+  // one connection runs one statement at a time
+  const [scopes, execs, libs, written, peers, tls, fns] = await sequential([
+    () => q(`SELECT ${SCOPE} AS scope, COUNT(*) AS n, list(DISTINCT r.container_id) FILTER (WHERE r.container_id IS NOT NULL) AS containers ${base} GROUP BY 1 ORDER BY 1`),
+    () => q(`SELECT ${SCOPE} AS scope, r.path, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last, list(DISTINCT a.purl) FILTER (WHERE a.purl IS NOT NULL) AS purls
+       FROM records r ${attr} WHERE ${verified} AND ${where} AND r.type = 'process_exec' GROUP BY 1, 2 ORDER BY 1, 2`),
+    () => q(`SELECT ${SCOPE} AS scope, COALESCE(r.path, r.library) AS path, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last, list(DISTINCT a.purl) FILTER (WHERE a.purl IS NOT NULL) AS purls
+       FROM records r ${attr} WHERE ${verified} AND ${where} AND ((r.type = 'file_open' AND regexp_matches(r.path, '\\.so(\\.[0-9][0-9.]*)?$')) OR (r.type = 'function_call' AND r.library IS NOT NULL))
+       GROUP BY 1, 2 ORDER BY 1, 2`),
+    () => q(`SELECT ${SCOPE} AS scope, r.path, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last, list(DISTINCT a.purl) FILTER (WHERE a.purl IS NOT NULL) AS purls
+       FROM records r ${attr} WHERE ${verified} AND ${where} AND r.type = 'file_open' AND r.access IN ('write', 'read_write') GROUP BY 1, 2 ORDER BY 1, 2`),
+    () => q(`SELECT ${SCOPE} AS scope, r.peer_addr AS addr, r.peer_port AS port, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last, list(DISTINCT r.type) AS via
+       ${base} AND r.type IN ('net_connect', 'tcp_state') AND r.peer_addr IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`),
+    () => q(`SELECT ${SCOPE} AS scope, r.pid, r.comm, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last,
+         COALESCE(SUM(r.ssl_bytes) FILTER (WHERE r.ssl_op = 'read'), 0)::HUGEINT AS rd, COALESCE(SUM(r.ssl_bytes) FILTER (WHERE r.ssl_op = 'write'), 0)::HUGEINT AS wr
+       ${base} AND r.type = 'ssl_op' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`),
+    () => q(`SELECT ${SCOPE} AS scope, r.symbol, r.library, r.node_hash, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last
+       ${base} AND r.type = 'function_call' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`),
+  ]);
+  const names = await containerNames(index);
+  const out = new Map<string, ScopeSummary>();
+  for (const s of scopes) {
+    const scope = s['scope'] as string;
+    const ids = purls(s['containers']);
+    const kind = scope === 'host' ? 'host' : scope.startsWith('sha256:') ? 'image' : 'container';
+    out.set(scope, {
+      scope, kind, imageNames: names.images.get(scope) ?? [], containers: ids.map((id) => ({ containerId: id, names: names.containers.get(id) ?? [] })),
+      records: big(s['n']), executables: [], libraries: [], filesWritten: [], peers: [], tls: [], functions: [],
+    });
+  }
+  const at = (r: Row): ScopeSummary | undefined => out.get(r['scope'] as string);
+  for (const r of execs) at(r)?.executables.push({ path: r['path'] as string, packages: purls(r['purls']), ...seen(r) });
+  for (const r of libs) at(r)?.libraries.push({ path: r['path'] as string, packages: purls(r['purls']), ...seen(r) });
+  for (const r of written) at(r)?.filesWritten.push({ path: r['path'] as string, packages: purls(r['purls']), ...seen(r) });
+  for (const r of peers) at(r)?.peers.push({ addr: r['addr'] as string, port: r['port'] === null ? null : Number(r['port']), via: purls(r['via']), ...seen(r) });
+  for (const r of tls) at(r)?.tls.push({ pid: Number(r['pid']), comm: r['comm'] as string, readBytes: big(r['rd']), writeBytes: big(r['wr']), ...seen(r) });
+  for (const r of fns) at(r)?.functions.push({ symbol: (r['symbol'] as string | null) ?? null, library: (r['library'] as string | null) ?? null, nodeHash: (r['node_hash'] as string | null) ?? null, ...seen(r) });
+  const sorted = [...out.values()].sort((a, b) => (a.kind === 'host' ? -1 : b.kind === 'host' ? 1 : a.scope < b.scope ? -1 : 1));
+  return { filter: f, coverage: await coverage(index, f), scopes: sorted, functionCalls: await functionCounts(index, f) };
+}
+
+async function containerNames(index: EvidenceIndex): Promise<{ containers: Map<string, string[]>; images: Map<string, string[]> }> {
+  const containers = new Map<string, string[]>();
+  const images = new Map<string, string[]>();
+  for (const r of await index.objects(`SELECT container_id, list(DISTINCT name ORDER BY name) FILTER (WHERE name IS NOT NULL) AS names FROM containers GROUP BY 1`)) {
+    containers.set(r['container_id'] as string, purls(r['names']));
+  }
+  for (const r of await index.objects(`SELECT image_digest, list(DISTINCT image_name ORDER BY image_name) AS names FROM images GROUP BY 1`)) {
+    images.set(r['image_digest'] as string, purls(r['names']));
+  }
+  return { containers, images };
+}
+
+interface ChunkRow {
+  chunk_id: number;
+  file: string;
+  status: string;
+  reason: string | null;
+  chain_id: string | null;
+  seq: bigint;
+  envelope_sha256: string | null;
+  prev_envelope_sha256: string | null;
+  run_id: string | null;
+  final: boolean | null;
+  hostname: string | null;
+  machine_id: string | null;
+  opened_wall_ns: bigint | null;
+  sealed_wall_ns: bigint | null;
+  count: bigint | null;
+  lost: bigint | null;
+  ledger_json: string | null;
+  function_calls_json: string | null;
+  restart_json: string | null;
+}
+
+async function chunksOf(index: EvidenceIndex, f: EvidenceFilter, allChains = false): Promise<ChunkRow[]> {
+  const w = allChains ? { where: 'TRUE', params: [] } : chunkWhere(f);
+  return (await index.objects(
+    `SELECT chunk_id, file, status, reason, chain_id, seq, envelope_sha256, prev_envelope_sha256, run_id, final, hostname, machine_id,
+       opened_wall_ns, sealed_wall_ns, count, lost, ledger_json, function_calls_json, restart_json
+     FROM chunks k WHERE ${w.where} ORDER BY chain_id, seq`, w.params,
+  )) as unknown as ChunkRow[];
+}
+
+/** coverage describes the chunks of the window: drops per probe, gaps in each chain, unverified chunks. */
+export async function coverage(index: EvidenceIndex, f: EvidenceFilter): Promise<Coverage> {
+  const rows = await chunksOf(index, f);
+  const out: Coverage = { fromWallNs: null, toWallNs: null, chunks: 0, records: 0n, lost: 0n, complete: true, probes: [], chains: [], unverified: [] };
+  const probes = new Map<string, ProbeCoverage>();
+  const chains = new Map<string, { c: ChainCoverage; rows: ChunkRow[] }>();
+  for (const k of rows) {
+    if (k.status !== 'ok') {
+      out.unverified.push({ file: k.file, reason: k.reason ?? 'failed verification' });
+      if (k.chain_id === null) continue;
+    }
+    out.chunks++;
+    if (k.opened_wall_ns !== null && (out.fromWallNs === null || k.opened_wall_ns < out.fromWallNs)) out.fromWallNs = k.opened_wall_ns;
+    if (k.sealed_wall_ns !== null && (out.toWallNs === null || k.sealed_wall_ns > out.toWallNs)) out.toWallNs = k.sealed_wall_ns;
+    if (k.status === 'ok') out.records += big(k.count);
+    out.lost += big(k.lost);
+    const chainId = k.chain_id!;
+    let ch = chains.get(chainId);
+    if (ch === undefined) {
+      ch = { c: { chainId, hostname: k.hostname ?? '', machineId: k.machine_id ?? '', firstSeq: k.seq, lastSeq: k.seq, chunks: 0, gaps: [] }, rows: [] };
+      chains.set(chainId, ch);
+    }
+    ch.c.chunks++;
+    ch.rows.push(k);
+    if (k.seq < ch.c.firstSeq) ch.c.firstSeq = k.seq;
+    if (k.seq > ch.c.lastSeq) ch.c.lastSeq = k.seq;
+    if (k.ledger_json !== null) {
+      const ledger = JSON.parse(k.ledger_json) as { probes?: Record<string, { in_chunk: number; lost: number; kernel: { submitted: number; ring_full: number } }> };
+      for (const [name, w] of Object.entries(ledger.probes ?? {})) {
+        const p = probes.get(name) ?? { probe: name, chunks: 0, submitted: 0n, inChunk: 0n, ringFull: 0n, lost: 0n };
+        p.chunks++;
+        p.submitted += BigInt(w.kernel.submitted);
+        p.inChunk += BigInt(w.in_chunk);
+        p.ringFull += BigInt(w.kernel.ring_full);
+        p.lost += BigInt(w.lost);
+        probes.set(name, p);
+      }
+    }
+  }
+  out.complete = out.lost === 0n && out.unverified.length === 0;
+  out.probes = [...probes.values()].sort((a, b) => (a.probe < b.probe ? -1 : 1));
+  // gaps are judged on the whole chain (a chunk missing just outside the window still matters at its edge)
+  const all = await chunksOf(index, f, true);
+  for (const { c } of chains.values()) {
+    const chainRows = all.filter((k) => k.chain_id === c.chainId);
+    c.gaps = chainGaps(chainRows, c.firstSeq, c.lastSeq);
+    if (c.gaps.length > 0) out.complete = false;
+  }
+  out.chains = [...chains.values()].map((x) => x.c);
+  return out;
+}
+
+async function sequential<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = [];
+  for (const j of jobs) out.push(await j());
+  return out;
+}
+
+function chainGaps(rows: ChunkRow[], from: bigint, to: bigint): string[] {
+  const gaps: string[] = [];
+  const bySeq = new Map(rows.map((k) => [k.seq, k]));
+  for (let s = from; s <= to; s++) {
+    const k = bySeq.get(s);
+    if (k === undefined) {
+      gaps.push(`seq ${s} is missing`);
+      continue;
+    }
+    if (k.status !== 'ok') gaps.push(`seq ${s} failed verification: ${k.reason ?? ''}`);
+    const prev = bySeq.get(s - 1n);
+    if (prev !== undefined && prev.envelope_sha256 !== null && k.prev_envelope_sha256 !== prev.envelope_sha256) gaps.push(`seq ${s} does not link to seq ${s - 1n}`);
+    if (k.restart_json !== null) {
+      const r = JSON.parse(k.restart_json) as { previous_run_closed?: boolean; previous_seq?: number };
+      if (r.previous_run_closed !== true) gaps.push(`seq ${s}: the collector restarted after an unclean stop (after seq ${r.previous_seq ?? '?'}); records in between are missing`);
+    }
+  }
+  const last = bySeq.get(to);
+  const maxSeq = rows.reduce((m, k) => (k.seq > m ? k.seq : m), 0n);
+  if (last !== undefined && last.final !== true && to === maxSeq) gaps.push(`seq ${to} is not final: the collector is still running or was killed`);
+  return gaps;
+}
+
+/** functionCounts sums the predicates' exact function_calls over the chunks of the window. */
+export async function functionCounts(index: EvidenceIndex, f: EvidenceFilter): Promise<FunctionCount[]> {
+  const rows = (await chunksOf(index, f)).filter((k) => k.status === 'ok' && k.function_calls_json !== null);
+  const acc = new Map<string, FunctionCount>();
+  for (const k of rows) {
+    const list = parseCalls(k.function_calls_json!);
+    for (const e of list) {
+      if (f.symbols?.length && !f.symbols.includes(e.symbol)) continue;
+      if (f.nodeHashes?.length && (e.node_hash === null || !f.nodeHashes.includes(e.node_hash))) continue;
+      const key = `${e.function}\u0000${e.symbol}\u0000${e.node_hash ?? ''}`;
+      let c = acc.get(key);
+      if (c === undefined) {
+        const library = e.function.endsWith(`:${e.symbol}`) ? e.function.slice(0, e.function.length - e.symbol.length - 1) : e.function;
+        c = { function: e.function, symbol: e.symbol, nodeHash: e.node_hash, library, packages: [], calls: 0n, emitted: 0n, suppressed: 0n, chunks: 0, firstWallNs: null, lastWallNs: null };
+        acc.set(key, c);
+      }
+      c.chunks++;
+      c.calls += e.calls;
+      c.emitted += e.emitted;
+      c.suppressed += e.suppressed;
+      if (e.calls > 0n) {
+        if (k.opened_wall_ns !== null && (c.firstWallNs === null || k.opened_wall_ns < c.firstWallNs)) c.firstWallNs = k.opened_wall_ns;
+        if (k.sealed_wall_ns !== null && (c.lastWallNs === null || k.sealed_wall_ns > c.lastWallNs)) c.lastWallNs = k.sealed_wall_ns;
+      }
+    }
+  }
+  const out = [...acc.values()].sort((a, b) => (a.function < b.function ? -1 : a.function > b.function ? 1 : a.symbol < b.symbol ? -1 : 1));
+  for (const c of out) {
+    const r = await index.objects(`SELECT list(DISTINCT purl) AS purls FROM attribution WHERE scope = 'host' AND path = $1 AND purl IS NOT NULL`, [c.library]);
+    c.packages = purls(r[0]?.['purls']);
+  }
+  return out;
+}
+
+/** parseCalls reads a canonical function_calls array with exact counts. */
+function parseCalls(json: string): { function: string; symbol: string; node_hash: string | null; calls: bigint; emitted: bigint; suppressed: bigint }[] {
+  // counts are integers; quote them before JSON.parse so that no count is rounded
+  const quoted = json.replace(/"(calls|emitted|suppressed)":(\d+)/g, '"$1":"$2"');
+  return (JSON.parse(quoted) as { function: string; symbol: string; node_hash: string | null; calls: string; emitted: string; suppressed: string }[])
+    .map((e) => ({ function: e.function, symbol: e.symbol, node_hash: e.node_hash, calls: BigInt(e.calls), emitted: BigInt(e.emitted), suppressed: BigInt(e.suppressed) }));
+}
