@@ -51,6 +51,7 @@ export const ERRORS = {
   NO_TRACEFS: environment('mount -t tracefs nodev /sys/kernel/tracing'),
   KERNEL: environment('rtev needs Linux >= 5.11 with BTF'),
   ADDON_LOAD: environment("build it with 'make build' (needs libbpf-dev, libelf-dev and a C compiler)"),
+  INDEX_LOAD: environment("run 'npm ci' (or 'make build'): the evidence index needs @duckdb/node-api"),
   ADDON_LAYOUT: environment("rebuild with 'make build': the addon and the BPF object disagree"),
   BPF_LOAD: environment('run with --verbose for the whole verifier log; rtev needs Linux >= 5.11 with BTF'),
   BPF_ATTACH: environment('check the warnings above; run with --verbose for the libbpf messages'),
@@ -60,6 +61,7 @@ export const ERRORS = {
   OUTPUT: output('choose a directory you can write with --out DIR'),
   DISK_FULL: output('free space on the output device, or choose another --out directory'),
   OUTPUT_CLOSED: output(undefined),
+  INDEX: output('choose a writable place for the index with --index PATH, or wait for the other rtev using it'),
   // verify and validate (exit 11)
   VERIFY_INVALID: { exit: ExitCode.VERIFY_INVALID, fix: undefined },
   // raised by the symbolizer on unreadable or hostile files; counted where they are expected

@@ -96,7 +96,7 @@ function loadDuck(): Duck {
     try {
       duck = require('@duckdb/node-api') as Duck;
     } catch (err) {
-      throw new RtevError('ADDON_LOAD', 'cannot load DuckDB (@duckdb/node-api), needed by the evidence index', { cause: err, hint: 'run npm ci (or make build)' });
+      throw new RtevError('INDEX_LOAD', 'cannot load DuckDB (@duckdb/node-api), needed by the evidence index', { cause: err, hint: 'run npm ci (or make build)' });
     }
   }
   return duck;
@@ -112,13 +112,13 @@ export async function openEvidenceIndex(o: OpenIndexOptions): Promise<EvidenceIn
   } catch (err) {
     throw new RtevError('USAGE', `cannot read ${o.source}: ${(err as Error).message}`);
   }
-  if (!st.isDirectory()) throw new RtevError('USAGE', `${o.source} is not an evidence directory`);
+  if (!st.isDirectory()) throw new RtevError('NOT_EVIDENCE', `${o.source} is not an evidence directory`);
   const file = o.indexPath ?? defaultIndexPath(o.source);
   const notice = o.onNotice ?? (() => undefined);
   try {
     mkdirp(path.dirname(file), 0o700);
   } catch (err) {
-    throw new RtevError('OUTPUT', `cannot create the index directory ${path.dirname(file)}`, { cause: err, hint: 'choose a writable place with --index PATH' });
+    throw new RtevError('INDEX', `cannot create the index directory ${path.dirname(file)}`, { cause: err, hint: 'choose a writable place with --index PATH' });
   }
   const real = fs.realpathSync(o.source);
   let rebuilt = false;
@@ -132,7 +132,7 @@ export async function openEvidenceIndex(o: OpenIndexOptions): Promise<EvidenceIn
     removeIndex(file);
     rebuilt = true;
     opened = await tryOpen(file, real);
-    if (typeof opened === 'string') throw new RtevError('OUTPUT', `cannot create the index ${file}: ${opened}`, { hint: 'choose a writable place with --index PATH' });
+    if (typeof opened === 'string') throw new RtevError('INDEX', `cannot create the index ${file}: ${opened}`, { hint: 'choose a writable place with --index PATH' });
   }
   const index = new EvidenceIndex(opened.instance, opened.conn, file, real, o.keys, o.allowUnverified === true);
   index.sync = await index.refresh(notice);
@@ -145,7 +145,7 @@ function removeIndex(file: string): void {
     try {
       fs.unlinkSync(f);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new RtevError('OUTPUT', `cannot remove the index ${f}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new RtevError('INDEX', `cannot remove the index ${f}`, { cause: err });
     }
   }
 }
@@ -170,7 +170,7 @@ async function tryOpen(file: string, source: string): Promise<{ instance: Instan
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }
-      if (/lock/i.test(m)) throw new RtevError('OUTPUT', `the index ${file} is in use by another process`, { hint: 'wait for it, or pass another --index PATH' });
+      if (/lock/i.test(m)) throw new RtevError('INDEX', `the index ${file} is in use by another process`, { hint: 'wait for it, or pass another --index PATH' });
       return `cannot be opened (${m.split('\n')[0]!.slice(0, 160)})`;
     }
   }
