@@ -6,6 +6,7 @@ import { RtevError } from '../errors';
 import type { EventType } from '../model/record';
 import type { VerifyKey } from '../sign/keys';
 import { lstatMaybe, mkdirp, openNoFollow } from '../store/fsio';
+import { AttributionSubjects } from '../packages/evidence';
 import { checkContentAgainstPredicate, MAX_LINE_BYTES, type ChunkContent } from '../verify';
 import { isObj, type StrictObject, type StrictValue } from '../encode/strict-json';
 import { compileFilter, purlKey, type EvidenceFilter } from './filter';
@@ -380,6 +381,8 @@ export class EvidenceIndex {
       sha256: f.chunkSha256, bytes: bytes.length, count, byType: new Map(byType.map((t) => [t.type, Number(t.n)])),
       firstTs: (stats['first_ts'] as bigint | null) ?? null, lastTs: (stats['last_ts'] as bigint | null) ?? null,
       minTs: (stats['min_ts'] as bigint | null) ?? null, maxTs: (stats['max_ts'] as bigint | null) ?? null, tailBytes: tail, lineProblems: [],
+      // the attribution subjects are verify's check (rtev verify); the index takes the signed attribution as it is
+      subjects: new AttributionSubjects(),
     };
     out.push(...checkContentAgainstPredicate(content, f.predicate));
     return out;
