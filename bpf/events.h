@@ -56,6 +56,7 @@ enum probe_counter {
 #define STR_READ_FAILED 0x2 /* the kernel could not read the string */
 #define DIR_RESOLVED 0x4    /* dir_len bytes of directory prefix precede the path */
 #define DIR_INCOMPLETE 0x8  /* the directory walk hit its depth limit */
+#define PATH_CANONICAL 0x10 /* the path is the opened file's own, walked from its dentry */
 
 struct evt_hdr {
 	__u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -70,8 +71,9 @@ struct evt_hdr {
 	__u64 cgroup_v1_id;
 }; /* 56 bytes */
 
-/* Followed by path_len bytes of path as passed (no NUL), then, when
- * DIR_RESOLVED, dir_len bytes of the directory it is relative to (no NUL). */
+/* Followed by path_len bytes of path (no NUL): with PATH_CANONICAL the opened file's
+ * path walked from its dentry, else the path as passed, then, when DIR_RESOLVED,
+ * dir_len bytes of the directory it is relative to (no NUL). */
 struct evt_file_open {
 	struct evt_hdr hdr;
 	__s64 ret; /* fd, or -errno when failures are recorded */

@@ -73,7 +73,28 @@ static __always_inline void open_exit(long ret)
 	e->path_flags = 0;
 	e->dir_len = 0;
 
-	/* the path as the caller passed it */
+	/* A successful open records the file the kernel opened, canonically: its path walked
+	 * from the opened file's dentry, so `.`, `..`, `//` and symlinked directories (and a
+	 * symlink as the last component) are resolved as the kernel resolved them, and path
+	 * filters and package attribution see that file. The walk replaces the read of the
+	 * caller's string (docs/probes.md, "Which path"). */
+	if (ret >= 0) {
+		struct dir_path fp = {};
+		if (dir_of_fd((int)ret, s->tmp, &fp) && fp.flags == 0 && fp.at_root && !fp.unlinked) {
+			__u32 len = fp.len & (RTEV_PATH_MAX - 1);
+			if (len > 0 &&
+			    bpf_probe_read_kernel(&s->rec[sizeof(*e)], len, &s->tmp[fp.start & TMP_MASK]) == 0) {
+				e->path_len = len;
+				e->path_flags = PATH_CANONICAL;
+				__u64 csize = sizeof(*e) + len;
+				e->hdr.size = csize;
+				emit(&events_bulk, s->rec, csize, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
+				return;
+			}
+		}
+	}
+
+	/* a failed open, or a file outside the task's root or unlinked: the path as passed */
 	__u32 path_len = 0;
 	long n = bpf_probe_read_user_str(&s->rec[sizeof(*e)], RTEV_PATH_MAX, args.path);
 	if (n <= 0) {

@@ -2,7 +2,8 @@
 /*
  * Directory path of a struct path, built by walking dentries up to the task's
  * root the way d_path() does (bpf_d_path is not allowed for tracepoints).
- * Used only to make relative opens absolute.
+ * Used for the path of an opened file (canonical: no `.`, `..`, `//` or symlink)
+ * and for the directory a relative open was resolved against.
  */
 #ifndef RTEV_PATH_H
 #define RTEV_PATH_H
@@ -16,7 +17,9 @@
 struct dir_path {
 	__u32 start; /* first byte in tmp */
 	__u32 len;
-	__u16 flags; /* DIR_INCOMPLETE */
+	__u16 flags;   /* DIR_INCOMPLETE */
+	bool at_root;  /* the walk ended at the task's root (not at a detached or internal mount) */
+	bool unlinked; /* the dentry is unhashed (deleted, O_TMPFILE) */
 };
 
 struct walk_state {
@@ -29,6 +32,7 @@ struct walk_state {
 	struct vfsmount *root_mnt;
 	__u32 pos;
 	bool complete;
+	bool at_root;
 	bool failed;
 };
 
@@ -46,6 +50,7 @@ static long walk_step(__u32 index, struct walk_state *w)
 	struct mount *mnt = w->mnt;
 	if (dentry == w->root_dentry && w->vfsmnt == w->root_mnt) {
 		w->complete = true;
+		w->at_root = true;
 		return 1;
 	}
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
@@ -106,10 +111,12 @@ static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vf
 	out->start = w.pos;
 	out->len = TMP_SIZE - w.pos;
 	out->flags = w.complete ? 0 : DIR_INCOMPLETE;
+	out->at_root = w.at_root;
+	out->unlinked = BPF_CORE_READ(dentry, d_hash.pprev) == NULL;
 	return true;
 }
 
-/* dir_of_fd: the path of the directory open as fd, or of the cwd for AT_FDCWD. */
+/* dir_of_fd: the path of the file open as fd (a directory for dfd), or of the cwd for AT_FDCWD. */
 static __always_inline bool dir_of_fd(int dfd, __u8 *tmp, struct dir_path *out)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();

@@ -46,7 +46,7 @@ export const SslOp = { ssl_ptr: 56, ret: 64, bytes: 72, op: 80, SIZE: 88 } as co
 export const FunctionCall = { ip: 56, cookie: 64, stack_len: 72, stack_flags: 74, SIZE: 80 } as const;
 
 /** String flags (bpf/events.h STR_*, DIR_*). */
-export const StrFlag = { TRUNCATED: 0x1, READ_FAILED: 0x2, DIR_RESOLVED: 0x4, DIR_INCOMPLETE: 0x8 } as const;
+export const StrFlag = { TRUNCATED: 0x1, READ_FAILED: 0x2, DIR_RESOLVED: 0x4, DIR_INCOMPLETE: 0x8, PATH_CANONICAL: 0x10 } as const;
 
 export const OpenSyscall: Record<number, string> = {
   1: 'sys_enter_openat', 2: 'sys_enter_openat2', 3: 'sys_enter_open', 4: 'sys_enter_creat',
