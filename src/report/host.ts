@@ -25,6 +25,39 @@ export function hostProduct(machineId?: string, hostname?: string): Product {
   return { key: { kind: 'host' }, id: `urn:rtev:host:${id}`, name: hostname ?? readTrim('/etc/hostname') ?? 'host', containers: [] };
 }
 
+/**
+ * resolveInRoot follows symlinks of `p` inside `root` (absolute targets restart at the root,
+ * `..` stops at it), so an image's `/lib/x -> /usr/lib/x` never resolves to the host's file.
+ */
+export function resolveInRoot(root: string, p: string): string | undefined {
+  if (root === '') return p;
+  const todo = p.split('/').filter((x) => x !== '' && x !== '.');
+  const done: string[] = [];
+  for (let hops = 0; todo.length > 0;) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const cur = '/' + [...done, part].join('/');
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(root + cur);
+    } catch {
+      return undefined;
+    }
+    if (!st.isSymbolicLink()) {
+      done.push(part);
+      continue;
+    }
+    if (++hops > 40) return undefined;
+    const target = fs.readlinkSync(root + cur);
+    if (target.startsWith('/')) done.length = 0;
+    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+  }
+  return '/' + done.join('/');
+}
+
 function isLink(p: string): boolean {
   try {
     return fs.lstatSync(p).isSymbolicLink();
@@ -124,7 +157,9 @@ export class ProductFiles implements PlanHost, Ownership {
     for (const f of sorted) {
       let key: string;
       try {
-        const st = fs.statSync(root + f);
+        const real = resolveInRoot(root, f);
+        if (real === undefined) continue;
+        const st = fs.statSync(root + real);
         if (!st.isFile()) continue;
         key = `${st.dev}:${st.ino}`;
       } catch {
@@ -155,8 +190,11 @@ export class ProductFiles implements PlanHost, Ownership {
     return s;
   }
 
-  owners(product: ProductKey, file: string, signedPurl: string | null): ParsedPurl[] {
+  owners(product: ProductKey, hostOrRootPath: string, signedPurl: string | null): ParsedPurl[] {
     const k = productKeyString(product);
+    // a function_call of a probe planned on the image's mount names the file by its host path
+    const root = this.#roots.get(k) ?? '';
+    const file = root !== '' && hostOrRootPath.startsWith(root + '/') ? hostOrRootPath.slice(root.length) : hostOrRootPath;
     const out: ParsedPurl[] = [];
     const signed = signedPurl === null ? undefined : parsePurl(signedPurl);
     if (signed !== undefined) out.push(signed);

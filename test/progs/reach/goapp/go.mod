@@ -1,0 +1,3 @@
+module example.invalid/goapp
+
+go 1.19
