@@ -34,6 +34,11 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "startRing", NULL, js_start_ring, NULL, NULL, NULL, napi_default, NULL },
 		{ "stopRing", NULL, js_stop_ring, NULL, NULL, NULL, napi_default, NULL },
 		{ "releaseSlot", NULL, js_release_slot, NULL, NULL, NULL, napi_default, NULL },
+		{ "createEncoder", NULL, js_create_encoder, NULL, NULL, NULL, napi_default, NULL },
+		{ "encoderSetCgroup", NULL, js_encoder_set_cgroup, NULL, NULL, NULL, napi_default, NULL },
+		{ "encoderClearCgroups", NULL, js_encoder_clear_cgroups, NULL, NULL, NULL, napi_default, NULL },
+		{ "encoderForgetCgroup", NULL, js_encoder_forget_cgroup, NULL, NULL, NULL, napi_default, NULL },
+		{ "encodeFrames", NULL, js_encode_frames, NULL, NULL, NULL, napi_default, NULL },
 		{ "numPossibleCpus", NULL, js_num_possible_cpus, NULL, NULL, NULL, napi_default, NULL },
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -111,4 +111,13 @@ napi_value js_start_ring(napi_env env, napi_callback_info info);
 napi_value js_stop_ring(napi_env env, napi_callback_info info);
 napi_value js_release_slot(napi_env env, napi_callback_info info);
 
+/* the fast path's encoder (encode.h), used by ring consumers */
+struct encoder;
+struct encoder *get_encoder(napi_env env, napi_value value);
+napi_value js_create_encoder(napi_env env, napi_callback_info info);
+napi_value js_encoder_set_cgroup(napi_env env, napi_callback_info info);
+napi_value js_encoder_clear_cgroups(napi_env env, napi_callback_info info);
+napi_value js_encoder_forget_cgroup(napi_env env, napi_callback_info info);
+napi_value js_encode_frames(napi_env env, napi_callback_info info);
+
 #endif

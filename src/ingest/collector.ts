@@ -212,8 +212,13 @@ export class Collector {
     const stop = new StopSignal();
     this.#stopRequested = () => stop.stop();
     let sinkError: unknown;
+    const pathFilter = new PathFilter(config.pathFilter.include, config.pathFilter.exclude);
+    const attribute = enricher !== undefined && config.enrich;
+    // file_open records encoded in the consumer thread (docs/benchmarks.md, "Fast path")
+    const fastPath = session.createFastPath({ fileOpen: session.attachedProbes.includes('file_open'), attribute, pathFilter: pathFilter.active });
     pipeline = new Pipeline({
-      sink, pathFilter: new PathFilter(config.pathFilter.include, config.pathFilter.exclude),
+      sink, pathFilter,
+      ...(fastPath !== undefined ? { fastPath } : {}),
       onRecord: (r) => {
         if (r.event.type === 'process_exec') {
           uprobes.onExec(r.pid);
@@ -234,7 +239,7 @@ export class Collector {
         sinkError = err; // e.g. disk full: stop cleanly below
         stop.stop();
       }
-    });
+    }, fastPath);
 
     const started = Date.now();
     const timer = config.durationMs !== undefined ? setTimeout(() => stop.stop(), config.durationMs) : undefined;

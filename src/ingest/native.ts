@@ -4,6 +4,7 @@ import { addonPath } from '../platform/paths';
 /** Opaque handles owned by the addon. */
 export type ObjectHandle = { readonly __brand: 'bpf_object' };
 export type RingHandle = { readonly __brand: 'ring' };
+export type EncoderHandle = { readonly __brand: 'encoder' };
 
 export type UprobeMultiKind = 'uprobe_multi' | 'uretprobe_multi' | 'uprobe_session';
 
@@ -43,7 +44,21 @@ export interface NativeBinding {
    * callback(batch, usedBytes, slot) per batch; callback(null, null, null) once after stopRing
    * drained the ring. Each batch's slot must be given back with releaseSlot.
    */
-  startRing(h: ObjectHandle, map: string, callback: (batch: Buffer | null, used: number | null, slot: number | null) => void): RingHandle;
+  startRing(h: ObjectHandle, map: string, callback: (batch: Buffer | null, used: number | null, slot: number | null) => void,
+    encoder?: EncoderHandle): RingHandle;
+  /**
+   * The fast path (native/encode.h): an encoder given to startRing turns the records it can
+   * into canonical NDJSON lines in the consumer thread (segment frames, src/decode/segment.ts).
+   * With `attribute`, only records of cgroups set with encoderSetCgroup are encoded; the
+   * fragments are the exact bytes `,"container_id":…` / `,"image_digest":…` (or null).
+   * Optional: a binding without them (the test double) runs the reference path only.
+   */
+  createEncoder?(fileOpen: boolean, attribute: boolean): EncoderHandle;
+  encoderSetCgroup?(e: EncoderHandle, id: bigint, v1: boolean, container: Buffer | null, digest: Buffer | null): boolean;
+  encoderClearCgroups?(e: EncoderHandle): void;
+  encoderForgetCgroup?(e: EncoderHandle, id: bigint, v1: boolean): void;
+  /** encodeFrames runs raw record frames through the consumer thread's slot writer (tests, benchmarks) */
+  encodeFrames?(e: EncoderHandle, frames: Buffer, used: number): Buffer[];
   releaseSlot(ring: RingHandle, slot: number): void;
   stopRing(ring: RingHandle): void;
   numPossibleCpus(): number;

@@ -1,5 +1,6 @@
-import { cgroupV1IdOf, decodeRecord, forEachFrame, newDecodeStats, type DecodeStats, type RawFunctionCall } from '../decode/decode';
+import { cgroupV1IdOf, decodeRecord, newDecodeStats, type DecodeStats, type RawFunctionCall } from '../decode/decode';
 import { PROBE_NAMES, type ProbeName } from '../decode/layout';
+import { forEachFrameOf, segmentLine, type Segment } from '../decode/segment';
 import { encodeRecord } from '../encode/record';
 import { emptyUserCounters, type UserProbeCounters } from '../model/ledger';
 import type { EvidenceRecord } from '../model/record';
@@ -40,12 +41,30 @@ export interface PipelineOptions {
   onError?: (err: unknown) => void;
   /** --host-only: drop records attributed to a container (one started since the last filter refresh) */
   dropContainerRecords?: boolean;
+  /**
+   * the fast path's cgroup table (native/encode.h), when the ring consumer encodes records
+   * itself: the pipeline tells it each cgroup's attribution once known, and keeps it current
+   */
+  fastPath?: FastPathTable;
 }
 
-interface Held {
-  record: EvidenceRecord;
-  probe: ProbeName;
+/** What the pipeline needs of the fast path: its cgroup -> container fields table. */
+export interface FastPathTable {
+  set(id: bigint, v1: boolean, info: { containerId?: string; imageDigest?: string }): void;
+  /** forget: the cgroup's records go to the reference path again (its attribution is pending) */
+  forget(id: bigint, v1: boolean): void;
+  clear(): void;
 }
+
+/** At most this many cgroups in the fast path's table (the native table holds 6144). */
+const FAST_TABLE_MAX = 4096;
+/** How often the fast path's table is checked against the enricher's current answers. */
+const FAST_TABLE_REFRESH_MS = 250;
+
+/** A record waiting for attribution: decoded, or a fast-path line (already encoded). */
+type Held =
+  | { record: EvidenceRecord; probe: ProbeName; line?: undefined }
+  | { line: Buffer; probe: ProbeName; tsNs: bigint; record?: undefined };
 
 /**
  * Pipeline: ring batches → decode → user-space filters → container attribution →
@@ -59,8 +78,8 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError'>> &
-    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError'>;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath'>> &
+    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath'>;
   /** waiting records per cgroup, in arrival order; Map iteration order gives the oldest cgroup first */
   readonly #held = new Map<string, Held[]>();
   /** the cgroup each waiting queue is for */
@@ -68,6 +87,9 @@ export class Pipeline {
   #heldCount = 0;
   #failure: unknown;
   #waiters: (() => void)[] = [];
+  /** what the fast path's table holds, by cgroup key */
+  readonly #fastTable = new Map<string, { key: CgroupKey; containerId?: string; imageDigest?: string }>();
+  #fastCheckedAt = 0;
 
   constructor(options: PipelineOptions) {
     // 2 s: resolving a new container (cgroup walk + runtime metadata) took up to ~1 s under load here
@@ -77,7 +99,94 @@ export class Pipeline {
 
   handleBatch(batch: Buffer, used: number): void {
     if (this.#failure !== undefined) throw this.#failure;
-    forEachFrame(batch, used, (rec) => this.handleRecord(rec));
+    if (this.#o.fastPath !== undefined && this.#fastTable.size > 0) this.#refreshFastTable();
+    forEachFrameOf(batch, used, (rec) => this.handleRecord(rec), (seg) => this.handleSegment(seg));
+  }
+
+  /**
+   * handleSegment takes lines the fast path encoded: the same bytes the reference path writes
+   * for those records (test/unit/fast-path.test.ts). They pass straight to the sink, unless
+   * some record of their cgroup still waits for attribution: then they queue behind it.
+   */
+  handleSegment(seg: Segment): void {
+    for (let i = 0; i < PROBE_NAMES.length; i++) {
+      const n = seg.byProbe[i]!;
+      if (n === 0) continue;
+      this.user[PROBE_NAMES[i]!].received += BigInt(n);
+    }
+    this.decodeStats.invalidUtf8 += seg.invalidUtf8;
+    this.decodeStats.unresolvedRelativePaths += seg.unresolvedRelativePaths;
+    if (this.#heldCount === 0) {
+      this.#writeSegment(seg, 0, seg.count);
+      return;
+    }
+    let from = 0;
+    for (let i = 0; i < seg.count; i++) {
+      const l = segmentLine(seg, i);
+      const queue = this.#held.get(l.v1 ? `v1:${l.cgroup}` : `v2:${l.cgroup}`);
+      if (queue === undefined) continue;
+      this.#writeSegment(seg, from, i);
+      from = i + 1;
+      queue.push({ line: Buffer.from(seg.batch.subarray(l.start, l.end)), probe: l.probe, tsNs: l.tsNs });
+      this.#heldCount++;
+    }
+    this.#writeSegment(seg, from, seg.count);
+  }
+
+  #writeSegment(seg: Segment, first: number, last: number): void {
+    if (last <= first) return;
+    const sink = this.#o.sink;
+    if (sink.writeSegment !== undefined) {
+      sink.writeSegment(seg, first, last);
+      if (first === 0 && last === seg.count) {
+        for (let i = 0; i < PROBE_NAMES.length; i++) if (seg.byProbe[i]! > 0) this.user[PROBE_NAMES[i]!].written += BigInt(seg.byProbe[i]!);
+      } else {
+        for (let i = first; i < last; i++) this.user[segmentLine(seg, i).probe].written++;
+      }
+      return;
+    }
+    for (let i = first; i < last; i++) {
+      const l = segmentLine(seg, i);
+      sink.write(seg.batch.toString('utf8', l.start, l.end - 1), { type: l.probe as EvidenceRecord['event']['type'], tsNs: l.tsNs, probe: l.probe });
+      this.user[l.probe].written++;
+    }
+  }
+
+  /** #teach tells the fast path a cgroup's attribution (once, and again when it changes). */
+  #teach(cgroup: CgroupKey, info: { containerId?: string; imageDigest?: string }): void {
+    const table = this.#o.fastPath;
+    if (table === undefined) return;
+    // --host-only drops container records: those are left to the reference path
+    if (this.#o.dropContainerRecords === true && info.containerId !== undefined) return;
+    const known = this.#fastTable.get(cgroup.key);
+    const containerId = info.containerId;
+    const imageDigest = containerId === undefined ? undefined : info.imageDigest;
+    if (known !== undefined && known.containerId === containerId && known.imageDigest === imageDigest) return;
+    if (known === undefined && this.#fastTable.size >= FAST_TABLE_MAX) {
+      this.#fastTable.clear();
+      table.clear();
+    }
+    this.#fastTable.set(cgroup.key, { key: cgroup, ...(containerId !== undefined ? { containerId } : {}), ...(imageDigest !== undefined ? { imageDigest } : {}) });
+    table.set(cgroup.id, cgroup.hierarchy === 'v1', { ...(containerId !== undefined ? { containerId } : {}), ...(imageDigest !== undefined ? { imageDigest } : {}) });
+  }
+
+  /** the enricher's answers may change (a late container): the table follows, once a second */
+  #refreshFastTable(): void {
+    const now = Date.now();
+    if (now - this.#fastCheckedAt < FAST_TABLE_REFRESH_MS) return;
+    this.#fastCheckedAt = now;
+    const containers = this.#o.containers;
+    if (containers === undefined) return;
+    for (const { key } of [...this.#fastTable.values()]) {
+      const info = containers.lookup(key.id, key.hierarchy);
+      if (info !== 'pending') {
+        this.#teach(key, info);
+      } else {
+        // expired or evicted: being resolved again; meanwhile its records wait, as on the reference path
+        this.#fastTable.delete(key.key);
+        this.#o.fastPath!.forget(key.id, key.hierarchy === 'v1');
+      }
+    }
   }
 
   handleRecord(rec: Buffer): void {
@@ -125,6 +234,7 @@ export class Pipeline {
     } else {
       const info = containers.lookup(cgroup.id, cgroup.hierarchy);
       if (info !== 'pending') {
+        this.#teach(cgroup, info);
         this.#write(withContainer(record, info), probe);
         return;
       }
@@ -159,14 +269,23 @@ export class Pipeline {
     this.#heldCount -= queue.length;
     if (this.#failure !== undefined) return;
     const info = this.#o.containers!.lookup(cgroup.id, cgroup.hierarchy);
-    for (const { record, probe } of queue) {
-      if (info === 'pending') {
+    for (const held of queue) {
+      if (held.line !== undefined) {
+        // a fast-path line: encoded with the attribution the table had, written as it is
+        this.#writeLine(held.line, held.probe, held.tsNs);
+      } else if (info === 'pending') {
         this.unattributed++;
-        this.#write(record, probe);
+        this.#write(held.record, held.probe);
       } else {
-        this.#write(withContainer(record, info), probe);
+        this.#write(withContainer(held.record, info), held.probe);
       }
     }
+    if (info !== 'pending') this.#teach(cgroup, info);
+  }
+
+  #writeLine(line: Buffer, probe: ProbeName, tsNs: bigint): void {
+    this.#o.sink.write(line.toString('utf8', 0, line.length - 1), { type: probe as EvidenceRecord['event']['type'], tsNs, probe });
+    this.user[probe].written++;
   }
 
   #fail(err: unknown): void {

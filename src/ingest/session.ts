@@ -7,6 +7,7 @@ import { encodeListenerOwner, findListenerOwners, type ListenerOwner } from './l
 import {
   isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle, type UprobeMultiKind,
 } from './native';
+import { FastPath, type FastPathOptions } from './fast-path';
 import { KERNEL_PROBES, SUPPORT_PROGRAMS, type ProbeSpec, type UprobeMode } from './probes';
 
 /** Settings written into the BPF object's `cfg` before load (struct rtev_config). */
@@ -346,13 +347,25 @@ export class BpfSession {
     }
   }
 
-  /** startRings starts one consumer thread per ring. */
-  startRings(onBatch: BatchHandler): void {
+  /**
+   * createFastPath: the addon's encoder for the bulk ring (src/ingest/fast-path.ts), or
+   * undefined when the binding has none, file_open is not collected or a path filter is active.
+   */
+  createFastPath(options: FastPathOptions): FastPath | undefined {
+    return FastPath.create(this.#native, options);
+  }
+
+  /**
+   * startRings starts one consumer thread per ring. With a fast path, the bulk ring's thread
+   * encodes the records it can itself (segments in the batches: src/decode/segment.ts).
+   */
+  startRings(onBatch: BatchHandler, fastPath?: FastPath): void {
     for (const [map, ring] of [['events_bulk', 'bulk'], ['events_rare', 'rare']] as const) {
       let finish: () => void = () => {};
       const done = new Promise<void>((resolve) => { finish = resolve; });
       // the slot goes back from setImmediate so that the event loop turns between batches
       // (timers, file I/O) even when the rings never run dry
+      const encoder = ring === 'bulk' && fastPath !== undefined ? FastPath.handleOf(fastPath) : undefined;
       const handle: RingHandle = this.#native.startRing(this.#handle, map, (batch, used, slot) => {
         if (batch === null || used === null || slot === null) {
           finish();
@@ -363,7 +376,7 @@ export class BpfSession {
         } finally {
           setImmediate(() => this.#native.releaseSlot(handle, slot));
         }
-      });
+      }, encoder);
       this.#rings.push({ handle, done });
     }
   }

@@ -13,6 +13,8 @@ import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, produ
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
+import { segmentLine, type Segment } from '../decode/segment';
+import { PROBE_NAMES } from '../decode/layout';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
 
@@ -142,13 +144,57 @@ export class ChunkSink implements RecordSink {
       if (attribution.windowFull && this.#chunk!.count > 0) this.#guard(() => this.#rotate('size', undefined));
       if (info.record !== undefined) attribution.note(info.record);
     }
-    const c = this.#chunk!;
     if (!this.#lines.fits(line)) this.#guard(() => this.#flush());
     this.#lines.append(line);
+    this.#counted(info.type, info.probe, info.tsNs);
+  }
+
+  /**
+   * writeSegment: fast-path lines, already encoded. A whole segment that stays below the size
+   * limit is appended and counted at once (its header holds the counts and timestamps);
+   * otherwise line by line, so chunks are cut after exactly the same line as with write().
+   */
+  writeSegment(seg: Segment, first: number, last: number): void {
+    if (this.#failure !== undefined) this.#throwFailure();
+    const c = this.#chunk!;
+    const bytes = seg.linesEnd - seg.linesStart;
+    if (first === 0 && last === seg.count && c.flushedBytes + this.#lines.length + bytes < this.#c.chunkMaxBytes) {
+      if (!this.#lines.fitsBytes(bytes)) this.#guard(() => this.#flush());
+      this.#lines.appendBytes(seg.batch, seg.linesStart, seg.linesEnd);
+      c.count += seg.count;
+      for (let i = 0; i < seg.byProbe.length; i++) {
+        const n = seg.byProbe[i]!;
+        if (n === 0) continue;
+        // the fast path's probes (file_open, process_exec, tcp_state) give records of their own name
+        const probe = PROBE_NAMES[i]!;
+        c.byType[probe as EventType] += n;
+        c.byProbe.set(probe, (c.byProbe.get(probe) ?? 0) + n);
+      }
+      if (c.firstTs === null) {
+        c.firstTs = seg.firstTs;
+        c.minTs = seg.minTs;
+        c.maxTs = seg.maxTs;
+      } else {
+        if (seg.minTs < c.minTs!) c.minTs = seg.minTs;
+        if (seg.maxTs > c.maxTs!) c.maxTs = seg.maxTs;
+      }
+      c.lastTs = seg.lastTs;
+      return;
+    }
+    for (let i = first; i < last; i++) {
+      const l = segmentLine(seg, i);
+      if (!this.#lines.fitsBytes(l.end - l.start)) this.#guard(() => this.#flush());
+      this.#lines.appendBytes(seg.batch, l.start, l.end);
+      this.#counted(l.probe as EventType, l.probe, l.tsNs);
+    }
+  }
+
+  /** #counted accounts for one line just appended, and rotates at the size limit. */
+  #counted(type: EventType, probe: string, ts: bigint): void {
+    const c = this.#chunk!;
     c.count++;
-    c.byType[info.type]++;
-    c.byProbe.set(info.probe, (c.byProbe.get(info.probe) ?? 0) + 1);
-    const ts = info.tsNs;
+    c.byType[type]++;
+    c.byProbe.set(probe, (c.byProbe.get(probe) ?? 0) + 1);
     if (c.firstTs === null) {
       c.firstTs = c.minTs = c.maxTs = ts;
     } else {

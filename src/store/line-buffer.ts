@@ -40,6 +40,38 @@ export class LineBuffer {
     this.#buf[this.#used++] = 0x0a;
   }
 
+  /** fitsBytes tells whether n more bytes fit; flush first when they do not. */
+  fitsBytes(n: number): boolean {
+    return this.#used + n <= this.#buf.length;
+  }
+
+  /**
+   * appendBytes adds src[start, end): lines already encoded, each with its newline (the fast
+   * path's segments). A run larger than the capacity gets a buffer of its own.
+   */
+  appendBytes(src: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (!this.fitsBytes(n)) {
+      if (this.#used > 0) throw new RangeError('LineBuffer: flush before appending (bytes do not fit)');
+      this.#buf = Buffer.allocUnsafeSlow(n);
+    }
+    src.copy(this.#buf, this.#used, start, end);
+    this.#used += n;
+  }
+
+  /**
+   * drain passes the bytes held to `write` (synchronously) and starts empty in the same memory:
+   * no Buffer per flush when the bytes are written right away (StreamSink). A flush of 1 MiB
+   * every few ms otherwise left tens of MB of garbage Buffers outside the heap under an open
+   * storm (docs/benchmarks.md, "Memory").
+   */
+  drain(write: (bytes: Buffer) => void): void {
+    if (this.#used === 0) return;
+    const view = this.#buf.subarray(0, this.#used);
+    this.#used = 0;
+    write(view);
+  }
+
   /** take hands over the bytes held, in a Buffer that owns its memory, and starts empty. */
   take(): Buffer {
     const out = this.#buf.subarray(0, this.#used);

@@ -9,6 +9,7 @@ import { LineBuffer } from './line-buffer';
 import { realEnvironment, type Environment } from './host-facts';
 import { lockEvidenceDir } from './lock';
 import { recoverChain } from './recovery';
+import { segmentLine, type Segment } from '../decode/segment';
 import type { LineInfo, OutputContext, OutputOptions, RecordSink } from './sink';
 
 /**
@@ -89,15 +90,23 @@ export class StreamSink implements RecordSink {
     this.#lines.append(line);
   }
 
+  writeSegment(seg: Segment, first: number, last: number): void {
+    if (last <= first) return;
+    const start = first === 0 ? seg.linesStart : segmentLine(seg, first).start;
+    const end = last === seg.count ? seg.linesEnd : segmentLine(seg, last - 1).end;
+    if (!this.#lines.fitsBytes(end - start)) this.#flush();
+    this.#lines.appendBytes(seg.batch, start, end);
+  }
+
   async close(_ledger: Ledger): Promise<void> {
     this.#flush();
     if (this.#fd > 2) fs.closeSync(this.#fd);
   }
 
   #flush(): void {
-    if (this.#lines.length === 0) return;
-    const data = this.#lines.take();
-    writeAll(this.#fd, data, 'standard output');
-    this.#written += data.length;
+    this.#lines.drain((data) => {
+      writeAll(this.#fd, data, 'standard output');
+      this.#written += data.length;
+    });
   }
 }

@@ -1,3 +1,4 @@
+import type { Segment } from '../decode/segment';
 import type { EventType } from '../model/record';
 import type { Ledger } from '../model/ledger';
 import type { AttributedRecord, AttributionTicket, ChunkAttribution } from '../packages';
@@ -32,6 +33,12 @@ export interface AttributionSource {
  */
 export interface RecordSink {
   write(line: string, info: LineInfo): void;
+  /**
+   * writeSegment writes lines [first, last) of a fast-path segment (src/decode/segment.ts):
+   * the same bytes and facts as write() per line, without a string per line. Optional: the
+   * pipeline falls back to write() for sinks without it.
+   */
+  writeSegment?(seg: Segment, first: number, last: number): void;
   /** bytes accepted but not yet durable; the pipeline sheds load when this grows */
   readonly backlogBytes: number;
   /** bytes written so far (for the status line) */

@@ -1,0 +1,338 @@
+/**
+ * The fast path (native/encode.c, in the addon's consumer thread) against the reference path
+ * (decode -> record -> encodeRecord): the same records through two Pipelines, one fed raw
+ * frames, one fed what the encoder makes of them, must write the same bytes and count the
+ * same things. On the recorded fixture, on fuzzed records (hostile paths: invalid UTF-8,
+ * control characters, 4 KiB paths, relative paths with `.` and empty components) and on every
+ * attribution case (host, container with and without digest, v1 memory cgroup, pending,
+ * never resolved, a cgroup that goes back to pending while the table knows it, --host-only).
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { FrameKind } from '../../src/decode/segment';
+import { FastPath } from '../../src/ingest/fast-path';
+import { loadBinding } from '../../src/ingest/native';
+import { PathFilter } from '../../src/ingest/path-filter';
+import { Pipeline, type ContainerLookup } from '../../src/ingest/pipeline';
+import { StreamSink } from '../../src/store/output';
+import { makeHarness } from '../helpers/evidence-fixtures';
+import { REPO } from '../helpers/collector';
+import { readSamples } from '../helpers/fake-binding';
+
+const FIXTURE = path.join(REPO, 'test', 'fixtures', 'ringbuf', 'trigger');
+const binding = loadBinding();
+
+function frames(records: Buffer[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const r of records) {
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(r.length);
+    parts.push(head, r, Buffer.alloc(((r.length + 7) & ~7) - r.length));
+  }
+  return Buffer.concat(parts);
+}
+
+type Answer = { containerId?: string; imageDigest?: string } | 'pending';
+type Final = { containerId?: string; imageDigest?: string } | 'never';
+
+/**
+ * Attribution as the Enricher gives it: a cgroup's answer is 'pending' until its resolution
+ * settles (whenSettled), then stable; `evictedAt` makes a known cgroup pending again at the
+ * start of a batch (the cache dropped it), until it settles again.
+ */
+class ScriptedLookup implements ContainerLookup {
+  readonly #resolved = new Set<string>();
+  constructor(readonly final: (id: bigint, hierarchy: 'v2' | 'v1') => Final, readonly evictedAt: (id: bigint, hierarchy: 'v2' | 'v1') => number = () => -1) {}
+  startBatch(n: number): void {
+    for (const key of [...this.#resolved]) {
+      const [h, id] = key.split(':') as ['v2' | 'v1', string];
+      if (this.evictedAt(BigInt(id), h) === n) this.#resolved.delete(key);
+    }
+  }
+  lookup(id: bigint, hierarchy: 'v2' | 'v1' = 'v2'): Answer {
+    const f = this.final(id, hierarchy);
+    if (f === 'never' || !this.#resolved.has(`${hierarchy}:${id}`)) return 'pending';
+    return f;
+  }
+  async whenSettled(id: bigint, _timeoutMs: number, hierarchy: 'v2' | 'v1' = 'v2'): Promise<unknown> {
+    if (this.final(id, hierarchy) !== 'never') this.#resolved.add(`${hierarchy}:${id}`);
+    return undefined;
+  }
+}
+
+interface Run {
+  bytes: Buffer;
+  counters: unknown;
+  fastLines: number;
+}
+
+/** runBoth sends `batches` through the reference path and through the fast path. */
+async function runBoth(batches: Buffer[][], opts: { lookup?: () => ScriptedLookup; hostOnly?: boolean; pathFilter?: PathFilter } = {}): Promise<{ reference: Run; fast: Run }> {
+  const run = async (fast: boolean): Promise<Run> => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-fast-'));
+    const file = path.join(dir, 'out.ndjson');
+    const sink = new StreamSink(fs.openSync(file, 'w'));
+    const containers = opts.lookup?.();
+    const filtered = opts.pathFilter?.active === true;
+    const fp = fast ? FastPath.create(binding, { fileOpen: true, attribute: containers !== undefined, pathFilter: filtered }, {}) : undefined;
+    if (fast) assert.equal(fp !== undefined, !filtered, 'the addon has the fast path; a path filter turns it off');
+    const pipeline = new Pipeline({
+      sink, pathFilter: opts.pathFilter ?? new PathFilter([], []),
+      ...(containers !== undefined ? { containers } : {}),
+      ...(opts.hostOnly === true ? { dropContainerRecords: true } : {}),
+      ...(fp !== undefined ? { fastPath: fp } : {}),
+      holdMs: 50,
+    });
+    let fastLines = 0;
+    for (const [n, records] of batches.entries()) {
+      if (containers instanceof ScriptedLookup) containers.startBatch(n);
+      const raw = frames(records);
+      const slots = fp !== undefined ? fp.encodeFrames(raw, raw.length) : [raw];
+      for (const slot of slots) {
+        for (let o = 0; o + 8 <= slot.length;) {
+          const len = slot.readUInt32LE(o);
+          if (slot.readUInt32LE(o + 4) === FrameKind.SEGMENT) fastLines += slot.readUInt32LE(o + 8);
+          o += 8 + ((len + 7) & ~7);
+        }
+        pipeline.handleBatch(slot, slot.length);
+      }
+      await pipeline.idle();
+    }
+    await sink.close({} as never);
+    const bytes = fs.readFileSync(file);
+    fs.rmSync(dir, { recursive: true, force: true });
+    return {
+      bytes, fastLines,
+      counters: { user: pipeline.user, decode: pipeline.decodeStats, rejects: pipeline.rejectReasons, unattributed: pipeline.unattributed },
+    };
+  };
+  return { reference: await run(false), fast: await run(true) };
+}
+
+function assertSame(r: { reference: Run; fast: Run }): void {
+  assert.equal(r.fast.bytes.toString('latin1'), r.reference.bytes.toString('latin1'));
+  assert.deepEqual(r.fast.counters, r.reference.counters);
+}
+
+const fixture = readSamples(fs.readFileSync(path.join(FIXTURE, 'samples.bin')));
+
+test('fast path: the recorded fixture gives the bytes of the reference path and of expected.ndjson', async () => {
+  const r = await runBoth([fixture]);
+  assertSame(r);
+  assert.equal(r.fast.bytes.toString('utf8'), fs.readFileSync(path.join(FIXTURE, 'expected.ndjson'), 'utf8'));
+  const opens = fixture.filter((rec) => rec.readUInt32LE(16) === 1).length;
+  assert.ok(opens > 10);
+  assert.equal(r.fast.fastLines, opens, 'every file_open record of the fixture takes the fast path');
+});
+
+// ---------- fuzzed file_open records ----------
+
+const O_CREAT = 0o100;
+
+interface OpenSpec {
+  ts: bigint; cgroup: bigint; v1: bigint; pid: number; tid: number; comm: Uint8Array; ret: number; flags: number; mode: number;
+  dfd: number; path: Uint8Array; dir: Uint8Array; pathFlags: number; syscall: number; sizeDelta: number; kind: number;
+}
+
+function openRecord(s: OpenSpec): Buffer {
+  const size = 88 + s.path.length + s.dir.length;
+  const b = Buffer.alloc(size);
+  b.writeBigUInt64LE(s.ts, 0);
+  b.writeBigUInt64LE(s.cgroup, 8);
+  b.writeUInt32LE(s.kind, 16);
+  b.writeUInt32LE((size + s.sizeDelta) >>> 0, 20);
+  b.writeUInt32LE(s.pid, 24);
+  b.writeUInt32LE(s.tid, 28);
+  Buffer.from(s.comm).copy(b, 32, 0, 16);
+  b.writeBigUInt64LE(s.v1, 48);
+  b.writeBigInt64LE(BigInt(s.ret), 56);
+  b.writeUInt32LE(s.flags >>> 0, 64);
+  b.writeUInt32LE(s.mode >>> 0, 68);
+  b.writeInt32LE(s.dfd, 72);
+  b.writeUInt16LE(s.path.length, 76);
+  b.writeUInt16LE(s.dir.length, 78);
+  b.writeUInt16LE(s.pathFlags, 80);
+  b.writeUInt8(s.syscall, 82);
+  Buffer.from(s.path).copy(b, 88);
+  Buffer.from(s.dir).copy(b, 88 + s.path.length);
+  return b;
+}
+
+/** bytes that make hostile text: valid and broken UTF-8, controls, quotes, '.', '/' */
+const hostileByte = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom(...Buffer.from('abc./-_ ')) },
+  { weight: 2, arbitrary: fc.constantFrom(0x2f, 0x2e) },
+  { weight: 1, arbitrary: fc.constantFrom(0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f, 0x22, 0x5c, 0x7f) },
+  { weight: 2, arbitrary: fc.integer({ min: 0x80, max: 0xff }) },
+);
+const utf8Piece = fc.constantFrom('é', '€', '😀', '\u2028', '\uFFFE', '…').map((s) => [...Buffer.from(s)]);
+const hostileBytes = (max: number): fc.Arbitrary<Uint8Array> =>
+  fc.array(fc.oneof({ weight: 5, arbitrary: hostileByte.map((b) => [b]) }, { weight: 1, arbitrary: utf8Piece }), { maxLength: max })
+    .map((parts) => Uint8Array.from(parts.flat()));
+const relative = fc.array(fc.constantFrom('.', '..', '', 'a', 'b.c', '.x', 'é'), { minLength: 1, maxLength: 5 })
+  .map((parts) => Uint8Array.from(Buffer.from(parts.join('/'))));
+const u64 = fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom(0n, 1n, 2n, 9007199254740993n, 18446744073709551615n));
+
+const openSpec: fc.Arbitrary<OpenSpec> = fc.record({
+  ts: u64,
+  cgroup: fc.oneof(fc.constantFrom(1n, 2n, 3n, 4n, 5n, 6n), u64),
+  v1: fc.oneof(fc.constant(0n), fc.constantFrom(7n, 8n, 9n), u64),
+  pid: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 1, max: 0xffffffff }) }, { weight: 1, arbitrary: fc.constant(0) }),
+  tid: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 0xffffffff })),
+  comm: fc.oneof(hostileBytes(16), fc.uint8Array({ minLength: 16, maxLength: 16 })),
+  ret: fc.oneof(fc.integer({ min: -140, max: 10 }), fc.constantFrom(-2147483648, 2147483647, -4095)),
+  flags: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constantFrom(0, 1, 2, 3, O_CREAT | 1, 0o20200000, 0o10000000, 0o20000002)),
+  mode: fc.integer({ min: 0, max: 0xffffffff }),
+  dfd: fc.oneof(fc.constant(-100), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
+  path: fc.oneof(
+    hostileBytes(60),
+    relative,
+    hostileBytes(40).map((b) => Uint8Array.from([0x2f, ...b])),
+    fc.constant(Uint8Array.from(Buffer.from('/' + 'p'.repeat(4095)))),
+  ),
+  dir: fc.oneof(fc.constant(new Uint8Array()), hostileBytes(40), fc.constantFrom(Buffer.from('/'), Buffer.from('/home/u/'), Buffer.from('/srv/x')).map((b) => Uint8Array.from(b))),
+  pathFlags: fc.integer({ min: 0, max: 15 }),
+  syscall: fc.integer({ min: 0, max: 6 }),
+  sizeDelta: fc.oneof({ weight: 19, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-1, 1, 8) }),
+  kind: fc.oneof({ weight: 19, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constantFrom(2, 99) }),
+});
+
+test('fast path: fuzzed file_open records (hostile text, 4 KiB paths, relative joins) give the same bytes and counters', async () => {
+  let fastLines = 0;
+  await fc.assert(fc.asyncProperty(fc.array(openSpec, { minLength: 1, maxLength: 30 }), async (specs) => {
+    const records = specs.map(openRecord);
+    const r = await runBoth([records]);
+    assertSame(r);
+    fastLines += r.fast.fastLines;
+  }), { numRuns: 300 });
+  assert.ok(fastLines > 1000, `most fuzzed records take the fast path (${fastLines})`);
+});
+
+test('fast path: hostile paths written out in full, one by one', async () => {
+  const base: OpenSpec = {
+    ts: 123n, cgroup: 5n, v1: 0n, pid: 10, tid: 0, comm: Uint8Array.from(Buffer.from('c\x01"\\\xff')), ret: 3, flags: 0, mode: 0,
+    dfd: -100, path: new Uint8Array(), dir: Uint8Array.from(Buffer.from('/d')), pathFlags: 0, syscall: 1, sizeDelta: 0, kind: 1,
+  };
+  // raw bytes: latin1 strings stand for byte strings, the others are UTF-8
+  const bytes = ['/a\nb', '/\xc3\x28', '/\xed\xa0\x80', '/\xf4\x90\x80\x80', '/\xe2\x80', '/\x7f\x1f\x00z', 'rel', './x', 'a//b',
+    'a/./b/', '.', 'a/.', '//', 'x'.repeat(4096)].map((p) => Buffer.from(p, 'latin1'));
+  const utf8 = ['/ok/é/😀', '/' + 'é'.repeat(2047), 'é/./€'].map((p) => Buffer.from(p, 'utf8'));
+  const records: Buffer[] = [];
+  for (const p of [...bytes, ...utf8]) {
+    for (const pathFlags of [0, 1, 4, 5, 12]) records.push(openRecord({ ...base, path: Uint8Array.from(p), pathFlags }));
+  }
+  const r = await runBoth([records]);
+  assertSame(r);
+  assert.equal(r.fast.fastLines, records.length);
+});
+
+// ---------- attribution ----------
+
+/** by cgroup id: every case of attribution */
+function finalAnswer(id: bigint, hierarchy: 'v2' | 'v1'): Final {
+  if (hierarchy === 'v1') return { containerId: `v1-${id}`, imageDigest: 'sha256:' + 'a'.repeat(64) };
+  switch (Number(id % 8n)) {
+    case 0: return {};                                                    // a host cgroup
+    case 1: return {};                                                    // the v2 root (the v1 id decides when set)
+    case 2: return { containerId: 'c'.repeat(64), imageDigest: 'sha256:' + 'b'.repeat(64) };
+    case 3: return { containerId: 'd'.repeat(64) };                       // no digest known
+    case 4: return { containerId: 'quote"\\\u2028\u0001' };            // escaped in the line
+    case 5: return 'never';                                               // never resolved: unattributed
+    case 6: return { containerId: 'e'.repeat(64), imageDigest: 'sha256:' + 'f'.repeat(64) };
+    default: return { imageDigest: 'sha256:' + '0'.repeat(64) };          // a digest but no container: no fields
+  }
+}
+
+const exec = fixture.find((rec) => rec.readUInt32LE(16) === 2)!;
+
+/** records of cgroups 0-15 (v1 ids when in the root), with a process_exec of the same cgroup every 4th */
+function attributed(specs: OpenSpec[]): Buffer[] {
+  return specs.flatMap((s, i) => {
+    const rec = openRecord({ ...s, cgroup: s.cgroup % 16n, v1: s.v1 % 4n === 0n ? 0n : 100n + (s.v1 % 4n) });
+    if (i % 4 !== 0) return [rec];
+    // the reference path takes it, and may hold it while its cgroup is pending
+    const e = Buffer.from(exec);
+    e.writeBigUInt64LE(rec.readBigUInt64LE(8), 8);
+    e.writeBigUInt64LE(rec.readBigUInt64LE(48), 48);
+    return [e, rec];
+  });
+}
+
+test('fast path: every attribution case gives the same bytes, over batches (the table learns from the first)', async () => {
+  let fastLines = 0;
+  await fc.assert(fc.asyncProperty(fc.array(openSpec, { minLength: 1, maxLength: 25 }), fc.boolean(), async (specs, hostOnly) => {
+    const records = attributed(specs);
+    const r = await runBoth([records, records, records], { lookup: () => new ScriptedLookup(finalAnswer), hostOnly });
+    assertSame(r);
+    fastLines += r.fast.fastLines;
+  }), { numRuns: 150 });
+  assert.ok(fastLines > 300, `${fastLines} fast lines`);
+  const one = [0n, 1n, 2n, 3n, 4n, 6n, 7n].map((cgroup) => openRecord({
+    ts: 1n, cgroup, v1: cgroup === 1n ? 77n : 0n, pid: 1, tid: 1, comm: new Uint8Array(), ret: 3, flags: 0, mode: 0, dfd: -100,
+    path: Uint8Array.from(Buffer.from('/x')), dir: new Uint8Array(), pathFlags: 0, syscall: 1, sizeDelta: 0, kind: 1,
+  }));
+  const r = await runBoth([one, one], { lookup: () => new ScriptedLookup(finalAnswer) });
+  assertSame(r);
+  assert.equal(r.fast.fastLines, one.length, 'the second batch takes the fast path for every cgroup');
+  assert.match(r.fast.bytes.toString(), /"container_id":"v1-77"/);
+});
+
+test('fast path: a known cgroup that goes pending again (evicted) keeps each cgroup\'s order and bytes', async () => {
+  await fc.assert(fc.asyncProperty(fc.array(openSpec, { minLength: 1, maxLength: 25 }), async (specs) => {
+    const records = attributed(specs);
+    // the order across cgroups may differ (the fast path does not hold lines of a cgroup until a
+    // record of it waits); per cgroup, the lines and their order are the same
+    const r = await runBoth([records, records, records], { lookup: () => new ScriptedLookup(finalAnswer, (id) => (id % 3n === 0n ? 1 : -1)) });
+    const byCgroup = (b: Buffer): Map<string, string[]> => {
+      const m = new Map<string, string[]>();
+      for (const line of b.toString('latin1').split('\n').filter((l) => l.length > 0)) {
+        // the attribution key: cgroup_id, and for the v2 root the v1 cgroup (its container)
+        const key = /"cgroup_id":(\d+)/.exec(line)![1]! + '|' + (/"container_id":("[^"]*")/.exec(line)?.[1] ?? '');
+        m.set(key, [...(m.get(key) ?? []), line]);
+      }
+      return m;
+    };
+    assert.deepEqual(byCgroup(r.fast.bytes), byCgroup(r.reference.bytes));
+    assert.deepEqual(r.fast.counters, r.reference.counters);
+  }), { numRuns: 100 });
+});
+
+test('fast path: a path filter leaves file_open to the reference path, same bytes', async () => {
+  const r = await runBoth([fixture], { pathFilter: new PathFilter(['/tmp/**'], []) });
+  assertSame(r);
+});
+
+test('fast path: signed chunks hold the same bytes and the same predicate counts, cut at the same line', async () => {
+  const many: Buffer[] = [];
+  const opens = fixture.filter((rec) => rec.readUInt32LE(16) === 1);
+  for (let i = 0; i < 3000; i++) many.push(opens[i % opens.length]!);
+  const chunks = async (fast: boolean): Promise<{ files: string[]; counts: unknown[] }> => {
+    const h = makeHarness('rtev-fast-chunks-');
+    const out = h.dir;
+    const sink = h.open({ chunkMaxBytes: 40_000 });
+    const fp = fast ? FastPath.create(binding, { fileOpen: true, attribute: false }, {}) : undefined;
+    const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), ...(fp ? { fastPath: fp } : {}) });
+    const raw = frames(many);
+    for (const slot of fp ? fp.encodeFrames(raw, raw.length) : [raw]) pipeline.handleBatch(slot, slot.length);
+    await sink.close(h.ledger.snapshot());
+    const files = fs.readdirSync(out).filter((f) => f.endsWith('.ndjson')).sort();
+    const counts = fs.readdirSync(out).filter((f) => f.endsWith('.dsse.json')).sort().map((f) => {
+      const env = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
+      const statement = JSON.parse(Buffer.from(env.payload, 'base64').toString().replace(/("[a-z_]+_ts_ns":)(\d+)/g, '$1"$2"'));
+      const { count, bytes, by_type, first_ts_ns, last_ts_ns, min_ts_ns, max_ts_ns } = statement.predicate.records;
+      return { count, bytes, by_type, first_ts_ns, last_ts_ns, min_ts_ns, max_ts_ns };
+    });
+    const contents = files.map((f) => fs.readFileSync(path.join(out, f), 'latin1'));
+    fs.rmSync(path.dirname(out), { recursive: true, force: true });
+    return { files: contents, counts };
+  };
+  const reference = await chunks(false);
+  const fast = await chunks(true);
+  assert.ok(reference.files.length > 3, `${reference.files.length} chunks`);
+  assert.deepEqual(fast.counts, reference.counts);
+  assert.deepEqual(fast.files, reference.files);
+});
