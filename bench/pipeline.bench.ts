@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { decodeRecord, newDecodeStats } from '../src/decode/decode';
 import { encodeRecord } from '../src/encode/record';
 import { PathFilter } from '../src/ingest/path-filter';
+import { FastPath } from '../src/ingest/fast-path';
+import { loadBinding } from '../src/ingest/native';
 import { Pipeline } from '../src/ingest/pipeline';
 import type { EvidenceRecord } from '../src/model/record';
 import { StreamSink } from '../src/store/output';
@@ -70,4 +72,16 @@ measure('pipeline (enrichment hit)', rounds, 20, () => attributed.handleBatch(ba
 const devNull = new StreamSink(fs.openSync('/dev/null', 'w'));
 const toDevNull = new Pipeline({ sink: devNull, pathFilter: new PathFilter([], []), containers: { lookup: () => ({}), whenSettled: async () => ({}) } });
 measure('pipeline + stdout sink', rounds, 20, () => toDevNull.handleBatch(batch, batch.length));
+// the fast path (native/encode.c): the consumer thread's encoding, run here on the JS thread by
+// encodeFrames, then the pipeline over the segments it makes (docs/benchmarks.md, "Fast path")
+const fast = FastPath.create(loadBinding(), { fileOpen: true, attribute: true }, {})!;
+const fastLookup = { lookup: () => ({}), whenSettled: async () => ({}) };
+const teach = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: fastLookup, fastPath: fast });
+teach.handleBatch(batch, batch.length); // the table learns the fixture's cgroups
+let slots = fast.encodeFrames(batch, batch.length);
+if (slots.some((s) => s.readUInt32LE(4) !== 1 || s.readUInt32LE(0) + 8 !== s.length)) throw new Error('the fast path did not encode the whole batch');
+measure('fast path: C encode', rounds, 20, () => { slots = fast.encodeFrames(batch, batch.length); });
+const fastToDevNull = new Pipeline({ sink: devNull, pathFilter: new PathFilter([], []), containers: fastLookup, fastPath: fast });
+measure('fast path: pipeline + stdout', rounds, 20, () => { for (const s of slots) fastToDevNull.handleBatch(s, s.length); });
+measure('fast path: both', rounds, 20, () => { for (const s of fast.encodeFrames(batch, batch.length)) fastToDevNull.handleBatch(s, s.length); });
 if (sinkBytes === 0 || devNull.bytesWritten === 0) throw new Error('nothing encoded');

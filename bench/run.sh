@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Open storm benchmark (GitHub issue 2; results in docs/benchmarks.md, "Open storm").
 # Alternating rounds of: base | rtev --stdout | bpftrace | rtev filtered out in the kernel |
-# rtev --out (signed chunks). Run as root after `make build`:
+# rtev --out (signed chunks) | both rtev runs again with the fast path off (REFERENCE=0 skips them).
+# Run as root after `make build`:
 #   bench/run.sh [--smoke] [N] [ROUNDS]       (defaults: N=1000000, ROUNDS=3; --smoke: N=20000)
 # Prints one line per run and a table of medians; raw numbers are kept in $WORK/runs.tsv.
 set -euo pipefail
@@ -51,7 +52,7 @@ run_base() {
 run_rtev_cmd() { # rtev collect <output args> -- openstorm   (scenario name, output args...)
   local r=$1 name=$2; shift 2
   local out=$WORK/out.ndjson
-  /usr/bin/time -f '%U %S %M' -o "$WORK/time" "${RTEV[@]}" collect "$@" -- "$STORM" "$N" "$TARGET" > "$out" 2> "$WORK/err"
+  /usr/bin/time -f '%U %S %M' -o "$WORK/time" env RTEV_FAST_PATH="${FAST_PATH:-1}" "${RTEV[@]}" collect "$@" -- "$STORM" "$N" "$TARGET" > "$out" 2> "$WORK/err"
   local line delivered total storm cpu
   line=$(grep -v '^{' "$out" | tail -1)
   if [ -d "$WORK/ev" ]; then delivered=$(cat "$WORK"/ev/chunk-*.ndjson | grep -cF "\"path\":\"$TARGET\"" || true)
@@ -64,6 +65,9 @@ run_rtev_cmd() { # rtev collect <output args> -- openstorm   (scenario name, out
 }
 run_rtev_stdout() { run_rtev_cmd "$1" rtev_stdout --stdout; }
 run_rtev_signed() { run_rtev_cmd "$1" rtev_out_signed --out "$WORK/ev" --key "$WORK/key"; }
+# the same with the fast path off (RTEV_FAST_PATH=0): every record through decode -> record -> encode
+run_rtev_stdout_ref() { FAST_PATH=0 run_rtev_cmd "$1" rtev_stdout_reference --stdout; }
+run_rtev_signed_ref() { FAST_PATH=0 run_rtev_cmd "$1" rtev_out_signed_reference --out "$WORK/ev" --key "$WORK/key"; }
 run_rtev_filtered() { # system-wide, but only pid 1: every storm open is dropped by the kernel-side filter
   "${RTEV[@]}" collect --stdout --pid 1 > "$WORK/filtered.ndjson" 2> "$WORK/err" &
   local c=$!
@@ -91,12 +95,14 @@ tracepoint:syscalls:sys_exit_openat /@p[tid]/ { if (args->ret >= 0) { printf("%l
 echo "open storm: N=$N rounds=$ROUNDS work=$WORK"
 echo "date=$(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD) kernel=$(uname -r) node=$(node --version) bpftrace=$(bpftrace --version | awk '{print $2}')"
 echo "cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc)"
+echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$STORM" 20000 "$TARGET" >/dev/null   # warm-up
 # fixed cost of a collector run (node start, BPF load/attach, drain, exit): `rtev collect --stdout -- true`
 STARTUP=$(for _ in 1 2 3; do /usr/bin/time -f '%U %S' -o "$WORK/time" "${RTEV[@]}" collect --stdout --quiet -- true >/dev/null; awk '{print $1+$2}' "$WORK/time"; done | sort -n | sed -n 2p)
 echo "collector fixed cost per run (median of 3, CPU s): $STARTUP"
 for r in $(seq "$ROUNDS"); do
   run_base "$r"; run_rtev_stdout "$r"; run_bpftrace "$r"; run_rtev_filtered "$r"; run_rtev_signed "$r"
+  if [ "${REFERENCE:-1}" = 1 ]; then run_rtev_stdout_ref "$r"; run_rtev_signed_ref "$r"; fi
 done
 
 echo
@@ -115,5 +121,9 @@ for (const [name, rs] of Object.entries(by)) {
   const us = med(rs.map((r) => r[2]));
   const col = (i) => med(rs.map((r) => r[i]));
   console.log(`| ${name} | ${us.toFixed(2)} | ${(us - base).toFixed(2)} | ${(us / base).toFixed(2)}x | ${col(3)}/${rs[0][4]} | ${rs.map((r) => r[5]).join("/")} | ${col(6).toFixed(2)} | ${isNaN(col(7)) ? "-" : col(7).toFixed(2)} | ${name.startsWith("rtev") && col(3) > 0 ? ((col(6) - startup) * 1e6 / col(3)).toFixed(2) : "-"} | ${(col(8) / 1024).toFixed(0)} |`);
-}' "$RUNS"
+}
+const cpu = (name) => med((by[name] ?? []).map((r) => r[7]));
+const ratio = (a, b) => (isNaN(cpu(a)) || isNaN(cpu(b)) ? "-" : (cpu(a) / cpu(b)).toFixed(2) + "x");
+console.log(`\nCPU per event, ratios of medians: bpftrace / rtev --stdout ${ratio("bpftrace", "rtev_stdout")}, bpftrace / rtev signed ${ratio("bpftrace", "rtev_out_signed")}, signed / stdout ${ratio("rtev_out_signed", "rtev_stdout")}, reference / fast path: stdout ${ratio("rtev_stdout_reference", "rtev_stdout")}, signed ${ratio("rtev_out_signed_reference", "rtev_out_signed")}`);' "$RUNS"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw: $RUNS"
