@@ -305,6 +305,23 @@ static bool has_dot_or_empty_component(const uint8_t *s, size_t len, bool mark)
 	return false;
 }
 
+/* file_key: FNV-1a 64 over the attribution key and the path's written bytes */
+static uint64_t file_key(uint64_t cgroup, uint8_t v1, const uint8_t *path, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (int i = 0; i < 8; i++) {
+		h ^= (cgroup >> (8 * i)) & 0xff;
+		h *= 0x100000001b3ull;
+	}
+	h ^= v1;
+	h *= 0x100000001b3ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= path[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
 static struct cgroup_entry *find_cgroup(struct encoder *enc, uint64_t id, uint8_t v1)
 {
 	uint32_t h = (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 51) ^ v1;
@@ -381,6 +398,7 @@ size_t encode_record(struct encoder *enc, const uint8_t *rec, size_t size, uint8
 		o = put_u64(o, rd32(rec + FO_MODE) & 07777);
 	}
 	o = PUT_LIT(o, ",\"path\":\"");
+	const uint8_t *path_start = o;
 	bool path_invalid = false;
 	if (!joined) {
 		o = put_text(o, path, path_len, &path_invalid);
@@ -426,6 +444,7 @@ size_t encode_record(struct encoder *enc, const uint8_t *rec, size_t size, uint8
 		}
 	}
 	info->invalid_utf8 += path_invalid;
+	info->key = file_key(info->cgroup, info->v1, path_start, (size_t)(o - path_start));
 	o = PUT_LIT(o, "\",\"type\":\"file_open\"}");
 	if (entry && entry->digest)
 		o = put(o, entry->digest, entry->digest_len);

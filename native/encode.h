@@ -44,13 +44,15 @@ struct segment_line {
 	uint16_t _pad;
 	uint64_t ts;
 	uint64_t cgroup; /* the attribution key */
-};                       /* 24 bytes */
+	uint64_t key;    /* FNV-1a of (cgroup, v1, the path as written): which lines name the same file */
+};                       /* 32 bytes */
 
 /* What encode_file_open tells about a line besides its bytes. */
 struct line_info {
 	uint64_t ts;
 	uint64_t cgroup;
 	uint8_t v1;
+	uint64_t key;
 	uint32_t invalid_utf8;
 	uint32_t unresolved_relative_paths;
 };

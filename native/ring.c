@@ -92,6 +92,7 @@ static int sw_try_line(struct slot_writer *sw, struct encoder *enc, const uint8_
 	l->_pad = 0;
 	l->ts = info.ts;
 	l->cgroup = info.cgroup;
+	l->key = info.key;
 	if (h->count == 0) {
 		h->first_ts = h->min_ts = h->max_ts = info.ts;
 	} else {

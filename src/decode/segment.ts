@@ -6,7 +6,7 @@ import { PROBE_NAMES, type ProbeName } from './layout';
  * frames, next to the raw record frames of everything it left to the reference path:
  *
  *   frame   [u32 len][u32 kind][len bytes][pad to 8]      kind 0: a raw record, 1: a segment
- *   segment header (80 bytes) | lines (each ending in '\n') | pad to 8 | index (24 bytes per line)
+ *   segment header (80 bytes) | lines (each ending in '\n') | pad to 8 | index (32 bytes per line)
  *
  * The bytes come from our own addon, not from the kernel; they are still checked before use,
  * and a malformed segment is an internal error.
@@ -17,7 +17,7 @@ export const SegmentHeader = {
   count: 0, lines_bytes: 4, index_offset: 8, invalid_utf8: 12, unresolved_relative_paths: 16, by_probe: 24,
   first_ts: 48, last_ts: 56, min_ts: 64, max_ts: 72, SIZE: 80,
 } as const;
-export const SegmentLine = { end: 0, probe: 4, v1: 5, ts: 8, cgroup: 16, SIZE: 24 } as const;
+export const SegmentLine = { end: 0, probe: 4, v1: 5, ts: 8, cgroup: 16, key: 24, SIZE: 32 } as const;
 
 /** One segment of encoded lines, as offsets into the batch it arrived in. */
 export interface Segment {
@@ -107,4 +107,19 @@ export function forEachFrameOf(batch: Buffer, used: number, onRecord: (record: B
     else onRecord(batch.subarray(offset + 8, offset + 8 + len));
     offset += 8 + ((len + 7) & ~7);
   }
+}
+
+/**
+ * segmentFileKey: 53 bits of the line's file key (a hash of its cgroup and path, native/encode.c),
+ * as a number, so a window of files seen can be a Set without a string per line.
+ */
+export function segmentFileKey(seg: Segment, i: number): number {
+  const at = seg.indexStart + i * SegmentLine.SIZE + SegmentLine.key;
+  return (seg.batch.readUInt32LE(at + 4) >>> 11) * 0x100000000 + seg.batch.readUInt32LE(at);
+}
+
+/** segmentRecord parses one line back into the fields package attribution needs. */
+export function segmentRecord(seg: Segment, i: number): { pid: number; container_id?: string; image_digest?: string; event: { type: string; path?: string } } {
+  const l = segmentLine(seg, i);
+  return JSON.parse(seg.batch.toString('utf8', l.start, l.end - 1)) as { pid: number; event: { type: string; path?: string } };
 }

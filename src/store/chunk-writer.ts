@@ -13,7 +13,7 @@ import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, produ
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
-import { segmentLine, type Segment } from '../decode/segment';
+import { segmentFileKey, segmentLine, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
@@ -91,6 +91,8 @@ export class ChunkSink implements RecordSink {
   #failureThrown = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  /** file keys of the fast path's lines noted for attribution in the open window (segmentFileKey) */
+  readonly #windowFiles = new Set<number>();
   /** seals waiting for their attributions, in sequence order */
   #sealQueue: Promise<void> = Promise.resolve();
 
@@ -156,6 +158,51 @@ export class ChunkSink implements RecordSink {
    */
   writeSegment(seg: Segment, first: number, last: number): void {
     if (this.#failure !== undefined) this.#throwFailure();
+    const attribution = this.#c.attribution;
+    if (attribution === undefined) {
+      this.#appendLines(seg, first, last);
+      return;
+    }
+    // package attribution notes each line's file as write() notes each record, but only at the
+    // first line of a (cgroup, path) in the window: note() does nothing more for the others
+    // (its own window holds the same keys); the record is parsed back from its line then
+    const c = this.#chunk!;
+    if (c.flushedBytes + this.#lines.length + (seg.linesEnd - seg.linesStart) >= this.#c.chunkMaxBytes) {
+      // a size seal falls inside: line by line, in write()'s order (seal check, note, append)
+      for (let i = first; i < last; i++) {
+        if (attribution.windowFull && this.#chunk!.count > 0) this.#guard(() => this.#rotate('size', undefined));
+        const key = segmentFileKey(seg, i);
+        if (!this.#windowFiles.has(key)) {
+          this.#windowFiles.add(key);
+          attribution.note(segmentRecord(seg, i));
+        }
+        this.#appendLines(seg, i, i + 1);
+      }
+      return;
+    }
+    let from = first;
+    for (let i = first; i < last; i++) {
+      // a full attribution window seals the chunk before the next line, as in write()
+      if (attribution.windowFull && this.#chunk!.count + (i - from) > 0) {
+        this.#appendLines(seg, from, i);
+        from = i;
+        this.#guard(() => this.#rotate('size', undefined));
+      }
+      const key = segmentFileKey(seg, i);
+      if (this.#windowFiles.has(key)) continue;
+      this.#windowFiles.add(key);
+      attribution.note(segmentRecord(seg, i));
+    }
+    this.#appendLines(seg, from, last);
+  }
+
+  /**
+   * #appendLines: a whole segment that stays below the size limit is appended and counted at
+   * once (its header holds the counts and timestamps); otherwise line by line, so chunks are
+   * cut after exactly the same line as with write().
+   */
+  #appendLines(seg: Segment, first: number, last: number): void {
+    if (last <= first) return;
     const c = this.#chunk!;
     const bytes = seg.linesEnd - seg.linesStart;
     if (first === 0 && last === seg.count && c.flushedBytes + this.#lines.length + bytes < this.#c.chunkMaxBytes) {
@@ -370,6 +417,7 @@ export class ChunkSink implements RecordSink {
       // the window is taken now (synchronously: it holds exactly this chunk's records); its
       // answers are awaited, bounded, and seals stay in sequence order behind one another
       const ticket = attribution.takeWindow();
+      this.#windowFiles.clear();
       const waitMs = this.#c.attributionWaitMs ?? (final ? 10_000 : 2000);
       this.#sealQueue = this.#sealQueue.then(async () => {
         try {

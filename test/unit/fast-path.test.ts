@@ -336,3 +336,56 @@ test('fast path: signed chunks hold the same bytes and the same predicate counts
   assert.deepEqual(fast.counts, reference.counts);
   assert.deepEqual(fast.files, reference.files);
 });
+
+test('fast path: package attribution of signed chunks notes the same files and seals at the same lines', async () => {
+  const { Attributor } = await import('../../src/packages/attributor');
+  const { openEvidenceDir } = await import('../../src/store/output');
+  const { fixedEnvironment, PRODUCER, FakeLedger } = await import('../helpers/evidence-fixtures');
+  const { writeKeyPair } = await import('../../src/sign/key-files');
+  const { generateSigningKey } = await import('../../src/sign/keys');
+  // many distinct paths (windows fill up: maxFilesPerChunk) and repeats, in several cgroups
+  const specs = fc.sample(openSpec, { numRuns: 1500, seed: 7 }).map((s, i) => ({
+    ...s, kind: 1, sizeDelta: 0, pid: 1 + (i % 7), cgroup: BigInt(i % 5), v1: 0n,
+    path: Uint8Array.from(Buffer.from(`/usr/lib/x86_64-linux-gnu/f${i % 300}.so`)), dir: new Uint8Array(), pathFlags: 0,
+  }));
+  const records = specs.map(openRecord);
+  const run = async (fast: boolean): Promise<{ files: string[]; predicates: unknown[] }> => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-fast-attr-'));
+    const keyFile = path.join(root, 'k');
+    writeKeyPair(keyFile, generateSigningKey());
+    const dir = path.join(root, 'ev');
+    const ledger = new FakeLedger();
+    const attribution = new Attributor({ maxFilesPerChunk: 64, openProcRoot: () => undefined });
+    const sink = openEvidenceDir({ stdout: false, outDir: dir, keyFile, chunkMaxBytes: 60_000 },
+      { producer: PRODUCER, ledger: () => ledger.snapshot(), notice: () => {}, attribution }, fixedEnvironment(), false);
+    const lookup = new ScriptedLookup(finalAnswer);
+    const fp = fast ? FastPath.create(binding, { fileOpen: true, attribute: true }, {}) : undefined;
+    const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: lookup, ...(fp ? { fastPath: fp } : {}) });
+    for (const [n, batch] of [records.slice(0, 100), records, records].entries()) {
+      lookup.startBatch(n);
+      const raw = frames(batch);
+      for (const slot of fp ? fp.encodeFrames(raw, raw.length) : [raw]) pipeline.handleBatch(slot, slot.length);
+      await pipeline.idle();
+    }
+    await sink.close(ledger.snapshot());
+    const names = fs.readdirSync(dir).sort();
+    const files = names.filter((f) => f.endsWith('.ndjson')).map((f) => fs.readFileSync(path.join(dir, f), 'latin1'));
+    const predicates = names.filter((f) => f.endsWith('.dsse.json')).map((f) => {
+      const env = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+      const p = JSON.parse(Buffer.from(env.payload, 'base64').toString().replace(/(":)(\d{16,})/g, '$1"$2"')).predicate;
+      // which files and containers each chunk's attribution lists (how they resolved depends on timing)
+      const a = p.attribution as { files: Array<{ scope: string; path: string }>; containers: Array<{ container_id: string; image_digest?: string }>; omitted: number };
+      return {
+        records: p.records, files: a.files.map((f) => `${f.scope} ${f.path}`),
+        containers: a.containers.map((c) => `${c.container_id} ${c.image_digest ?? ''}`), omitted: a.omitted,
+      };
+    });
+    fs.rmSync(root, { recursive: true, force: true });
+    return { files, predicates };
+  };
+  const reference = await run(false);
+  const fast = await run(true);
+  assert.ok(reference.files.length > 5, `${reference.files.length} chunks`);
+  assert.deepEqual(fast.predicates, reference.predicates);
+  assert.deepEqual(fast.files, reference.files);
+});
