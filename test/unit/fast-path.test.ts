@@ -195,7 +195,7 @@ const openSpec: fc.Arbitrary<OpenSpec> = fc.record({
     fc.constant(Uint8Array.from(Buffer.from('/' + 'p'.repeat(4095)))),
   ),
   dir: fc.oneof(fc.constant(new Uint8Array()), hostileBytes(40), fc.constantFrom(Buffer.from('/'), Buffer.from('/home/u/'), Buffer.from('/srv/x')).map((b) => Uint8Array.from(b))),
-  pathFlags: fc.integer({ min: 0, max: 15 }),
+  pathFlags: fc.integer({ min: 0, max: 31 }),
   syscall: fc.integer({ min: 0, max: 6 }),
   sizeDelta: fc.oneof({ weight: 19, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-1, 1, 8) }),
   kind: fc.oneof({ weight: 19, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constantFrom(2, 99) }),
