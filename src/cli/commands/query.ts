@@ -146,7 +146,7 @@ class Output {
         text = r.line + '\n';
         break;
       case 'json':
-        text = `${this.#first ? '\n' : ',\n'}{"chain_id":${JSON.stringify(r.chainId)},"chunk_sha256":${JSON.stringify(r.chunkSha256)},"line_no":${r.lineNo},"record":${r.line},"seq":${r.seq},"verified":${r.verified},"wall_time":${JSON.stringify(formatWall(r.wallNs))}}`;
+        text = `${this.#first ? '\n  ' : ',\n  '}{"chain_id":${JSON.stringify(r.chainId)},"chunk_sha256":${JSON.stringify(r.chunkSha256)},"line_no":${r.lineNo},"record":${r.line},"seq":${r.seq},"verified":${r.verified},"wall_time":${JSON.stringify(formatWall(r.wallNs))}}`;
         break;
       case 'csv': {
         const rec = JSON.parse(r.line);
