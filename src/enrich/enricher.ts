@@ -2,12 +2,13 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { classifyCgroupPath, type CgroupClass } from './cgroup-path';
-import { CgroupTree, findCgroup2Mount } from './host/cgroup-tree';
+import { cgroup2Mount } from '../platform/cgroup2';
+import { CgroupTree } from './host/cgroup-tree';
 import { ContainerdSource } from './host/containerd-source';
 import { DockerApiSource, DockerFilesSource } from './host/docker-source';
 import type { ContainerSource } from './host/source';
 import { StorageSource } from './host/storage-source';
-import { BoundedCache } from './lru';
+import { Lru } from '../util/lru';
 import { computeSelection, validateSelector, type CgroupSelection, type ContainerSelector, type SelectionInput } from './select';
 import { CONTAINER_RUNTIMES, containerIdUri, type ContainerFacts, type ContainerRuntime, type DigestResult, type EnrichInfo, type EnrichReason } from './types';
 
@@ -103,8 +104,8 @@ export class Enricher {
   readonly #now: () => number;
   readonly #warn: (message: string) => void;
   readonly #sources: ContainerSource[];
-  readonly #cgroups: BoundedCache<string, CgroupAnswer>;
-  readonly #containers: BoundedCache<string, DigestResult>;
+  readonly #cgroups: Lru<string, CgroupAnswer>;
+  readonly #containers: Lru<string, DigestResult>;
   readonly #inFlight = new Map<string, Promise<CgroupAnswer>>();
   readonly #containerInFlight = new Map<string, Promise<DigestResult>>();
   readonly #warned = new Set<string>();
@@ -128,8 +129,8 @@ export class Enricher {
       sweepIntervalMs: options.sweepIntervalMs ?? 30_000,
       maxInFlight: options.maxInFlight ?? 256,
     };
-    this.#cgroups = new BoundedCache(maxEntries, this.#now);
-    this.#containers = new BoundedCache(maxEntries, this.#now);
+    this.#cgroups = new Lru(maxEntries, { now: this.#now });
+    this.#containers = new Lru(maxEntries, { now: this.#now });
     this.#sources = options.sources ?? defaultSources(options);
     this.#lastWalk = { v2: this.#now(), v1: this.#now() };
   }
@@ -235,8 +236,7 @@ export class Enricher {
    * start, so a burst of events at start does not have to wait for (or overflow the queue of)
    * records held for attribution. `root` defaults to the cgroup2 mount as rtev collect sees it.
    */
-  async warmUp(root = fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup',
-    timeoutMs = 3000): Promise<void> {
+  async warmUp(root = cgroup2Mount(), timeoutMs = 3000): Promise<void> {
     const ids: bigint[] = [];
     const walk = (dir: string, depth: number): void => {
       if (ids.length >= 256 || depth > 8) return;
@@ -456,7 +456,7 @@ export class Enricher {
     if (t === undefined) {
       const root = this.#options.fsRoot ?? '/';
       t = h === 'v2'
-        ? (this.#options.cgroup2Mount !== undefined ? Promise.resolve(this.#options.cgroup2Mount) : findCgroup2Mount(root)).then((m) => new CgroupTree(m))
+        ? (this.#options.cgroup2Mount !== undefined ? Promise.resolve(this.#options.cgroup2Mount) : Promise.resolve(cgroup2Mount(root))).then((m) => new CgroupTree(m))
         : Promise.resolve(new CgroupTree(this.#options.cgroupV1Mount ?? path.join(root, 'sys/fs/cgroup/memory')));
       this.#trees[h] = t;
     }

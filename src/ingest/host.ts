@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
+import { cgroup2Mount } from '../platform/cgroup2';
 
 /** processTree lists pid and its current descendants from /proc (children files); at most `max`. */
 export function processTree(root: number, procRoot = '/proc', max = 65536): number[] {
@@ -30,9 +31,8 @@ export function processTree(root: number, procRoot = '/proc', max = 65536): numb
 /** resolveCgroupId accepts a cgroup v2 id or a path (absolute, or relative to the cgroup2 mount). */
 export function resolveCgroupId(text: string): bigint {
   if (/^\d+$/.test(text)) return BigInt(text);
-  const candidates = text.startsWith('/sys/fs/cgroup') ? [text] : [
-    path.join('/sys/fs/cgroup/unified', text), path.join('/sys/fs/cgroup', text),
-  ];
+  const mount = cgroup2Mount();
+  const candidates = text.startsWith('/sys/fs/cgroup') ? [text] : [path.join(mount, text)];
   for (const candidate of candidates) {
     try {
       const st = fs.statSync(candidate, { bigint: true });
@@ -41,5 +41,5 @@ export function resolveCgroupId(text: string): bigint {
       // try the next
     }
   }
-  throw new UsageError(`--cgroup: no cgroup v2 directory '${text}'`, 'give a path under /sys/fs/cgroup/unified or a numeric cgroup id');
+  throw new UsageError(`--cgroup: no cgroup v2 directory '${text}'`, `give a path under ${mount} or a numeric cgroup id`);
 }

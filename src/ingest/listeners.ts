@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { cgroup2Mount } from '../platform/cgroup2';
 
 /** A TCP listening socket found in /proc/net/tcp{,6}. */
 export interface ProcListener {
@@ -54,7 +55,7 @@ export const SockOwner = { cgroup_id: 0, pid: 8, tid: 12, comm: 16, cgroup_v1_id
  * so tcp_state changes of connections accepted on sockets opened before the collector started
  * can be attributed (bpf/tcp_state.h). Bounded: at most maxProcesses processes are scanned.
  */
-export function findListenerOwners(procRoot = '/proc', cgroup2Mount = '/sys/fs/cgroup/unified', maxProcesses = 4096,
+export function findListenerOwners(procRoot = '/proc', cgroup2Root = cgroup2Mount(), maxProcesses = 4096,
   memoryV1Mount = '/sys/fs/cgroup/memory'): ListenerOwner[] {
   const byInode = new Map<number, ProcListener>();
   for (const [file, family] of [['net/tcp', 2], ['net/tcp6', 10]] as const) {
@@ -81,7 +82,7 @@ export function findListenerOwners(procRoot = '/proc', cgroup2Mount = '/sys/fs/c
       const listener = m ? byInode.get(Number(m[1])) : undefined;
       if (listener === undefined) continue;
       byInode.delete(listener.inode); // first holder wins
-      const ids = cgroupsOf(procRoot, pid, cgroup2Mount, memoryV1Mount);
+      const ids = cgroupsOf(procRoot, pid, cgroup2Root, memoryV1Mount);
       owners.push({ family: listener.family, port: listener.port, pid, comm: readComm(procRoot, pid), ...ids });
     }
   }

@@ -7,6 +7,7 @@ import { bufferSource, type Host } from './host';
 import { isGoBinary, readGoBuildInfo, readGoPclntab, type GoBuildInfo } from './go';
 import { decompressXz } from './xz';
 import { errorMessage } from '../errors';
+import { lastAtOrBefore } from '../util/search';
 
 /** SymbolSource says which table named a frame (reference §1 `symbol_source`). */
 export type SymbolSource =
@@ -259,16 +260,7 @@ function dedupe(all: FuncSym[]): FuncSym[] {
 
 /** lookupFunc finds the function containing `vaddr`; zero-size symbols extend to the next one. */
 export function lookupFunc(funcs: readonly FuncSym[], vaddr: bigint): FuncSym | undefined {
-  let lo = 0;
-  let hi = funcs.length - 1;
-  let at = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (funcs[mid]!.start <= vaddr) {
-      at = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
+  const at = lastAtOrBefore(funcs, (f) => f.start, vaddr);
   for (let i = at; i >= 0 && i > at - 4; i--) {
     const f = funcs[i]!;
     if (f.size > 0n ? vaddr < f.start + f.size : i === at && (funcs[i + 1] === undefined || vaddr < funcs[i + 1]!.start)) return f;

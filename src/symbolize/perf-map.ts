@@ -1,5 +1,6 @@
 import { printable } from './elf';
 import type { Runtime } from '../model/record';
+import { lastAtOrBefore } from '../util/search';
 
 /** PerfMapLimits bound what a (monitored, untrusted) process can make us hold. */
 export interface PerfMapLimits {
@@ -104,16 +105,7 @@ export class PerfMap {
   /** lookup returns the latest entry containing addr. */
   lookup(addr: bigint): PerfMapEntry | undefined {
     const s = (this.#sorted ??= [...this.#entries].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.seq - b.seq)));
-    let lo = 0;
-    let hi = s.length - 1;
-    let at = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid]!.start <= addr) {
-        at = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const at = lastAtOrBefore(s, (e) => e.start, addr);
     let best: PerfMapEntry | undefined;
     // Overlaps come from code reuse; look back a bounded number of candidates.
     for (let i = at; i >= 0 && i > at - 64; i--) {

@@ -1,3 +1,5 @@
+import { lastAtOrBefore } from '../util/search';
+
 /**
  * Pure parsers for /proc/PID files. Reading them is the caller's job (through Host), so tests
  * feed committed text fixtures.
@@ -49,16 +51,8 @@ export function parseMaps(text: string, maxLines = 200_000): { mappings: Mapping
 
 /** findMapping binary-searches sorted mappings for the one containing `addr`. */
 export function findMapping(mappings: readonly Mapping[], addr: bigint): Mapping | undefined {
-  let lo = 0;
-  let hi = mappings.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const m = mappings[mid]!;
-    if (addr < m.start) hi = mid - 1;
-    else if (addr >= m.end) lo = mid + 1;
-    else return m;
-  }
-  return undefined;
+  const m = mappings[lastAtOrBefore(mappings, (x) => x.start, addr)];
+  return m !== undefined && addr < m.end ? m : undefined;
 }
 
 /** isFileBacked says whether a mapping names a file we can open for symbols. */

@@ -7,7 +7,7 @@ import { computeNodeHash } from './node-hash';
 import { fileOffsetToVaddr, loadObject, lookupFunc, type ObjectInfo, type SymbolSource } from './object-file';
 import { DEFAULT_PERF_MAP_LIMITS, PerfMap, perfMapKind, type PerfMapLimits } from './perf-map';
 import { fileOffsetOf, findMapping, isFileBacked, nsPidFromStatus, parseMaps, type Mapping } from './proc';
-import { LruCache } from './lru';
+import { Lru } from '../util/lru';
 import { detectRuntime, type RuntimeDecision } from './runtime-detect';
 import { errorMessage } from '../errors';
 
@@ -122,10 +122,10 @@ export class Symbolizer {
   readonly procRoot: string;
   readonly components: ComponentResolver;
   #opts: Required<Omit<SymbolizerOptions, 'host' | 'procRoot' | 'components'>>;
-  #procs: LruCache<number, ProcState>;
-  #objects: LruCache<string, ObjectInfo | SymbolizeError>;
-  #addrs: LruCache<string, AddrInfo | null>;
-  #hashes = new LruCache<string, { component: string; hash: string }>(16384);
+  #procs: Lru<number, ProcState>;
+  #objects: Lru<string, ObjectInfo | SymbolizeError>;
+  #addrs: Lru<string, AddrInfo | null>;
+  #hashes = new Lru<string, { component: string; hash: string }>(16384);
 
   constructor(opts: SymbolizerOptions = {}) {
     this.host = opts.host ?? nodeHost;
@@ -141,9 +141,9 @@ export class Symbolizer {
       perfMapLimits: opts.perfMapLimits ?? DEFAULT_PERF_MAP_LIMITS,
       maxDebugInfoBytes: opts.maxDebugInfoBytes ?? 256 * 1024 * 1024,
     };
-    this.#procs = new LruCache(this.#opts.maxProcesses);
-    this.#objects = new LruCache(this.#opts.maxObjects);
-    this.#addrs = new LruCache(this.#opts.maxCachedAddrs);
+    this.#procs = new Lru(this.#opts.maxProcesses);
+    this.#objects = new Lru(this.#opts.maxObjects);
+    this.#addrs = new Lru(this.#opts.maxCachedAddrs);
   }
 
   /** cacheStats reports hit/miss counts of the address cache (for the benchmark). */

@@ -1,6 +1,7 @@
 import * as path from 'node:path/posix';
 import { UsageError, errorMessage } from '../errors';
 import type { Runtime } from '../model/record';
+import { editDistance } from '../util/edit-distance';
 import { canonicalSymbol, splitGoSymbol } from './canonical';
 import { ComponentResolver } from './component';
 import { SymbolizeError } from './errors';
@@ -300,15 +301,4 @@ export function closeMatches(pattern: string, names: string[]): string {
   }
   picks = picks.slice(0, 5);
   return picks.length === 0 ? '' : `; close matches: ${picks.join(', ')}`;
-}
-
-function editDistance(a: string, b: string): number {
-  if (a.length > 256 || b.length > 256) return Infinity;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

@@ -1,5 +1,5 @@
 import { isObj, type StrictObject, type StrictValue } from '../encode/strict-json';
-import type { ProbeWindow } from '../store/predicate';
+import type { FunctionCallWindow, ProbeWindow } from '../store/predicate';
 
 /**
  * The typed reader of a signed chunk predicate (docs/format.md, "Predicate"). The writer's
@@ -225,15 +225,8 @@ class Fields {
 
 const FUNCTION_CALL_FIELDS = ['calls', 'emitted', 'function', 'node_hash', 'suppressed', 'symbol'];
 
-/** One well-formed entry of a predicate's function_calls. */
-export interface FunctionCallEntry {
-  function: string;
-  symbol: string;
-  node_hash: string | null;
-  calls: bigint;
-  emitted: bigint;
-  suppressed: bigint;
-}
+/** One well-formed entry of a predicate's function_calls: the writer's FunctionCallWindow. */
+export type FunctionCallEntry = FunctionCallWindow;
 
 /**
  * checkFunctionCalls checks the optional `function_calls` field: absent, or an array of

@@ -107,31 +107,3 @@ export class CgroupTree {
     this.#walks++;
   }
 }
-
-/**
- * findCgroup2Mount returns the cgroup2 mount under `fsRoot`: /sys/fs/cgroup on a unified host,
- * /sys/fs/cgroup/unified on a hybrid one (systemd's layout), by reading /proc/self/mountinfo.
- */
-export async function findCgroup2Mount(fsRoot = '/'): Promise<string> {
-  try {
-    const text = await fsp.readFile(path.join(fsRoot, 'proc/self/mountinfo'), 'utf8');
-    for (const line of text.split('\n')) {
-      const sep = line.indexOf(' - ');
-      if (sep < 0) continue;
-      const fstype = line.slice(sep + 3).split(' ')[0];
-      if (fstype === 'cgroup2') return path.join(fsRoot, line.split(' ')[4]!);
-    }
-  } catch {
-    // fall through to the conventional locations
-  }
-  for (const candidate of ['sys/fs/cgroup/unified', 'sys/fs/cgroup']) {
-    const dir = path.join(fsRoot, candidate);
-    try {
-      await fsp.access(path.join(dir, 'cgroup.procs'));
-      return dir;
-    } catch {
-      // try the next one
-    }
-  }
-  return path.join(fsRoot, 'sys/fs/cgroup');
-}
