@@ -103,7 +103,8 @@ function loadDuck(): Duck {
   return duck;
 }
 
-const DB_OPTIONS = { threads: '2', memory_limit: '256MB', preserve_insertion_order: 'false' };
+// insertion order is kept: the positional join of the parsed and the raw lines relies on file order
+const DB_OPTIONS = { threads: '2', memory_limit: '256MB', preserve_insertion_order: 'true' };
 
 /** openEvidenceIndex opens (creating or rebuilding when needed) and synchronizes the index of a source. */
 export async function openEvidenceIndex(o: OpenIndexOptions): Promise<EvidenceIndex> {

@@ -268,3 +268,31 @@ test('the filter compiles for PostgreSQL with $N parameters and the same columns
   assert.equal(max, pg.params.length);
   assert.equal(typeof pg.params.find((p) => p === '1'), 'string', 'u64/i64 parameters are decimal strings for PostgreSQL');
 });
+
+test('only sealed chunks are indexed: a .partial chunk and a chunk without its envelope are not read', async () => {
+  const fx = await fixture(600);
+  const chunks = fs.readdirSync(fx.dir).filter((n) => n.endsWith('.ndjson')).sort();
+  const last = chunks.at(-1)!;
+  // the collector renamed a chunk but has not written its envelope yet, and is writing the next one
+  fs.renameSync(path.join(fx.dir, last.replace('.ndjson', '.dsse.json')), path.join(fx.root, 'held-envelope'));
+  fs.writeFileSync(path.join(fx.dir, 'chunk-000000000099.ndjson.partial'), '{"half":');
+  const unsealed = fs.readFileSync(path.join(fx.dir, last), 'utf8').split('\n').filter((l) => l !== '');
+  const idxPath = path.join(fx.root, 'idx.duckdb');
+  const got = await indexLines(fx, {}, idxPath);
+  assert.deepEqual(got, byTs(fx.lines.filter((l) => !unsealed.includes(l))));
+  // sealed now: the next query adds it
+  fs.renameSync(path.join(fx.root, 'held-envelope'), path.join(fx.dir, last.replace('.ndjson', '.dsse.json')));
+  assert.deepEqual(await indexLines(fx, {}, idxPath), byTs(fx.lines));
+});
+
+test('a plain NDJSON file (collect --stdout) is filtered in file order and said to be unverified', async () => {
+  const fx = await fixture(300);
+  const file = path.join(fx.root, 'plain.ndjson');
+  fs.writeFileSync(file, fx.lines.join('\n') + '\nnot json\n');
+  const r = await cli(['query', file, '--pid', '1005', '--format', 'ndjson']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, fx.lines.filter((l) => JSON.parse(l).pid === 1005).map((l) => l + '\n').join(''));
+  assert.match(r.stderr, /plain NDJSON, not signed evidence/);
+  assert.match(r.stderr, /1 line\(s\) skipped/);
+  assert.equal((await cli(['query', file, '--since', '10m'])).code, 2);
+});
