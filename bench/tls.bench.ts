@@ -151,7 +151,7 @@ async function emptyPhase(mode: UprobeMode, port: number) {
 async function rtevPhase(mode: UprobeMode, port: number, dir: string) {
   const out = path.join(dir, `rtev-${mode}.ndjson`);
   const fd = fs.openSync(out, 'w');
-  const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--probes', 'net_connect,ssl_op'],
+  const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--verbose', '--probes', 'net_connect,ssl_op'],
     { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, RTEV_UPROBE_MODE: mode } });
   let stderr = '';
   rtev.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });

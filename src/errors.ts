@@ -16,6 +16,8 @@ export const ExitCode = {
   ENVIRONMENT: 3,
   /** the output cannot be written: permissions, full disk, removed directory */
   OUTPUT: 4,
+  /** collect --fail-on-loss: records were lost (the observed command, if any, succeeded) */
+  LOSS: 5,
   /** verify: evidence is authentic but records gaps or drops */
   VERIFY_INCOMPLETE: 10,
   /** verify/validate: evidence is invalid, tampered with, or fails the schema */

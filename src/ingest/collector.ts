@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import type { RawFunctionCall } from '../decode/decode';
 import type { ProbeName } from '../decode/layout';
 import { canonicalize } from '../encode/canonical';
@@ -13,6 +11,7 @@ import { openOutput } from '../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
 import { FunctionProbes, type FunctionMode } from './function-probes';
 import { processTree } from './host';
+import { ObservedCommand } from './observed';
 import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
 import { Pipeline } from './pipeline';
@@ -28,6 +27,8 @@ export interface CollectorConfig {
   durationMs: number | undefined;
   /** the command to observe (`-- CMD ARGS`); empty: none */
   command: string[];
+  /** where the command's standard output goes (default: inherited; under --stdout, rtev's stderr) */
+  commandStdout?: string;
   pids: number[];
   trees: number[];
   cgroups: bigint[];
@@ -93,6 +94,8 @@ export interface CollectResult {
   uprobes?: UprobeStats;
   /** one line of per-function call counts, when functions were probed */
   functions?: string;
+  /** --stdout: records that could not be written (a stalled or closed reader); in the ledger as shed */
+  unwritten?: bigint;
 }
 
 /**
@@ -190,8 +193,9 @@ export class Collector {
     const host = this.#host;
     const { enricher, uprobes, functions } = parts;
     let pipeline: Pipeline | undefined;
-    const ledger = (): Ledger => buildLedger(session, pipeline);
-    let sink: RecordSink;
+    let sink: RecordSink | undefined;
+    let sinkFailure: (err: unknown) => void = () => {};
+    const ledger = (): Ledger => buildLedger(session, pipeline, sink?.unwritten?.());
     // package attribution runs beside the evidence directory (docs/format.md, "Attribution")
     const attributor = !config.output.stdout && config.attribution !== false
       ? new Attributor(enricher !== undefined ? { containerFacts: (id) => enricher.containerFacts(id) } : {})
@@ -200,7 +204,7 @@ export class Collector {
     try {
       const producer = producerInfo(parts.objectPath, host.btfPath ?? BTF_PATH, config, session.attachedProbes);
       sink = await openOutput(config.output, {
-        producer, ledger, notice: (m) => host.notice(m),
+        producer, ledger, notice: (m) => host.notice(m), onError: (err) => sinkFailure(err),
         // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
         ...(functions !== undefined ? { functionCalls: () => functions.totals(), onSeal: () => functions.rotateWindow() } : {}),
         ...(attributor !== undefined ? { attribution: attributor } : {}),
@@ -231,12 +235,13 @@ export class Collector {
       onError: (err) => { sinkError ??= err; stop.stop(); },
     });
     const activePipeline = pipeline;
+    sinkFailure = (err) => { sinkError ??= err; stop.stop(); };
     session.startRings((_ring, batch, used) => {
       if (sinkError !== undefined) return;
       try {
         activePipeline.handleBatch(batch, used);
       } catch (err) {
-        sinkError = err; // e.g. disk full: stop cleanly below
+        sinkError ??= err; // e.g. disk full: stop cleanly below
         stop.stop();
       }
     }, fastPath);
@@ -245,30 +250,33 @@ export class Collector {
     const timer = config.durationMs !== undefined ? setTimeout(() => stop.stop(), config.durationMs) : undefined;
     const ticker = setInterval(() => host.onProgress?.({ ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started }), 1000);
 
-    let child: ChildProcess | undefined;
-    let childExit: Promise<number> | undefined;
-    if (config.command.length > 0) {
-      ({ child, exit: childExit } = startObserved(config.command, session));
-      void childExit.then(() => stop.stop());
-    }
+    let command: ObservedCommand | undefined;
+    let commandStdout: number | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
-      // with a command, the terminal already signalled it too: wait for it to exit
-      if (child !== undefined && child.exitCode === null) child.kill(signal);
+      // with a command, the terminal may have signalled it too: it has a grace period to exit
+      if (command?.running === true) command.signal(signal);
       else stop.stop();
     };
-    this.#stopRequested = () => onSignal('SIGTERM');
-    if (this.#stopEarly) onSignal('SIGTERM');
     const handleSignals = host.handleSignals !== false;
-    if (handleSignals) {
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+    if (handleSignals) for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+    try {
+      if (config.command.length > 0) {
+        commandStdout = config.commandStdout !== undefined ? openCommandStdout(config.commandStdout) : undefined;
+        // under --stdout, standard output carries records only: the command's goes to rtev's stderr
+        const stdout = commandStdout ?? (config.output.stdout ? 2 : 'inherit');
+        command = ObservedCommand.start(config.command, session, stdout);
+        void command.exit.then(() => stop.stop());
+      }
+      this.#stopRequested = () => onSignal('SIGTERM');
+      if (this.#stopEarly) onSignal('SIGTERM');
+      await stop.stopped;
+    } finally {
+      if (timer) clearTimeout(timer);
+      clearInterval(ticker);
     }
-
-    await stop.stopped;
-    if (timer) clearTimeout(timer);
-    clearInterval(ticker);
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const exitCode = childExit ? await childExit : 0;
+    // whatever stopped the run, the command is signalled and reaped before the probes go
+    const exitCode = command !== undefined ? await command.stop() : 0;
+    if (commandStdout !== undefined) fs.closeSync(commandStdout);
 
     // detach, then drain: every record submitted before detaching reaches the sink
     parts.uprobes.close();
@@ -277,24 +285,42 @@ export class Collector {
     await session.close();
     await activePipeline.idle();
     enricher?.close();
-    if (handleSignals) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
-    const finalLedger = ledger();
-    const result: CollectResult = {
-      exitCode, ledger: finalLedger, bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started, outputClosed: false,
+    const summary = (closed: boolean): CollectResult => ({
+      exitCode, ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started, outputClosed: closed,
       ...(enricher && config.enrich ? { enrichment: { counters: enricher.counters(), unattributed: activePipeline.unattributed } } : {}),
       ...(uprobes.active ? { uprobes: uprobes.stats() } : {}),
       ...(functions !== undefined ? { functions: functions.summary() } : {}),
-    };
-    // the reader of --stdout went away (rtev collect --stdout | head): stop quietly, like other tools
-    if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return { ...result, outputClosed: true };
-    if (sinkError !== undefined) throw sinkError;
-    await attributor?.idle(10_000);
-    await sink.close(finalLedger);
-    attributor?.close();
-    return { ...result, bytesWritten: sink.bytesWritten };
+      ...(sink.unwritten !== undefined ? { unwritten: sumOf(sink.unwritten()) } : {}),
+    });
+    try {
+      // the reader of --stdout went away (rtev collect --stdout | head): stop quietly, like other tools
+      if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return summary(true);
+      if (sinkError !== undefined) throw sinkError;
+      await attributor?.idle(10_000);
+      await sink.close(ledger());
+      attributor?.close();
+      return summary(false);
+    } finally {
+      if (handleSignals) for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    }
+  }
+}
+
+/** The signals that end a run cleanly (sealed, command reaped). SIGHUP: the terminal went away. */
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function sumOf(counts: Map<string, bigint>): bigint {
+  let n = 0n;
+  for (const v of counts.values()) n += v;
+  return n;
+}
+
+/** openCommandStdout creates the --command-stdout file. */
+function openCommandStdout(file: string): number {
+  try {
+    return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    throw new RtevError('OUTPUT', `cannot write --command-stdout file ${file}`, { cause: err });
   }
 }
 
@@ -349,43 +375,21 @@ function writeFrames(fd: number, record: Parameters<NonNullable<FunctionProbes['
   fs.writeSync(fd, line + '\n');
 }
 
-/**
- * startObserved runs CMD so that it is traced from its first instruction: a shell waits on
- * fd 3 until the collector has put its pid in the traced set, then execs CMD.
- */
-function startObserved(command: string[], session: BpfSession): { child: ChildProcess; exit: Promise<number> } {
-  const gate = 'read _ <&3; exec 3<&-; exec "$@"';
-  const child = spawn('/bin/sh', ['-c', gate, 'rtev-gate', ...command], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
-  const exit = new Promise<number>((resolve) => {
-    child.on('error', () => resolve(127));
-    child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
-  });
-  if (child.pid !== undefined) {
-    session.traceProcess(child.pid, TRACE_TREE);
-    const gatePipe = child.stdio[3] as NodeJS.WritableStream | null;
-    gatePipe?.end('go\n');
-  }
-  return { child, exit };
-}
-
-function signalNumber(signal: NodeJS.Signals | null): number {
-  if (signal === null) return 0;
-  return (os.constants.signals as Record<string, number>)[signal] ?? 0;
-}
-
 class StopSignal {
   stop: () => void = () => {};
   readonly stopped = new Promise<void>((resolve) => { this.stop = resolve; });
 }
 
-function buildLedger(session: BpfSession, pipeline: Pipeline | undefined): Ledger {
+/** buildLedger: the kernel's counters and the pipeline's; records the sink never wrote count as shed. */
+function buildLedger(session: BpfSession, pipeline: Pipeline | undefined, unwritten?: Map<string, bigint>): Ledger {
   const kernel = session.counters();
   const ledger: Ledger = {};
   for (const probe of session.attachedProbes) {
-    ledger[probe] = {
-      kernel: kernel[probe],
-      user: pipeline ? { ...pipeline.user[probe] } : { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n },
-    };
+    const user = pipeline ? { ...pipeline.user[probe] } : { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n };
+    const lost = unwritten?.get(probe) ?? 0n;
+    user.written -= lost;
+    user.shed += lost;
+    ledger[probe] = { kernel: kernel[probe], user };
   }
   return ledger;
 }

@@ -15,6 +15,10 @@ export class LineBuffer {
   #buf: Buffer;
   #used = 0;
 
+  get capacity(): number {
+    return this.#capacity;
+  }
+
   constructor(capacity = 1 << 20) {
     this.#capacity = capacity;
     this.#buf = Buffer.allocUnsafeSlow(capacity);
@@ -72,10 +76,13 @@ export class LineBuffer {
     write(view);
   }
 
-  /** take hands over the bytes held, in a Buffer that owns its memory, and starts empty. */
-  take(): Buffer {
+  /**
+   * take hands over the bytes held, in a Buffer that owns its memory, and starts empty, in
+   * `next` when given (a buffer of at least the capacity that a writer gave back) or in new memory.
+   */
+  take(next?: Buffer): Buffer {
     const out = this.#buf.subarray(0, this.#used);
-    this.#buf = Buffer.allocUnsafeSlow(this.#capacity);
+    this.#buf = next !== undefined && next.length >= this.#capacity ? next : Buffer.allocUnsafeSlow(this.#capacity);
     this.#used = 0;
     return out;
   }

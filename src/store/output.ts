@@ -1,23 +1,25 @@
-import * as fs from 'node:fs';
 import { RtevError } from '../errors';
-import type { Ledger } from '../model/ledger';
 import { defaultKeyDir, loadOrCreateDefaultKey, loadSigningKeyFile } from '../sign/key-files';
 import type { SigningKey } from '../sign/keys';
 import { ChunkSink, DEFAULT_CHUNK_MAX_AGE_MS, DEFAULT_CHUNK_MAX_BYTES } from './chunk-writer';
-import { ensureEvidenceDir, writeAll } from './fsio';
-import { LineBuffer } from './line-buffer';
+import { ensureEvidenceDir } from './fsio';
+import { StreamSink } from './stream-sink';
 import { realEnvironment, type Environment } from './host-facts';
 import { lockEvidenceDir } from './lock';
 import { recoverChain } from './recovery';
-import { segmentLine, type Segment } from '../decode/segment';
-import type { LineInfo, OutputContext, OutputOptions, RecordSink } from './sink';
+import type { OutputContext, OutputOptions, RecordSink } from './sink';
 
 /**
  * openOutput turns the output options into a sink: plain NDJSON on stdout (unsigned), or
  * an evidence directory of signed, hash-chained chunks (docs/format.md).
  */
 export async function openOutput(options: OutputOptions, context: OutputContext): Promise<RecordSink> {
-  if (options.stdout || options.outDir === undefined) return new StreamSink(1);
+  if (options.stdout || options.outDir === undefined) {
+    return new StreamSink(1, {
+      ...(options.flushIntervalMs !== undefined ? { flushIntervalMs: options.flushIntervalMs } : {}),
+      ...(context.onError !== undefined ? { onError: context.onError } : {}),
+    });
+  }
   return openEvidenceDir(options, context);
 }
 
@@ -66,47 +68,4 @@ function checkPositive(flag: string, value: number | undefined): void {
   }
 }
 
-/** StreamSink writes plain (unsigned) NDJSON lines to a file descriptor in large writes. */
-/** StreamSink writes plain NDJSON to a file descriptor (--stdout). */
-export class StreamSink implements RecordSink {
-  #fd: number;
-  #lines = new LineBuffer();
-  #written = 0;
-
-  constructor(fd: number) {
-    this.#fd = fd;
-  }
-
-  get backlogBytes(): number {
-    return this.#lines.length;
-  }
-
-  get bytesWritten(): number {
-    return this.#written;
-  }
-
-  write(line: string, _info: LineInfo): void {
-    if (!this.#lines.fits(line)) this.#flush();
-    this.#lines.append(line);
-  }
-
-  writeSegment(seg: Segment, first: number, last: number): void {
-    if (last <= first) return;
-    const start = first === 0 ? seg.linesStart : segmentLine(seg, first).start;
-    const end = last === seg.count ? seg.linesEnd : segmentLine(seg, last - 1).end;
-    if (!this.#lines.fitsBytes(end - start)) this.#flush();
-    this.#lines.appendBytes(seg.batch, start, end);
-  }
-
-  async close(_ledger: Ledger): Promise<void> {
-    this.#flush();
-    if (this.#fd > 2) fs.closeSync(this.#fd);
-  }
-
-  #flush(): void {
-    this.#lines.drain((data) => {
-      writeAll(this.#fd, data, 'standard output');
-      this.#written += data.length;
-    });
-  }
-}
+export { StreamSink } from './stream-sink';

@@ -45,6 +45,11 @@ export interface RecordSink {
   readonly bytesWritten: number;
   /** flush everything and seal; the ledger passed is the final one */
   close(finalLedger: Ledger): Promise<void>;
+  /**
+   * records accepted but never written, per probe (--stdout: a stalled or closed reader);
+   * the collector counts them as shed instead of written
+   */
+  unwritten?(): Map<string, bigint>;
 }
 
 /** Facts about the collector run that signed output records in its predicate. */
@@ -77,6 +82,8 @@ export interface OutputOptions {
   retainMaxBytes?: number;
   /** retention: remove sealed chunks older than this many milliseconds */
   retainMaxAgeMs?: number;
+  /** --stdout: a record waits at most this long before it is written (--flush-interval) */
+  flushIntervalMs?: number;
 }
 
 /** What the output stage can ask of the running collector. */
@@ -86,6 +93,8 @@ export interface OutputContext {
   ledger(): Ledger;
   /** where to print one-line notices (key fingerprint, warnings) */
   notice(message: string): void;
+  /** the first error of a write that happened after write() returned (--stdout) */
+  onError?(err: unknown): void;
   /**
    * the cumulative exact call counts per probed function (rtev collect --function), read
    * when a chunk is sealed; the chunk predicate holds the differences (`function_calls`).

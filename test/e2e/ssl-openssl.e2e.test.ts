@@ -151,7 +151,7 @@ test('uprobe attach mode: sessions with one link per library where the kernel ha
   const [major, minor] = os.release().split('.').map(Number) as [number, number];
   const asked = process.env['RTEV_UPROBE_MODE'];
   const expected = asked === 'classic' || major < 6 || (major === 6 && minor < 13) ? 'classic' : 'session';
-  const res = await runRtev(['collect', '--stdout', '--probes', 'ssl_op,net_connect', '--', 'true']);
+  const res = await runRtev(['collect', '--stdout', '--verbose', '--probes', 'ssl_op,net_connect', '--', 'true']);
   assert.equal(res.code, 0, res.stderr);
   const line = /rtev: uprobes: (\{.*\})/.exec(res.stderr);
   assert.ok(line, res.stderr);

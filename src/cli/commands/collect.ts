@@ -6,12 +6,13 @@ import { resolveCgroupId } from '../../ingest/host';
 import { DEFAULT_PROBES, selectProbes } from '../../ingest/probes';
 import { parseFunctionsFile } from '../../symbolize';
 import { isEmptySelector, validateSelector, type ContainerSelector, type EnricherOptions } from '../../enrich';
-import { probeLost, type Ledger } from '../../model/ledger';
+import { DEFAULT_FLUSH_INTERVAL_MS } from '../../store/stream-sink';
 import type { OutputOptions } from '../../store/sink';
 import { parseArgs, parseDuration, parseInteger, parseSize, usageText, type OptionSpec, type ParsedArgs } from '../args';
 import { configArgs } from '../config-file';
 import type { CliIO, Command } from '../io';
-import { StatusLine } from '../status';
+import { ExitCode } from '../exit-codes';
+import { StatusLine, lossWarning, summaryLine } from '../status';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'out', kind: 'string', value: 'DIR', help: 'write evidence into DIR (default ./rtev-evidence)' },
@@ -45,8 +46,11 @@ const OPTIONS: OptionSpec[] = [
   { name: 'chunk-age', kind: 'string', value: 'D', help: 'seal a chunk at this age' },
   { name: 'retain-size', kind: 'string', value: 'BYTES', help: 'remove the oldest chunks beyond this total size' },
   { name: 'retain-age', kind: 'string', value: 'D', help: 'remove chunks older than this' },
+  { name: 'flush-interval', kind: 'string', value: 'D', help: `--stdout: write a record at most D after it left the kernel (default ${DEFAULT_FLUSH_INTERVAL_MS}ms)` },
+  { name: 'command-stdout', kind: 'string', value: 'FILE', help: "write CMD's standard output to FILE (with --stdout it goes to rtev's stderr by default)" },
+  { name: 'fail-on-loss', kind: 'flag', help: `exit ${ExitCode.LOSS} when any record was lost (and CMD, if any, succeeded)` },
   { name: 'quiet', kind: 'flag', help: 'no status line and no summary' },
-  { name: 'verbose', kind: 'flag', help: 'print libbpf and verifier messages' },
+  { name: 'verbose', kind: 'flag', help: 'print libbpf and verifier messages, and the container and uprobe counters at the end' },
 ];
 
 export const collectCommand: Command = {
@@ -57,11 +61,12 @@ export const collectCommand: Command = {
 
 /** runCollect: the options, one Collector run (src/ingest/collector.ts), and its summary. */
 async function runCollect(args: string[], io: CliIO): Promise<number> {
-  const { config, quiet } = planFromArgs(args);
-  const status = new StatusLine(io.stderr, !quiet && io.stderr.isTTY === true);
+  const { config, quiet, failOnLoss } = planFromArgs(args);
+  // an observed command sharing the terminal would write into the middle of a status line
+  const status = new StatusLine(io.stderr, !quiet && io.stderr.isTTY === true && config.command.length === 0);
   const collector = new Collector(config, {
-    warn: (m) => io.stderr.write(`rtev: warning: ${m}\n`),
-    notice: (m) => io.stderr.write(`rtev: ${m}\n`),
+    warn: (m) => { status.clear(); io.stderr.write(`rtev: warning: ${m}\n`); },
+    notice: (m) => { status.clear(); io.stderr.write(`rtev: ${m}\n`); },
     onProgress: (p) => status.update(p.ledger, p.bytesWritten, p.elapsedMs),
   });
   let result: CollectResult;
@@ -70,16 +75,23 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   } finally {
     status.clear();
   }
-  if (quiet || result.outputClosed) return result.exitCode;
-  io.stderr.write(summaryLine(result.ledger, result.bytesWritten, result.elapsedMs, config.output) + '\n');
-  if (result.enrichment !== undefined) io.stderr.write(enrichmentLine(result.enrichment) + '\n');
-  if (result.uprobes !== undefined) io.stderr.write(`rtev: uprobes: ${JSON.stringify(result.uprobes)}\n`);
-  if (result.functions !== undefined) io.stderr.write(`rtev: ${result.functions}\n`);
+  if (result.outputClosed) return result.exitCode;
+  const loss = lossWarning(result.ledger, {
+    bulkRingBytes: config.bulkRingBytes, rareRingBytes: config.rareRingBytes, stdout: config.output.stdout, unwritten: result.unwritten ?? 0n,
+  });
+  if (!quiet) {
+    io.stderr.write(summaryLine(result.ledger, result.bytesWritten, result.elapsedMs, config.output.stdout ? 'stdout' : config.output.outDir!) + '\n');
+    if (result.functions !== undefined) io.stderr.write(`rtev: ${result.functions}\n`);
+    if (config.verbose && result.enrichment !== undefined) io.stderr.write(enrichmentLine(result.enrichment) + '\n');
+    if (config.verbose && result.uprobes !== undefined) io.stderr.write(`rtev: uprobes: ${JSON.stringify(result.uprobes)}\n`);
+  }
+  if (loss !== undefined) io.stderr.write(`rtev: warning: ${loss}\n`);
+  if (result.exitCode === 0 && failOnLoss && loss !== undefined) return ExitCode.LOSS;
   return result.exitCode;
 }
 
 /** planFromArgs validates the command line (and config file) into a plan. */
-function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean } {
+function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean; failOnLoss: boolean } {
   let parsed = parseArgs(args, OPTIONS);
   const configFile = parsed.values.get('config');
   if (configFile !== undefined) parsed = parseArgs([...configArgs(configFile, OPTIONS), ...args], OPTIONS);
@@ -93,6 +105,11 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
   setIf(parsed, 'chunk-age', (v) => { output.chunkMaxAgeMs = parseDuration(v, 'chunk-age'); });
   setIf(parsed, 'retain-size', (v) => { output.retainMaxBytes = parseSize(v, 'retain-size'); });
   setIf(parsed, 'retain-age', (v) => { output.retainMaxAgeMs = parseDuration(v, 'retain-age'); });
+  setIf(parsed, 'flush-interval', (v) => {
+    if (!output.stdout) throw new UsageError('--flush-interval applies to --stdout only', 'under --out, records reach the chunk file at least once a second');
+    output.flushIntervalMs = parseDuration(v, 'flush-interval');
+    if (!(output.flushIntervalMs >= 1 && output.flushIntervalMs <= 60_000)) throw new UsageError(`--flush-interval: ${v} must be from 1ms to 60s`);
+  });
   const duration = parsed.values.get('duration');
   const config: CollectorConfig = {
     probes,
@@ -115,7 +132,9 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
     rareRingBytes: ringSize(parsed.values.get('rare-ring-size'), 4 << 20, 'rare-ring-size'),
     verbose: parsed.flags.has('verbose'),
   };
-  return { config, quiet: parsed.flags.has('quiet') };
+  setIf(parsed, 'command-stdout', (v) => { config.commandStdout = v; });
+  if (config.commandStdout !== undefined && config.command.length === 0) throw new UsageError('--command-stdout needs a command', 'add -- CMD ARGS...');
+  return { config, quiet: parsed.flags.has('quiet'), failOnLoss: parsed.flags.has('fail-on-loss') };
 }
 
 function containerSelector(parsed: ParsedArgs, cgroupFilter: boolean): ContainerSelector {
@@ -180,18 +199,4 @@ function ringSize(text: string | undefined, fallback: number, option: string): n
     throw new UsageError(`--${option}: ${text} must be a power of two from 4K to 1G`);
   }
   return size;
-}
-
-function summaryLine(ledger: Ledger, bytesWritten: number, elapsedMs: number, output: OutputOptions): string {
-  let written = 0n;
-  let lost = 0n;
-  const parts: string[] = [];
-  for (const [probe, l] of Object.entries(ledger)) {
-    written += l.user.written;
-    lost += probeLost(l);
-    parts.push(`${probe} ${l.user.written}`);
-  }
-  const where = output.stdout ? 'stdout' : output.outDir;
-  return `rtev: ${written} records (${parts.join(', ')}) in ${(elapsedMs / 1000).toFixed(1)}s, ${lost} lost, ` +
-    `${bytesWritten} bytes to ${where}`;
 }
