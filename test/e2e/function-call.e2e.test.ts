@@ -30,7 +30,7 @@ function build(): Built {
   return built;
 }
 
-/** progLine reads the `pid=P vuln=0x… caller_b=0x…` line the test program printed into rtev's stdout. */
+/** progLine reads the `pid=P vuln=0x… caller_b=0x…` line the test program printed (into rtev's stderr, under --stdout). */
 function progLine(stdout: string): { pid: number; vuln: bigint; callerB: bigint } {
   const m = /pid=(\d+) vuln=(0x[0-9a-f]+) caller_b=(0x[0-9a-f]+)/.exec(stdout);
   assert.ok(m, `no pid line in:\n${stdout.slice(0, 2000)}`);
@@ -47,7 +47,7 @@ test('function_call --function-mode all: one record per call, symbolized, with t
   const res = await runRtev(['collect', '--stdout', '--quiet', '--function', `${b.binary}:vuln_func`, '--function-mode', 'all',
     '--', b.binary, String(CALLS)], { timeoutMs: 90_000 });
   assert.equal(res.code, 0, res.stderr);
-  const prog = progLine(res.stdout);
+  const prog = progLine(res.stderr);
   const recs = calls(res.records, prog.pid);
   assert.equal(recs.length, CALLS, JSON.stringify(res.records.filter((r) => r.event?.type === 'function_call')));
   const nodeHash = computeNodeHash('native', `gnu-build-id:${b.buildId}`, 'vuln_func');
@@ -78,7 +78,7 @@ test('function_call first-seen (the default): one record for identical calls, ex
   const res = await runRtev(['collect', '--stdout', '--probes', 'process_exec', '--function', `${b.binary}:vuln_*`,
     '--', b.binary, String(CALLS)], { timeoutMs: 90_000 });
   assert.equal(res.code, 0, res.stderr);
-  const prog = progLine(res.stdout);
+  const prog = progLine(res.stderr);
   const recs = calls(res.records, prog.pid);
   assert.equal(recs.length, 1, JSON.stringify(recs));
   assert.equal(recs[0]!.event.symbol, 'vuln_func');
@@ -147,8 +147,8 @@ test('function_call after an exec in the same pid: symbolized against the new pr
   const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'process_exec', '--function-mode', 'all',
     '--function', `${one}:stage_one`, '--function', `${two}:stage_two`, '--', one, two], { timeoutMs: 90_000 });
   assert.equal(res.code, 0, res.stderr);
-  const m = /stage=2 pid=(\d+) target=(0x[0-9a-f]+)/.exec(res.stdout);
-  assert.ok(m, res.stdout.slice(0, 2000));
+  const m = /stage=2 pid=(\d+) target=(0x[0-9a-f]+)/.exec(res.stderr);
+  assert.ok(m, res.stderr.slice(0, 2000));
   const pid = Number(m[1]);
   const recs = calls(res.records, pid);
   const first = recs.find((r) => r.event.library === one);
@@ -178,8 +178,8 @@ test('function_call after an exec of the same program: the exec record drops the
   const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'process_exec', '--function-mode', 'all',
     '--function', `${prog}:target_cb`, '--frames', frames, '--', 'setarch', '-R', prog, one, frames, two], { timeoutMs: 90_000 });
   assert.equal(res.code, 0, res.stderr);
-  const lines = [...res.stdout.matchAll(/pid=(\d+) lib=(\S+) target_cb=(0x[0-9a-f]+) run=(0x[0-9a-f]+)/g)];
-  assert.equal(lines.length, 2, res.stdout.slice(0, 2000));
+  const lines = [...res.stderr.matchAll(/pid=(\d+) lib=(\S+) target_cb=(0x[0-9a-f]+) run=(0x[0-9a-f]+)/g)];
+  assert.equal(lines.length, 2, res.stderr.slice(0, 2000));
   assert.deepEqual(lines.map((m) => m[2]), [one, two]);
   assert.equal(lines[0]![1], lines[1]![1], 'one pid');
   assert.equal(lines[0]![4], lines[1]![4], 'both libraries at the same address');

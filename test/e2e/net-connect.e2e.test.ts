@@ -19,8 +19,8 @@ test('python sockets: success, refused (111), IPv6 ::1, accept peer, unix socket
   if (!rootOrSkip(t)) return;
   const res = await runRtev(['collect', '--stdout', '--quiet', '--probes', 'net_connect', '--', 'python3', path.join(PROGS, 'sockets.py'), '1']);
   assert.equal(res.code, 0, res.stderr);
-  const line = res.stdout.split('\n').find((l) => l.startsWith('{"open_port"'));
-  assert.ok(line, res.stdout);
+  const line = res.stderr.split('\n').find((l) => l.startsWith('{"open_port"'));
+  assert.ok(line, res.stderr);
   const info = JSON.parse(line);
   const recs = nc(res.records).filter((r) => r.comm.startsWith('python'));
   const find = (pred: (e: any, r: any) => boolean) => recs.filter((r) => pred(r.event, r));

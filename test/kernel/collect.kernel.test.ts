@@ -20,7 +20,8 @@ test('collect -- trigger: exact file_open, process_exec and tcp_state records', 
   const dir = fs.realpathSync(tempDir());
   const run = await runRtev(['collect', '--stdout', '--quiet', '--', trigger, dir]);
   assert.equal(run.code, 0, run.stderr);
-  const facts = keyValues(run.stdout);
+  // the trigger's own output goes to rtev's stderr under --stdout
+  const facts = keyValues(run.stderr);
   const pid = Number(facts.get('pid'));
   const child = Number(facts.get('child'));
   const validate = createRecordValidator();
