@@ -101,11 +101,12 @@ test('query filters, tampering, rebuild and summary on real evidence (curl, pyth
     `/usr/bin/python3 ${work}/server.py ${port} ${work}/py.log &`,
     `for i in 1 2 3 4 5 6 7 8 9 10; do /usr/bin/curl -s -o ${work}/curl.out http://127.0.0.1:${port}/curl && break; sleep 0.3; done`,
     `${goBin} 127.0.0.1:${port} ${work}/go.out`,
-    `podman --runtime /usr/sbin/runc run --rm --name ${name} --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 --network none ${IMAGE} /bin/sh -c 'cat /etc/hostname; echo hi > /written; true'`,
+    `podman --runtime /usr/sbin/runc run --rm --name ${name} --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 --network none ${IMAGE} /bin/sh -c 'cat /etc/hostname; echo hi > /written; sleep 2'`,
     'wait',
   ].join('\n');
   const evidence = path.join(work, 'ev');
-  const run = await runRtev(['collect', '--out', evidence, '--quiet', '--probes', 'file_open,process_exec,tcp_state,net_connect', '--', '/bin/sh', '-c', script], { env, timeoutMs: 300_000 });
+  const run = await runRtev(['collect', '--out', evidence, '--quiet', '--probes', 'file_open,process_exec,tcp_state,net_connect',
+    '--function', `${goBin}:main.work`, '--', '/bin/sh', '-c', script], { env, timeoutMs: 300_000 });
   assert.equal(run.code, 0, run.stderr);
   assert.ok(fs.existsSync(`${work}/go.out`) && fs.existsSync(`${work}/curl.out`), 'the workload ran');
   const digest = sh('podman', ['image', 'inspect', '--format', '{{.Digest}}', IMAGE]);
@@ -123,7 +124,8 @@ test('query filters, tampering, rebuild and summary on real evidence (curl, pyth
   const curl = exec('/usr/bin/curl');
   assert.ok(curl, 'curl exec recorded');
   const containerLines = lines.filter((x) => x.r.image_digest === digest);
-  assert.ok(containerLines.length > 0, `records of the container (image ${digest})`);
+  // (the container lives 2 s: a container that exits at once can be gone before the collector looks it up)
+  assert.ok(containerLines.length > 0, `records of the container (image ${digest}); containers seen: ${[...new Set(lines.map((x) => x.r.container_id).filter(Boolean))].join(', ') || 'none'}`);
   const cid: string = containerLines[0]!.r.container_id;
   assert.match(cid, /^podman:\/\/[0-9a-f]{64}$/);
   const hex = cid.slice('podman://'.length);
@@ -148,6 +150,13 @@ test('query filters, tampering, rebuild and summary on real evidence (curl, pyth
     [['--package', 'pkg:deb/debian/curl'], (x) => x.r.container_id === undefined && ((x.r.event.type === 'process_exec' && x.r.event.filename === '/usr/bin/curl') || (x.r.event.type === 'file_open' && x.r.event.path === '/usr/bin/curl'))],
     [['--type', 'file_open', '--comm', 'rtevgo'], (x) => x.r.event.type === 'file_open' && x.r.comm === 'rtevgo'],
   ];
+  const call = lines.find((x) => x.r.event.type === 'function_call' && x.r.event.symbol === 'main.work')?.r;
+  assert.ok(call, 'the Go function call was recorded');
+  cases.push(
+    [['--symbol', 'main.work'], (x) => x.r.event.type === 'function_call' && x.r.event.symbol === 'main.work'],
+    [['--symbol', 'main.*'], (x) => x.r.event.type === 'function_call' && /^main\./.test(x.r.event.symbol)],
+    [['--node-hash', call.event.node_hash], (x) => x.r.event.type === 'function_call' && x.r.event.node_hash === call.event.node_hash],
+  );
   const answers: string[] = [];
   for (const [args, want] of cases) {
     const expected = inTsOrder(lines.filter(want));
@@ -187,6 +196,11 @@ test('query filters, tampering, rebuild and summary on real evidence (curl, pyth
   const goRow = host.executables.find((e: any) => e.path === goBin);
   assert.ok(goRow, 'summary lists the Go program');
   assert.ok(goRow.packages.some((p: string) => purlKey(p).base === 'pkg:golang/example.com/rtevgo'), `Go module in ${JSON.stringify(goRow.packages)}`);
+  const fn = sum.functionCalls.find((f: any) => f.symbol === 'main.work');
+  assert.ok(fn, 'functions executed: main.work');
+  assert.equal(fn.calls, 1, 'exactly one call, from the chunk predicates');
+  assert.equal(fn.library, goBin);
+  assert.equal(fn.nodeHash, call.event.node_hash);
   assert.ok(host.filesWritten.some((f: any) => f.path === `${work}/go.out`), 'files written: the Go program\'s output');
   assert.ok(host.peers.some((p: any) => p.addr === '127.0.0.1' && p.port === port), 'peers: the python server');
 
