@@ -30,6 +30,10 @@ APT_PACKAGES := \
 	bpftrace \
 	xz-utils \
 	clang-format \
+	nats-server \
+	postgresql-15 \
+	postgresql-client-15 \
+	systemd \
 	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)

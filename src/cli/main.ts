@@ -17,6 +17,9 @@ const COMMANDS: Record<string, () => Command> = {
   'node-hash': () => require('./commands/node-hash').nodeHashCommand,
   plan: () => require('./commands/plan').planCommand,
   report: () => require('./commands/report').reportCommand,
+  ship: () => require('./commands/ship').shipCommand,
+  ingest: () => require('./commands/ingest').ingestCommand,
+  fleet: () => require('./commands/fleet').fleetCommand,
 };
 
 function usage(): string {

@@ -4,12 +4,13 @@ import * as path from 'node:path';
 import { serializeEnvelope, signEnvelope } from '../sign/envelope';
 import type { SigningKey } from '../sign/keys';
 import { CHUNK_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from '../sign/statement';
-import { fsyncDir, renameNew, writeFileAtomic } from './fsio';
-import { chunkName, envelopeName, UNRECORDED_SUFFIX } from './layout';
+import { fsyncDir, readBounded, renameNew, writeFileAtomic } from './fsio';
+import { CHECKPOINT_NAME, chunkName, envelopeName, UNRECORDED_SUFFIX } from './layout';
 import { predicateValue, type ChunkPredicate } from './predicate';
 import type { SealedChunk } from './recovery';
 import { chooseRemovals, removeChunks, writeCheckpoint, type RetentionLimits } from './retention';
-import { sha256Hex } from '../sign/statement-read';
+import { MAX_ENVELOPE_BYTES, sha256Hex } from '../sign/statement-read';
+import { readShipCursor, shippedThrough } from './ship-cursor';
 
 /** SealJob is one complete chunk handed over for sealing, in sequence order. */
 export interface SealJob {
@@ -40,6 +41,8 @@ export interface SealerState {
 export class ChainSealer {
   #s: SealerState;
   readonly #hashes = new Map<number, crypto.Hash>();
+  /** unshipped chunks retention removed (null: none; undefined: not read from the checkpoint yet) */
+  #unshipped: { fromSeq: number; throughSeq: number } | null | undefined;
 
   constructor(state: SealerState) {
     this.#s = state;
@@ -93,13 +96,35 @@ export class ChainSealer {
   #applyRetention(job: SealJob): void {
     const limits = this.#s.retention;
     if (limits.maxBytes === undefined && limits.maxAgeMs === undefined) return;
-    const n = chooseRemovals(this.#s.sealed, limits, job.sealedAtMs);
+    const cursor = readShipCursor(this.#s.dir);
+    const firstUnshipped = cursor === undefined ? Infinity : shippedThrough(cursor, this.#s.chainId) + 1;
+    const n = chooseRemovals(this.#s.sealed, limits, job.sealedAtMs, limits.removeUnshipped === true ? Infinity : firstUnshipped);
     if (n === 0) return;
     const removed = this.#s.sealed.splice(0, n);
+    const lastRemoved = removed[removed.length - 1]!.seq;
+    const unshippedFrom = Math.max(firstUnshipped, removed[0]!.seq);
+    // the checkpoint is rewritten at each removal: it keeps every unshipped removal so far
+    this.#unshipped ??= previousUnshipped(this.#s.dir);
+    if (unshippedFrom <= lastRemoved) {
+      this.#unshipped = { fromSeq: Math.min(this.#unshipped?.fromSeq ?? unshippedFrom, unshippedFrom), throughSeq: lastRemoved };
+    }
     writeCheckpoint({
       dir: this.#s.dir, key: this.#s.key, chainId: this.#s.chainId, firstSeq: this.#s.sealed[0]!.seq,
       removedFromSeq: removed[0]!.seq, removedBytes: removed.reduce((s, r) => s + r.bytes, 0), anchor: job.predicate.clock.sealed,
+      unshipped: this.#unshipped ?? undefined,
     });
     removeChunks(this.#s.dir, removed.map((r) => r.seq));
   }
+}
+
+/** previousUnshipped reads the unshipped range of the checkpoint this sealer wrote before (null if none). */
+function previousUnshipped(dir: string): { fromSeq: number; throughSeq: number } | null {
+  try {
+    const env = JSON.parse(readBounded(path.join(dir, CHECKPOINT_NAME), MAX_ENVELOPE_BYTES).toString('utf8')) as { payload: string };
+    const u = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate?: { unshipped?: { from_seq?: unknown; through_seq?: unknown } } }).predicate?.unshipped;
+    if (typeof u?.from_seq === 'number' && typeof u.through_seq === 'number') return { fromSeq: u.from_seq, throughSeq: u.through_seq };
+  } catch {
+    // no checkpoint yet, or not readable: nothing recorded before
+  }
+  return null;
 }

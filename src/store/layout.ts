@@ -6,6 +6,8 @@
 export const SEQ_DIGITS = 12;
 export const CHECKPOINT_NAME = 'checkpoint.dsse.json';
 export const LOCK_NAME = '.rtev.lock';
+/** how far `rtev ship` got the chain acknowledged (src/store/ship-cursor.ts) */
+export const SHIP_CURSOR_NAME = '.rtev-ship.json';
 /** suffix of a file being written; it is renamed to its final name once complete and fsynced */
 export const PARTIAL_SUFFIX = '.partial';
 /** suffix of unsealed data found at start-up that no sealed predicate names yet */
@@ -27,7 +29,7 @@ export function unsealedName(seq: number, sha256: string): string {
   return `unsealed-${padSeq(seq)}-${sha256.slice(0, 16)}.ndjson`;
 }
 
-export type EntryKind = 'chunk' | 'envelope' | 'chunk-partial' | 'envelope-partial' | 'unsealed' | 'unsealed-unrecorded' | 'checkpoint' | 'checkpoint-partial' | 'lock';
+export type EntryKind = 'chunk' | 'envelope' | 'chunk-partial' | 'envelope-partial' | 'unsealed' | 'unsealed-unrecorded' | 'checkpoint' | 'checkpoint-partial' | 'lock' | 'ship-cursor';
 
 export interface Entry {
   name: string;
@@ -46,6 +48,7 @@ const PATTERNS: Array<[RegExp, EntryKind]> = [
   [/^checkpoint\.dsse\.json()$/, 'checkpoint'],
   [/^checkpoint\.dsse\.json\.partial()$/, 'checkpoint-partial'],
   [/^\.rtev\.lock()$/, 'lock'],
+  [/^\.rtev-ship\.json()$/, 'ship-cursor'],
 ];
 
 /** classify names a directory entry, or returns undefined for a file rtev does not write. */

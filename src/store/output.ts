@@ -46,7 +46,7 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
       ...(context.attribution !== undefined ? { attribution: context.attribution } : {}),
       chunkMaxBytes: options.chunkMaxBytes ?? DEFAULT_CHUNK_MAX_BYTES,
       chunkMaxAgeMs: options.chunkMaxAgeMs ?? DEFAULT_CHUNK_MAX_AGE_MS,
-      retention: { maxBytes: options.retainMaxBytes, maxAgeMs: options.retainMaxAgeMs },
+      retention: { maxBytes: options.retainMaxBytes, maxAgeMs: options.retainMaxAgeMs, removeUnshipped: options.retainUnshipped },
       ageTimer, release,
     }, state);
   } catch (err) {

@@ -18,14 +18,24 @@ import type { TimeAnchor } from './host-facts';
 export interface RetentionLimits {
   maxBytes?: number | undefined;
   maxAgeMs?: number | undefined;
+  /**
+   * In a shipped directory (one with a ship cursor), retention keeps every chunk the fleet
+   * transport has not acknowledged, unless this is set; then the checkpoint records which
+   * removed chunks were never shipped.
+   */
+  removeUnshipped?: boolean | undefined;
 }
 
-/** chooseRemovals returns how many of the oldest chunks (sorted by seq) to remove. */
-export function chooseRemovals(sealed: readonly SealedChunk[], limits: RetentionLimits, nowMs: number): number {
+/**
+ * chooseRemovals returns how many of the oldest chunks (sorted by seq) to remove; a chunk
+ * with seq >= keepFromSeq (the first unshipped one) is never removed.
+ */
+export function chooseRemovals(sealed: readonly SealedChunk[], limits: RetentionLimits, nowMs: number, keepFromSeq = Infinity): number {
   let total = sealed.reduce((n, c) => n + c.bytes, 0);
   let remove = 0;
   while (remove < sealed.length - 1) {
     const oldest = sealed[remove]!;
+    if (oldest.seq >= keepFromSeq) break;
     const tooBig = limits.maxBytes !== undefined && total > limits.maxBytes;
     const tooOld = limits.maxAgeMs !== undefined && nowMs - oldest.sealedAtMs > limits.maxAgeMs;
     if (!tooBig && !tooOld) break;
@@ -43,6 +53,8 @@ export interface CheckpointInput {
   removedFromSeq: number;
   removedBytes: number;
   anchor: TimeAnchor;
+  /** removed chunks the fleet transport never acknowledged (retention told to remove them) */
+  unshipped?: { fromSeq: number; throughSeq: number } | undefined;
 }
 
 /** writeCheckpoint signs and atomically (re)writes the retention checkpoint. */
@@ -54,6 +66,7 @@ export function writeCheckpoint(c: CheckpointInput): void {
     first_seq: c.firstSeq,
     removed: { from_seq: c.removedFromSeq, through_seq: c.firstSeq - 1, bytes: c.removedBytes },
     created: { wall_ns: c.anchor.wall_ns, mono_ns: c.anchor.mono_ns, uncertainty_ns: c.anchor.uncertainty_ns },
+    ...(c.unshipped !== undefined ? { unshipped: { from_seq: c.unshipped.fromSeq, through_seq: c.unshipped.throughSeq } } : {}),
   });
   writeFileAtomic(c.dir, CHECKPOINT_NAME, serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, c.key)), true);
 }

@@ -84,6 +84,8 @@ export interface OutputOptions {
   retainMaxAgeMs?: number;
   /** --stdout: a record waits at most this long before it is written (--flush-interval) */
   flushIntervalMs?: number;
+  /** retention may remove chunks `rtev ship` has not had acknowledged (the checkpoint records them) */
+  retainUnshipped?: boolean;
 }
 
 /** What the output stage can ask of the running collector. */

@@ -1,0 +1,155 @@
+import * as crypto from 'node:crypto';
+import { canonicalize, type CanonicalValue } from '../encode/canonical';
+import { verifyEnvelope } from '../sign/envelope';
+import type { VerifyKey } from '../sign/keys';
+import { CHUNK_PREDICATE_TYPE } from '../sign/statement';
+import { isObj, MAX_ENVELOPE_BYTES, openStatement, type StrictObject } from '../store/statement-read';
+import type { StrictValue } from '../store/strict-json';
+import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, checkPredicateShape, get, PROBE_FIELDS, type ChunkContent } from '../store/verify-chunk';
+import { hostIdFor } from './names';
+
+/**
+ * What the central ingest checks of one shipped chunk before anything is indexed, as pure
+ * functions over untrusted bytes: the envelope (shape, signature by a trusted key, the
+ * chunk predicate, the ledger identity, the host it claims) and then the body (its sha256
+ * is the signed digest, and its lines agree with the signed record summary). Chain
+ * continuity against the head kept centrally is decided by the ingest transaction.
+ */
+
+export type RejectCode =
+  | 'bad-envelope' | 'untrusted-key' | 'bad-predicate' | 'host-mismatch' | 'missing-body' | 'digest-mismatch'
+  | 'content-mismatch' | 'too-large' | 'replay' | 'fork' | 'chain-replaced' | 'broken-link' | 'stale';
+
+export const REJECT_HINTS: Record<RejectCode, string> = {
+  'bad-envelope': 'the message is not a well-formed DSSE envelope of an in-toto statement',
+  'untrusted-key': 'signed by a key that is not in the --trust directory',
+  'bad-predicate': 'the signed predicate is not a valid rtev chunk predicate',
+  'host-mismatch': 'the chunk names another host than the subject it was published on',
+  'missing-body': 'the chunk body is not in the object store',
+  'digest-mismatch': 'the body does not match the signed sha256 (modified in transit or on the host)',
+  'content-mismatch': 'the body does not agree with the signed record summary',
+  'too-large': 'the chunk exceeds the fleet size limit',
+  replay: 'an already indexed chunk was published again',
+  fork: 'a different chunk for a position of the chain that is already indexed (rewritten history)',
+  'chain-replaced': 'the host started a new chain while its indexed chain continues (history deleted and rewritten)',
+  'broken-link': 'prev_envelope_sha256 does not link the indexed head (chunks removed, reordered or rewritten)',
+  stale: 'older than the indexed head of its chain',
+};
+
+export interface ProbeLedger {
+  probe: string;
+  values: Record<(typeof PROBE_FIELDS)[number], bigint>;
+}
+
+/** ChunkFacts is what a verified envelope says about its chunk. */
+export interface ChunkFacts {
+  hostId: string;
+  envelopeSha256: string;
+  chunkSha256: string;
+  chunkName: string;
+  keyid: string;
+  chainId: string;
+  seq: bigint;
+  prevEnvelopeSha256: string | null;
+  runId: string;
+  runChunkIndex: bigint;
+  final: boolean;
+  hostname: string;
+  machineId: string;
+  bootId: string;
+  count: bigint;
+  bytes: bigint;
+  lost: bigint;
+  complete: boolean;
+  minTs: bigint | null;
+  maxTs: bigint | null;
+  openedWallNs: bigint;
+  openedMonoNs: bigint;
+  sealedWallNs: bigint;
+  sealedMonoNs: bigint;
+  probes: ProbeLedger[];
+  /** restart record, when the run restarted after finding a previous one */
+  restart: StrictObject | null;
+  ledgerJson: string;
+  functionCallsJson: string | null;
+  restartJson: string | null;
+}
+
+export type EnvelopeVerdict = { ok: true; facts: ChunkFacts; predicate: StrictObject } | { ok: false; code: RejectCode; reason: string; partial: Partial<ChunkFacts> };
+
+function reject(code: RejectCode, reason: string, partial: Partial<ChunkFacts> = {}): EnvelopeVerdict {
+  return { ok: false, code, reason, partial };
+}
+
+/** checkEnvelope verifies a shipped envelope against the trusted keys and the subject's host id. */
+export function checkEnvelope(bytes: Uint8Array, subjectHost: string, keys: readonly VerifyKey[]): EnvelopeVerdict {
+  if (bytes.length > MAX_ENVELOPE_BYTES) return reject('too-large', `envelope of ${bytes.length} bytes`);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const envelopeSha256 = crypto.createHash('sha256').update(buf).digest('hex');
+  const opened = openStatement(buf);
+  if (!opened.ok) return reject('bad-envelope', opened.reason, { envelopeSha256 });
+  const st = opened.value;
+  const keyid = verifyEnvelope(st.envelope, st.payload, keys);
+  const claimed = st.envelope.signatures.map((s) => s.keyid).filter((k) => /^[0-9a-f]{64}$/.test(k))[0] ?? '';
+  const p = st.predicate;
+  const seqV = get(p, 'chain.seq');
+  const chainV = get(p, 'chain.chain_id');
+  const partial: Partial<ChunkFacts> = { envelopeSha256, keyid: keyid ?? claimed, ...(typeof seqV === 'bigint' ? { seq: seqV } : {}), ...(typeof chainV === 'string' ? { chainId: chainV.slice(0, 64) } : {}) };
+  if (keyid === undefined) return reject('untrusted-key', `no trusted key verifies the signature (envelope keyid ${claimed.slice(0, 16) || '?'}...)`, partial);
+  if (st.predicateType !== CHUNK_PREDICATE_TYPE) return reject('bad-predicate', `predicateType ${st.predicateType.slice(0, 100)}`, partial);
+  const shape = checkPredicateShape(p);
+  if (shape.length > 0) return reject('bad-predicate', `predicate fields missing or malformed: ${shape.slice(0, 6).join(', ')}`, partial);
+  const ledger = checkLedgerIdentity(p);
+  const fc = checkFunctionCalls(p);
+  if (ledger.length > 0 || fc.problems.length > 0) return reject('bad-predicate', [...ledger, ...fc.problems].slice(0, 3).join('; '), partial);
+  const hostname = get(p, 'host.hostname') as string;
+  const machineId = get(p, 'host.machine_id') as string;
+  const hostId = hostIdFor(machineId, hostname);
+  if (hostId !== subjectHost) return reject('host-mismatch', `the chunk is from host ${String(hostId ?? machineId).slice(0, 64)} but was published for ${subjectHost}`, partial);
+  const seq = seqV as bigint;
+  if (seq < 1n || seq > 999_999_999_999n) return reject('bad-predicate', `chain.seq ${seq} is out of range`, partial);
+  const chunkName = `chunk-${String(seq).padStart(12, '0')}.ndjson`;
+  if (st.subjectName !== chunkName) return reject('bad-predicate', `the statement is for ${st.subjectName.slice(0, 100)}, not ${chunkName}`, partial);
+  const probes: ProbeLedger[] = [];
+  const pp = get(p, 'ledger.probes');
+  if (isObj(pp)) {
+    for (const name of Object.keys(pp).sort()) {
+      const values = {} as ProbeLedger['values'];
+      for (const f of PROBE_FIELDS) values[f] = get(pp[name], f) as bigint;
+      probes.push({ probe: name.slice(0, 64), values });
+    }
+  }
+  const restart = get(p, 'restart');
+  const fcV = Object.prototype.hasOwnProperty.call(p, 'function_calls') ? p['function_calls'] : undefined;
+  const facts: ChunkFacts = {
+    hostId, envelopeSha256, chunkSha256: st.subjectSha256, chunkName, keyid, chainId: chainV as string, seq,
+    prevEnvelopeSha256: (get(p, 'chain.prev_envelope_sha256') as string | null) ?? null,
+    runId: get(p, 'chain.run_id') as string, runChunkIndex: get(p, 'chain.run_chunk_index') as bigint, final: get(p, 'chain.final') === true,
+    hostname, machineId, bootId: get(p, 'host.boot_id') as string,
+    count: get(p, 'records.count') as bigint, bytes: get(p, 'records.bytes') as bigint,
+    lost: get(p, 'ledger.lost') as bigint, complete: get(p, 'ledger.complete') === true,
+    minTs: (get(p, 'records.min_ts_ns') as bigint | null) ?? null, maxTs: (get(p, 'records.max_ts_ns') as bigint | null) ?? null,
+    openedWallNs: get(p, 'clock.opened.wall_ns') as bigint, openedMonoNs: get(p, 'clock.opened.mono_ns') as bigint,
+    sealedWallNs: get(p, 'clock.sealed.wall_ns') as bigint, sealedMonoNs: get(p, 'clock.sealed.mono_ns') as bigint,
+    probes, restart: isObj(restart) ? restart : null,
+    ledgerJson: canonicalize(get(p, 'ledger') as CanonicalValue),
+    functionCallsJson: fcV === undefined ? null : canonicalize(fcV as CanonicalValue),
+    restartJson: isObj(restart) ? canonicalize(restart as StrictValue as CanonicalValue) : null,
+  };
+  if (facts.bytes > BigInt(64 * 1024 * 1024)) return reject('too-large', `the chunk claims ${facts.bytes} bytes`, partial);
+  return { ok: true, facts, predicate: p };
+}
+
+/** checkDigest compares a chunk body with the signed sha256. */
+export function checkDigest(body: Buffer, facts: ChunkFacts): { code: RejectCode; reason: string } | undefined {
+  const sha = crypto.createHash('sha256').update(body).digest('hex');
+  if (sha !== facts.chunkSha256) return { code: 'digest-mismatch', reason: `body sha256 ${sha.slice(0, 16)}... is not the signed ${facts.chunkSha256.slice(0, 16)}...` };
+  return undefined;
+}
+
+/** checkContent compares what the rows pass counted with the signed record summary. */
+export function checkContent(content: ChunkContent, predicate: StrictObject): { code: RejectCode; reason: string } | undefined {
+  const problems = [...checkContentAgainstPredicate(content, predicate), ...content.lineProblems];
+  if (problems.length > 0) return { code: 'content-mismatch', reason: problems.slice(0, 3).join('; ') };
+  return undefined;
+}

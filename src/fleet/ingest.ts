@@ -1,0 +1,357 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import type { ObjectStore } from '@nats-io/obj';
+import { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { UsageError } from '../errors';
+import { loadVerifyKeyFile } from '../sign/key-files';
+import type { VerifyKey } from '../sign/keys';
+import { checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
+import { backoffMs, clusterSize, connectNats, ensureTopology, sleep, type NatsOptions } from './nats';
+import { ENVELOPE_STREAM, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
+import { checkSchema, COPY_RECORDS } from './pg-schema';
+import { encodeRows } from './rows';
+import { checkNoPassword } from './secrets';
+import { MAX_CHUNK_BYTES } from './ship';
+
+/**
+ * `rtev ingest`: the central verifier and indexer. Several processes share one durable
+ * JetStream consumer. Per chunk, in one PostgreSQL transaction: verify the envelope with
+ * the trusted keys, check the chain against the host's head kept here (so reordering,
+ * replay, removal and rewritten history show), fetch the body and check it against the
+ * signed digest and record summary, COPY the records with their original lines, move the
+ * head, commit; acknowledge only after the commit. A redelivery after a crash finds the
+ * chunk's envelope digest already committed and only acknowledges: at-least-once delivery
+ * gives exactly-once records.
+ */
+
+export type IngestResult = 'indexed' | 'duplicate' | 'rejected' | 'deferred' | 'error';
+
+export interface IngestHooks {
+  chunk?(result: IngestResult, records: number): void;
+  lagSeconds?(s: number): void;
+}
+
+export interface IngestOptions {
+  nats: NatsOptions;
+  /** postgresql:// URL without a password (PGPASSWORD or ~/.pgpass supply it) */
+  db: string;
+  trustDir: string;
+  once: boolean;
+  replicas?: number | undefined;
+  ackWaitMs: number;
+  /** how long a chunk that arrives ahead of its predecessor waits before the gap is recorded */
+  gapWaitMs: number;
+  signal?: AbortSignal;
+  log: (line: string) => void;
+  hooks?: IngestHooks;
+}
+
+export interface IngestStats {
+  indexed: number;
+  duplicates: number;
+  rejected: number;
+  deferred: number;
+  records: number;
+}
+
+/** loadTrust reads every DIR/*.pub as a trusted Ed25519 public key. */
+export function loadTrust(dir: string): VerifyKey[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.endsWith('.pub')).sort();
+  } catch (err) {
+    throw new UsageError(`--trust: cannot read ${dir}: ${(err as Error).message}`);
+  }
+  const keys = names.map((n) => loadVerifyKeyFile(path.join(dir, n)));
+  if (keys.length === 0) throw new UsageError(`--trust: ${dir} holds no *.pub key`, 'copy each host\'s signing.key.pub there (one file per key)');
+  return keys;
+}
+
+interface Head {
+  chain_id: string;
+  head_seq: string;
+  head_envelope_sha256: string;
+}
+
+type Decision =
+  | { kind: 'index'; gap?: { from: bigint; through: bigint } }
+  | { kind: 'reject'; code: RejectCode; reason: string }
+  | { kind: 'defer'; reason: string }
+  | { kind: 'duplicate' };
+
+/** decide applies the chain rules to a verified chunk and the host's head (pure). */
+export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: boolean): Decision {
+  if (head === undefined) {
+    if (f.seq === 1n || waitedEnough) return f.seq === 1n ? { kind: 'index' } : { kind: 'index', gap: { from: 1n, through: f.seq - 1n } };
+    return { kind: 'defer', reason: `first chunk seen of this host is seq ${f.seq}` };
+  }
+  const headSeq = BigInt(head.head_seq);
+  if (f.chainId !== head.chain_id) {
+    return { kind: 'reject', code: 'chain-replaced', reason: `chain ${f.chainId} seq ${f.seq} arrived while the host's indexed chain ${head.chain_id} is at seq ${headSeq}: history deleted and rewritten` };
+  }
+  if (f.seq <= headSeq) return { kind: 'reject', code: 'fork', reason: `seq ${f.seq} is already indexed with another envelope (head ${headSeq}): rewritten history` };
+  if (f.seq === headSeq + 1n) {
+    if (f.prevEnvelopeSha256 !== head.head_envelope_sha256) {
+      return { kind: 'reject', code: 'broken-link', reason: `seq ${f.seq} links ${String(f.prevEnvelopeSha256).slice(0, 16)}..., the indexed seq ${headSeq} is ${head.head_envelope_sha256.slice(0, 16)}...` };
+    }
+    return { kind: 'index' };
+  }
+  if (!waitedEnough) return { kind: 'defer', reason: `seq ${f.seq} arrived before seq ${headSeq + 1n}` };
+  return { kind: 'index', gap: { from: headSeq + 1n, through: f.seq - 1n } };
+}
+
+export class Ingester {
+  readonly #o: IngestOptions;
+  readonly #keys: VerifyKey[];
+  #db: Client | undefined;
+  #nc: NatsConnection | undefined;
+  #bucket: ObjectStore | undefined;
+  readonly stats: IngestStats = { indexed: 0, duplicates: 0, rejected: 0, deferred: 0, records: 0 };
+
+  constructor(o: IngestOptions) {
+    checkNoPassword(o.db, 'db', 'put the password in PGPASSWORD or ~/.pgpass (or use peer/cert authentication)');
+    this.#o = o;
+    this.#keys = loadTrust(o.trustDir);
+  }
+
+  async run(): Promise<IngestStats> {
+    const { signal } = this.#o;
+    await this.#connectDb();
+    this.#nc = await connectNats(this.#o.nats, signal, this.#o.log);
+    try {
+      const topo = await ensureTopology(this.#nc, this.#o.replicas ?? clusterSize(this.#nc), this.#o.ackWaitMs);
+      this.#bucket = topo.bucket;
+      const js = jetstream(this.#nc, { timeout: 10_000 });
+      const consumer = await js.consumers.get(ENVELOPE_STREAM, INGEST_CONSUMER);
+      for (let failures = 0; !signal?.aborted;) {
+        try {
+          const n = await this.#batch(consumer);
+          failures = 0;
+          if (n === 0 && this.#o.once) {
+            const info = await consumer.info();
+            if (info.num_pending === 0 && info.num_ack_pending === 0) break;
+          }
+        } catch (err) {
+          if (signal?.aborted) break;
+          this.#o.log(`ingest: ${(err as Error).message}; retrying`);
+          await sleep(backoffMs(failures++), signal);
+        }
+      }
+    } finally {
+      await this.#nc.drain().catch(() => undefined);
+      await this.#db?.end().catch(() => undefined);
+    }
+    return this.stats;
+  }
+
+  async #connectDb(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const db = new Client({ connectionString: this.#o.db, application_name: 'rtev-ingest' });
+      db.on('error', () => undefined);
+      try {
+        await db.connect();
+        await checkSchema(db);
+        this.#db = db;
+        return;
+      } catch (err) {
+        await db.end().catch(() => undefined);
+        if (err instanceof UsageError || attempt >= 20 || this.#o.signal?.aborted) throw err;
+        this.#o.log(`ingest: database not reachable (${(err as Error).message}); retrying`);
+        await sleep(backoffMs(attempt), this.#o.signal);
+      }
+    }
+  }
+
+  async #batch(consumer: Consumer): Promise<number> {
+    const msgs = await consumer.fetch({ max_messages: 8, expires: 1000 });
+    let n = 0;
+    for await (const m of msgs) {
+      n++;
+      let result: IngestResult;
+      let records = 0;
+      try {
+        [result, records] = await this.#handle(m);
+      } catch (err) {
+        result = 'error';
+        this.#o.log(`ingest: ${m.subject} #${m.seq}: ${(err as Error).message}; will retry`);
+        await this.#db?.query('ROLLBACK').catch(() => undefined);
+        m.nak(1000);
+        if (this.#db === undefined || (err as { code?: string }).code === undefined) await this.#reconnectDbIfBroken();
+      }
+      this.#o.hooks?.chunk?.(result, records);
+    }
+    return n;
+  }
+
+  async #reconnectDbIfBroken(): Promise<void> {
+    try {
+      await this.#db!.query('SELECT 1');
+    } catch {
+      await this.#db?.end().catch(() => undefined);
+      this.#db = undefined;
+      await this.#connectDb();
+    }
+  }
+
+  async #handle(m: JsMsg): Promise<[IngestResult, number]> {
+    const db = this.#db!;
+    const host = hostOfSubject(m.subject) ?? '?';
+    const v = checkEnvelope(m.data, host, this.#keys);
+    if (!v.ok) {
+      await this.#reject(db, m, host, v.code, v.reason, v.partial);
+      return ['rejected', 0];
+    }
+    const f = v.facts;
+    await db.query('BEGIN');
+    const seen = await db.query<{ host_id: string; stream_seq: string }>('SELECT host_id, stream_seq FROM chunks WHERE envelope_sha256 = $1', [f.envelopeSha256]);
+    if (seen.rowCount !== 0) {
+      await db.query('COMMIT');
+      if (seen.rows[0]!.stream_seq === String(m.seq)) {
+        await this.#ack(m, host, f);
+        this.stats.duplicates++;
+        return ['duplicate', 0];
+      }
+      await this.#reject(db, m, host, 'replay', `seq ${f.seq} of chain ${f.chainId} was indexed from message #${seen.rows[0]!.stream_seq} and was published again as #${m.seq}`, f);
+      return ['rejected', 0];
+    }
+    const headRows = await db.query<Head>('SELECT chain_id, head_seq, head_envelope_sha256 FROM hosts WHERE host_id = $1 FOR UPDATE', [host]);
+    const head = headRows.rows[0];
+    const ageMs = Date.now() - Number(BigInt(m.info.timestampNanos) / 1_000_000n);
+    const d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2);
+    if (d.kind === 'defer') {
+      await db.query('ROLLBACK');
+      m.nak(Math.min(1000, Math.max(100, this.#o.gapWaitMs / 4)));
+      this.stats.deferred++;
+      return ['deferred', 0];
+    }
+    if (d.kind === 'reject') {
+      await db.query('ROLLBACK');
+      await this.#reject(db, m, host, d.code, d.reason, f);
+      return ['rejected', 0];
+    }
+    if (d.kind === 'duplicate') throw new Error('unreachable');
+    // the body: from the object store, bounded, checked against the signed digest
+    const expected = objectName(host, f.chainId, Number(f.seq));
+    const named = m.headers?.get(HDR_OBJECT) ?? '';
+    let body: Buffer | undefined;
+    if (named === expected) {
+      m.working();
+      const info = await this.#bucket!.info(expected);
+      if (info !== null && !info.deleted && info.size <= MAX_CHUNK_BYTES) {
+        const blob = await this.#bucket!.getBlob(expected);
+        if (blob !== null) body = Buffer.from(blob.buffer, blob.byteOffset, blob.length);
+      } else if (info !== null && info.size > MAX_CHUNK_BYTES) {
+        await db.query('ROLLBACK');
+        await this.#reject(db, m, host, 'too-large', `body of ${info.size} bytes`, f);
+        return ['rejected', 0];
+      }
+    }
+    const bad = body === undefined
+      ? { code: 'missing-body' as const, reason: named === '' ? 'shipped without a body (chunk file missing on the host?)' : `no object ${named.slice(0, 200)} in the store` }
+      : checkDigest(body, f);
+    const rows = bad === undefined ? encodeRows(body!, f) : undefined;
+    const bad2 = bad ?? checkContent(rows!.content, v.predicate);
+    if (bad2 !== undefined) {
+      await db.query('ROLLBACK');
+      await this.#reject(db, m, host, bad2.code, bad2.reason, f);
+      return ['rejected', 0];
+    }
+    m.working();
+    await this.#copy(db, rows!.pieces);
+    await this.#insertChunk(db, m, f, head, d.gap);
+    const stall = Number(process.env['RTEV_FAULT_INGEST_STALL_MS'] ?? 0);
+    if (stall > 0) await sleep(stall); // fault injection for the crash tests (docs/fleet.md)
+    await db.query('COMMIT');
+    await this.#ack(m, host, f);
+    this.stats.indexed++;
+    this.stats.records += Number(f.count);
+    this.#o.hooks?.lagSeconds?.(Math.max(0, Date.now() / 1000 - Number(f.sealedWallNs / 1_000_000n) / 1000));
+    return ['indexed', Number(f.count)];
+  }
+
+  async #copy(db: Client, pieces: Buffer[]): Promise<void> {
+    if (pieces.length === 0) return;
+    const stream = db.query(copyFrom(COPY_RECORDS));
+    await new Promise<void>((resolve, reject) => {
+      stream.on('error', reject);
+      stream.on('finish', resolve);
+      let i = 0;
+      const pump = (): void => {
+        while (i < pieces.length) {
+          if (!stream.write(pieces[i++]!)) {
+            stream.once('drain', pump);
+            return;
+          }
+        }
+        stream.end();
+      };
+      pump();
+    });
+  }
+
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined): Promise<void> {
+    const s = (v: bigint | null): string | null => (v === null ? null : String(v));
+    await db.query(
+      `INSERT INTO chunks (host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
+        hostname, machine_id, boot_id, opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, min_ts_ns, max_ts_ns, count, bytes,
+        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
+      [f.hostId, f.chainId, s(f.seq), f.chunkSha256, f.envelopeSha256, f.prevEnvelopeSha256, f.runId, s(f.runChunkIndex), f.final,
+        f.hostname, f.machineId, f.bootId, s(f.openedWallNs), s(f.openedMonoNs), s(f.sealedWallNs), s(f.sealedMonoNs), s(f.minTs), s(f.maxTs),
+        s(f.count), s(f.bytes), s(f.lost), f.complete, f.probes.map((p) => p.probe).join(','), f.ledgerJson, f.functionCallsJson, f.restartJson,
+        f.keyid, m.seq, Buffer.from(m.data).toString('utf8')],
+    );
+    if (f.probes.length > 0) {
+      const vals: string[] = [];
+      const params: unknown[] = [];
+      for (const p of f.probes) {
+        const v = p.values;
+        const row = [f.hostId, f.chainId, s(f.seq), p.probe, v['kernel.submitted'], v['kernel.filtered'], v['kernel.ring_full'], v['kernel.skipped'],
+          v['kernel.truncated'], v['user.received'], v['user.written'], v['user.filtered'], v['user.rejected'], v['user.shed'], v.in_chunk,
+          v.in_flight_start, v.in_flight_end, v.lost].map((x) => (typeof x === 'bigint' ? String(x) : x));
+        vals.push(`(${row.map((_, i) => `$${params.length + i + 1}`).join(',')})`);
+        params.push(...row);
+      }
+      await db.query(`INSERT INTO chunk_ledger (host_id, chain_id, seq, probe, submitted, k_filtered, ring_full, skipped, truncated, received,
+        written, u_filtered, rejected, shed, in_chunk, in_flight_start, in_flight_end, lost) VALUES ${vals.join(',')}`, params);
+    }
+    if (head === undefined) {
+      await db.query(`INSERT INTO hosts (host_id, hostname, machine_id, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, chunks, records, lost)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9)`, [f.hostId, f.hostname, f.machineId, f.chainId, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
+    } else {
+      await db.query(`UPDATE hosts SET hostname = $2, head_seq = $3, head_envelope_sha256 = $4, head_sealed_wall_ns = $5, last_indexed_at = now(),
+        chunks = chunks + 1, records = records + $6, lost = lost + $7 WHERE host_id = $1`,
+      [f.hostId, f.hostname, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
+    }
+    await db.query(`INSERT INTO host_keys (host_id, keyid, chunks) VALUES ($1, $2, 1)
+      ON CONFLICT (host_id, keyid) DO UPDATE SET last_seen = now(), chunks = host_keys.chunks + 1`, [f.hostId, f.keyid]);
+    if (gap !== undefined) {
+      await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'missing',$3,$4,$5) ON CONFLICT DO NOTHING`,
+        [f.hostId, f.chainId, s(gap.from), s(gap.through), `seq ${gap.from}..${gap.through} never arrived (removed on the host, rejected, or lost before shipping); seq ${f.seq}'s link to them is unverified`]);
+    }
+    const r = f.restart;
+    if (r !== null && (r['previous_run_closed'] !== true || (Array.isArray(r['unsealed']) && r['unsealed'].length > 0))) {
+      await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'unclean-restart',$3,$3,$4) ON CONFLICT DO NOTHING`,
+        [f.hostId, f.chainId, s(f.seq), `the collector restarted after an unclean stop of run ${String(r['previous_run_id']).slice(0, 64)} (after seq ${String(r['previous_seq'])}); records between that seal and the stop are missing${f.restartJson !== null ? `; restart record ${f.restartJson.slice(0, 500)}` : ''}`]);
+    }
+  }
+
+  async #reject(db: Client, m: JsMsg, host: string, code: RejectCode, reason: string, f: Partial<ChunkFacts>): Promise<void> {
+    await db.query(`INSERT INTO rejections (host_id, subject, stream_seq, code, reason, chain_id, seq, keyid, envelope_sha256)
+      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING`,
+    [host, m.subject.slice(0, 200), m.seq, code, reason.slice(0, 1000), f.chainId ?? null, f.seq === undefined ? null : String(f.seq), f.keyid ?? null, f.envelopeSha256 ?? null]);
+    this.#o.log(`ingest: rejected ${m.subject.slice(0, 80)} #${m.seq}${f.seq !== undefined ? ` seq ${f.seq}` : ''}: ${code}: ${reason.slice(0, 300)}`);
+    this.stats.rejected++;
+    await m.ackAck().catch(() => m.ack());
+    if (f.chainId !== undefined && f.seq !== undefined && host !== '?') await this.#bucket?.delete(objectName(host, f.chainId, Number(f.seq))).catch(() => undefined);
+  }
+
+  async #ack(m: JsMsg, host: string, f: ChunkFacts): Promise<void> {
+    await m.ackAck();
+    // the body is in PostgreSQL now; the object store only buffers
+    await this.#bucket?.delete(objectName(host, f.chainId, Number(f.seq))).catch(() => undefined);
+  }
+}

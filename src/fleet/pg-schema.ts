@@ -1,0 +1,101 @@
+import type { Client } from 'pg';
+import { UsageError } from '../errors';
+import { RECORD_COLUMNS } from './rows';
+
+/**
+ * The fleet index in PostgreSQL. `records` and `chunks` mirror the local index's columns
+ * (src/index) with a host_id; `hosts` keeps each host's verified chain head (the central
+ * copy the host cannot rewrite); `rejections` and `gaps` keep what did not index, with
+ * reasons. The schema is created by an administrator (`rtev fleet init`); ingest runs as a
+ * role that can only read and append (and move heads), never delete or change the schema.
+ */
+
+export const SCHEMA_VERSION = 1;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (
+  host_id text PRIMARY KEY, hostname text NOT NULL, machine_id text NOT NULL,
+  chain_id text NOT NULL, head_seq bigint NOT NULL, head_envelope_sha256 text NOT NULL,
+  head_sealed_wall_ns bigint, first_indexed_at timestamptz NOT NULL DEFAULT now(),
+  last_indexed_at timestamptz NOT NULL DEFAULT now(),
+  chunks bigint NOT NULL DEFAULT 0, records bigint NOT NULL DEFAULT 0, lost numeric(20) NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS host_keys (
+  host_id text NOT NULL, keyid text NOT NULL, first_seen timestamptz NOT NULL DEFAULT now(),
+  last_seen timestamptz NOT NULL DEFAULT now(), chunks bigint NOT NULL DEFAULT 0, PRIMARY KEY (host_id, keyid));
+CREATE TABLE IF NOT EXISTS chunks (
+  host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL,
+  envelope_sha256 text NOT NULL UNIQUE, prev_envelope_sha256 text, run_id text NOT NULL, run_chunk_index bigint NOT NULL,
+  final boolean NOT NULL, hostname text NOT NULL, machine_id text NOT NULL, boot_id text NOT NULL,
+  opened_wall_ns bigint NOT NULL, opened_mono_ns numeric(20) NOT NULL, sealed_wall_ns bigint NOT NULL, sealed_mono_ns numeric(20) NOT NULL,
+  min_ts_ns numeric(20), max_ts_ns numeric(20), count bigint NOT NULL, bytes bigint NOT NULL, lost numeric(20) NOT NULL,
+  complete boolean NOT NULL, probes text NOT NULL, ledger_json text NOT NULL, function_calls_json text, restart_json text,
+  verified boolean NOT NULL DEFAULT true, keyid text NOT NULL, stream_seq bigint NOT NULL, envelope text NOT NULL,
+  ingested_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (host_id, chain_id, seq));
+CREATE TABLE IF NOT EXISTS chunk_ledger (
+  host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, probe text NOT NULL,
+  submitted numeric(20) NOT NULL, k_filtered numeric(20) NOT NULL, ring_full numeric(20) NOT NULL, skipped numeric(20) NOT NULL,
+  truncated numeric(20) NOT NULL, received numeric(20) NOT NULL, written numeric(20) NOT NULL, u_filtered numeric(20) NOT NULL,
+  rejected numeric(20) NOT NULL, shed numeric(20) NOT NULL, in_chunk numeric(20) NOT NULL,
+  in_flight_start numeric(20) NOT NULL, in_flight_end numeric(20) NOT NULL, lost numeric(20) NOT NULL,
+  PRIMARY KEY (host_id, chain_id, seq, probe));
+CREATE TABLE IF NOT EXISTS records (
+  host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL, line_no integer NOT NULL,
+  ts_ns numeric(20) NOT NULL, wall_ns bigint NOT NULL, type text NOT NULL, src text NOT NULL, pid integer NOT NULL, tid integer,
+  comm text NOT NULL, cgroup_id numeric(20), container_id text, image_digest text, path text, access text,
+  peer_addr text, peer_port integer, local_addr text, local_port integer, symbol text, library text, node_hash text,
+  runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
+CREATE INDEX IF NOT EXISTS records_host_order ON records (host_id, chain_id, seq, line_no);
+CREATE INDEX IF NOT EXISTS records_wall ON records (wall_ns);
+CREATE TABLE IF NOT EXISTS containers (chain_id text, seq bigint, container_id text, name text, runtime text, image_name text, image_digest text);
+CREATE TABLE IF NOT EXISTS attribution (chain_id text, seq bigint, scope text, path text, purl text, upstream text);
+CREATE TABLE IF NOT EXISTS rejections (
+  id bigserial PRIMARY KEY, host_id text NOT NULL, subject text NOT NULL, stream_seq bigint NOT NULL, code text NOT NULL,
+  reason text NOT NULL, chain_id text, seq bigint, keyid text, envelope_sha256 text, at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (host_id, stream_seq, code));
+CREATE TABLE IF NOT EXISTS gaps (
+  id bigserial PRIMARY KEY, host_id text NOT NULL, chain_id text NOT NULL, kind text NOT NULL,
+  from_seq bigint NOT NULL, through_seq bigint NOT NULL, detail text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (host_id, chain_id, kind, from_seq));
+`;
+
+function ident(name: string, option: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new UsageError(`--${option}: '${name}' is not a plain lowercase PostgreSQL role name`);
+  return name;
+}
+
+/** initSchema creates the tables and the two roles (if missing) and grants least privilege. */
+export async function initSchema(db: Client, roles: { ingest: string; reader: string }): Promise<string[]> {
+  const ingest = ident(roles.ingest, 'ingest-role');
+  const reader = ident(roles.reader, 'reader-role');
+  const done: string[] = [];
+  await db.query('BEGIN');
+  await db.query(DDL);
+  await db.query(`INSERT INTO rtev_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING`, [String(SCHEMA_VERSION)]);
+  for (const role of [ingest, reader]) {
+    const have = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    if (have.rowCount === 0) {
+      // LOGIN without a password here: set one with \\password, or use peer/cert authentication
+      await db.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT`);
+      done.push(`created role ${role}`);
+    }
+  }
+  await db.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${ingest}, ${reader}`);
+  await db.query(`GRANT USAGE ON SCHEMA public TO ${ingest}, ${reader}`);
+  await db.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ingest}, ${reader}`);
+  await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, attribution TO ${ingest}`);
+  await db.query(`GRANT UPDATE (hostname, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, last_indexed_at, chunks, records, lost) ON hosts TO ${ingest}`);
+  await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
+  await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${ingest}`);
+  await db.query('COMMIT');
+  done.push(`schema v${SCHEMA_VERSION} ready; ${ingest} may read and append, ${reader} may read`);
+  return done;
+}
+
+/** checkSchema fails with the fix when the schema is missing. */
+export async function checkSchema(db: Client): Promise<void> {
+  const r = await db.query(`SELECT to_regclass('public.rtev_meta') AS t`);
+  if (r.rows[0]?.t === null) throw new UsageError('the fleet database has no rtev schema', "run 'rtev fleet init --db URL' once as the database owner");
+}
+
+export const COPY_RECORDS = `COPY records (${RECORD_COLUMNS.join(', ')}) FROM STDIN`;

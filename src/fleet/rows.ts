@@ -1,0 +1,116 @@
+import type { ChunkContent } from '../store/verify-chunk';
+import type { ChunkFacts } from './chunk-check';
+
+/**
+ * Chunk body -> rows of the fleet `records` table in PostgreSQL COPY text format, one pass,
+ * keeping each original canonical line byte for byte. The columns mirror the local index
+ * (src/index, docs/fleet.md) plus host_id. u64 values (ts_ns, cgroup_id) are taken from
+ * the line's text, never through a JS number.
+ */
+
+export const RECORD_COLUMNS = [
+  'host_id', 'chain_id', 'seq', 'chunk_sha256', 'line_no', 'ts_ns', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
+  'cgroup_id', 'container_id', 'image_digest', 'path', 'access', 'peer_addr', 'peer_port', 'local_addr', 'local_port',
+  'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op', 'line',
+] as const;
+
+/** forEachLine calls fn for every "\n"-terminated line; returns the bytes after the last newline. */
+export function forEachLine(body: Buffer, fn: (line: string, lineNo: number) => void): number {
+  let start = 0;
+  let no = 0;
+  for (let nl = body.indexOf(10); nl >= 0; nl = body.indexOf(10, start)) {
+    fn(body.toString('utf8', start, nl), ++no);
+    start = nl + 1;
+  }
+  return body.length - start;
+}
+
+const TS = /"ts_ns":(\d{1,20})}$/;
+const CGROUP = /^\{"cgroup_id":(\d{1,20}),/;
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+
+/** copyText escapes a value for COPY text format; null is \N. */
+export function copyText(v: string | number | bigint | null | undefined): string {
+  if (v === null || v === undefined) return '\\N';
+  if (typeof v !== 'string') return String(v);
+  if (!NEEDS_ESCAPE.test(v)) return v;
+  return v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+function str(v: unknown, max = 4096): string | null {
+  return typeof v === 'string' ? v.slice(0, max) : null;
+}
+
+function int(v: unknown): number | null {
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : null;
+}
+
+export interface EncodedRows {
+  /** COPY text, in pieces of about 1 MiB */
+  pieces: Buffer[];
+  content: ChunkContent;
+}
+
+/** encodeRows turns a verified chunk body into COPY rows and the summary the predicate is checked against. */
+export function encodeRows(body: Buffer, f: ChunkFacts): EncodedRows {
+  const content: ChunkContent = { sha256: f.chunkSha256, bytes: body.length, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [] };
+  const pieces: Buffer[] = [];
+  let batch: string[] = [];
+  let batchLen = 0;
+  const prefix = `${copyText(f.hostId)}\t${copyText(f.chainId)}\t${f.seq}\t${f.chunkSha256}\t`;
+  content.tailBytes = forEachLine(body, (line, no) => {
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      if (content.lineProblems.length < 5) content.lineProblems.push(`line ${no}: not JSON`);
+      return;
+    }
+    const tsM = TS.exec(line);
+    const e = r['event'] as Record<string, unknown> | undefined;
+    const type = typeof e === 'object' && e !== null ? str(e['type'], 32) : null;
+    if (tsM === null || type === null || typeof r['pid'] !== 'number' || typeof r['comm'] !== 'string' || typeof r['src'] !== 'string') {
+      if (content.lineProblems.length < 5) content.lineProblems.push(`line ${no}: not a record (ts_ns, src, pid, comm, event.type)`);
+      return;
+    }
+    const ts = BigInt(tsM[1]!);
+    content.count++;
+    content.byType.set(type, (content.byType.get(type) ?? 0) + 1);
+    if (content.firstTs === null) content.firstTs = content.minTs = content.maxTs = ts;
+    if (ts < content.minTs!) content.minTs = ts;
+    if (ts > content.maxTs!) content.maxTs = ts;
+    content.lastTs = ts;
+    const ev = e!;
+    // the anchor nearest the record converts its monotonic time to wall time
+    const dOpen = ts > f.openedMonoNs ? ts - f.openedMonoNs : f.openedMonoNs - ts;
+    const dSeal = ts > f.sealedMonoNs ? ts - f.sealedMonoNs : f.sealedMonoNs - ts;
+    const wall = dOpen <= dSeal ? ts - f.openedMonoNs + f.openedWallNs : ts - f.sealedMonoNs + f.sealedWallNs;
+    let path: string | null = null, access: string | null = null, peerAddr: string | null = null, peerPort: number | null = null;
+    let localAddr: string | null = null, localPort: number | null = null, symbol: string | null = null, library: string | null = null;
+    let nodeHash: string | null = null, runtime: string | null = null, sslBytes: number | null = null, sslOp: string | null = null;
+    switch (type) {
+      case 'file_open': path = str(ev['path']); access = str(ev['access'], 32); break;
+      case 'process_exec': path = str(ev['filename']); break;
+      case 'net_connect': peerAddr = str(ev['addr'], 64); peerPort = int(ev['port']); break;
+      case 'tcp_state': peerAddr = str(ev['daddr'], 64); peerPort = int(ev['dport']); localAddr = str(ev['saddr'], 64); localPort = int(ev['sport']); break;
+      case 'ssl_op': sslBytes = int(ev['bytes']); sslOp = str(ev['operation'], 32); break;
+      case 'function_call': symbol = str(ev['symbol']); library = str(ev['library']); nodeHash = str(ev['node_hash'], 128); runtime = str(ev['runtime'], 32); break;
+      default: break;
+    }
+    const row = prefix + [
+      no, ts, wall, type, copyText(str(r['src'], 128)), int(r['pid']) ?? '\\N', int(r['tid']) ?? '\\N', copyText(str(r['comm'], 64)),
+      CGROUP.exec(line)?.[1] ?? '\\N', copyText(str(r['container_id'], 128)), copyText(str(r['image_digest'], 128)),
+      copyText(path), copyText(access), copyText(peerAddr), peerPort ?? '\\N', copyText(localAddr), localPort ?? '\\N',
+      copyText(symbol), copyText(library), copyText(nodeHash), copyText(runtime), sslBytes ?? '\\N', copyText(sslOp), copyText(line),
+    ].join('\t') + '\n';
+    batch.push(row);
+    batchLen += row.length;
+    if (batchLen >= 1 << 20) {
+      pieces.push(Buffer.from(batch.join('')));
+      batch = [];
+      batchLen = 0;
+    }
+  });
+  if (batch.length > 0) pieces.push(Buffer.from(batch.join('')));
+  return { pieces, content };
+}
