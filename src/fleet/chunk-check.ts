@@ -1,11 +1,11 @@
 import * as crypto from 'node:crypto';
 import { canonicalize, type CanonicalValue } from '../encode/canonical';
+import { isObj, type StrictObject } from '../encode/strict-json';
 import { verifyEnvelope } from '../sign/envelope';
 import type { VerifyKey } from '../sign/keys';
 import { CHUNK_PREDICATE_TYPE } from '../sign/statement';
-import { isObj, MAX_ENVELOPE_BYTES, openStatement, type StrictObject } from '../store/statement-read';
-import type { StrictValue } from '../store/strict-json';
-import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, checkPredicateShape, get, PROBE_FIELDS, type ChunkContent } from '../store/verify-chunk';
+import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
+import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, parsePredicate, probeField, PROBE_FIELDS, type ChunkContent, type SignedPredicate } from '../verify';
 import { hostIdFor } from './names';
 
 /**
@@ -75,7 +75,7 @@ export interface ChunkFacts {
   restartJson: string | null;
 }
 
-export type EnvelopeVerdict = { ok: true; facts: ChunkFacts; predicate: StrictObject } | { ok: false; code: RejectCode; reason: string; partial: Partial<ChunkFacts> };
+export type EnvelopeVerdict = { ok: true; facts: ChunkFacts; predicate: SignedPredicate } | { ok: false; code: RejectCode; reason: string; partial: Partial<ChunkFacts> };
 
 function reject(code: RejectCode, reason: string, partial: Partial<ChunkFacts> = {}): EnvelopeVerdict {
   return { ok: false, code, reason, partial };
@@ -91,50 +91,44 @@ export function checkEnvelope(bytes: Uint8Array, subjectHost: string, keys: read
   const st = opened.value;
   const keyid = verifyEnvelope(st.envelope, st.payload, keys);
   const claimed = st.envelope.signatures.map((s) => s.keyid).filter((k) => /^[0-9a-f]{64}$/.test(k))[0] ?? '';
-  const p = st.predicate;
-  const seqV = get(p, 'chain.seq');
-  const chainV = get(p, 'chain.chain_id');
+  const raw = st.predicate;
+  const chainRaw = raw['chain'];
+  const seqV = isObj(chainRaw) ? chainRaw['seq'] : undefined;
+  const chainV = isObj(chainRaw) ? chainRaw['chain_id'] : undefined;
   const partial: Partial<ChunkFacts> = { envelopeSha256, keyid: keyid ?? claimed, ...(typeof seqV === 'bigint' ? { seq: seqV } : {}), ...(typeof chainV === 'string' ? { chainId: chainV.slice(0, 64) } : {}) };
   if (keyid === undefined) return reject('untrusted-key', `no trusted key verifies the signature (envelope keyid ${claimed.slice(0, 16) || '?'}...)`, partial);
   if (st.predicateType !== CHUNK_PREDICATE_TYPE) return reject('bad-predicate', `predicateType ${st.predicateType.slice(0, 100)}`, partial);
-  const shape = checkPredicateShape(p);
-  if (shape.length > 0) return reject('bad-predicate', `predicate fields missing or malformed: ${shape.slice(0, 6).join(', ')}`, partial);
+  const parsed = parsePredicate(raw);
+  if (!parsed.ok) return reject('bad-predicate', `predicate fields missing or malformed: ${parsed.bad.slice(0, 6).join(', ')}`, partial);
+  const p = parsed.predicate;
   const ledger = checkLedgerIdentity(p);
-  const fc = checkFunctionCalls(p);
+  const fc = checkFunctionCalls(raw);
   if (ledger.length > 0 || fc.problems.length > 0) return reject('bad-predicate', [...ledger, ...fc.problems].slice(0, 3).join('; '), partial);
-  const hostname = get(p, 'host.hostname') as string;
-  const machineId = get(p, 'host.machine_id') as string;
-  const hostId = hostIdFor(machineId, hostname);
-  if (hostId !== subjectHost) return reject('host-mismatch', `the chunk is from host ${String(hostId ?? machineId).slice(0, 64)} but was published for ${subjectHost}`, partial);
-  const seq = seqV as bigint;
+  const hostId = hostIdFor(p.host.machine_id, p.host.hostname);
+  if (hostId !== subjectHost) return reject('host-mismatch', `the chunk is from host ${String(hostId ?? p.host.machine_id).slice(0, 64)} but was published for ${subjectHost}`, partial);
+  const seq = p.chain.seq;
   if (seq < 1n || seq > 999_999_999_999n) return reject('bad-predicate', `chain.seq ${seq} is out of range`, partial);
   const chunkName = `chunk-${String(seq).padStart(12, '0')}.ndjson`;
   if (st.subjectName !== chunkName) return reject('bad-predicate', `the statement is for ${st.subjectName.slice(0, 100)}, not ${chunkName}`, partial);
   const probes: ProbeLedger[] = [];
-  const pp = get(p, 'ledger.probes');
-  if (isObj(pp)) {
-    for (const name of Object.keys(pp).sort()) {
-      const values = {} as ProbeLedger['values'];
-      for (const f of PROBE_FIELDS) values[f] = get(pp[name], f) as bigint;
-      probes.push({ probe: name.slice(0, 64), values });
-    }
+  for (const name of [...p.ledger.probes.keys()].sort()) {
+    const w = p.ledger.probes.get(name)!;
+    const values = {} as ProbeLedger['values'];
+    for (const f of PROBE_FIELDS) values[f] = probeField(w, f);
+    probes.push({ probe: name.slice(0, 64), values });
   }
-  const restart = get(p, 'restart');
-  const fcV = Object.prototype.hasOwnProperty.call(p, 'function_calls') ? p['function_calls'] : undefined;
+  const fcV = Object.prototype.hasOwnProperty.call(raw, 'function_calls') ? raw['function_calls'] : undefined;
   const facts: ChunkFacts = {
-    hostId, envelopeSha256, chunkSha256: st.subjectSha256, chunkName, keyid, chainId: chainV as string, seq,
-    prevEnvelopeSha256: (get(p, 'chain.prev_envelope_sha256') as string | null) ?? null,
-    runId: get(p, 'chain.run_id') as string, runChunkIndex: get(p, 'chain.run_chunk_index') as bigint, final: get(p, 'chain.final') === true,
-    hostname, machineId, bootId: get(p, 'host.boot_id') as string,
-    count: get(p, 'records.count') as bigint, bytes: get(p, 'records.bytes') as bigint,
-    lost: get(p, 'ledger.lost') as bigint, complete: get(p, 'ledger.complete') === true,
-    minTs: (get(p, 'records.min_ts_ns') as bigint | null) ?? null, maxTs: (get(p, 'records.max_ts_ns') as bigint | null) ?? null,
-    openedWallNs: get(p, 'clock.opened.wall_ns') as bigint, openedMonoNs: get(p, 'clock.opened.mono_ns') as bigint,
-    sealedWallNs: get(p, 'clock.sealed.wall_ns') as bigint, sealedMonoNs: get(p, 'clock.sealed.mono_ns') as bigint,
-    probes, restart: isObj(restart) ? restart : null,
-    ledgerJson: canonicalize(get(p, 'ledger') as CanonicalValue),
+    hostId, envelopeSha256, chunkSha256: st.subjectSha256, chunkName, keyid, chainId: p.chain.chain_id, seq,
+    prevEnvelopeSha256: p.chain.prev_envelope_sha256, runId: p.chain.run_id, runChunkIndex: p.chain.run_chunk_index, final: p.chain.final,
+    hostname: p.host.hostname, machineId: p.host.machine_id, bootId: p.host.boot_id,
+    count: p.records.count, bytes: p.records.bytes, lost: p.ledger.lost, complete: p.ledger.complete,
+    minTs: p.records.min_ts_ns, maxTs: p.records.max_ts_ns,
+    openedWallNs: p.clock.opened.wall_ns, openedMonoNs: p.clock.opened.mono_ns, sealedWallNs: p.clock.sealed.wall_ns, sealedMonoNs: p.clock.sealed.mono_ns,
+    probes, restart: p.restart,
+    ledgerJson: canonicalize(raw['ledger'] as CanonicalValue),
     functionCallsJson: fcV === undefined ? null : canonicalize(fcV as CanonicalValue),
-    restartJson: isObj(restart) ? canonicalize(restart as StrictValue as CanonicalValue) : null,
+    restartJson: p.restart !== null ? canonicalize(p.restart as CanonicalValue) : null,
   };
   if (facts.bytes > BigInt(64 * 1024 * 1024)) return reject('too-large', `the chunk claims ${facts.bytes} bytes`, partial);
   return { ok: true, facts, predicate: p };
@@ -148,7 +142,7 @@ export function checkDigest(body: Buffer, facts: ChunkFacts): { code: RejectCode
 }
 
 /** checkContent compares what the rows pass counted with the signed record summary. */
-export function checkContent(content: ChunkContent, predicate: StrictObject): { code: RejectCode; reason: string } | undefined {
+export function checkContent(content: ChunkContent, predicate: SignedPredicate): { code: RejectCode; reason: string } | undefined {
   const problems = [...checkContentAgainstPredicate(content, predicate), ...content.lineProblems];
   if (problems.length > 0) return { code: 'content-mismatch', reason: problems.slice(0, 3).join('; ') };
   return undefined;

@@ -1,4 +1,4 @@
-import type { ChunkContent } from '../store/verify-chunk';
+import type { ChunkContent } from '../verify';
 import type { ChunkFacts } from './chunk-check';
 
 /**

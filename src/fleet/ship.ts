@@ -9,8 +9,8 @@ import { RtevError } from '../errors';
 import { lstatMaybe, readBounded } from '../store/fsio';
 import { CHECKPOINT_NAME, chunkName, classify, envelopeName } from '../store/layout';
 import { readShipCursor, writeShipCursor, type ShipCursor } from '../store/ship-cursor';
-import { isObj, MAX_ENVELOPE_BYTES, openStatement } from '../store/statement-read';
-import { get } from '../store/verify-chunk';
+import { isObj } from '../encode/strict-json';
+import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
 import { backoffMs, connectNats, isNotFound, sleep, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, envelopeSubject, HDR_KIND, HDR_OBJECT, hostIdFor, objectDigest, objectName } from './names';
 
@@ -81,8 +81,9 @@ function readEnvelopeFacts(dir: string, name: string): EnvelopeFacts {
   const st = openStatement(bytes);
   if (!st.ok) return { bytes, sha256, chainId: null, hostId: undefined, chunkSha256: null };
   const p = st.value.predicate;
-  const chain = get(p, 'chain.chain_id') ?? get(p, 'chain_id');
-  const host = get(p, 'host');
+  const chainObj = p['chain'];
+  const chain = isObj(chainObj) ? chainObj['chain_id'] : undefined;
+  const host = p['host'];
   const hostId = isObj(host) ? hostIdFor(String(host['machine_id'] ?? ''), String(host['hostname'] ?? '')) : undefined;
   return { bytes, sha256, chainId: typeof chain === 'string' ? chain : null, hostId, chunkSha256: st.value.subjectSha256 };
 }

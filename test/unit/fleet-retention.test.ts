@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chooseRemovals } from '../../src/store/retention';
 import { readShipCursor, writeShipCursor } from '../../src/store/ship-cursor';
-import { verifyEvidence } from '../../src/store/verify';
+import { verifyEvidence } from '../../src/verify';
 import { evidenceFiles, makeHarness } from '../helpers/evidence-fixtures';
 
 test('chooseRemovals never passes the first unshipped chunk', () => {
