@@ -1,0 +1,249 @@
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createUser } from '@nats-io/nkeys';
+import { connect } from '@nats-io/transport-node';
+import { headers, nkeyAuthenticator } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { renderAccounts } from '../../src/fleet/nats-config';
+import { CHUNK_BUCKET, envelopeSubject, HDR_KIND, HDR_OBJECT, objectName } from '../../src/fleet/names';
+import { RTEV, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
+import { byTs, collectOn, hostLines, makeHost, sealedCount, type FleetHost } from '../helpers/fleet-hosts';
+import { freePort, startNatsCluster, startPostgres, type NatsCluster, type Postgres } from '../helpers/fleet-servers';
+
+/**
+ * The fleet end to end, against real servers the test starts: a 3-node JetStream cluster
+ * with nkey accounts and per-host publish permissions, a throwaway PostgreSQL, collectors
+ * in their own UTS+mount namespaces (own hostname, machine-id and key), ship and ingest as
+ * separate processes. Faults: a NATS node killed mid-stream, NATS stopped for 30 s, ingest
+ * killed inside a chunk's transaction, tampered, untrusted, replayed and rewritten chunks.
+ */
+
+const root = process.getuid?.() === 0;
+let base: string;
+let nats: NatsCluster;
+let pg: Postgres;
+let trust: string;
+let ingestSeed: string;
+const hosts: Record<string, FleetHost> = {};
+let ingest: (ChildProcess & { log: string[] }) | undefined;
+let metricsPort = 0;
+
+const WORKLOAD = 'for i in $(seq 1 30); do /bin/true; done; sleep 1.3; for i in $(seq 1 30); do /bin/true; done; sleep 1.3; /bin/true';
+
+function psql(sql: string): string {
+  return pg.psql(sql);
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}${ingest !== undefined ? `\ningest log:\n${ingest.log.slice(-20).join('')}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function startIngest(env: NodeJS.ProcessEnv = {}): ChildProcess & { log: string[] } {
+  const child = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--nats-creds', ingestSeed, '--db', pg.url('rtev_ingest'), '--trust', trust,
+    '--replicas', '3', '--ack-wait', '3s', '--gap-wait', '2s', '--metrics', `127.0.0.1:${metricsPort}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { log: string[] };
+  child.log = [];
+  child.stderr!.on('data', (d: Buffer) => child.log.push(d.toString()));
+  return child;
+}
+
+async function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('close', r));
+  child.kill(signal);
+  await done;
+}
+
+function ship(h: FleetHost, extra: string[] = []) {
+  return runRtev(['ship', h.dir, '--nats', nats.urls, '--nats-creds', h.creds, ...extra], { timeoutMs: 120_000 });
+}
+
+function indexedChunks(h: FleetHost): number {
+  return Number(psql(`SELECT count(*) FROM chunks WHERE host_id = '${h.machineId}'`));
+}
+
+async function queryHost(h: FleetHost): Promise<string[]> {
+  const r = await runRtev(['query', '--db', pg.url('rtev_reader'), '--host', h.name, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.split('\n').filter((l) => l !== '');
+}
+
+before(async () => {
+  if (!root) return;
+  base = tempDir('rtev-fleet-');
+  for (const n of ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot']) hosts[n] = await makeHost(base, n);
+  trust = path.join(base, 'trust');
+  fs.mkdirSync(trust);
+  for (const n of ['alpha', 'bravo', 'charlie', 'delta', 'echo']) fs.copyFileSync(hosts[n]!.key + '.pub', path.join(trust, `${n}.pub`));
+  const ingestKp = createUser();
+  ingestSeed = path.join(base, 'ingest.nk');
+  fs.writeFileSync(ingestSeed, new TextDecoder().decode(ingestKp.getSeed()) + '\n', { mode: 0o600 });
+  const accounts = renderAccounts({ ingestNkey: ingestKp.getPublicKey(), hosts: Object.values(hosts).map((h) => ({ hostId: h.machineId, nkey: h.nkeyPublic })) });
+  [nats, pg] = await Promise.all([startNatsCluster(3, accounts), startPostgres()]);
+  const init = await runRtev(['fleet', 'init', '--db', pg.url()]);
+  assert.equal(init.code, 0, init.stderr);
+  metricsPort = await freePort();
+  ingest = startIngest();
+});
+
+after(async () => {
+  if (!root) return;
+  await stop(ingest);
+  await nats?.stopAll();
+  pg?.stop();
+});
+
+test('three hosts collect and ship, one ingest indexes: fleet queries return exactly each host\'s chunk lines', { timeout: 240_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const three = [hosts['alpha']!, hosts['bravo']!, hosts['charlie']!];
+  const collectors = three.map((h) => collectOn(h, WORKLOAD, ['--chunk-age', '1s']));
+  assert.deepEqual(await Promise.all(collectors.map((c) => c.done)), [0, 0, 0]);
+  for (const h of three) assert.ok(sealedCount(h.dir) >= 2, `${h.name} sealed ${sealedCount(h.dir)} chunk(s)`);
+  const shipped = await Promise.all(three.map((h) => ship(h)));
+  for (const r of shipped) assert.equal(r.code, 0, r.stderr);
+  // shipping again: nothing left to ship; without the cursor, JetStream drops the repeats
+  const again = await ship(three[0]!);
+  assert.match(again.stderr, /ship: 0 chunk\(s\) shipped, 0 already there/);
+  fs.rmSync(path.join(three[1]!.dir, '.rtev-ship.json'));
+  const repeat = await ship(three[1]!);
+  assert.match(repeat.stderr, new RegExp(`ship: 0 chunk\\(s\\) shipped, ${sealedCount(three[1]!.dir)} already there`), repeat.stderr);
+  await until('all chunks indexed', () => three.every((h) => indexedChunks(h) === sealedCount(h.dir)));
+  for (const h of three) {
+    const lines = await queryHost(h);
+    assert.deepEqual(lines, byTs(hostLines(h.dir)), `${h.name}: the fleet index returns exactly its chunk lines`);
+    assert.ok(lines.length > 0);
+    assert.equal(Number(psql(`SELECT count(*) FROM records WHERE host_id = '${h.machineId}'`)), lines.length, 'no duplicates');
+    assert.equal(psql(`SELECT hostname FROM hosts WHERE host_id = '${h.machineId}'`), h.name);
+  }
+  // the accounting identity, per chunk window and per host, in the fleet index
+  assert.equal(psql('SELECT count(*) FROM chunk_ledger WHERE submitted <> in_chunk + u_filtered + rejected + shed + in_flight_end - in_flight_start OR lost <> ring_full + rejected + shed'), '0');
+  for (const h of three) {
+    const [inChunk, records, hostRecords] = psql(`SELECT (SELECT sum(in_chunk) FROM chunk_ledger WHERE host_id = '${h.machineId}'), (SELECT count(*) FROM records WHERE host_id = '${h.machineId}'), (SELECT records FROM hosts WHERE host_id = '${h.machineId}')`).split('|');
+    assert.equal(inChunk, records);
+    assert.equal(hostRecords, records);
+  }
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const indexed = Number(/rtev_ingest_chunks_total\{result="indexed"\} (\d+)/.exec(metrics)?.[1]);
+  assert.equal(indexed, three.reduce((n, h) => n + sealedCount(h.dir), 0));
+  assert.match(metrics, /rtev_ingest_records_total \d+/);
+});
+
+test('a host cannot publish on another host\'s subject', { timeout: 60_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const a = hosts['alpha']!;
+  const b = hosts['bravo']!;
+  const seed = fs.readFileSync(a.creds, 'utf8').trim();
+  const nc = await connect({ servers: nats.urls.split(','), authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)) });
+  try {
+    const js = jetstream(nc, { timeout: 3000 });
+    await assert.rejects(js.publish(envelopeSubject(b.machineId), Buffer.from('{}'), { msgID: 'forged-by-alpha' }), /permission|timeout|no responders/i);
+    await assert.rejects(js.publish('rtev.other', Buffer.from('{}')), /permission|timeout|no responders/i);
+  } finally {
+    await nc.close();
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${b.machineId}'`), '0', 'nothing reached ingest');
+});
+
+test('NATS faults: one node of three killed mid-stream, then the whole cluster down for 30 s; ship catches up, nothing lost or doubled', { timeout: 300_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const d = hosts['delta']!;
+  const collector = collectOn(d, 'for i in $(seq 1 420); do /bin/true; sleep 0.1; done', ['--chunk-age', '1s']);
+  await until('the first chunk', () => fs.existsSync(d.dir) && sealedCount(d.dir) >= 1);
+  const shipper = spawn(process.execPath, [RTEV, 'ship', d.dir, '--follow', '--nats', nats.urls, '--nats-creds', d.creds, '--metrics', `127.0.0.1:${await freePort()}`], { stdio: 'ignore' });
+  await until('shipping', () => indexedChunks(d) >= 1);
+  await nats.kill(1);
+  await new Promise((r) => setTimeout(r, 3000));
+  const duringKill = indexedChunks(d);
+  await until('progress with one node down', () => indexedChunks(d) > duringKill, 30_000);
+  await nats.start(1);
+  await nats.ready();
+  await new Promise((r) => setTimeout(r, 2000));
+  await nats.stopAll();
+  const sealedAtOutage = sealedCount(d.dir);
+  await new Promise((r) => setTimeout(r, 30_000));
+  assert.ok(sealedCount(d.dir) > sealedAtOutage + 10, 'the collector kept sealing while NATS was down');
+  for (let i = 0; i < 3; i++) await nats.start(i);
+  await nats.ready();
+  assert.equal(await collector.done, 0);
+  const total = sealedCount(d.dir);
+  await until('ship caught up', () => JSON.parse(fs.readFileSync(path.join(d.dir, '.rtev-ship.json'), 'utf8')).acked_seq === total, 120_000);
+  await stop(shipper);
+  await until('ingest caught up', () => indexedChunks(d) === total, 120_000);
+  const lines = await queryHost(d);
+  assert.deepEqual(lines, byTs(hostLines(d.dir)));
+  assert.equal(psql(`SELECT count(*) FROM gaps WHERE host_id = '${d.machineId}'`), '0');
+});
+
+test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and indexed once', { timeout: 180_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const a = hosts['alpha']!;
+  await stop(ingest);
+  const before = indexedChunks(a);
+  const stalled = startIngest({ RTEV_FAULT_INGEST_STALL_MS: '8000' });
+  assert.equal(await collectOn(a, 'for i in $(seq 1 20); do /bin/true; done', ['--chunk-age', '1s']).done, 0);
+  assert.equal((await ship(a)).code, 0);
+  await until('ingest inside a transaction', () => psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rtev-ingest' AND state = 'idle in transaction'`) !== '0');
+  await stop(stalled, 'SIGKILL');
+  assert.equal(indexedChunks(a), before, 'nothing of the killed transaction is committed');
+  ingest = startIngest();
+  await until('redelivered and indexed', () => indexedChunks(a) === sealedCount(a.dir), 90_000);
+  assert.deepEqual(await queryHost(a), byTs(hostLines(a.dir)), 'exactly once');
+});
+
+test('rejected, each with its reason in fleet status: flipped byte, untrusted key, replayed chunk, deleted and rewritten chain', { timeout: 240_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const [a, e, f] = [hosts['alpha']!, hosts['echo']!, hosts['foxtrot']!];
+  assert.deepEqual(await Promise.all([collectOn(e, WORKLOAD, ['--chunk-age', '1s']).done, collectOn(f, WORKLOAD, ['--chunk-age', '1s']).done]), [0, 0]);
+  // a flipped byte in echo's first chunk, on the host before shipping
+  const first = path.join(e.dir, 'chunk-000000000001.ndjson');
+  const bytes = fs.readFileSync(first);
+  bytes[20] ^= 0x01;
+  fs.writeFileSync(first, bytes);
+  assert.equal((await ship(e)).code, 0);
+  assert.equal((await ship(f)).code, 0);
+  // a replay: alpha's first chunk published again under a new message id
+  const envBytes = fs.readFileSync(path.join(a.dir, 'chunk-000000000001.dsse.json'));
+  const chainId = JSON.parse(Buffer.from(JSON.parse(envBytes.toString()).payload, 'base64').toString()).predicate.chain.chain_id as string;
+  const nc = await connect({ servers: nats.urls.split(','), authenticator: nkeyAuthenticator(new TextEncoder().encode(fs.readFileSync(a.creds, 'utf8').trim())) });
+  try {
+    const js = jetstream(nc);
+    const bucket = await new Objm(js).open(CHUNK_BUCKET);
+    const name = objectName(a.machineId, chainId, 1);
+    await bucket.putBlob({ name }, fs.readFileSync(path.join(a.dir, 'chunk-000000000001.ndjson')));
+    const h = headers();
+    h.set(HDR_KIND, 'chunk');
+    h.set(HDR_OBJECT, name);
+    await js.publish(envelopeSubject(a.machineId), envBytes, { msgID: 'replayed-by-test', headers: h });
+  } finally {
+    await nc.close();
+  }
+  // alpha deletes its evidence and starts a new chain
+  const alphaBefore = indexedChunks(a);
+  fs.rmSync(a.dir, { recursive: true });
+  assert.equal(await collectOn(a, 'for i in $(seq 1 10); do /bin/true; done').done, 0);
+  assert.equal((await ship(a)).code, 0);
+  const status = async (): Promise<string> => (await runRtev(['fleet', 'status', '--db', pg.url('rtev_reader')])).stdout;
+  await until('every rejection recorded', async () => {
+    const s = await status();
+    return /digest-mismatch/.test(s) && /untrusted-key/.test(s) && /replay/.test(s) && /chain-replaced/.test(s) && /gap \(missing\) seq 1\.\.1/.test(s);
+  }, 90_000);
+  const s = await status();
+  const section = (name: string): string => s.split(/\n(?=\S)/).find((x) => x.startsWith(name)) ?? '';
+  assert.match(section('echo'), /rejected 1 x digest-mismatch \(last: seq 1\)/);
+  assert.match(section('echo'), /gap \(missing\) seq 1\.\.1/, 'the next chunk indexes with the gap recorded');
+  assert.match(section('alpha'), /rejected 1 x replay/);
+  assert.match(section('alpha'), /x chain-replaced/);
+  assert.match(s, new RegExp(`\\(never indexed\\) \\[${f.machineId}\\]\\n  gaps: none\\n  rejected \\d+ x untrusted-key`));
+  assert.equal(indexedChunks(f), 0, 'an untrusted host is never indexed');
+  assert.equal(indexedChunks(a), alphaBefore, 'the rewritten chain is not indexed');
+  const json = JSON.parse((await runRtev(['fleet', 'status', '--db', pg.url('rtev_reader'), '--json'])).stdout) as { hostId: string; keys: { keyid: string }[] }[];
+  assert.ok(json.find((x) => x.hostId === a.machineId)!.keys.length === 1, 'key fingerprints are listed');
+});
