@@ -76,14 +76,24 @@ interface Head {
   head_envelope_sha256: string;
 }
 
+/** what the index holds around a chunk that arrives behind the head (seq <= head) */
+export interface LateSlot {
+  /** an open, single-seq 'missing' gap covers this seq */
+  open: boolean;
+  /** envelope sha256 of the indexed chunk seq-1, if indexed */
+  prevEnvelope: string | null;
+  /** prev_envelope_sha256 of the indexed chunk seq+1, if indexed */
+  nextLinks: string | null;
+}
+
 type Decision =
-  | { kind: 'index'; gap?: { from: bigint; through: bigint } }
+  | { kind: 'index'; gap?: { from: bigint; through: bigint }; late?: boolean }
   | { kind: 'reject'; code: RejectCode; reason: string }
   | { kind: 'defer'; reason: string }
   | { kind: 'duplicate' };
 
 /** decide applies the chain rules to a verified chunk and the host's head (pure). */
-export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: boolean): Decision {
+export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: boolean, late?: LateSlot): Decision {
   if (head === undefined) {
     if (f.seq === 1n || waitedEnough) return f.seq === 1n ? { kind: 'index' } : { kind: 'index', gap: { from: 1n, through: f.seq - 1n } };
     return { kind: 'defer', reason: `first chunk seen of this host is seq ${f.seq}` };
@@ -92,7 +102,13 @@ export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: bool
   if (f.chainId !== head.chain_id) {
     return { kind: 'reject', code: 'chain-replaced', reason: `chain ${f.chainId} seq ${f.seq} arrived while the host's indexed chain ${head.chain_id} is at seq ${headSeq}: history deleted and rewritten` };
   }
-  if (f.seq <= headSeq) return { kind: 'reject', code: 'fork', reason: `seq ${f.seq} is already indexed with another envelope (head ${headSeq}): rewritten history` };
+  if (f.seq <= headSeq) {
+    if (late === undefined || !late.open) return { kind: 'reject', code: 'fork', reason: `seq ${f.seq} is already indexed with another envelope (head ${headSeq}): rewritten history` };
+    // a late chunk fills the gap recorded when its successor was indexed without it
+    if (late.prevEnvelope !== null && f.prevEnvelopeSha256 !== late.prevEnvelope) return { kind: 'reject', code: 'broken-link', reason: `late seq ${f.seq} does not link the indexed seq ${f.seq - 1n}` };
+    if (late.nextLinks !== null && late.nextLinks !== f.envelopeSha256) return { kind: 'reject', code: 'broken-link', reason: `the indexed seq ${f.seq + 1n} does not link late seq ${f.seq}: not the chunk that was missing` };
+    return { kind: 'index', late: true };
+  }
   if (f.seq === headSeq + 1n) {
     if (f.prevEnvelopeSha256 !== head.head_envelope_sha256) {
       return { kind: 'reject', code: 'broken-link', reason: `seq ${f.seq} links ${String(f.prevEnvelopeSha256).slice(0, 16)}..., the indexed seq ${headSeq} is ${head.head_envelope_sha256.slice(0, 16)}...` };
@@ -220,7 +236,8 @@ export class Ingester {
     const headRows = await db.query<Head>('SELECT chain_id, head_seq, head_envelope_sha256 FROM hosts WHERE host_id = $1 FOR UPDATE', [host]);
     const head = headRows.rows[0];
     const ageMs = Date.now() - Number(BigInt(m.info.timestampNanos) / 1_000_000n);
-    const d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2);
+    const late = head !== undefined && f.chainId === head.chain_id && f.seq <= BigInt(head.head_seq) ? await this.#lateSlot(db, f) : undefined;
+    const d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2, late);
     if (d.kind === 'defer') {
       await db.query('ROLLBACK');
       m.nak(Math.min(1000, Math.max(100, this.#o.gapWaitMs / 4)));
@@ -261,7 +278,7 @@ export class Ingester {
     }
     m.working();
     await this.#copy(db, rows!.pieces);
-    await this.#insertChunk(db, m, f, head, d.gap);
+    await this.#insertChunk(db, m, f, head, d.gap, d.late === true);
     const stall = Number(process.env['RTEV_FAULT_INGEST_STALL_MS'] ?? 0);
     if (stall > 0) await sleep(stall); // fault injection for the crash tests (docs/fleet.md)
     await db.query('COMMIT');
@@ -292,7 +309,16 @@ export class Ingester {
     });
   }
 
-  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined): Promise<void> {
+  async #lateSlot(db: Client, f: ChunkFacts): Promise<LateSlot> {
+    const r = await db.query<{ open: boolean; prev: string | null; next: string | null }>(`SELECT
+        EXISTS (SELECT 1 FROM gaps WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing' AND from_seq = $3 AND through_seq = $3 AND filled_at IS NULL) AS open,
+        (SELECT envelope_sha256 FROM chunks WHERE host_id = $1 AND chain_id = $2 AND seq = $3 - 1) AS prev,
+        (SELECT prev_envelope_sha256 FROM chunks WHERE host_id = $1 AND chain_id = $2 AND seq = $3 + 1) AS next`, [f.hostId, f.chainId, String(f.seq)]);
+    const row = r.rows[0]!;
+    return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
+  }
+
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false): Promise<void> {
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
       `INSERT INTO chunks (host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
@@ -318,7 +344,10 @@ export class Ingester {
       await db.query(`INSERT INTO chunk_ledger (host_id, chain_id, seq, probe, submitted, k_filtered, ring_full, skipped, truncated, received,
         written, u_filtered, rejected, shed, in_chunk, in_flight_start, in_flight_end, lost) VALUES ${vals.join(',')}`, params);
     }
-    if (head === undefined) {
+    if (late) {
+      await db.query(`UPDATE hosts SET last_indexed_at = now(), chunks = chunks + 1, records = records + $2, lost = lost + $3 WHERE host_id = $1`, [f.hostId, s(f.count), s(f.lost)]);
+      await db.query(`UPDATE gaps SET filled_at = now() WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing' AND from_seq = $3 AND through_seq = $3`, [f.hostId, f.chainId, s(f.seq)]);
+    } else if (head === undefined) {
       await db.query(`INSERT INTO hosts (host_id, hostname, machine_id, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, chunks, records, lost)
         VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9)`, [f.hostId, f.hostname, f.machineId, f.chainId, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
     } else {
@@ -329,8 +358,16 @@ export class Ingester {
     await db.query(`INSERT INTO host_keys (host_id, keyid, chunks) VALUES ($1, $2, 1)
       ON CONFLICT (host_id, keyid) DO UPDATE SET last_seen = now(), chunks = host_keys.chunks + 1`, [f.hostId, f.keyid]);
     if (gap !== undefined) {
-      await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'missing',$3,$4,$5) ON CONFLICT DO NOTHING`,
-        [f.hostId, f.chainId, s(gap.from), s(gap.through), `seq ${gap.from}..${gap.through} never arrived (removed on the host, rejected, or lost before shipping); seq ${f.seq}'s link to them is unverified`]);
+      // one row per missing seq, so that a chunk arriving late fills its own; a long range stays one row
+      const single = gap.through - gap.from < 1000n;
+      const detail = `never arrived before seq ${f.seq} was indexed (removed on the host, rejected, or lost before shipping); seq ${f.seq}'s link to them is unverified`;
+      if (single) {
+        await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail)
+          SELECT $1, $2, 'missing', s, s, $5 FROM generate_series($3::bigint, $4::bigint) AS s ON CONFLICT DO NOTHING`, [f.hostId, f.chainId, s(gap.from), s(gap.through), detail]);
+      } else {
+        await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'missing',$3,$4,$5) ON CONFLICT DO NOTHING`,
+          [f.hostId, f.chainId, s(gap.from), s(gap.through), detail]);
+      }
     }
     const r = f.restart;
     if (r !== null && (r['previous_run_closed'] !== true || (Array.isArray(r['unsealed']) && r['unsealed'].length > 0))) {

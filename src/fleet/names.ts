@@ -13,6 +13,8 @@ export const CHUNK_BUCKET = 'rtev-chunks';
 export const INGEST_CONSUMER = 'rtev-ingest';
 /** how long JetStream remembers a Nats-Msg-Id (a repeat inside it is a duplicate) */
 export const DUPLICATE_WINDOW_NS = 24 * 3600 * 1e9;
+/** how long envelopes stay in the stream (longer than the duplicate window) */
+export const ENVELOPE_MAX_AGE_NS = 7 * 24 * 3600 * 1e9;
 
 /** message headers set by ship */
 export const HDR_OBJECT = 'Rtev-Object';

@@ -3,7 +3,7 @@ import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type NatsCon
 import { AckPolicy, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { UsageError } from '../errors';
-import { CHUNK_BUCKET, DUPLICATE_WINDOW_NS, ENVELOPE_STREAM, ENVELOPE_SUBJECT_PREFIX, INGEST_CONSUMER } from './names';
+import { CHUNK_BUCKET, DUPLICATE_WINDOW_NS, ENVELOPE_MAX_AGE_NS, ENVELOPE_STREAM, ENVELOPE_SUBJECT_PREFIX, INGEST_CONSUMER } from './names';
 import { checkNoPassword, readSecretFile } from './secrets';
 
 /**
@@ -104,8 +104,8 @@ export function clusterSize(nc: NatsConnection): number {
 
 /**
  * ensureTopology creates (or opens) the envelope stream, the chunk bucket and the shared
- * durable ingest consumer. The stream is a work queue: an envelope leaves it when ingest
- * acknowledges it, after its chunk is committed.
+ * durable ingest consumer. Envelopes stay for ENVELOPE_MAX_AGE_NS (small: KiBs each); bodies
+ * leave the bucket once ingest has committed them.
  */
 export async function ensureTopology(nc: NatsConnection, replicas: number, ackWaitMs: number): Promise<Topology> {
   const jsm = await jetstreamManager(nc);
@@ -115,8 +115,10 @@ export async function ensureTopology(nc: NatsConnection, replicas: number, ackWa
     if (!isNotFound(err)) throw err;
     await jsm.streams.add({
       name: ENVELOPE_STREAM, subjects: [ENVELOPE_SUBJECT_PREFIX + '*'], storage: StorageType.File, num_replicas: replicas,
-      retention: RetentionPolicy.Workqueue, discard: DiscardPolicy.New, duplicate_window: DUPLICATE_WINDOW_NS,
-      max_msg_size: 1 << 20,
+      // limits, not a work queue: the server rebuilds its Nats-Msg-Id table from the messages
+      // it still holds after a restart, so envelopes must outlive the duplicate window
+      retention: RetentionPolicy.Limits, discard: DiscardPolicy.Old, duplicate_window: DUPLICATE_WINDOW_NS,
+      max_age: ENVELOPE_MAX_AGE_NS, max_msg_size: 1 << 20,
     });
   }
   const objm = new Objm(nc);

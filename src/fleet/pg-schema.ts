@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS rejections (
 CREATE TABLE IF NOT EXISTS gaps (
   id bigserial PRIMARY KEY, host_id text NOT NULL, chain_id text NOT NULL, kind text NOT NULL,
   from_seq bigint NOT NULL, through_seq bigint NOT NULL, detail text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (host_id, chain_id, kind, from_seq));
+  filled_at timestamptz, UNIQUE (host_id, chain_id, kind, from_seq));
 `;
 
 function ident(name: string, option: string): string {
@@ -86,6 +86,7 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, attribution TO ${ingest}`);
   await db.query(`GRANT UPDATE (hostname, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, last_indexed_at, chunks, records, lost) ON hosts TO ${ingest}`);
   await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
+  await db.query(`GRANT UPDATE (filled_at) ON gaps TO ${ingest}`);
   await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${ingest}`);
   await db.query('COMMIT');
   done.push(`schema v${SCHEMA_VERSION} ready; ${ingest} may read and append, ${reader} may read`);

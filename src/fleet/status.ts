@@ -24,7 +24,7 @@ export async function fleetStatus(db: Client): Promise<HostStatus[]> {
   const hosts = await db.query(`SELECT h.host_id, h.hostname, h.chain_id, h.head_seq, h.head_sealed_wall_ns, h.last_indexed_at, h.chunks, h.records, h.lost,
       (SELECT count(*) FROM chunks c WHERE c.host_id = h.host_id AND c.lost > 0) AS drop_chunks
     FROM hosts h ORDER BY h.hostname, h.host_id`);
-  const gaps = await db.query('SELECT host_id, kind, from_seq, through_seq, detail FROM gaps ORDER BY host_id, from_seq, kind');
+  const gaps = await db.query('SELECT host_id, kind, from_seq, through_seq, detail FROM gaps WHERE filled_at IS NULL ORDER BY host_id, from_seq, kind');
   const rej = await db.query(`SELECT host_id, code, count(*) AS n, (array_agg(reason ORDER BY id DESC))[1] AS reason, (array_agg(seq ORDER BY id DESC))[1] AS seq
     FROM rejections GROUP BY host_id, code ORDER BY host_id, code`);
   const keys = await db.query('SELECT host_id, keyid, chunks, last_seen FROM host_keys ORDER BY host_id, first_seen');

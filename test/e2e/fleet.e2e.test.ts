@@ -157,7 +157,12 @@ test('NATS faults: one node of three killed mid-stream, then the whole cluster d
   const d = hosts['delta']!;
   const collector = collectOn(d, 'for i in $(seq 1 420); do /bin/true; sleep 0.1; done', ['--chunk-age', '1s']);
   await until('the first chunk', () => fs.existsSync(d.dir) && sealedCount(d.dir) >= 1);
-  const shipper = spawn(process.execPath, [RTEV, 'ship', d.dir, '--follow', '--nats', nats.urls, '--nats-creds', d.creds, '--metrics', `127.0.0.1:${await freePort()}`], { stdio: 'ignore' });
+  const shipper = spawn(process.execPath, [RTEV, 'ship', d.dir, '--follow', '--nats', nats.urls, '--nats-creds', d.creds, '--metrics', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const shipLog: string[] = [];
+  shipper.stderr!.on('data', (b: Buffer) => shipLog.push(b.toString()));
+  t.after(() => {
+    if (shipLog.length > 0) t.diagnostic(`ship log:\n${shipLog.join('').slice(-4000)}`);
+  });
   await until('shipping', () => indexedChunks(d) >= 1);
   await nats.kill(1);
   await new Promise((r) => setTimeout(r, 3000));
@@ -179,7 +184,8 @@ test('NATS faults: one node of three killed mid-stream, then the whole cluster d
   await until('ingest caught up', () => indexedChunks(d) === total, 120_000);
   const lines = await queryHost(d);
   assert.deepEqual(lines, byTs(hostLines(d.dir)));
-  assert.equal(psql(`SELECT count(*) FROM gaps WHERE host_id = '${d.machineId}'`), '0');
+  assert.equal(psql(`SELECT count(*) FROM gaps WHERE host_id = '${d.machineId}' AND filled_at IS NULL`), '0');
+  assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${d.machineId}'`), '0', 'no honest repeat is taken for a replay');
 });
 
 test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and indexed once', { timeout: 180_000 }, async (t) => {

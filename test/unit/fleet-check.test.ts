@@ -98,6 +98,12 @@ test('decide: next link indexes; fork, replaced chain, broken link reject; ahead
   assert.deepEqual(decide({ ...f, seq: 1n }, undefined, false), { kind: 'index' });
   assert.equal(decide({ ...f, seq: 3n }, undefined, false).kind, 'defer');
   assert.deepEqual(decide({ ...f, seq: 3n }, undefined, true), { kind: 'index', gap: { from: 1n, through: 2n } });
+  // a late chunk fills its recorded gap only if it links both neighbours
+  const late = { ...f, seq: 3n, prevEnvelopeSha256: 'e2', envelopeSha256: 'e3' } as Parameters<typeof decide>[0];
+  assert.deepEqual(decide(late, head, false, { open: true, prevEnvelope: 'e2', nextLinks: 'e3' }), { kind: 'index', late: true });
+  assert.equal((decide(late, head, false, { open: true, prevEnvelope: 'e2', nextLinks: 'other' }) as { code: string }).code, 'broken-link');
+  assert.equal((decide(late, head, false, { open: true, prevEnvelope: 'x', nextLinks: null }) as { code: string }).code, 'broken-link');
+  assert.equal((decide(late, head, false, { open: false, prevEnvelope: 'e2', nextLinks: 'e3' }) as { code: string }).code, 'fork');
 });
 
 test('names, secrets and addresses', () => {
