@@ -6,6 +6,7 @@ import type { VerifyKey } from '../sign/keys';
 import { CHUNK_PREDICATE_TYPE } from '../sign/statement';
 import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
 import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, parsePredicate, probeField, PROBE_FIELDS, type ChunkContent, type SignedPredicate } from '../verify';
+import { checkAttribution } from '../packages/evidence';
 import { hostIdFor } from './names';
 
 /**
@@ -144,6 +145,7 @@ export function checkDigest(body: Buffer, facts: ChunkFacts): { code: RejectCode
 /** checkContent compares what the rows pass counted with the signed record summary. */
 export function checkContent(content: ChunkContent, predicate: SignedPredicate): { code: RejectCode; reason: string } | undefined {
   const problems = [...checkContentAgainstPredicate(content, predicate), ...content.lineProblems];
+  if (Object.prototype.hasOwnProperty.call(predicate.raw, 'attribution')) problems.push(...checkAttribution(predicate.raw['attribution'], content.subjects));
   if (problems.length > 0) return { code: 'content-mismatch', reason: problems.slice(0, 3).join('; ') };
   return undefined;
 }

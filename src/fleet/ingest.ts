@@ -11,7 +11,8 @@ import type { VerifyKey } from '../sign/keys';
 import { checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
 import { backoffMs, clusterSize, connectNats, ensureTopology, sleep, type NatsOptions } from './nats';
 import { ENVELOPE_STREAM, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
-import { checkSchema, COPY_RECORDS } from './pg-schema';
+import { attributionRows } from './attribution-rows';
+import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
 import { encodeRows } from './rows';
 import { checkNoPassword } from './secrets';
 import { MAX_CHUNK_BYTES } from './ship';
@@ -266,10 +267,18 @@ export class Ingester {
         return ['rejected', 0];
       }
     }
+    if (body === undefined && m.info.deliveryCount < 3) {
+      // the store may still be recovering (a restarted cluster): try again before rejecting
+      await db.query('ROLLBACK');
+      m.nak(1000);
+      this.stats.deferred++;
+      return ['deferred', 0];
+    }
     const bad = body === undefined
       ? { code: 'missing-body' as const, reason: named === '' ? 'shipped without a body (chunk file missing on the host?)' : `no object ${named.slice(0, 200)} in the store` }
       : checkDigest(body, f);
-    const rows = bad === undefined ? encodeRows(body!, f) : undefined;
+    const chunkId = bad === undefined ? BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id) : 0n;
+    const rows = bad === undefined ? encodeRows(body!, f, chunkId) : undefined;
     const bad2 = bad ?? checkContent(rows!.content, v.predicate);
     if (bad2 !== undefined) {
       await db.query('ROLLBACK');
@@ -277,8 +286,12 @@ export class Ingester {
       return ['rejected', 0];
     }
     m.working();
-    await this.#copy(db, rows!.pieces);
-    await this.#insertChunk(db, m, f, head, d.gap, d.late === true);
+    await this.#copy(db, COPY_RECORDS, rows!.pieces);
+    const attr = attributionRows(chunkId, v.predicate.raw['attribution']);
+    await this.#copy(db, COPY_CONTAINERS, attr.containers);
+    await this.#copy(db, COPY_IMAGES, attr.images);
+    await this.#copy(db, COPY_ATTRIBUTION, attr.files);
+    await this.#insertChunk(db, m, f, chunkId, head, d.gap, d.late === true);
     const stall = Number(process.env['RTEV_FAULT_INGEST_STALL_MS'] ?? 0);
     if (stall > 0) await sleep(stall); // fault injection for the crash tests (docs/fleet.md)
     await db.query('COMMIT');
@@ -289,9 +302,9 @@ export class Ingester {
     return ['indexed', Number(f.count)];
   }
 
-  async #copy(db: Client, pieces: Buffer[]): Promise<void> {
+  async #copy(db: Client, sql: string, pieces: Buffer[]): Promise<void> {
     if (pieces.length === 0) return;
-    const stream = db.query(copyFrom(COPY_RECORDS));
+    const stream = db.query(copyFrom(sql));
     await new Promise<void>((resolve, reject) => {
       stream.on('error', reject);
       stream.on('finish', resolve);
@@ -318,17 +331,17 @@ export class Ingester {
     return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
   }
 
-  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false): Promise<void> {
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false): Promise<void> {
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
-      `INSERT INTO chunks (host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
+      `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
         hostname, machine_id, boot_id, opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, min_ts_ns, max_ts_ns, count, bytes,
         lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
+       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
       [f.hostId, f.chainId, s(f.seq), f.chunkSha256, f.envelopeSha256, f.prevEnvelopeSha256, f.runId, s(f.runChunkIndex), f.final,
         f.hostname, f.machineId, f.bootId, s(f.openedWallNs), s(f.openedMonoNs), s(f.sealedWallNs), s(f.sealedMonoNs), s(f.minTs), s(f.maxTs),
         s(f.count), s(f.bytes), s(f.lost), f.complete, f.probes.map((p) => p.probe).join(','), f.ledgerJson, f.functionCallsJson, f.restartJson,
-        f.keyid, m.seq, Buffer.from(m.data).toString('utf8')],
+        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId)],
     );
     if (f.probes.length > 0) {
       const vals: string[] = [];

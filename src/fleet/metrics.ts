@@ -28,6 +28,38 @@ export class Metrics {
   }
 }
 
+/** the cumulative ledger fields counted as drops, by reason label */
+const DROP_REASONS = [['ring_full', 'kernel', 'ringFull'], ['rejected', 'user', 'rejected'], ['shed', 'user', 'shed'], ['filtered', 'user', 'filtered']] as const;
+
+/**
+ * CollectMetrics turns the collector's cumulative ledger (reported about once a second) into
+ * counter increments: rtev_events_total{probe} counts written records,
+ * rtev_dropped_total{probe,reason} lost (ring_full, rejected, shed) and filtered ones.
+ */
+export class CollectMetrics {
+  readonly #seen = new Map<string, bigint>();
+  #sealed = 0;
+
+  constructor(readonly metrics: Metrics) {}
+
+  update(ledger: Record<string, { kernel: Record<string, bigint>; user: Record<string, bigint> }>, chunksSealed: number): void {
+    for (const [probe, l] of Object.entries(ledger)) {
+      this.#add(`${probe}\0events`, l.user['written'] ?? 0n, (d) => this.metrics.events.inc({ probe }, d));
+      for (const [reason, side, field] of DROP_REASONS) {
+        this.#add(`${probe}\0${reason}`, l[side][field] ?? 0n, (d) => this.metrics.dropped.inc({ probe, reason }, d));
+      }
+    }
+    if (chunksSealed > this.#sealed) this.metrics.chunksSealed.inc(chunksSealed - this.#sealed);
+    this.#sealed = chunksSealed;
+  }
+
+  #add(key: string, total: bigint, inc: (delta: number) => void): void {
+    const before = this.#seen.get(key) ?? 0n;
+    if (total > before) inc(Number(total - before));
+    this.#seen.set(key, total);
+  }
+}
+
 /** parseListenAddr accepts PORT, :PORT, HOST:PORT or [V6]:PORT. */
 export function parseListenAddr(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]*))?:?(\d{1,5})$/.exec(text.trim());

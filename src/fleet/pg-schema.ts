@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS host_keys (
   host_id text NOT NULL, keyid text NOT NULL, first_seen timestamptz NOT NULL DEFAULT now(),
   last_seen timestamptz NOT NULL DEFAULT now(), chunks bigint NOT NULL DEFAULT 0, PRIMARY KEY (host_id, keyid));
 CREATE TABLE IF NOT EXISTS chunks (
-  host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL,
+  chunk_id bigserial UNIQUE, host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL,
   envelope_sha256 text NOT NULL UNIQUE, prev_envelope_sha256 text, run_id text NOT NULL, run_chunk_index bigint NOT NULL,
   final boolean NOT NULL, hostname text NOT NULL, machine_id text NOT NULL, boot_id text NOT NULL,
   opened_wall_ns bigint NOT NULL, opened_mono_ns numeric(20) NOT NULL, sealed_wall_ns bigint NOT NULL, sealed_mono_ns numeric(20) NOT NULL,
@@ -40,15 +40,18 @@ CREATE TABLE IF NOT EXISTS chunk_ledger (
   in_flight_start numeric(20) NOT NULL, in_flight_end numeric(20) NOT NULL, lost numeric(20) NOT NULL,
   PRIMARY KEY (host_id, chain_id, seq, probe));
 CREATE TABLE IF NOT EXISTS records (
-  host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL, line_no integer NOT NULL,
+  chunk_id bigint NOT NULL, host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL, line_no integer NOT NULL,
   ts_ns numeric(20) NOT NULL, wall_ns bigint NOT NULL, type text NOT NULL, src text NOT NULL, pid integer NOT NULL, tid integer,
   comm text NOT NULL, cgroup_id numeric(20), container_id text, image_digest text, path text, access text,
   peer_addr text, peer_port integer, local_addr text, local_port integer, symbol text, library text, node_hash text,
   runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
 CREATE INDEX IF NOT EXISTS records_host_order ON records (host_id, chain_id, seq, line_no);
 CREATE INDEX IF NOT EXISTS records_wall ON records (wall_ns);
-CREATE TABLE IF NOT EXISTS containers (chain_id text, seq bigint, container_id text, name text, runtime text, image_name text, image_digest text);
-CREATE TABLE IF NOT EXISTS attribution (chain_id text, seq bigint, scope text, path text, purl text, upstream text);
+CREATE INDEX IF NOT EXISTS records_chunk ON records (chunk_id);
+CREATE TABLE IF NOT EXISTS containers (chunk_id bigint NOT NULL, container_id text, runtime text, name text, image_digest text, image_id text, reason text);
+CREATE TABLE IF NOT EXISTS images (chunk_id bigint NOT NULL, image_digest text, image_name text);
+CREATE TABLE IF NOT EXISTS attribution (chunk_id bigint NOT NULL, scope text, path text, purl text, purl_base text, version text, via text, root text, reason text, components text);
+CREATE INDEX IF NOT EXISTS attribution_chunk ON attribution (chunk_id, path);
 CREATE TABLE IF NOT EXISTS rejections (
   id bigserial PRIMARY KEY, host_id text NOT NULL, subject text NOT NULL, stream_seq bigint NOT NULL, code text NOT NULL,
   reason text NOT NULL, chain_id text, seq bigint, keyid text, envelope_sha256 text, at timestamptz NOT NULL DEFAULT now(),
@@ -83,7 +86,7 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   await db.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${ingest}, ${reader}`);
   await db.query(`GRANT USAGE ON SCHEMA public TO ${ingest}, ${reader}`);
   await db.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ingest}, ${reader}`);
-  await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, attribution TO ${ingest}`);
+  await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, images, attribution TO ${ingest}`);
   await db.query(`GRANT UPDATE (hostname, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, last_indexed_at, chunks, records, lost) ON hosts TO ${ingest}`);
   await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
   await db.query(`GRANT UPDATE (filled_at) ON gaps TO ${ingest}`);
@@ -100,3 +103,6 @@ export async function checkSchema(db: Client): Promise<void> {
 }
 
 export const COPY_RECORDS = `COPY records (${RECORD_COLUMNS.join(', ')}) FROM STDIN`;
+export const COPY_CONTAINERS = 'COPY containers (chunk_id, container_id, runtime, name, image_digest, image_id, reason) FROM STDIN';
+export const COPY_IMAGES = 'COPY images (chunk_id, image_digest, image_name) FROM STDIN';
+export const COPY_ATTRIBUTION = 'COPY attribution (chunk_id, scope, path, purl, purl_base, version, via, root, reason, components) FROM STDIN';

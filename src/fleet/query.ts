@@ -1,55 +1,61 @@
-import type { Client } from 'pg';
+import { Client } from 'pg';
+import { UsageError, errorMessage } from '../errors';
+import { compileFilter, type EvidenceFilter } from '../index/filter';
+import type { IndexRow } from '../index/index';
+import type { EventType } from '../model/record';
+import { checkNoPassword } from './secrets';
 
 /**
- * Fleet queries over the PostgreSQL index: the same rows as a local `rtev query`, plus the
- * host. Lines come back byte for byte as the hosts signed them, in the local engine's
- * order (ts_ns, then chain, seq, line).
+ * Fleet queries over the PostgreSQL index: the filters of the local index (src/index/filter.ts
+ * compiles the same WHERE clause for PostgreSQL), the same rows in the same order (ts_ns,
+ * then chain, seq, line), each line byte for byte as its host signed it.
  */
 
-export interface FleetFilter {
-  hosts?: string[];
-  types?: string[];
-  pids?: number[];
-}
+export class FleetIndex {
+  private constructor(readonly db: Client, readonly url: string) {}
 
-export interface FleetRow {
-  host_id: string;
-  hostname: string;
-  line: string;
-}
-
-/** compile builds the WHERE clause over records r (and hosts h) with $n parameters. */
-export function compileFleetFilter(f: FleetFilter, first = 1): { where: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  const p = (v: unknown): string => {
-    params.push(v);
-    return `$${first + params.length - 1}`;
-  };
-  if (f.hosts !== undefined && f.hosts.length > 0) {
-    const a = p(f.hosts);
-    parts.push(`(r.host_id = ANY(${a}) OR EXISTS (SELECT 1 FROM hosts h WHERE h.host_id = r.host_id AND (h.hostname = ANY(${a}) OR h.machine_id = ANY(${a}))))`);
-  }
-  if (f.types !== undefined && f.types.length > 0) parts.push(`r.type = ANY(${p(f.types)})`);
-  if (f.pids !== undefined && f.pids.length > 0) parts.push(`r.pid = ANY(${p(f.pids)})`);
-  return { where: parts.length > 0 ? parts.join(' AND ') : 'true', params };
-}
-
-/** fleetLines streams matching original lines to `out`, in batches (a cursor over the result). */
-export async function fleetLines(db: Client, f: FleetFilter, out: (line: string) => void, batch = 5000): Promise<number> {
-  const { where, params } = compileFleetFilter(f);
-  await db.query('BEGIN READ ONLY');
-  try {
-    await db.query(`DECLARE rtev_q NO SCROLL CURSOR FOR SELECT r.line FROM records r WHERE ${where} ORDER BY r.ts_ns, r.chain_id, r.seq, r.line_no`, params);
-    let n = 0;
-    for (;;) {
-      const r = await db.query<{ line: string }>(`FETCH ${batch} FROM rtev_q`);
-      for (const row of r.rows) out(row.line);
-      n += r.rows.length;
-      if (r.rows.length < batch) break;
+  static async open(url: string, application = 'rtev-query'): Promise<FleetIndex> {
+    checkNoPassword(url, 'db', 'put the password in PGPASSWORD or ~/.pgpass (or use peer/cert authentication)');
+    const db = new Client({ connectionString: url, application_name: application });
+    db.on('error', () => undefined);
+    try {
+      await db.connect();
+      const r = await db.query(`SELECT to_regclass('public.rtev_meta') AS t`);
+      if (r.rows[0]?.t === null) throw new UsageError('the fleet database has no rtev schema', "run 'rtev fleet init --db URL' once as the database owner");
+    } catch (err) {
+      await db.end().catch(() => undefined);
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`cannot open the fleet database: ${errorMessage(err)}`);
     }
-    return n;
-  } finally {
-    await db.query('COMMIT').catch(() => undefined);
+    return new FleetIndex(db, url);
+  }
+
+  /** rows streams matching records through a server-side cursor (bounded memory). */
+  async *rows(f: EvidenceFilter, o: { limit?: number; batch?: number } = {}): AsyncIterable<IndexRow> {
+    const { where, params } = compileFilter(f, 'postgres');
+    const limit = o.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(o.limit))}` : '';
+    const batch = o.batch ?? 5000;
+    await this.db.query('BEGIN READ ONLY');
+    try {
+      await this.db.query(`DECLARE rtev_rows NO SCROLL CURSOR FOR
+        SELECT r.chain_id, r.seq, r.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, r.line
+        FROM records r WHERE ${where} ORDER BY r.ts_ns, r.chain_id, r.seq, r.line_no${limit}`, params);
+      for (;;) {
+        const r = await this.db.query(`FETCH ${batch} FROM rtev_rows`);
+        for (const v of r.rows) {
+          yield {
+            chainId: v.chain_id, seq: BigInt(v.seq), chunkSha256: v.chunk_sha256, lineNo: Number(v.line_no), tsNs: BigInt(v.ts_ns), wallNs: BigInt(v.wall_ns),
+            type: v.type as EventType, pid: Number(v.pid), comm: v.comm, containerId: v.container_id, imageDigest: v.image_digest, line: v.line, verified: true,
+          };
+        }
+        if (r.rows.length < batch) break;
+      }
+    } finally {
+      await this.db.query('COMMIT').catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.end().catch(() => undefined);
   }
 }

@@ -1,3 +1,4 @@
+import { AttributionSubjects, subjectsOf } from '../packages/evidence';
 import type { ChunkContent } from '../verify';
 import type { ChunkFacts } from './chunk-check';
 
@@ -9,7 +10,7 @@ import type { ChunkFacts } from './chunk-check';
  */
 
 export const RECORD_COLUMNS = [
-  'host_id', 'chain_id', 'seq', 'chunk_sha256', 'line_no', 'ts_ns', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
+  'chunk_id', 'host_id', 'chain_id', 'seq', 'chunk_sha256', 'line_no', 'ts_ns', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
   'cgroup_id', 'container_id', 'image_digest', 'path', 'access', 'peer_addr', 'peer_port', 'local_addr', 'local_port',
   'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op', 'line',
 ] as const;
@@ -52,12 +53,12 @@ export interface EncodedRows {
 }
 
 /** encodeRows turns a verified chunk body into COPY rows and the summary the predicate is checked against. */
-export function encodeRows(body: Buffer, f: ChunkFacts): EncodedRows {
-  const content: ChunkContent = { sha256: f.chunkSha256, bytes: body.length, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [] };
+export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): EncodedRows {
+  const content: ChunkContent = { sha256: f.chunkSha256, bytes: body.length, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [], subjects: new AttributionSubjects() };
   const pieces: Buffer[] = [];
   let batch: string[] = [];
   let batchLen = 0;
-  const prefix = `${copyText(f.hostId)}\t${copyText(f.chainId)}\t${f.seq}\t${f.chunkSha256}\t`;
+  const prefix = `${chunkId}\t${copyText(f.hostId)}\t${copyText(f.chainId)}\t${f.seq}\t${f.chunkSha256}\t`;
   content.tailBytes = forEachLine(body, (line, no) => {
     let r: Record<string, unknown>;
     try {
@@ -74,6 +75,7 @@ export function encodeRows(body: Buffer, f: ChunkFacts): EncodedRows {
       return;
     }
     const ts = BigInt(tsM[1]!);
+    content.subjects.add(subjectsOf(r));
     content.count++;
     content.byType.set(type, (content.byType.get(type) ?? 0) + 1);
     if (content.firstTs === null) content.firstTs = content.minTs = content.maxTs = ts;

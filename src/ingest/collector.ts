@@ -53,6 +53,8 @@ export interface CollectorProgress {
   ledger: Ledger;
   bytesWritten: number;
   elapsedMs: number;
+  /** chunks sealed so far in this run (evidence directory output) */
+  chunksSealed: number;
 }
 
 /**
@@ -196,6 +198,7 @@ export class Collector {
     let sink: RecordSink | undefined;
     let sinkFailure: (err: unknown) => void = () => {};
     const ledger = (): Ledger => buildLedger(session, pipeline, sink?.unwritten?.());
+    let sealed = 0;
     // package attribution runs beside the evidence directory (docs/format.md, "Attribution")
     const attributor = !config.output.stdout && config.attribution !== false
       ? new Attributor(enricher !== undefined ? { containerFacts: (id) => enricher.containerFacts(id) } : {})
@@ -206,7 +209,11 @@ export class Collector {
       sink = await openOutput(config.output, {
         producer, ledger, notice: (m) => host.notice(m), onError: (err) => sinkFailure(err),
         // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
-        ...(functions !== undefined ? { functionCalls: () => functions.totals(), onSeal: () => functions.rotateWindow() } : {}),
+        ...(functions !== undefined ? { functionCalls: () => functions.totals() } : {}),
+        onSeal: () => {
+          sealed++;
+          functions?.rotateWindow();
+        },
         ...(attributor !== undefined ? { attribution: attributor } : {}),
       });
     } catch (err) {
@@ -248,7 +255,7 @@ export class Collector {
 
     const started = Date.now();
     const timer = config.durationMs !== undefined ? setTimeout(() => stop.stop(), config.durationMs) : undefined;
-    const ticker = setInterval(() => host.onProgress?.({ ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started }), 1000);
+    const ticker = setInterval(() => host.onProgress?.({ ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started, chunksSealed: sealed }), 1000);
 
     let command: ObservedCommand | undefined;
     let commandStdout: number | undefined;

@@ -62,9 +62,9 @@ export interface NatsCluster {
   /** comma-separated client URLs */
   urls: string;
   start(i: number): Promise<void>;
-  /** SIGKILL one node */
-  kill(i: number): Promise<void>;
-  stopAll(): Promise<void>;
+  /** SIGKILL one node (or another signal: SIGTERM is a clean shutdown that flushes the store) */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  stopAll(signal?: NodeJS.Signals): Promise<void>;
   /** wait until JetStream has a meta leader (healthz?js-enabled-only) on every running node */
   ready(): Promise<void>;
 }
@@ -92,16 +92,16 @@ export async function startNatsCluster(n: number, accounts = ''): Promise<NatsCl
       fs.closeSync(out);
       await waitFor(`${node.name} to listen`, () => canConnect(node.clientPort));
     },
-    async kill(i) {
+    async kill(i, signal = 'SIGKILL') {
       const p = nodes[i]!.proc;
       if (p === undefined || p.exitCode !== null) return;
       const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
+      p.kill(signal);
       await exited;
       nodes[i]!.proc = undefined;
     },
-    async stopAll() {
-      for (let i = 0; i < nodes.length; i++) await c.kill(i);
+    async stopAll(signal = 'SIGKILL') {
+      await Promise.all(nodes.map((_, i) => c.kill(i, signal)));
     },
     async ready() {
       await waitFor('a JetStream meta leader', async () => {

@@ -52,7 +52,7 @@ test('the body must match the signed digest and the signed record summary', asyn
   assert.ok(v.ok);
   const body = fs.readFileSync(path.join(h.dir, C(1)));
   assert.equal(checkDigest(body, v.facts), undefined);
-  const rows = encodeRows(body, v.facts);
+  const rows = encodeRows(body, v.facts, 7n);
   assert.equal(checkContent(rows.content, v.predicate), undefined);
   assert.equal(rows.content.count, Number(v.facts.count));
   const flipped = Buffer.from(body);
@@ -60,7 +60,7 @@ test('the body must match the signed digest and the signed record summary', asyn
   assert.equal(checkDigest(flipped, v.facts)?.code, 'digest-mismatch');
   // a body that hashes right but disagrees with the summary cannot be made without the key;
   // the summary check still runs on what the rows pass counted
-  const fewer = encodeRows(body.subarray(0, body.indexOf(10) + 1), v.facts);
+  const fewer = encodeRows(body.subarray(0, body.indexOf(10) + 1), v.facts, 7n);
   assert.equal(checkContent(fewer.content, v.predicate)?.code, 'content-mismatch');
 });
 
@@ -69,7 +69,7 @@ test('COPY rows keep the original line and u64 values exactly', async () => {
   const v = checkEnvelope(fs.readFileSync(path.join(h.dir, E(1))), HOST, [h.key]);
   assert.ok(v.ok);
   const body = fs.readFileSync(path.join(h.dir, C(1)));
-  const text = Buffer.concat(encodeRows(body, v.facts).pieces).toString('utf8');
+  const text = Buffer.concat(encodeRows(body, v.facts, 7n).pieces).toString('utf8');
   const rows = text.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
   const lines = body.toString('utf8').split('\n').filter((l) => l !== '');
   assert.equal(rows.length, lines.length);

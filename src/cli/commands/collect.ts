@@ -49,6 +49,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'flush-interval', kind: 'string', value: 'D', help: `--stdout: write a record at most D after it left the kernel (default ${DEFAULT_FLUSH_INTERVAL_MS}ms)` },
   { name: 'command-stdout', kind: 'string', value: 'FILE', help: "write CMD's standard output to FILE (with --stdout it goes to rtev's stderr by default)" },
   { name: 'fail-on-loss', kind: 'flag', help: `exit ${ExitCode.LOSS} when any record was lost (and CMD, if any, succeeded)` },
+  { name: 'metrics', kind: 'string', value: 'ADDR', help: 'serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9464; docs/fleet.md)' },
   { name: 'quiet', kind: 'flag', help: 'no status line and no summary' },
   { name: 'verbose', kind: 'flag', help: 'print libbpf and verifier messages, and the container and uprobe counters at the end' },
 ];
@@ -61,13 +62,17 @@ export const collectCommand: Command = {
 
 /** runCollect: the options, one Collector run (src/ingest/collector.ts), and its summary. */
 async function runCollect(args: string[], io: CliIO): Promise<number> {
-  const { config, quiet, failOnLoss } = planFromArgs(args);
+  const { config, quiet, failOnLoss, metricsAddr } = planFromArgs(args);
   // an observed command sharing the terminal would write into the middle of a status line
   const status = new StatusLine(io.stderr, !quiet && io.stderr.isTTY === true && config.command.length === 0);
+  const metrics = metricsAddr === undefined ? undefined : await startCollectMetrics(metricsAddr);
   const collector = new Collector(config, {
     warn: (m) => { status.clear(); io.stderr.write(`rtev: warning: ${m}\n`); },
     notice: (m) => { status.clear(); io.stderr.write(`rtev: ${m}\n`); },
-    onProgress: (p) => status.update(p.ledger, p.bytesWritten, p.elapsedMs),
+    onProgress: (p) => {
+      status.update(p.ledger, p.bytesWritten, p.elapsedMs);
+      metrics?.update(p.ledger as never, p.chunksSealed);
+    },
   });
   let result: CollectResult;
   try {
@@ -90,8 +95,16 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   return result.exitCode;
 }
 
+/** startCollectMetrics serves /metrics (prom-client, loaded only when asked for). */
+async function startCollectMetrics(addr: string): Promise<{ update(ledger: never, sealed: number): void }> {
+  const m = require('../../fleet/metrics') as typeof import('../../fleet/metrics');
+  const metrics = new m.Metrics(require('../../platform/paths').packageVersion());
+  await m.serveMetrics(addr, metrics);
+  return new m.CollectMetrics(metrics);
+}
+
 /** planFromArgs validates the command line (and config file) into a plan. */
-function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean; failOnLoss: boolean } {
+function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean; failOnLoss: boolean; metricsAddr: string | undefined } {
   let parsed = parseArgs(args, OPTIONS);
   const configFile = parsed.values.get('config');
   if (configFile !== undefined) parsed = parseArgs([...configArgs(configFile, OPTIONS), ...args], OPTIONS);
@@ -134,7 +147,7 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
   };
   setIf(parsed, 'command-stdout', (v) => { config.commandStdout = v; });
   if (config.commandStdout !== undefined && config.command.length === 0) throw new UsageError('--command-stdout needs a command', 'add -- CMD ARGS...');
-  return { config, quiet: parsed.flags.has('quiet'), failOnLoss: parsed.flags.has('fail-on-loss') };
+  return { config, quiet: parsed.flags.has('quiet'), failOnLoss: parsed.flags.has('fail-on-loss'), metricsAddr: parsed.values.get('metrics') };
 }
 
 function containerSelector(parsed: ParsedArgs, cgroupFilter: boolean): ContainerSelector {

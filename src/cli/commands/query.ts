@@ -15,6 +15,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'limit', kind: 'string', value: 'N', help: 'at most N records' },
   { name: 'frames', kind: 'string', value: 'FILE', help: 'table: show symbolized stacks from a collect --frames file' },
   ...INDEX_OPTIONS,
+  { name: 'db', kind: 'string', value: 'URL', help: 'query the fleet index in PostgreSQL (rtev ingest) instead of a directory; --host picks hosts' },
 ];
 
 type Format = 'table' | 'ndjson' | 'json' | 'csv';
@@ -28,7 +29,9 @@ export const queryCommand: Command = {
   async run(args: string[], io: CliIO): Promise<number> {
     const parsed = parseArgs(args, OPTIONS, 1);
     const source = parsed.positionals[0];
-    if (source === undefined) throw new UsageError('query needs an evidence directory or an NDJSON file', 'rtev query DIR [filters]');
+    const dbUrl = parsed.values.get('db');
+    if (source === undefined && dbUrl === undefined) throw new UsageError('query needs an evidence directory, an NDJSON file or --db URL', 'rtev query DIR [filters]');
+    if (source !== undefined && dbUrl !== undefined) throw new UsageError('query takes a directory or --db URL, not both');
     const filter = filterFromArgs(parsed);
     // --frames is a view for people: it implies the table
     const fmtArg = parsed.flags.has('json') ? 'ndjson' : parsed.values.get('format') ?? (io.stdout.isTTY === true || parsed.values.has('frames') ? 'table' : 'ndjson');
@@ -38,16 +41,17 @@ export const queryCommand: Command = {
     const limit = limitArg === undefined ? undefined : parseInteger(limitArg, 'limit', 0, Number.MAX_SAFE_INTEGER);
     const framesFile = parsed.values.get('frames');
     const frames = framesFile === undefined ? undefined : readFrames(framesFile);
+    const out = new Output(io, format, frames);
+    if (dbUrl !== undefined) return queryFleet(dbUrl, filter, out, io, limit);
     let st: fs.Stats;
     try {
-      st = fs.statSync(source);
+      st = fs.statSync(source!);
     } catch (err) {
       throw new UsageError(`cannot read ${source}: ${errorMessage(err)}`);
     }
-    const out = new Output(io, format, frames);
-    if (!st.isDirectory()) return queryPlainFile(source, filter, out, io, limit);
+    if (!st.isDirectory()) return queryPlainFile(source!, filter, out, io, limit);
     const index = await openEvidenceIndex({
-      source, keys: trustedKeys(parsed), allowUnverified: parsed.flags.has('allow-unverified'), rebuild: parsed.flags.has('rebuild-index'),
+      source: source!, keys: trustedKeys(parsed), allowUnverified: parsed.flags.has('allow-unverified'), rebuild: parsed.flags.has('rebuild-index'),
       ...(parsed.values.get('index') !== undefined ? { indexPath: parsed.values.get('index')! } : {}),
       onNotice: (line) => io.stderr.write(line + '\n'),
     });
@@ -81,6 +85,25 @@ export function refuseUnverified(index: EvidenceIndex, io: CliIO): number | unde
   if (index.allowUnverified) return undefined;
   io.stderr.write(`rtev: ${failed.length} chunk(s) failed verification; nothing is served from tampered evidence\n  fix: run 'rtev verify ${index.source}' for details, or pass --allow-unverified to see their records marked\n`);
   return ExitCode.VERIFY_INVALID;
+}
+
+/** queryFleet serves the same rows and formats from the fleet index in PostgreSQL. */
+async function queryFleet(url: string, filter: EvidenceFilter, out: Output, io: CliIO, limit: number | undefined): Promise<number> {
+  const { FleetIndex } = require('../../fleet/query') as typeof import('../../fleet/query');
+  const fleet = await FleetIndex.open(url);
+  try {
+    out.begin();
+    let shown = 0;
+    for await (const row of fleet.rows(filter, limit === undefined ? {} : { limit })) {
+      await out.row(row);
+      shown++;
+    }
+    await out.end();
+    io.stderr.write(`rtev: ${shown} records\n`);
+    return ExitCode.OK;
+  } finally {
+    await fleet.close();
+  }
 }
 
 /** queryPlainFile streams an unsigned NDJSON file (rtev collect --stdout) through the filter, in file order. */
