@@ -54,8 +54,9 @@ export class CollectMetrics {
   }
 
   #add(key: string, total: bigint, inc: (delta: number) => void): void {
-    const before = this.#seen.get(key) ?? 0n;
-    if (total > before) inc(Number(total - before));
+    const before = this.#seen.get(key);
+    // a zero is exported too, so that every probe's series exists from the start
+    if (before === undefined || total > before) inc(Number(total - (before ?? 0n)));
     this.#seen.set(key, total);
   }
 }
