@@ -22,6 +22,12 @@ export const ExitCode = {
   VERIFY_INCOMPLETE: 10,
   /** verify/validate: evidence is invalid, tampered with, or fails the schema */
   VERIFY_INVALID: 11,
+  /** collect -- CMD: CMD exists but cannot be executed (the shell's convention) */
+  COMMAND_NOT_EXECUTABLE: 126,
+  /** collect -- CMD: CMD was not found (the shell's convention) */
+  COMMAND_NOT_FOUND: 127,
+  /** the reader of standard output went away (`| head`): 128 + SIGPIPE, as a process killed by SIGPIPE */
+  PIPE_CLOSED: 141,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

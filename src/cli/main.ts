@@ -80,3 +80,40 @@ export function reportError(err: unknown, io: CliIO): number {
   else io.stderr.write('  (set RTEV_DEBUG=1 for a stack trace, and please report it)\n');
   return ExitCode.FAILURE;
 }
+
+/**
+ * runCli is the process entry (bin/rtev): it runs main, waits until standard output and
+ * standard error have handed every byte to their pipe, file or terminal (a slow reader is
+ * waited for), then exits. A reader that goes away (`rtev query ev | head -5`) ends the
+ * process quietly with ExitCode.PIPE_CLOSED (docs/cli.md, "Pipes").
+ */
+export async function runCli(argv: string[]): Promise<never> {
+  process.stdout.on('error', onStdioError);
+  process.stderr.on('error', onStdioError);
+  let code: number;
+  try {
+    code = await main(argv);
+  } catch (err) {
+    code = isPipeClosed(err) ? ExitCode.PIPE_CLOSED : reportError(err, processIO());
+  }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  // exit explicitly: a leftover handle (a timer, a socket to a container runtime) must not keep a finished run alive
+  process.exit(code);
+}
+
+function isPipeClosed(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || (err instanceof RtevError && err.code === 'OUTPUT_CLOSED');
+}
+
+function onStdioError(err: Error): void {
+  if (isPipeClosed(err)) process.exit(ExitCode.PIPE_CLOSED);
+  // any other failure of stdout/stderr (EIO on a vanished terminal, ENOSPC on a file): nothing more can be said there
+  process.exit(ExitCode.OUTPUT);
+}
+
+/** flushed resolves once everything written to `s` so far has left the process. */
+function flushed(s: NodeJS.WriteStream): Promise<void> {
+  if (s.destroyed || s.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => s.write('', () => resolve()));
+}
