@@ -53,6 +53,9 @@ export const ERRORS = {
   SELECT_CONFLICT: usage("see 'rtev help collect' for the container filters"),
   SELECT_AMBIGUOUS: usage('give more of the container id, or its full name'),
   SELECT_INVALID: usage("see 'rtev help collect' for the container filters"),
+  // collect -- CMD (the shell's exit codes)
+  COMMAND_NOT_FOUND: { exit: ExitCode.COMMAND_NOT_FOUND, fix: 'check the spelling, or give its path' },
+  COMMAND_NOT_EXECUTABLE: { exit: ExitCode.COMMAND_NOT_EXECUTABLE, fix: 'make it executable, or run it through its interpreter' },
   // the host cannot run the collector (exit 3)
   PRIVILEGES: environment('run with sudo'),
   NO_BTF: environment('rtev needs a kernel >= 5.11 built with CONFIG_DEBUG_INFO_BTF=y'),

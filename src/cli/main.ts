@@ -2,6 +2,7 @@ import { addonError, RtevError, errorMessage } from '../errors';
 import { ExitCode } from './exit-codes';
 import { processIO, type CliIO, type Command } from './io';
 import { packageVersion } from '../platform/paths';
+import { closest } from '../util/edit-distance';
 
 /**
  * The command table. Each entry loads its module lazily so `rtev validate` does not pay
@@ -30,13 +31,36 @@ function usage(): string {
     'commands:',
     ...names.map((n) => `  ${n.padEnd(10)} ${COMMANDS[n]!().summary}`),
     '',
-    "run 'rtev <command> --help' for a command's options; exit codes are listed in docs/cli.md",
+    "run 'rtev help <command>' (or 'rtev <command> --help') for a command's options; exit codes are listed in docs/cli.md",
   ].join('\n');
+}
+
+/** commandNames lists the commands of the table (docs/cli.md is tested against their usage). */
+export function commandNames(): string[] {
+  return Object.keys(COMMANDS).sort();
+}
+
+/** commandUsage is what `rtev help NAME` prints. */
+export function commandUsage(name: string): string | undefined {
+  const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
+  return load?.().usage;
+}
+
+function unknownCommand(name: string, io: CliIO): number {
+  const close = closest(name, commandNames());
+  io.stderr.write(`rtev: unknown command '${name}'\n  fix: ${close !== undefined ? `did you mean '${close}'? ` : ''}commands: ${commandNames().join(', ')}\n`);
+  return ExitCode.USAGE;
 }
 
 /** main runs one rtev invocation and returns its exit code; it never throws. */
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === 'help' && rest[0] !== undefined) {
+    const text = commandUsage(rest[0]);
+    if (text === undefined) return unknownCommand(rest[0], io);
+    io.stdout.write(text + '\n');
+    return ExitCode.OK;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(usage() + '\n');
     return name === undefined ? ExitCode.USAGE : ExitCode.OK;
@@ -45,11 +69,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     io.stdout.write(packageVersion() + '\n');
     return ExitCode.OK;
   }
-  const load = COMMANDS[name];
-  if (load === undefined) {
-    io.stderr.write(`rtev: unknown command '${name}'; commands: ${Object.keys(COMMANDS).sort().join(', ')}\n`);
-    return ExitCode.USAGE;
-  }
+  const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (load === undefined) return unknownCommand(name, io);
   const command = load();
   if (rest.includes('--help') || rest.includes('-h')) {
     const dashDash = rest.indexOf('--');

@@ -33,17 +33,38 @@ export function checkBtf(): void {
   });
 }
 
-/** ensureTracefs mounts tracefs when it is missing (we are privileged by now). */
-export function ensureTracefs(): void {
-  if (fs.existsSync(`${TRACEFS}/events`)) return;
+/** tracefsAccess tells whether `dir`/events can be read: 'ok', 'denied' (mounted, but not for us) or 'missing'. */
+export function tracefsAccess(dir: string, access: (file: string) => void = (f) => fs.accessSync(f, fs.constants.R_OK | fs.constants.X_OK)): 'ok' | 'denied' | 'missing' {
   try {
-    execFileSync('mount', ['-t', 'tracefs', 'nodev', TRACEFS], { stdio: 'ignore', timeout: 5000 });
+    access(`${dir}/events`);
+    return 'ok';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? 'denied' : 'missing';
+  }
+}
+
+/**
+ * ensureTracefs mounts tracefs when it is missing (we are privileged by now). A tracefs that
+ * is mounted but closed to this user (mode 0700, the default on recent kernels, for a non-root
+ * user with CAP_BPF and CAP_PERFMON) is a privilege problem, not a missing mount.
+ */
+export function ensureTracefs(dir = TRACEFS, access?: (file: string) => void): void {
+  const state = tracefsAccess(dir, access);
+  if (state === 'ok') return;
+  if (state === 'denied') {
+    throw new RtevError('PRIVILEGES', `tracefs is mounted at ${dir} but this user cannot read it (root-only mode, e.g. 0700)`, {
+      hint: `run with sudo, or open it to this user: mount -o remount,mode=0755 ${dir}`,
+    });
+  }
+  try {
+    execFileSync('mount', ['-t', 'tracefs', 'nodev', dir], { stdio: 'ignore', timeout: 5000 });
   } catch {
     // reported below
   }
-  if (fs.existsSync(`${TRACEFS}/events`)) return;
-  throw new RtevError('NO_TRACEFS', `tracefs is not mounted at ${TRACEFS} and could not be mounted`, {
-    hint: `mount -t tracefs nodev ${TRACEFS}`,
+  if (tracefsAccess(dir, access) === 'ok') return;
+  throw new RtevError('NO_TRACEFS', `tracefs is not mounted at ${dir} and could not be mounted`, {
+    hint: `mount -t tracefs nodev ${dir}`,
   });
 }
 

@@ -26,17 +26,24 @@ export function writeKeyPair(file: string, key: SigningKey): void {
 
 /** loadSigningKeyFile reads a private key file, refusing symlinks and group/world-readable keys. */
 export function loadSigningKeyFile(file: string): SigningKey {
-  const st = lstatOrThrow(file, 'CONFIG');
-  if (!st.isFile()) throw new RtevError('CONFIG', `key file ${file} is not a regular file (symlinks are refused)`);
-  if ((st.mode & 0o077) !== 0) {
-    throw new RtevError('CONFIG', `key file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
+  const st = lstatOrThrow(file, 'KEY');
+  if (!st.isFile()) throw new RtevError('KEY', `key file ${file} is not a regular file (symlinks are refused)`);
+  const pem = readBounded(file, 'KEY');
+  if (pem.includes('-----BEGIN PUBLIC KEY-----')) {
+    const privateFile = file.endsWith('.pub') ? file.slice(0, -'.pub'.length) : undefined;
+    throw new RtevError('KEY', `key file ${file} is a public key; signing needs the private key`, {
+      hint: privateFile !== undefined && fs.existsSync(privateFile) ? `pass --key ${privateFile} (and give ${file} to 'rtev verify --pubkey')` : "pass the private key file; create a pair with 'rtev keygen --out FILE'",
+    });
   }
-  return parseSigningKey(readBounded(file, 'CONFIG'), file);
+  if ((st.mode & 0o077) !== 0) {
+    throw new RtevError('KEY', `key file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
+  }
+  return parseSigningKey(pem, file);
 }
 
 /** loadVerifyKeyFile reads a public key (or private key) PEM file. */
 export function loadVerifyKeyFile(file: string): VerifyKey {
-  return parseVerifyKey(readBounded(file, 'USAGE'), file);
+  return parseVerifyKey(readBounded(file, 'KEY'), file);
 }
 
 /**
@@ -64,11 +71,11 @@ export function loadOrCreateDefaultKey(dir: string = defaultKeyDir()): { key: Si
   try {
     mkdirp(dir, 0o700);
   } catch (err) {
-    throw new RtevError('CONFIG', `cannot create key directory ${dir}`, { cause: err, hint: 'pass --key FILE or set RTEV_KEY_DIR' });
+    throw new RtevError('KEY', `cannot create key directory ${dir}`, { cause: err, hint: 'pass --key FILE or set RTEV_KEY_DIR' });
   }
   const st = fs.lstatSync(dir);
-  if (!st.isDirectory()) throw new RtevError('CONFIG', `key directory ${dir} is not a directory`);
-  if ((st.mode & 0o022) !== 0) throw new RtevError('CONFIG', `key directory ${dir} is writable by others`, { hint: `chmod 700 ${dir}` });
+  if (!st.isDirectory()) throw new RtevError('KEY', `key directory ${dir} is not a directory`, { hint: 'pass --key FILE or set RTEV_KEY_DIR to a directory' });
+  if ((st.mode & 0o022) !== 0) throw new RtevError('KEY', `key directory ${dir} is writable by others`, { hint: `chmod 700 ${dir}` });
   const key = generateSigningKey();
   writeKeyPair(file, key);
   return { key, file, created: true };
@@ -81,7 +88,7 @@ function writeNew(file: string, text: string, mode: number): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw new RtevError('USAGE', `${file} already exists; refusing to overwrite a key`, { hint: 'choose another --out FILE or remove the old key' });
-    throw new RtevError('CONFIG', `cannot create ${file}`, { cause: err });
+    throw new RtevError('OUTPUT', `cannot create ${file}`, { cause: err, hint: 'choose a file in a directory you can write (keygen --out FILE)' });
   }
   try {
     fs.fchmodSync(fd, mode);
@@ -92,7 +99,7 @@ function writeNew(file: string, text: string, mode: number): void {
   }
 }
 
-function readBounded(file: string, code: 'CONFIG' | 'USAGE'): Buffer {
+function readBounded(file: string, code: 'KEY' | 'USAGE'): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -109,7 +116,7 @@ function readBounded(file: string, code: 'CONFIG' | 'USAGE'): Buffer {
   }
 }
 
-function lstatOrThrow(file: string, code: 'CONFIG' | 'USAGE'): fs.Stats {
+function lstatOrThrow(file: string, code: 'KEY' | 'USAGE'): fs.Stats {
   try {
     return fs.lstatSync(file);
   } catch (err) {

@@ -48,10 +48,10 @@ export function parseSigningKey(pem: string | Buffer, source: string): SigningKe
   try {
     privateKey = crypto.createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
-    throw new RtevError('CONFIG', `${source} is not a PEM private key`, { cause: err, hint: "create one with 'rtev keygen --out FILE'" });
+    throw new RtevError('KEY', `${source} is not a PEM private key`, { cause: err, hint: "create one with 'rtev keygen --out FILE'" });
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw new RtevError('CONFIG', `${source} is a ${privateKey.asymmetricKeyType} key, rtev signs with Ed25519`, { hint: "create one with 'rtev keygen --out FILE'" });
+    throw new RtevError('KEY', `${source} is a ${privateKey.asymmetricKeyType} key, rtev signs with Ed25519`, { hint: "create one with 'rtev keygen --out FILE'" });
   }
   const publicKey = crypto.createPublicKey(privateKey);
   return { privateKey, publicKey, keyid: fingerprint(publicKey) };

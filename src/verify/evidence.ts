@@ -63,6 +63,23 @@ interface ChunkInfo {
   predicate: SignedPredicate;
 }
 
+/**
+ * evidenceDirProblem says why `dir` is not an evidence directory at all (missing, not a
+ * directory, unreadable, or holding no rtev file), or undefined when it is one to verify.
+ */
+export function evidenceDirProblem(dir: string): string | undefined {
+  let names: string[];
+  try {
+    if (!fs.statSync(dir).isDirectory()) return `${dir} is not a directory`;
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `${dir} does not exist` : `cannot read ${dir}: ${errorMessage(err)}`;
+  }
+  if (!names.some((n) => classify(n) !== undefined)) return `${dir} holds no rtev evidence (no chunk-*.ndjson or chunk-*.dsse.json)`;
+  return undefined;
+}
+
 /** verifyEvidence runs every check and returns the report. */
 export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyReport {
   const r: VerifyReport = {
@@ -302,7 +319,9 @@ function describeRestart(name: string, restart: StrictObject, r: VerifyReport): 
     return;
   }
   const parts = unsealed.map((u) => isObj(u) ? `${String(u['name'])} (${String(u['bytes'])} bytes, ${String(u['lines'])} lines)` : '?');
-  r.gaps.push({ file: name, reason: `recorded gap: the collector restarted after an unclean stop of run ${String(restart['previous_run_id'])} (after seq ${String(restart['previous_seq'])}); records between that chunk's seal and the stop are not in the chain${parts.length > 0 ? `; unsealed data kept: ${parts.join(', ')}` : ''}` });
+  const previous = restart['previous_run_id'] === null || restart['previous_seq'] === null
+    ? 'an earlier run that sealed no chunk' : `run ${String(restart['previous_run_id'])} (after seq ${String(restart['previous_seq'])})`;
+  r.gaps.push({ file: name, reason: `recorded gap: the collector restarted after an unclean stop of ${previous}; records between that chunk's seal and the stop are not in the chain${parts.length > 0 ? `; unsealed data kept: ${parts.join(', ')}` : ''}` });
 }
 
 function accumulate(p: SignedPredicate, r: VerifyReport): void {

@@ -2,7 +2,7 @@
  * verify/: reading evidence back (docs/format.md, "Verification"). Everything here treats
  * its input as hostile: it never throws for bad content, and every finding names its file.
  */
-export { verifyEvidence, type Finding, type Status, type VerifyReport } from './evidence';
+export { evidenceDirProblem, verifyEvidence, type Finding, type Status, type VerifyReport } from './evidence';
 export { checkContentAgainstPredicate, checkLedgerIdentity, MAX_LINE_BYTES, scanChunk, type ChunkContent } from './chunk';
 export {
   checkFunctionCalls, parsePredicate, probeField, PROBE_FIELDS,

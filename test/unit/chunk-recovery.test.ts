@@ -115,7 +115,11 @@ test('repeated crashes before any seal are all recorded once sealed', async () =
   const p = predicate(h.dir, 1);
   assert.equal(p.restart.previous_run_id, null);
   assert.equal(p.restart.unsealed.length, 2);
-  assert.equal(verifyEvidence(h.dir, [h.key]).status, 'incomplete');
+  const r = verifyEvidence(h.dir, [h.key]);
+  assert.equal(r.status, 'incomplete');
+  // the gap names what happened, not "run null (after seq null)"
+  assert.match(r.gaps[0]!.reason, /^recorded gap: the collector restarted after an unclean stop of an earlier run that sealed no chunk; /);
+  assert.doesNotMatch(JSON.stringify(r.gaps), /null/);
 });
 
 test('a broken chain head is refused rather than extended', async () => {

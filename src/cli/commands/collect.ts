@@ -8,7 +8,7 @@ import { parseFunctionsFile } from '../../symbolize';
 import { isEmptySelector, validateSelector, type ContainerSelector, type EnricherOptions } from '../../enrich';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../../store/stream-sink';
 import type { OutputOptions } from '../../store/sink';
-import { parseArgs, parseDuration, parseInteger, parseSize, usageText, type OptionSpec, type ParsedArgs } from '../args';
+import { checkCommand, MAX_TIMER_MS, parseArgs, parseDuration, parseInteger, parseSize, refuseWith, usageText, type OptionSpec, type ParsedArgs } from '../args';
 import { configArgs } from '../config-file';
 import type { CliIO, Command } from '../io';
 import { ExitCode } from '../exit-codes';
@@ -110,7 +110,12 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
   if (configFile !== undefined) parsed = parseArgs([...configArgs(configFile, OPTIONS), ...args], OPTIONS);
   const functions = functionTargets(parsed);
   const probes = selectProbes(parsed.values.get('probes'), functions.length > 0);
-  if (parsed.flags.has('stdout') && parsed.values.has('out')) throw new UsageError('--out and --stdout exclude each other');
+  if (parsed.flags.has('stdout') && parsed.values.has('out')) {
+    throw new UsageError('--out and --stdout exclude each other', 'use --out DIR for signed evidence, or --stdout for plain NDJSON records');
+  }
+  refuseWith(parsed, 'stdout', ['key', 'chunk-size', 'chunk-age', 'retain-size', 'retain-age'], 'records on standard output are neither signed nor chunked',
+    'drop them, or write signed evidence with --out DIR');
+  checkCommand(parsed.command);
   const output: OutputOptions = { stdout: parsed.flags.has('stdout') };
   if (!output.stdout) output.outDir = parsed.values.get('out') ?? 'rtev-evidence';
   setIf(parsed, 'key', (v) => { output.keyFile = v; });
@@ -127,7 +132,7 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
   const config: CollectorConfig = {
     probes,
     output,
-    durationMs: duration === undefined ? undefined : parseDuration(duration, 'duration'),
+    durationMs: duration === undefined ? undefined : parseDuration(duration, 'duration', MAX_TIMER_MS),
     command: parsed.command,
     pids: (parsed.lists.get('pid') ?? []).map((p) => parseInteger(p, 'pid', 1, 4194304)),
     trees: (parsed.lists.get('tree') ?? []).map((p) => parseInteger(p, 'tree', 1, 4194304)),
@@ -158,11 +163,7 @@ function containerSelector(parsed: ParsedArgs, cgroupFilter: boolean): Container
   if (images) selector.images = images;
   if (parsed.flags.has('containers-only')) selector.containersOnly = true;
   if (parsed.flags.has('host-only')) selector.hostOnly = true;
-  try {
-    validateSelector(selector);
-  } catch (err) {
-    throw new UsageError(errorMessage(err));
-  }
+  validateSelector(selector); // a SelectError: a usage error with its own fix (src/errors.ts)
   if (cgroupFilter && !isEmptySelector(selector)) throw new UsageError('--cgroup cannot be combined with container selection');
   return selector;
 }
@@ -209,7 +210,7 @@ function ringSize(text: string | undefined, fallback: number, option: string): n
   if (text === undefined) return fallback;
   const size = parseSize(text, option);
   if (size < 4096 || (size & (size - 1)) !== 0 || size > 1 << 30) {
-    throw new UsageError(`--${option}: ${text} must be a power of two from 4K to 1G`);
+    throw new UsageError(`--${option}: ${text} must be a power of two from 4K to 1G`, `e.g. --${option} 16M (4K, 8K, ... 512M, 1G)`);
   }
   return size;
 }

@@ -1,37 +1,43 @@
 import { UsageError } from '../../errors';
 import type { Runtime } from '../../model/record';
+import { parseArgs, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
 import { computeNodeHash, RUNTIMES } from '../../symbolize/node-hash';
 
-const USAGE = [
+const OPTIONS: OptionSpec[] = [
+  { name: 'kind', kind: 'string', value: 'KIND', help: `one of ${RUNTIMES.join('|')}` },
+  { name: 'component', kind: 'string', value: 'COMPONENT', help: 'canonical purl with version (no qualifiers), gnu-build-id:<hex> or file-sha256:<hex>' },
+  { name: 'symbol', kind: 'string', value: 'SYMBOL', help: 'canonical symbol for the kind (native: linkage name; go: importpath.Recv.Method)' },
+];
+
+const USAGE = usageText([
   'usage: rtev node-hash --kind KIND --component COMPONENT --symbol SYMBOL',
   '',
   'Prints the node_hash v1 of a function (docs/format.md "function_call and node_hash"):',
   '  sha256 over "nodehash/v1" NUL kind NUL component NUL symbol (UTF-8, NFC).',
-  '',
-  `  --kind KIND            one of ${RUNTIMES.join('|')}`,
-  '  --component COMPONENT canonical purl with version (no qualifiers), gnu-build-id:<hex> or file-sha256:<hex>',
-  '  --symbol SYMBOL       canonical symbol for the kind (native: linkage name; go: importpath.Recv.Method)',
-].join('\n');
+].join('\n'), OPTIONS);
+
+/** A component is a canonical purl with a version and no qualifiers or subpath, a GNU build id, or a file digest. */
+const COMPONENT = /^(?:pkg:[a-z][a-z0-9.+-]*\/(?:[^/@?#\s]+\/)*[^/@?#\s]+@[^?#\s]+|gnu-build-id:(?:[0-9a-f]{2})+|file-sha256:[0-9a-f]{64})$/;
 
 function parse(args: string[]): { kind: Runtime; component: string; symbol: string } {
-  const got: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (name !== '--kind' && name !== '--component' && name !== '--symbol') throw new UsageError(`node-hash: unknown argument '${a}'`, "see 'rtev node-hash --help'");
-    const value = eq > 0 ? a.slice(eq + 1) : args[++i];
-    if (value === undefined) throw new UsageError(`node-hash: ${name} needs a value`);
-    got[name.slice(2)] = value;
+  const parsed = parseArgs(args, OPTIONS);
+  const got = (k: string): string => {
+    const v = parsed.values.get(k);
+    if (v === undefined || v === '') throw new UsageError(`node-hash: --${k} is required`, "see 'rtev help node-hash'");
+    if (v.includes('\0')) throw new UsageError(`node-hash: --${k} must not contain NUL`);
+    return v;
+  };
+  const kind = got('kind');
+  const component = got('component');
+  const symbol = got('symbol');
+  if (!(RUNTIMES as readonly string[]).includes(kind)) throw new UsageError(`node-hash: --kind must be one of ${RUNTIMES.join(', ')}`, `e.g. --kind native`);
+  if (!COMPONENT.test(component)) {
+    throw new UsageError(`node-hash: --component '${component.slice(0, 200)}' is not a canonical purl with a version, gnu-build-id:HEX or file-sha256:HEX`,
+      'e.g. pkg:deb/debian/libssl3@3.0.11-1~deb12u2 (no ?qualifiers or #subpath), gnu-build-id:4f1a..., or file-sha256:<64 hex digits>');
   }
-  for (const k of ['kind', 'component', 'symbol']) {
-    if (got[k] === undefined || got[k] === '') throw new UsageError(`node-hash: --${k} is required`, "see 'rtev node-hash --help'");
-  }
-  if (!(RUNTIMES as readonly string[]).includes(got['kind']!)) throw new UsageError(`node-hash: --kind must be one of ${RUNTIMES.join(', ')}`);
-  for (const k of ['component', 'symbol']) if (got[k]!.includes('\0')) throw new UsageError(`node-hash: --${k} must not contain NUL`);
-  return { kind: got['kind'] as Runtime, component: got['component']!, symbol: got['symbol']! };
+  return { kind: kind as Runtime, component, symbol };
 }
 
 /** nodeHashCommand is `rtev node-hash`, the static-analysis side's way to compute the same value. */

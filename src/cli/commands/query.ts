@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
-import * as readline from 'node:readline';
 import { UsageError, errorMessage } from '../../errors';
 import { matchRecord, type EvidenceFilter } from '../../index/filter';
 import { openEvidenceIndex, type EvidenceIndex, type IndexRow } from '../../index/index';
+import { fileLines } from '../../platform/lines';
 import { parseArgs, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
@@ -112,10 +112,11 @@ async function queryPlainFile(file: string, filter: EvidenceFilter, out: Output,
     throw new UsageError('--since/--until need an evidence directory (its chunks carry the time anchors); a plain NDJSON file has none');
   }
   io.stderr.write(`rtev: ${file} is plain NDJSON, not signed evidence: shown in file order, unverified\n`);
-  const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity });
+  const rl = fileLines(file, 'query input', true); // bounded lines; a device such as /dev/zero is refused
   out.begin();
   let shown = 0;
   let bad = 0;
+  let records = 0;
   let lineNo = 0;
   for await (const line of rl) {
     lineNo++;
@@ -134,11 +135,13 @@ async function queryPlainFile(file: string, filter: EvidenceFilter, out: Output,
       continue;
     }
     rec.ts_ns = ts;
+    records++;
     if (!matchRecord(filter, rec)) continue;
     await out.row({ chainId: '', seq: 0n, chunkSha256: '', lineNo, tsNs: ts, wallNs: null, type: rec.event.type, pid: rec.pid, comm: rec.comm, containerId: rec.container_id ?? null, imageDigest: rec.image_digest ?? null, line, verified: false });
     shown++;
   }
   await out.end();
+  if (bad > 0 && records === 0) throw new UsageError(`${file} holds no records: none of its ${bad} non-empty line(s) is an rtev record`, `give an evidence directory or an NDJSON file of records; 'rtev validate ${file}' tells why`);
   io.stderr.write(`rtev: ${shown} records${bad > 0 ? `, ${bad} line(s) skipped (not records; rtev validate tells why)` : ''}\n`);
   return ExitCode.OK;
 }

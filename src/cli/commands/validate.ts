@@ -1,7 +1,7 @@
-import * as fs from 'node:fs';
-import { UsageError, errorMessage } from '../../errors';
+import { UsageError } from '../../errors';
+import { boundedLines, fileLines } from '../../platform/lines';
 import { createRecordValidator } from '../../encode/validate';
-import { parseArgs, usageText, type OptionSpec } from '../args';
+import { parseArgs, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
 
@@ -15,35 +15,23 @@ export const validateCommand: Command = {
   async run(args: string[], io: CliIO): Promise<number> {
     const parsed = parseArgs(args, OPTIONS, 1);
     const file = parsed.positionals[0];
-    if (file === undefined) throw new UsageError('validate needs a FILE (or - for stdin)');
-    const maxErrors = Number(parsed.values.get('max-errors') ?? 20);
-    const text = file === '-' ? await readAll(io.stdin) : readFile(file);
+    if (file === undefined) throw new UsageError('validate needs a FILE (or - for stdin)', 'rtev validate FILE, or rtev validate - < FILE');
+    const maxErrorsArg = parsed.values.get('max-errors');
+    const maxErrors = maxErrorsArg === undefined ? 20 : parseInteger(maxErrorsArg, 'max-errors', 0, Number.MAX_SAFE_INTEGER);
+    // bounded lines: a file without newlines (or /dev/zero) is refused, not read into memory
+    const lines = file === '-' ? boundedLines(io.stdin as AsyncIterable<Buffer>, 'standard input') : fileLines(file, 'validate input');
     const validate = createRecordValidator();
-    const lines = text.split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
+    let count = 0;
     let failures = 0;
-    lines.forEach((line, i) => {
+    for await (const line of lines) {
+      count++;
       const problem = validate(line);
-      if (problem === undefined) return;
+      if (problem === undefined) continue;
       failures++;
-      if (failures <= maxErrors) io.stdout.write(`line ${i + 1}: ${problem}\n`);
-    });
+      if (failures <= maxErrors) io.stdout.write(`line ${count}: ${problem}\n`);
+    }
     if (failures > maxErrors) io.stdout.write(`... and ${failures - maxErrors} more\n`);
-    io.stderr.write(`rtev: ${lines.length} records, ${failures} invalid\n`);
+    io.stderr.write(`rtev: ${count} records, ${failures} invalid\n`);
     return failures === 0 ? ExitCode.OK : ExitCode.VERIFY_INVALID;
   },
 };
-
-function readFile(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${errorMessage(err)}`);
-  }
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
-}

@@ -1,32 +1,35 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UsageError } from '../../errors';
+import { RtevError, UsageError } from '../../errors';
 import { defaultKeyDir, DEFAULT_KEY_NAME, loadVerifyKeyFile, publicKeyPath } from '../../sign/key-files';
 import type { VerifyKey } from '../../sign/keys';
-import { verifyEvidence, type VerifyReport } from '../../verify';
+import { evidenceDirProblem, verifyEvidence, type VerifyReport } from '../../verify';
+import { parseArgs, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
 
-const USAGE = `usage: rtev verify DIR [--pubkey FILE]... [--json]
+const OPTIONS: OptionSpec[] = [
+  { name: 'pubkey', kind: 'list', value: 'FILE', help: 'trusted Ed25519 public key (PEM); repeat for a chain signed by several keys (default: the .pub of the default signing key)' },
+  { name: 'json', kind: 'flag', help: 'print the report as JSON instead of text' },
+];
+
+const USAGE = usageText(`usage: rtev verify DIR [--pubkey FILE]... [--json]
 
 Checks an evidence directory written by 'rtev collect --out DIR': every chunk digest and
 signature, sequence and previous-envelope continuity, record schema validity, that each
-chunk agrees with its signed predicate, and the drop ledger.
-
-  --pubkey FILE  trusted Ed25519 public key (PEM); repeat for a chain signed by several
-                 keys. Default: the public key of the default signing key
-                 ($RTEV_KEY_DIR, /var/lib/rtev/keys or $XDG_STATE_HOME/rtev/keys)/signing.key.pub
-  --json         print the report as JSON instead of text
+chunk agrees with its signed predicate, and the drop ledger. The default public key is
+($RTEV_KEY_DIR, /var/lib/rtev/keys or $XDG_STATE_HOME/rtev/keys)/signing.key.pub.
 
 exit codes: 0 valid and complete; 10 valid but with recorded gaps, drops or an unsealed
-tail; 11 invalid or tampered; 2 usage. docs/format.md describes every check.`;
+tail; 11 invalid or tampered; 2 usage, or DIR is not an evidence directory.
+docs/format.md describes every check.`, OPTIONS);
 
 /** verifyCommand implements `rtev verify`. */
 export const verifyCommand: Command = {
   summary: 'verify a signed evidence directory offline',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<number> {
-    const { dir, pubkeys, json } = parseArgs(args);
+    const { dir, pubkeys, json } = parseVerifyArgs(args);
     const keys: VerifyKey[] = pubkeys.map((f) => loadVerifyKeyFile(f));
     const report = verifyEvidence(dir, keys);
     io.stdout.write(json ? renderJson(report) : renderText(report, pubkeys));
@@ -34,29 +37,14 @@ export const verifyCommand: Command = {
   },
 };
 
-function parseArgs(args: string[]): { dir: string; pubkeys: string[]; json: boolean } {
-  let dir: string | undefined;
-  const pubkeys: string[] = [];
-  let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--pubkey') {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError('--pubkey needs a FILE');
-      pubkeys.push(v);
-    } else if (a.startsWith('--pubkey=')) {
-      pubkeys.push(a.slice('--pubkey='.length));
-    } else if (a === '--json') {
-      json = true;
-    } else if (a.startsWith('-')) {
-      throw new UsageError(`unknown option ${a}`, "see 'rtev verify --help'");
-    } else if (dir === undefined) {
-      dir = a;
-    } else {
-      throw new UsageError(`unexpected argument ${a}`, "see 'rtev verify --help'");
-    }
-  }
+function parseVerifyArgs(args: string[]): { dir: string; pubkeys: string[]; json: boolean } {
+  const parsed = parseArgs(args, OPTIONS, 1);
+  const dir = parsed.positionals[0];
+  const pubkeys = [...(parsed.lists.get('pubkey') ?? [])];
+  const json = parsed.flags.has('json');
   if (dir === undefined) throw new UsageError('no evidence directory given', 'rtev verify DIR [--pubkey FILE]');
+  const notEvidence = evidenceDirProblem(dir);
+  if (notEvidence !== undefined) throw new RtevError('NOT_EVIDENCE', notEvidence);
   if (pubkeys.length === 0) {
     const fallback = publicKeyPath(path.join(defaultKeyDir(), DEFAULT_KEY_NAME));
     if (!fs.existsSync(fallback)) throw new UsageError('no public key given and no default key exists', `pass --pubkey FILE (the .pub file next to the key given to 'rtev collect --key')`);
