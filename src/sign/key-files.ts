@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RtevError } from '../errors';
-import { mkdirp } from '../store/fsio';
+import { mkdirp } from '../platform/fsio';
 import { generateSigningKey, parseSigningKey, parseVerifyKey, privateKeyPem, publicKeyPem, type SigningKey, type VerifyKey } from './keys';
 
 /**
