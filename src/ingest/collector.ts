@@ -5,7 +5,7 @@ import type { ProbeName } from '../decode/layout';
 import { canonicalize } from '../encode/canonical';
 import { RtevError, errorMessage } from '../errors';
 import { Enricher, isEmptySelector, type CgroupSelection, type ContainerSelector, type EnrichCounters, type EnricherOptions } from '../enrich';
-import type { Ledger } from '../model/ledger';
+import { emptyUserCounters, type Ledger } from '../model/ledger';
 import { Attributor } from '../packages/attributor';
 import { openOutput } from '../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
@@ -14,7 +14,7 @@ import { processTree } from './host';
 import { ObservedCommand } from './observed';
 import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
-import { Pipeline } from './pipeline';
+import { Pipeline, type FileOpenMode } from './pipeline';
 import { bpfObjectPath, packageVersion } from '../platform/paths';
 import { BTF_PATH, preflight } from './preflight';
 import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from './session';
@@ -38,6 +38,8 @@ export interface CollectorConfig {
   functions: string[];
   framesFile: string | undefined;
   functionMode: FunctionMode;
+  /** --file-open-mode (default 'all') */
+  fileOpenMode?: FileOpenMode;
   containers: ContainerSelector;
   enrich: boolean;
   enricherOptions: EnricherOptions;
@@ -210,9 +212,11 @@ export class Collector {
         producer, ledger, notice: (m) => host.notice(m), onError: (err) => sinkFailure(err),
         // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
         ...(functions !== undefined ? { functionCalls: () => functions.totals() } : {}),
+        // the first-seen windows (function calls, file opens) rotate at each seal
         onSeal: () => {
           sealed++;
           functions?.rotateWindow();
+          pipeline?.rotateWindow();
         },
         ...(attributor !== undefined ? { attribution: attributor } : {}),
       });
@@ -226,10 +230,13 @@ export class Collector {
     const pathFilter = new PathFilter(config.pathFilter.include, config.pathFilter.exclude);
     const attribute = enricher !== undefined && config.enrich;
     // file_open records encoded in the consumer thread (docs/benchmarks.md, "Fast path")
-    const fastPath = session.createFastPath({ fileOpen: session.attachedProbes.includes('file_open'), attribute, pathFilter: pathFilter.active });
+    const firstSeen = config.fileOpenMode === 'first-seen';
+    // (first-seen deduplicates decoded records: it takes the reference path)
+    const fastPath = firstSeen ? undefined : session.createFastPath({ fileOpen: session.attachedProbes.includes('file_open'), attribute, pathFilter: pathFilter.active });
     pipeline = new Pipeline({
       sink, pathFilter,
       ...(fastPath !== undefined ? { fastPath } : {}),
+      ...(firstSeen ? { fileOpenMode: 'first-seen' as const } : {}),
       onRecord: (r) => {
         if (r.event.type === 'process_exec') {
           uprobes.onExec(r.pid);
@@ -392,7 +399,7 @@ function buildLedger(session: BpfSession, pipeline: Pipeline | undefined, unwrit
   const kernel = session.counters();
   const ledger: Ledger = {};
   for (const probe of session.attachedProbes) {
-    const user = pipeline ? { ...pipeline.user[probe] } : { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n };
+    const user = pipeline ? { ...pipeline.user[probe] } : emptyUserCounters();
     const lost = unwritten?.get(probe) ?? 0n;
     user.written -= lost;
     user.shed += lost;
@@ -409,6 +416,8 @@ function producerInfo(objectPath: string, btfPath: string, config: CollectorConf
   const filters = {
     pids: config.pids, trees: config.trees, cgroups: config.cgroups.map(String), command: config.command.length > 0,
     include_paths: config.pathFilter.include, exclude_paths: config.pathFilter.exclude, include_failed_opens: config.recordFailedOpens,
+    // signed with the chunks: a reader knows file opens were deduplicated per chunk
+    ...(config.fileOpenMode === 'first-seen' ? { file_open_mode: 'first-seen' } : {}),
   };
   const kernel = { probes, filters, ring_bytes: config.bulkRingBytes, rare_ring_bytes: config.rareRingBytes };
   return {

@@ -5,6 +5,7 @@ import { encodeRecord } from '../encode/record';
 import { emptyUserCounters, type UserProbeCounters } from '../model/ledger';
 import type { EvidenceRecord } from '../model/record';
 import type { RecordSink } from '../store/sink';
+import { UsageError } from '../errors';
 import type { PathFilter } from './path-filter';
 
 /** ContainerLookup is what the pipeline needs of enrichment (src/enrich/enricher.ts). */
@@ -46,7 +47,31 @@ export interface PipelineOptions {
    * itself: the pipeline tells it each cgroup's attribution once known, and keeps it current
    */
   fastPath?: FastPathTable;
+  /** default 'all'; 'first-seen' is taken by the reference path only (no fast path) */
+  fileOpenMode?: FileOpenMode;
 }
+
+/**
+ * --file-open-mode: `all` writes every file_open; `first-seen` writes one per (cgroup, pid, path,
+ * access) per chunk window (the window rotates at each seal: rotateWindow) and counts the others
+ * in the ledger's `deduplicated`, so the accounting identity stays exact.
+ */
+export const FILE_OPEN_MODES = ['all', 'first-seen'] as const;
+export type FileOpenMode = (typeof FILE_OPEN_MODES)[number];
+
+export function parseFileOpenMode(text: string | undefined): FileOpenMode {
+  if (text === undefined) return 'all';
+  if (!(FILE_OPEN_MODES as readonly string[]).includes(text)) {
+    throw new UsageError(`--file-open-mode: unknown mode '${text}'`, `valid modes: ${FILE_OPEN_MODES.join(', ')}`);
+  }
+  return text as FileOpenMode;
+}
+
+/**
+ * At most this many keys in a first-seen window; beyond, the window starts over (a file may
+ * then be written twice in one chunk, never not at all).
+ */
+const FIRST_SEEN_MAX = 1 << 18;
 
 /** What the pipeline needs of the fast path: its cgroup -> container fields table. */
 export interface FastPathTable {
@@ -78,8 +103,8 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath'>> &
-    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath'>;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode'>> &
+    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode'>;
   /** waiting records per cgroup, in arrival order; Map iteration order gives the oldest cgroup first */
   readonly #held = new Map<string, Held[]>();
   /** the cgroup each waiting queue is for */
@@ -90,6 +115,8 @@ export class Pipeline {
   /** what the fast path's table holds, by cgroup key */
   readonly #fastTable = new Map<string, { key: CgroupKey; containerId?: string; imageDigest?: string }>();
   #fastCheckedAt = 0;
+  /** --file-open-mode first-seen: the keys written in this chunk window */
+  readonly #seen = new Set<string>();
 
   constructor(options: PipelineOptions) {
     // 2 s: resolving a new container (cgroup walk + runtime metadata) took up to ~1 s under load here
@@ -299,8 +326,23 @@ export class Pipeline {
       this.user[probe].filtered++;
       return;
     }
+    if (record.event.type === 'file_open' && this.#o.fileOpenMode === 'first-seen') {
+      const e = record.event;
+      const key = `${record.cgroup_id}\0${record.container_id ?? ''}\0${record.pid}\0${e.access}\0${e.path}`;
+      if (this.#seen.has(key)) {
+        this.user[probe].deduplicated++;
+        return;
+      }
+      if (this.#seen.size >= FIRST_SEEN_MAX) this.#seen.clear();
+      this.#seen.add(key);
+    }
     this.#o.sink.write(encodeRecord(record), { type: record.event.type, tsNs: record.ts_ns, probe, record });
     this.user[probe].written++;
+  }
+
+  /** rotateWindow starts a new first-seen window: called when a chunk is sealed (OutputContext.onSeal). */
+  rotateWindow(): void {
+    this.#seen.clear();
   }
 
   /** idle resolves once no record waits for attribution. */

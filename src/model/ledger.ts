@@ -30,6 +30,11 @@ export interface UserProbeCounters {
   rejected: bigint;
   /** records shed under back-pressure */
   shed: bigint;
+  /**
+   * records not written because `--file-open-mode first-seen` already wrote one with the same
+   * (cgroup, pid, path, access) in this chunk window: observed and accounted for, not lost
+   */
+  deduplicated: bigint;
 }
 
 export interface ProbeLedger {
@@ -45,7 +50,7 @@ export function emptyKernelCounters(): KernelProbeCounters {
 }
 
 export function emptyUserCounters(): UserProbeCounters {
-  return { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n };
+  return { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n, deduplicated: 0n };
 }
 
 /*
@@ -61,12 +66,13 @@ export interface LossCounts {
   shed: bigint;
 }
 
-/** What user space did with a probe's records: wrote them to the output, filtered, rejected or shed them. */
+/** What user space did with a probe's records: wrote them to the output, filtered, deduplicated, rejected or shed them. */
 export interface DisposalCounts {
   written: bigint;
   filtered: bigint;
   rejected: bigint;
   shed: bigint;
+  deduplicated: bigint;
 }
 
 /** lost = ring_full + rejected + shed. */
@@ -74,9 +80,9 @@ export function lostOf(c: LossCounts): bigint {
   return c.ringFull + c.rejected + c.shed;
 }
 
-/** disposedOf = written + filtered + rejected + shed: the records user space is done with. */
+/** disposedOf = written + filtered + deduplicated + rejected + shed: the records user space is done with. */
 export function disposedOf(c: DisposalCounts): bigint {
-  return c.written + c.filtered + c.rejected + c.shed;
+  return c.written + c.filtered + c.deduplicated + c.rejected + c.shed;
 }
 
 /** inFlightOf = submitted - disposed: accepted by the kernel ring, not yet disposed of. */

@@ -39,7 +39,7 @@ export interface RecordSummary {
 
 export interface ProbeWindow {
   kernel: { submitted: bigint; filtered: bigint; ring_full: bigint; skipped: bigint; truncated: bigint };
-  user: { received: bigint; written: bigint; filtered: bigint; rejected: bigint; shed: bigint };
+  user: { received: bigint; written: bigint; filtered: bigint; rejected: bigint; shed: bigint; deduplicated: bigint };
   /** records of this probe in this chunk */
   in_chunk: bigint;
   /** submitted but not yet written, filtered, rejected or shed: at window start and end */
@@ -127,13 +127,13 @@ export function emptyByType(): Record<EventType, number> {
 /** Flat cumulative counters of one probe, the unit in which windows are subtracted. */
 export interface ProbeTotals {
   k_submitted: bigint; k_filtered: bigint; k_ring_full: bigint; k_skipped: bigint; k_truncated: bigint;
-  u_received: bigint; u_written: bigint; u_filtered: bigint; u_rejected: bigint; u_shed: bigint;
+  u_received: bigint; u_written: bigint; u_filtered: bigint; u_rejected: bigint; u_shed: bigint; u_deduplicated: bigint;
   in_chunks: bigint;
 }
 
 const ZERO: ProbeTotals = {
   k_submitted: 0n, k_filtered: 0n, k_ring_full: 0n, k_skipped: 0n, k_truncated: 0n,
-  u_received: 0n, u_written: 0n, u_filtered: 0n, u_rejected: 0n, u_shed: 0n, in_chunks: 0n,
+  u_received: 0n, u_written: 0n, u_filtered: 0n, u_rejected: 0n, u_shed: 0n, u_deduplicated: 0n, in_chunks: 0n,
 };
 
 /** totalsOf flattens a cumulative ledger plus our own cumulative per-probe record counts. */
@@ -144,7 +144,7 @@ export function totalsOf(ledger: Ledger, written: ReadonlyMap<string, bigint>): 
       k_submitted: l.kernel.submitted, k_filtered: l.kernel.filtered, k_ring_full: l.kernel.ringFull,
       k_skipped: l.kernel.skipped, k_truncated: l.kernel.truncated,
       u_received: l.user.received, u_written: l.user.written, u_filtered: l.user.filtered,
-      u_rejected: l.user.rejected, u_shed: l.user.shed, in_chunks: written.get(probe) ?? 0n,
+      u_rejected: l.user.rejected, u_shed: l.user.shed, u_deduplicated: l.user.deduplicated, in_chunks: written.get(probe) ?? 0n,
     });
   }
   for (const [probe, n] of written) if (!out.has(probe)) out.set(probe, { ...ZERO, in_chunks: n });
@@ -153,8 +153,8 @@ export function totalsOf(ledger: Ledger, written: ReadonlyMap<string, bigint>): 
 
 /**
  * ledgerWindow subtracts two cumulative snapshots. in_flight = kernel submitted minus
- * everything user space disposed of (written to a chunk, filtered, rejected, shed), so per
- * probe: submitted = in_chunk + user filtered + rejected + shed + in_flight_end - in_flight_start.
+ * everything user space disposed of (written to a chunk, filtered, deduplicated, rejected, shed), so
+ * per probe: submitted = in_chunk + user filtered + deduplicated + rejected + shed + in_flight_end - in_flight_start.
  */
 export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: ReadonlyMap<string, ProbeTotals>): LedgerWindow {
   const probes: Record<string, ProbeWindow> = {};
@@ -166,7 +166,7 @@ export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: Reado
     const d = (k: keyof ProbeTotals): bigint => b[k] - a[k];
     const w: ProbeWindow = {
       kernel: { submitted: d('k_submitted'), filtered: d('k_filtered'), ring_full: d('k_ring_full'), skipped: d('k_skipped'), truncated: d('k_truncated') },
-      user: { received: d('u_received'), written: d('u_written'), filtered: d('u_filtered'), rejected: d('u_rejected'), shed: d('u_shed') },
+      user: { received: d('u_received'), written: d('u_written'), filtered: d('u_filtered'), rejected: d('u_rejected'), shed: d('u_shed'), deduplicated: d('u_deduplicated') },
       in_chunk: d('in_chunks'),
       in_flight_start: inFlight(a),
       in_flight_end: inFlight(b),
@@ -179,7 +179,7 @@ export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: Reado
 }
 
 function inFlight(t: ProbeTotals): bigint {
-  return inFlightOf(t.k_submitted, { written: t.in_chunks, filtered: t.u_filtered, rejected: t.u_rejected, shed: t.u_shed });
+  return inFlightOf(t.k_submitted, { written: t.in_chunks, filtered: t.u_filtered, rejected: t.u_rejected, shed: t.u_shed, deduplicated: t.u_deduplicated });
 }
 
 /** Cumulative function call counts keyed by target identity, the unit of function_calls windows. */

@@ -139,8 +139,8 @@ export function checkLedgerIdentity(p: SignedPredicate): string[] {
   let lost = 0n;
   let inChunk = 0n;
   for (const [name, w] of p.ledger.probes) {
-    const disposed = accountedOf({ written: w.in_chunk, filtered: w.user.filtered, rejected: w.user.rejected, shed: w.user.shed }, w.in_flight_start, w.in_flight_end);
-    if (w.kernel.submitted !== disposed) out.push(`ledger of ${name}: submitted ${w.kernel.submitted} != in_chunk + filtered + rejected + shed + in-flight change (${disposed})`);
+    const disposed = accountedOf({ written: w.in_chunk, filtered: w.user.filtered, rejected: w.user.rejected, shed: w.user.shed, deduplicated: w.user.deduplicated }, w.in_flight_start, w.in_flight_end);
+    if (w.kernel.submitted !== disposed) out.push(`ledger of ${name}: submitted ${w.kernel.submitted} != in_chunk + filtered + deduplicated + rejected + shed + in-flight change (${disposed})`);
     const l = lostOf({ ringFull: w.kernel.ring_full, rejected: w.user.rejected, shed: w.user.shed });
     if (w.lost !== l) out.push(`ledger of ${name}: lost ${w.lost} != ring_full + rejected + shed (${l})`);
     lost += l;

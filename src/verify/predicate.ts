@@ -11,7 +11,7 @@ import type { FunctionCallWindow, ProbeWindow } from '../store/predicate';
 /** The per-probe ledger fields, in the order `rtev verify` reports them. */
 export const PROBE_FIELDS = [
   'kernel.submitted', 'kernel.filtered', 'kernel.ring_full', 'kernel.skipped', 'kernel.truncated',
-  'user.received', 'user.written', 'user.filtered', 'user.rejected', 'user.shed',
+  'user.received', 'user.written', 'user.filtered', 'user.rejected', 'user.shed', 'user.deduplicated',
   'in_chunk', 'in_flight_start', 'in_flight_end', 'lost',
 ] as const;
 
@@ -122,7 +122,11 @@ function probeWindow(f: Fields, bad: string[]): ProbeWindow {
   const n = (field: ProbeField): bigint => f.int(field);
   const w: ProbeWindow = {
     kernel: { submitted: n('kernel.submitted'), filtered: n('kernel.filtered'), ring_full: n('kernel.ring_full'), skipped: n('kernel.skipped'), truncated: n('kernel.truncated') },
-    user: { received: n('user.received'), written: n('user.written'), filtered: n('user.filtered'), rejected: n('user.rejected'), shed: n('user.shed') },
+    user: {
+      received: n('user.received'), written: n('user.written'), filtered: n('user.filtered'), rejected: n('user.rejected'), shed: n('user.shed'),
+      // absent from chunks written before --file-open-mode existed
+      deduplicated: f.intOrZero('user.deduplicated'),
+    },
     in_chunk: n('in_chunk'), in_flight_start: n('in_flight_start'), in_flight_end: n('in_flight_end'), lost: n('lost'),
   };
   bad.push(...f.bad);
@@ -142,6 +146,7 @@ export function probeField(w: ProbeWindow, field: ProbeField): bigint {
     case 'user.filtered': return w.user.filtered;
     case 'user.rejected': return w.user.rejected;
     case 'user.shed': return w.user.shed;
+    case 'user.deduplicated': return w.user.deduplicated;
     case 'in_chunk': return w.in_chunk;
     case 'in_flight_start': return w.in_flight_start;
     case 'in_flight_end': return w.in_flight_end;
@@ -175,6 +180,15 @@ class Fields {
 
   int(dotted: string): bigint {
     const v = this.#at(dotted);
+    if (typeof v === 'bigint') return v;
+    this.#fail(dotted);
+    return 0n;
+  }
+
+  /** intOrZero: an integer, or 0 when the field is absent */
+  intOrZero(dotted: string): bigint {
+    const v = this.#at(dotted);
+    if (v === undefined) return 0n;
     if (typeof v === 'bigint') return v;
     this.#fail(dotted);
     return 0n;

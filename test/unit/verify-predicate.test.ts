@@ -67,19 +67,24 @@ test('checkLedgerIdentity reports each broken identity of the typed ledger', () 
   const r = parsePredicate(raw);
   assert.ok(r.ok);
   assert.deepEqual(checkLedgerIdentity(r.predicate), [
-    'ledger of file_open: submitted 9 != in_chunk + filtered + rejected + shed + in-flight change (4)',
+    'ledger of file_open: submitted 9 != in_chunk + filtered + deduplicated + rejected + shed + in-flight change (4)',
     'ledger lost 2 != sum over probes (1)',
   ]);
 });
 
 test('ledger arithmetic: lost, in flight and the window identity', () => {
   assert.equal(lostOf({ ringFull: 2n, rejected: 3n, shed: 5n }), 10n);
-  const d = { written: 10n, filtered: 2n, rejected: 1n, shed: 1n };
+  const d = { written: 10n, filtered: 2n, rejected: 1n, shed: 1n, deduplicated: 0n };
   assert.equal(inFlightOf(20n, d), 6n);
   assert.equal(accountedOf(d, 6n, 9n), 17n);
+  // what first-seen suppressed is disposed of, not lost
+  const dd = { ...d, deduplicated: 4n };
+  assert.equal(inFlightOf(20n, dd), 2n);
+  assert.equal(accountedOf(dd, 2n, 2n), 18n);
+  assert.equal(lostOf({ ringFull: 0n, rejected: dd.rejected, shed: dd.shed }), 2n);
   const ledger = {
-    a: { kernel: { submitted: 9n, filtered: 0n, ringFull: 4n, skipped: 0n, truncated: 0n }, user: { received: 5n, written: 3n, filtered: 0n, rejected: 1n, shed: 1n } },
-    b: { kernel: { submitted: 1n, filtered: 0n, ringFull: 1n, skipped: 0n, truncated: 0n }, user: { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n } },
+    a: { kernel: { submitted: 9n, filtered: 0n, ringFull: 4n, skipped: 0n, truncated: 0n }, user: { received: 5n, written: 3n, filtered: 0n, rejected: 1n, shed: 1n, deduplicated: 0n } },
+    b: { kernel: { submitted: 1n, filtered: 0n, ringFull: 1n, skipped: 0n, truncated: 0n }, user: { received: 0n, written: 0n, filtered: 0n, rejected: 0n, shed: 0n, deduplicated: 0n } },
   };
   assert.equal(probeLost(ledger.a), 6n);
   assert.equal(ledgerLost(ledger), 7n);

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { UsageError, errorMessage } from '../../errors';
 import { Collector, type CollectResult, type CollectorConfig } from '../../ingest/collector';
 import { parseFunctionMode } from '../../ingest/function-probes';
+import { parseFileOpenMode } from '../../ingest/pipeline';
 import { resolveCgroupId } from '../../ingest/host';
 import { DEFAULT_PROBES, selectProbes } from '../../ingest/probes';
 import { parseFunctionsFile } from '../../symbolize';
@@ -35,6 +36,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'storage-root', kind: 'list', value: 'DIR', help: 'containers-storage root for podman/CRI-O (default /var/lib/containers/storage)' },
   { name: 'include-failed-opens', kind: 'flag', help: 'also record opens that failed (src ends with :failed:ERRNO)' },
   { name: 'include-empty-ssl', kind: 'flag', help: 'also record SSL calls that transferred no bytes (ssl_op)' },
+  { name: 'file-open-mode', kind: 'string', value: 'MODE', help: 'all (default) or first-seen: one file_open per cgroup, pid, path and access per chunk' },
   { name: 'function', kind: 'list', value: 'TARGET', help: 'record calls of BINARY:SYMBOL or PURL:SYMBOL (glob; repeatable; implies function_call)' },
   { name: 'frames', kind: 'string', value: 'FILE', help: 'write the symbolized stack of every function_call to FILE (read with rtev query --frames)' },
   { name: 'functions', kind: 'string', value: 'FILE', help: 'JSON list of function targets (docs/function-calls.md)' },
@@ -142,6 +144,7 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
     recordEmptySsl: parsed.flags.has('include-empty-ssl'),
     functions,
     functionMode: parseFunctionMode(parsed.values.get('function-mode')),
+    fileOpenMode: parseFileOpenMode(parsed.values.get('file-open-mode')),
     containers: containerSelector(parsed, (parsed.lists.get('cgroup') ?? []).length > 0),
     enrich: !parsed.flags.has('no-enrich'),
     enricherOptions: enricherOptions(parsed),

@@ -66,10 +66,10 @@ export function renderText(r: VerifyReport, pubkeys: readonly string[]): string 
   const probes = Object.keys(r.ledger).sort();
   if (probes.length > 0) {
     out.push(`  drop ledger (sum over chunks): ${r.lost === 0n ? 'nothing lost' : `${r.lost} record(s) LOST`}`);
-    out.push(`    ${'probe'.padEnd(14)} ${['submitted', 'k_filtered', 'ring_full', 'skipped', 'truncated', 'written', 'u_filtered', 'rejected', 'shed', 'in_flight'].map((h) => h.padStart(10)).join(' ')}`);
+    out.push(`    ${'probe'.padEnd(14)} ${['submitted', 'k_filtered', 'ring_full', 'skipped', 'truncated', 'written', 'u_filtered', 'dedup', 'rejected', 'shed', 'in_flight'].map((h) => h.padStart(10)).join(' ')}`);
     for (const p of probes) {
       const l = r.ledger[p]!;
-      const cols = ['kernel.submitted', 'kernel.filtered', 'kernel.ring_full', 'kernel.skipped', 'kernel.truncated', 'in_chunk', 'user.filtered', 'user.rejected', 'user.shed', 'in_flight_end'];
+      const cols = ['kernel.submitted', 'kernel.filtered', 'kernel.ring_full', 'kernel.skipped', 'kernel.truncated', 'in_chunk', 'user.filtered', 'user.deduplicated', 'user.rejected', 'user.shed', 'in_flight_end'];
       out.push(`    ${p.padEnd(14)} ${cols.map((c) => String(l[c] ?? 0n).padStart(10)).join(' ')}`);
     }
   }
