@@ -64,19 +64,6 @@ export class LineBuffer {
   }
 
   /**
-   * drain passes the bytes held to `write` (synchronously) and starts empty in the same memory:
-   * no Buffer per flush when the bytes are written right away (StreamSink). A flush of 1 MiB
-   * every few ms otherwise left tens of MB of garbage Buffers outside the heap under an open
-   * storm (docs/benchmarks.md, "Memory").
-   */
-  drain(write: (bytes: Buffer) => void): void {
-    if (this.#used === 0) return;
-    const view = this.#buf.subarray(0, this.#used);
-    this.#used = 0;
-    write(view);
-  }
-
-  /**
    * take hands over the bytes held, in a Buffer that owns its memory, and starts empty, in
    * `next` when given (a buffer of at least the capacity that a writer gave back) or in new memory.
    */

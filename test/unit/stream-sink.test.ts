@@ -82,7 +82,7 @@ test('a reader that closed the pipe is OUTPUT_CLOSED, reported once, records cou
 });
 
 const ledger = (ringFull: bigint, shed = 0n): Ledger => ({
-  file_open: { kernel: { submitted: 100n, filtered: 0n, ringFull, skipped: 0n, truncated: 0n }, user: { received: 100n, written: 100n - shed, filtered: 0n, rejected: 0n, shed } },
+  file_open: { kernel: { submitted: 100n, filtered: 0n, ringFull, skipped: 0n, truncated: 0n }, user: { received: 100n, written: 100n - shed, filtered: 0n, rejected: 0n, shed, deduplicated: 0n } },
 });
 
 test('the loss warning says how much, where, why and what to do; nothing when nothing was lost', () => {
