@@ -30,15 +30,15 @@ export type StreamLossReason = 'reader_stalled' | 'reader_closed';
 interface Pending {
   data: Buffer;
   offset: number;
-  /** records per probe in data */
-  records: Map<string, number>;
+  /** the probe of each line in data, in order */
+  probes: string[];
 }
 
 /**
  * StreamSink writes plain (unsigned) NDJSON to a file descriptor (--stdout): whole lines only,
  * in large writes under load (a full 1 MiB buffer) and at most `flushIntervalMs` after a record
  * arrived when it is quiet. Writes never block the event loop: a reader that stalls fills a
- * bounded backlog, after which records are counted as lost (`lost()`, reason `reader_stalled`),
+ * bounded backlog, after which records are counted as lost (`unwritten()`, reason `reader_stalled`),
  * and close() gives up after `closeTimeoutMs`, counting what is left, so SIGTERM ends the run
  * in bounded time whatever the reader does.
  */
@@ -46,7 +46,7 @@ export class StreamSink implements RecordSink {
   readonly #fd: number;
   readonly #o: Required<Omit<StreamSinkOptions, 'onError'>> & Pick<StreamSinkOptions, 'onError'>;
   #lines = new LineBuffer();
-  #lineRecords = new Map<string, number>();
+  #lineProbes: string[] = [];
   readonly #queue: Pending[] = [];
   #queuedBytes = 0;
   #written = 0;
@@ -90,7 +90,7 @@ export class StreamSink implements RecordSink {
     if (this.#failure !== undefined) throw this.#failure;
     if (!this.#lines.fits(line)) this.#flush();
     this.#lines.append(line);
-    this.#lineRecords.set(info.probe, (this.#lineRecords.get(info.probe) ?? 0) + 1);
+    this.#lineProbes.push(info.probe);
     this.#arm();
   }
 
@@ -102,11 +102,8 @@ export class StreamSink implements RecordSink {
     const end = last === seg.count ? seg.linesEnd : segmentLine(seg, last - 1).end;
     if (!this.#lines.fitsBytes(end - start)) this.#flush();
     this.#lines.appendBytes(seg.batch, start, end);
-    const add = (probe: string, n: number): void => {
-      if (n > 0) this.#lineRecords.set(probe, (this.#lineRecords.get(probe) ?? 0) + n);
-    };
-    if (first === 0 && last === seg.count) seg.byProbe.forEach((n, i) => add(PROBE_NAMES[i]!, n));
-    else for (let i = first; i < last; i++) add(segmentLine(seg, i).probe, 1);
+    const only = seg.byProbe.filter((n) => n > 0).length === 1 ? PROBE_NAMES[seg.byProbe.findIndex((n) => n > 0)] : undefined;
+    for (let i = first; i < last; i++) this.#lineProbes.push(only ?? segmentLine(seg, i).probe);
     this.#arm();
   }
 
@@ -129,7 +126,10 @@ export class StreamSink implements RecordSink {
     }
     if (this.#retry !== undefined) clearTimeout(this.#retry);
     // a write still in flight (a blocking reader) cannot be taken back: its records are counted
-    for (const p of this.#queue.splice(0)) this.#count(p.records, this.#failure !== undefined ? 'reader_closed' : 'reader_stalled');
+    // lines of a partly written buffer that did go out count as written
+    for (const p of this.#queue.splice(0)) {
+      this.#count(p.probes.slice(p.offset > 0 ? linesIn(p.data, p.offset) : 0), this.#failure !== undefined ? 'reader_closed' : 'reader_stalled');
+    }
     this.#queuedBytes = 0;
     if (this.#failure !== undefined && !isClosedPipe(this.#failure)) throw this.#failure;
     if (this.#fd > 2) fs.closeSync(this.#fd);
@@ -143,8 +143,8 @@ export class StreamSink implements RecordSink {
     if (this.#lines.length === 0) return;
     // a buffer whose write completed is reused: no 1 MiB of new memory per flush under load
     const data = this.#lines.take(this.#spare.pop());
-    const records = this.#lineRecords;
-    this.#lineRecords = new Map();
+    const records = this.#lineProbes;
+    this.#lineProbes = [];
     if (this.#failure !== undefined) {
       this.#count(records, 'reader_closed');
       return;
@@ -153,7 +153,7 @@ export class StreamSink implements RecordSink {
       this.#count(records, 'reader_stalled');
       return;
     }
-    this.#queue.push({ data, offset: 0, records });
+    this.#queue.push({ data, offset: 0, probes: records });
     this.#queuedBytes += data.length;
     this.#pump();
   }
@@ -196,20 +196,23 @@ export class StreamSink implements RecordSink {
   #fail(err: unknown): void {
     if (this.#failure !== undefined) return;
     this.#failure = err;
-    for (const p of this.#queue.splice(0)) this.#count(p.records, 'reader_closed');
+    for (const p of this.#queue.splice(0)) this.#count(p.probes.slice(p.offset > 0 ? linesIn(p.data, p.offset) : 0), 'reader_closed');
     this.#queuedBytes = 0;
     for (const resolve of this.#idle.splice(0)) resolve();
     this.#o.onError?.(err);
   }
 
-  #count(records: Map<string, number>, reason: StreamLossReason): void {
-    let n = 0n;
-    for (const [probe, count] of records) {
-      this.#lost.set(probe, (this.#lost.get(probe) ?? 0n) + BigInt(count));
-      n += BigInt(count);
-    }
-    this.#lostReasons.set(reason, (this.#lostReasons.get(reason) ?? 0n) + n);
+  #count(probes: string[], reason: StreamLossReason): void {
+    for (const probe of probes) this.#lost.set(probe, (this.#lost.get(probe) ?? 0n) + 1n);
+    this.#lostReasons.set(reason, (this.#lostReasons.get(reason) ?? 0n) + BigInt(probes.length));
   }
+}
+
+/** linesIn counts the whole lines in data[0, end). */
+function linesIn(data: Buffer, end: number): number {
+  let n = 0;
+  for (let i = data.indexOf(0x0a, 0); i !== -1 && i < end; i = data.indexOf(0x0a, i + 1)) n++;
+  return n;
 }
 
 function isClosedPipe(err: unknown): boolean {

@@ -106,3 +106,19 @@ test('the status line redraws in place, cut to the terminal width, with elapsed 
   status.clear();
   assert.equal(writes.at(-1), '\r\x1b[K');
 });
+
+test('a reader that stalls mid-buffer: the whole lines it took count as written, the rest as lost', async () => {
+  let taken = 0;
+  const write: NonNullable<StreamSinkOptions['write']> = (_fd, _data, _offset, length, cb) => {
+    setImmediate(() => {
+      if (taken > 0) return cb(Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' }), 0);
+      taken = Math.min(length, 25); // two whole lines of 10 bytes and half a third
+      cb(null, taken);
+    });
+  };
+  const sink = new StreamSink(1, { flushIntervalMs: 5, closeTimeoutMs: 100, write });
+  for (let i = 0; i < 10; i++) sink.write(`{"i":${i}}xx`, info());
+  await sink.close({});
+  assert.equal(sink.unwritten().get('file_open'), 8n);
+  assert.equal(sink.bytesWritten, 25);
+});
