@@ -113,9 +113,18 @@ test('system-wide collection sees other processes and excludes the collector its
   if (!rootOrSkip(t)) return;
   const marker = `/tmp/rtev-systemwide-${process.pid}`;
   const collecting = runRtev(['collect', '--stdout', '--quiet', '--duration', '4s', '--probes', 'file_open,process_exec']);
-  await new Promise((r) => setTimeout(r, 2000));
-  fs.writeFileSync(marker, 'x');
+  // the collector's start-up time varies (a loaded host, the sanitizer build): open the marker
+  // every 200 ms until the run ends, so some opens surely fall inside the collection window
+  let done = false;
+  const opening = (async () => {
+    while (!done) {
+      fs.writeFileSync(marker, 'x');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
   const run = await collecting;
+  done = true;
+  await opening;
   assert.equal(run.code, 0, run.stderr);
   assert.ok(run.records.some((r) => r.event.type === 'file_open' && r.event.path === marker && r.pid === process.pid));
   const collectorPids = new Set(run.records.filter((r) => r.event.type === 'process_exec' && r.event.argv0 === 'node').map((r) => r.pid));
