@@ -336,12 +336,12 @@ export class Ingester {
     await db.query(
       `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
         hostname, machine_id, boot_id, opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, min_ts_ns, max_ts_ns, count, bytes,
-        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope)
-       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
+        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope, published_at)
+       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,to_timestamp($31::double precision / 1000))`,
       [f.hostId, f.chainId, s(f.seq), f.chunkSha256, f.envelopeSha256, f.prevEnvelopeSha256, f.runId, s(f.runChunkIndex), f.final,
         f.hostname, f.machineId, f.bootId, s(f.openedWallNs), s(f.openedMonoNs), s(f.sealedWallNs), s(f.sealedMonoNs), s(f.minTs), s(f.maxTs),
         s(f.count), s(f.bytes), s(f.lost), f.complete, f.probes.map((p) => p.probe).join(','), f.ledgerJson, f.functionCallsJson, f.restartJson,
-        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId)],
+        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId), String(Number(BigInt(m.info.timestampNanos) / 1_000_000n))],
     );
     if (f.probes.length > 0) {
       const vals: string[] = [];

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS chunks (
   min_ts_ns numeric(20), max_ts_ns numeric(20), count bigint NOT NULL, bytes bigint NOT NULL, lost numeric(20) NOT NULL,
   complete boolean NOT NULL, probes text NOT NULL, ledger_json text NOT NULL, function_calls_json text, restart_json text,
   verified boolean NOT NULL DEFAULT true, keyid text NOT NULL, stream_seq bigint NOT NULL, envelope text NOT NULL,
-  ingested_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (host_id, chain_id, seq));
+  published_at timestamptz, ingested_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (host_id, chain_id, seq));
 CREATE TABLE IF NOT EXISTS chunk_ledger (
   host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, probe text NOT NULL,
   submitted numeric(20) NOT NULL, k_filtered numeric(20) NOT NULL, ring_full numeric(20) NOT NULL, skipped numeric(20) NOT NULL,

@@ -58,6 +58,11 @@ export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): Encode
   const pieces: Buffer[] = [];
   let batch: string[] = [];
   let batchLen = 0;
+  // the anchor nearest a record converts its monotonic time to wall time: the opened anchor up
+  // to the midpoint of the two, the sealed one after it (one comparison and one addition per row)
+  const mid = (f.openedMonoNs + f.sealedMonoNs) / 2n;
+  const openDelta = f.openedWallNs - f.openedMonoNs;
+  const sealDelta = f.sealedWallNs - f.sealedMonoNs;
   const prefix = `${chunkId}\t${copyText(f.hostId)}\t${copyText(f.chainId)}\t${f.seq}\t${f.chunkSha256}\t`;
   content.tailBytes = forEachLine(body, (line, no) => {
     let r: Record<string, unknown>;
@@ -83,10 +88,7 @@ export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): Encode
     if (ts > content.maxTs!) content.maxTs = ts;
     content.lastTs = ts;
     const ev = e!;
-    // the anchor nearest the record converts its monotonic time to wall time
-    const dOpen = ts > f.openedMonoNs ? ts - f.openedMonoNs : f.openedMonoNs - ts;
-    const dSeal = ts > f.sealedMonoNs ? ts - f.sealedMonoNs : f.sealedMonoNs - ts;
-    const wall = dOpen <= dSeal ? ts - f.openedMonoNs + f.openedWallNs : ts - f.sealedMonoNs + f.sealedWallNs;
+    const wall = ts + (ts <= mid ? openDelta : sealDelta);
     let path: string | null = null, access: string | null = null, peerAddr: string | null = null, peerPort: number | null = null;
     let localAddr: string | null = null, localPort: number | null = null, symbol: string | null = null, library: string | null = null;
     let nodeHash: string | null = null, runtime: string | null = null, sslBytes: number | null = null, sslOp: string | null = null;

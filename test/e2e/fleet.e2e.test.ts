@@ -214,7 +214,9 @@ test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and 
 test('rejected, each with its reason in fleet status: flipped byte, untrusted key, replayed chunk, deleted and rewritten chain', { timeout: 240_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const [a, e, f] = [hosts['alpha']!, hosts['echo']!, hosts['foxtrot']!];
-  assert.deepEqual(await Promise.all([collectOn(e, WORKLOAD, ['--chunk-age', '1s']).done, collectOn(f, WORKLOAD, ['--chunk-age', '1s']).done]), [0, 0]);
+  const threeWindows = 'for i in $(seq 1 10); do /bin/true; done; sleep 1.6; for i in $(seq 1 10); do /bin/true; done; sleep 1.6; /bin/true';
+  assert.deepEqual(await Promise.all([collectOn(e, threeWindows, ['--chunk-age', '1s']).done, collectOn(f, WORKLOAD, ['--chunk-age', '1s']).done]), [0, 0]);
+  assert.ok(sealedCount(e.dir) >= 2, `echo sealed ${sealedCount(e.dir)} chunk(s): the flipped one needs a successor`);
   // a flipped byte in echo's first chunk, on the host before shipping
   const first = path.join(e.dir, 'chunk-000000000001.ndjson');
   const bytes = fs.readFileSync(first);
@@ -244,10 +246,13 @@ test('rejected, each with its reason in fleet status: flipped byte, untrusted ke
   assert.equal(await collectOn(a, 'for i in $(seq 1 10); do /bin/true; done').done, 0);
   assert.equal((await ship(a)).code, 0);
   const status = async (): Promise<string> => (await runRtev(['fleet', 'status', '--db', pg.url('rtev_reader')])).stdout;
+  let last = '';
   await until('every rejection recorded', async () => {
-    const s = await status();
+    const s = (last = await status());
     return /digest-mismatch/.test(s) && /untrusted-key/.test(s) && /replay/.test(s) && /chain-replaced/.test(s) && /gap \(missing\) seq 1\.\.1/.test(s);
-  }, 90_000);
+  }, 90_000).catch((err: Error) => {
+    throw new Error(`${err.message}\nfleet status:\n${last}`);
+  });
   const s = await status();
   const section = (name: string): string => s.split(/\n(?=\S)/).find((x) => x.startsWith(name)) ?? '';
   assert.match(section('echo'), /rejected 1 x digest-mismatch \(last: seq 1\)/);

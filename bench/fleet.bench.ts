@@ -1,0 +1,141 @@
+/**
+ * Fleet load benchmark: N simulated hosts (default 20) replay recorded chunks (signed
+ * synthetic evidence written by the real chunk writer and signer,
+ * test/helpers/synthetic-evidence.ts) through `rtev ship` into NATS JetStream, and `rtev
+ * ingest` indexes them into PostgreSQL, first with one ingest process, then with two.
+ *
+ *   node dist/bench/fleet.bench.js [--hosts 20] [--records 50000] [--chunk-size 4194304] [--nodes 1|3]
+ *
+ * Per ingest count: the stream is pre-filled by all hosts shipping at once (ship throughput,
+ * ship peak RSS), then ingest drains it (--once): records/s into PostgreSQL = records /
+ * drain time; per chunk lag = commit time - JetStream publish time; ingest peak RSS. A
+ * third phase runs ship and one ingest at the same time (end-to-end lag while live).
+ * Servers are real and throwaway (test/helpers/fleet-servers.ts). Not run in CI; results go
+ * to docs/benchmarks.md.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { RTEV } from '../test/helpers/collector';
+import { startNatsCluster, startPostgres, type NatsCluster, type Postgres } from '../test/helpers/fleet-servers';
+import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
+
+interface Args { hosts: number; records: number; chunkSize: number; nodes: number }
+
+function args(): Args {
+  const a: Args = { hosts: 20, records: 50_000, chunkSize: 4 * 1024 * 1024, nodes: 1 };
+  const v = process.argv.slice(2);
+  for (let i = 0; i < v.length; i += 2) {
+    const n = Number(v[i + 1]);
+    if (v[i] === '--hosts') a.hosts = n;
+    else if (v[i] === '--records') a.records = n;
+    else if (v[i] === '--chunk-size') a.chunkSize = n;
+    else if (v[i] === '--nodes') a.nodes = n;
+    else throw new Error(`unknown option ${v[i]}`);
+  }
+  return a;
+}
+
+interface Run { code: number; ms: number; peakRssKiB: number; stderr: string }
+
+/** run spawns bin/rtev and samples its VmRSS every 50 ms (peak resident memory). */
+function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [RTEV, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let peak = 0;
+    const sample = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m !== null) peak = Math.max(peak, Number(m[1]));
+      } catch {
+        // exited
+      }
+    }, 50);
+    child.on('close', (code) => {
+      clearInterval(sample);
+      resolve({ code: code ?? -1, ms: performance.now() - t0, peakRssKiB: peak, stderr });
+    });
+  });
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+async function main(): Promise<void> {
+  const a = args();
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-bench-fleet-'));
+  const trust = path.join(base, 'trust');
+  fs.mkdirSync(trust);
+  console.log(`# fleet bench: ${a.hosts} hosts x ${a.records} records, chunks of ${a.chunkSize} bytes, ${a.nodes} NATS node(s), ${os.cpus().length} CPUs, node ${process.version}`);
+  const t0 = performance.now();
+  const hosts: { dir: string }[] = [];
+  for (let i = 0; i < a.hosts; i++) {
+    const root = path.join(base, `host${i}`);
+    const { keyFile } = newKey(path.join(root, 'keys'));
+    fs.copyFileSync(keyFile + '.pub', path.join(trust, `host${i}.pub`));
+    const dir = path.join(root, 'evidence');
+    await writeSynthetic(dir, keyFile, a.records, { chunkMaxBytes: a.chunkSize, hostname: `bench-${i}`, machineId: (i + 1).toString(16).padStart(32, '0') });
+    hosts.push({ dir });
+  }
+  const bytes = hosts.reduce((n, h) => n + fs.readdirSync(h.dir).filter((f) => f.endsWith('.ndjson')).reduce((m, f) => m + fs.statSync(path.join(h.dir, f)).size, 0), 0);
+  const chunks = hosts.reduce((n, h) => n + fs.readdirSync(h.dir).filter((f) => f.endsWith('.dsse.json')).length, 0);
+  console.log(`evidence: ${chunks} chunks, ${(bytes / 1048576).toFixed(1)} MiB, ${a.hosts * a.records} records (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+
+  for (const ingests of [1, 2, 0]) {
+    const nats: NatsCluster = await startNatsCluster(a.nodes);
+    const pg: Postgres = await startPostgres();
+    try {
+      for (const h of hosts) fs.rmSync(path.join(h.dir, '.rtev-ship.json'), { force: true });
+      const init = await run(['fleet', 'init', '--db', pg.url(), '--nats', nats.urls]);
+      if (init.code !== 0) throw new Error(init.stderr);
+      const ingestArgs = ['ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--once', '--quiet'];
+      const ship = () => Promise.all(hosts.map((h) => run(['ship', h.dir, '--nats', nats.urls, '--quiet'])));
+      if (ingests > 0) {
+        const tShip = performance.now();
+        const ships = await ship();
+        const shipMs = performance.now() - tShip;
+        if (ships.some((s) => s.code !== 0)) throw new Error(ships.find((s) => s.code !== 0)!.stderr);
+        const drained = await Promise.all(Array.from({ length: ingests }, () => run(ingestArgs)));
+        if (drained.some((d) => d.code !== 0)) throw new Error(drained.find((d) => d.code !== 0)!.stderr);
+        const records = Number(pg.psql('SELECT count(*) FROM records'));
+        const window = pg.psql(`SELECT extract(epoch FROM max(ingested_at) - min(ingested_at)) * 1000, extract(epoch FROM min(ingested_at)) * 1000 FROM chunks`).split('|').map(Number);
+        const drainMs = Math.max(...drained.map((d) => d.ms));
+        const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
+        console.log(`\n## ${ingests} ingest process(es), stream pre-filled`);
+        console.log(`ship: ${a.hosts} processes at once, ${(shipMs / 1000).toFixed(1)} s for ${(bytes / 1048576).toFixed(1)} MiB = ${(bytes / 1048576 / (shipMs / 1000)).toFixed(1)} MiB/s, ${((a.hosts * a.records) / (shipMs / 1000)).toFixed(0)} records/s; peak RSS per ship ${pct(ships.map((s) => s.peakRssKiB), 50) / 1024 | 0}-${Math.max(...ships.map((s) => s.peakRssKiB)) / 1024 | 0} MiB`);
+        console.log(`ingest: ${records} records in ${(drainMs / 1000).toFixed(1)} s (process start to exit) = ${(records / (drainMs / 1000)).toFixed(0)} records/s; first-to-last commit ${(window[0]! / 1000).toFixed(1)} s = ${(records / (window[0]! / 1000)).toFixed(0)} records/s; peak RSS ${drained.map((d) => (d.peakRssKiB / 1024) | 0).join(', ')} MiB`);
+        console.log(`lag publish->commit (backlog): p50 ${(pct(lags, 50) / 1000).toFixed(1)} s, max ${(pct(lags, 100) / 1000).toFixed(1)} s`);
+      } else {
+        // live: ingest follows while all hosts ship
+        const live = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet'], { stdio: 'ignore' });
+        await new Promise((r) => setTimeout(r, 1500));
+        const tShip = performance.now();
+        const ships = await ship();
+        if (ships.some((s) => s.code !== 0)) throw new Error(ships.find((s) => s.code !== 0)!.stderr);
+        const want = a.hosts * a.records;
+        while (Number(pg.psql('SELECT count(*) FROM chunks')) < chunks) await new Promise((r) => setTimeout(r, 200));
+        const totalMs = performance.now() - tShip;
+        live.kill('SIGTERM');
+        const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
+        console.log(`\n## live: ${a.hosts} ships and 1 ingest at once`);
+        console.log(`end to end: ${want} records shipped and committed in ${(totalMs / 1000).toFixed(1)} s = ${(want / (totalMs / 1000)).toFixed(0)} records/s`);
+        console.log(`lag publish->commit: p50 ${pct(lags, 50).toFixed(0)} ms, p95 ${pct(lags, 95).toFixed(0)} ms, max ${pct(lags, 100).toFixed(0)} ms`);
+      }
+    } finally {
+      await nats.stopAll();
+      pg.stop();
+    }
+  }
+  fs.rmSync(base, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
