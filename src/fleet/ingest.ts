@@ -9,7 +9,7 @@ import { UsageError } from '../errors';
 import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
 import { checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
-import { backoffMs, clusterSize, connectNats, ensureTopology, sleep, type NatsOptions } from './nats';
+import { backoffMs, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
 import { ENVELOPE_STREAM, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
@@ -183,7 +183,7 @@ export class Ingester {
   }
 
   async #batch(consumer: Consumer): Promise<number> {
-    const msgs = await consumer.fetch({ max_messages: 8, expires: 1000 });
+    const msgs = await withTimeout(consumer.fetch({ max_messages: 8, expires: 1000 }), 15_000, 'fetch');
     let n = 0;
     for await (const m of msgs) {
       n++;
@@ -257,9 +257,9 @@ export class Ingester {
     let body: Buffer | undefined;
     if (named === expected) {
       m.working();
-      const info = await this.#bucket!.info(expected);
+      const info = await withTimeout(this.#bucket!.info(expected), 15_000, 'object store info');
       if (info !== null && !info.deleted && info.size <= MAX_CHUNK_BYTES) {
-        const blob = await this.#bucket!.getBlob(expected);
+        const blob = await withTimeout(this.#bucket!.getBlob(expected), 60_000, 'object store read');
         if (blob !== null) body = Buffer.from(blob.buffer, blob.byteOffset, blob.length);
       } else if (info !== null && info.size > MAX_CHUNK_BYTES) {
         await db.query('ROLLBACK');
@@ -395,13 +395,13 @@ export class Ingester {
     [host, m.subject.slice(0, 200), m.seq, code, reason.slice(0, 1000), f.chainId ?? null, f.seq === undefined ? null : String(f.seq), f.keyid ?? null, f.envelopeSha256 ?? null]);
     this.#o.log(`ingest: rejected ${m.subject.slice(0, 80)} #${m.seq}${f.seq !== undefined ? ` seq ${f.seq}` : ''}: ${code}: ${reason.slice(0, 300)}`);
     this.stats.rejected++;
-    await m.ackAck().catch(() => m.ack());
-    if (f.chainId !== undefined && f.seq !== undefined && host !== '?') await this.#bucket?.delete(objectName(host, f.chainId, Number(f.seq))).catch(() => undefined);
+    await withTimeout(m.ackAck(), 15_000, 'ack').catch(() => m.ack());
+    if (f.chainId !== undefined && f.seq !== undefined && host !== '?') await withTimeout(this.#bucket!.delete(objectName(host, f.chainId, Number(f.seq))), 15_000, 'object delete').catch(() => undefined);
   }
 
   async #ack(m: JsMsg, host: string, f: ChunkFacts): Promise<void> {
-    await m.ackAck();
+    await withTimeout(m.ackAck(), 15_000, 'ack');
     // the body is in PostgreSQL now; the object store only buffers
-    await this.#bucket?.delete(objectName(host, f.chainId, Number(f.seq))).catch(() => undefined);
+    await withTimeout(this.#bucket!.delete(objectName(host, f.chainId, Number(f.seq))), 15_000, 'object delete').catch(() => undefined);
   }
 }

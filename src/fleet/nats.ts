@@ -144,3 +144,15 @@ export function isNotFound(err: unknown): boolean {
   const e = err as { message?: string; code?: unknown; api_error?: { err_code?: number } };
   return /not found/i.test(e?.message ?? '') || e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10014;
 }
+
+/**
+ * withTimeout bounds a client call: an Object Store read or an ack interrupted by a reconnect
+ * can stay pending forever. The call is abandoned (it may still finish), the caller retries.
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}

@@ -11,7 +11,7 @@ import { CHECKPOINT_NAME, chunkName, classify, envelopeName } from '../store/lay
 import { readShipCursor, writeShipCursor, type ShipCursor } from '../store/ship-cursor';
 import { isObj } from '../encode/strict-json';
 import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
-import { backoffMs, connectNats, isNotFound, sleep, type NatsOptions } from './nats';
+import { backoffMs, connectNats, isNotFound, sleep, withTimeout, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, envelopeSubject, HDR_KIND, HDR_OBJECT, hostIdFor, objectDigest, objectName } from './names';
 
 /**
@@ -190,10 +190,10 @@ export class Shipper {
       const st = lstatMaybe(file);
       if (st !== undefined && st.isFile()) {
         if (st.size > MAX_CHUNK_BYTES) throw new RtevError('USAGE', `${chunkName(seq)} is ${st.size} bytes, more than the fleet limit of ${MAX_CHUNK_BYTES}`);
-        const have = await this.#bucket!.info(name);
+        const have = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
         if (have === null || have.deleted || have.digest !== objectDigest(env.chunkSha256) || have.size !== st.size) {
           const stream = Readable.toWeb(fs.createReadStream(file, { highWaterMark: 128 * 1024 })) as unknown as ReadableStream<Uint8Array>;
-          await this.#bucket!.put({ name, description: `chunk ${seq} of chain ${env.chainId}` }, stream);
+          await withTimeout(this.#bucket!.put({ name, description: `chunk ${seq} of chain ${env.chainId}` }, stream), 120_000, 'object store write');
         }
         bytes = st.size;
         h.set(HDR_OBJECT, name);
