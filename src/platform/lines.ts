@@ -8,7 +8,7 @@ export const MAX_INPUT_LINE_BYTES = 1 << 20;
  * checkInputFile checks that `file` is something a reader of lines can finish: a regular
  * file or a pipe. A device (/dev/zero, /dev/urandom) or a directory is a usage error.
  */
-export function checkInputFile(file: string, what = 'input'): fs.Stats {
+export function checkInputFile(file: string, what = 'input', fix = 'give an NDJSON file (e.g. from rtev collect --stdout > FILE)'): fs.Stats {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -16,7 +16,7 @@ export function checkInputFile(file: string, what = 'input'): fs.Stats {
     throw new RtevError('USAGE', `cannot read ${what} ${file}`, { cause: err, hint: 'check the path' });
   }
   if (!st.isFile() && !st.isFIFO()) {
-    throw new RtevError('USAGE', `${what} ${file} is not a regular file or a pipe`, { hint: 'give an NDJSON file (e.g. from rtev collect --stdout > FILE)' });
+    throw new RtevError('USAGE', `${what} ${file} is not a regular file or a pipe`, { hint: fix });
   }
   return st;
 }
@@ -60,4 +60,25 @@ export async function* boundedLines(input: AsyncIterable<Buffer | string>, sourc
 export function fileLines(file: string, what = 'input', stripCr = false): AsyncGenerator<string> {
   checkInputFile(file, what);
   return boundedLines(fs.createReadStream(file, { highWaterMark: 1 << 20 }), file, MAX_INPUT_LINE_BYTES, stripCr);
+}
+
+/**
+ * readBoundedText reads a regular file of at most `maxBytes` (a device, a directory or a larger
+ * file is a usage error naming the limit), for the small inputs read whole (--functions, --frames).
+ */
+export function readBoundedText(file: string, maxBytes: number, what: string): string {
+  const st = checkInputFile(file, what, 'give a regular file');
+  if (st.isFile() && st.size > maxBytes) {
+    throw new RtevError('USAGE', `${what} ${file} is ${st.size} bytes; the limit is ${maxBytes}`, { hint: 'give a smaller file' });
+  }
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
+    if (n > maxBytes) throw new RtevError('USAGE', `${what} ${file} is longer than the limit of ${maxBytes} bytes`, { hint: 'give a smaller file' });
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
 }

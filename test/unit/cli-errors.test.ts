@@ -184,3 +184,12 @@ test('collect: every option error has its fix line, and options --stdout would i
     oneLineWithFix(r.err, what, fix);
   }
 });
+
+test('files read whole are bounded: --functions /dev/zero and --frames /dev/zero are usage errors', async () => {
+  let r = await run(['collect', '--stdout', '--functions', '/dev/zero']);
+  assert.equal(r.code, 2);
+  oneLineWithFix(r.err, /--functions file \/dev\/zero is not a regular file or a pipe/, /give a regular file/);
+  r = await run(['query', '/etc/hostname', '--frames', '/dev/zero']);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /cannot read --frames file \/dev\/zero/);
+});

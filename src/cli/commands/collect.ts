@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import { UsageError, errorMessage } from '../../errors';
+import { readBoundedText } from '../../platform/lines';
+import { RtevError, UsageError, errorMessage } from '../../errors';
 import { Collector, type CollectResult, type CollectorConfig } from '../../ingest/collector';
 import { parseFunctionMode } from '../../ingest/function-probes';
 import { parseFileOpenMode } from '../../ingest/pipeline';
@@ -199,8 +199,9 @@ function functionTargets(parsed: ParsedArgs): string[] {
   if (file !== undefined) {
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readBoundedText(file, 16 << 20, '--functions file');
     } catch (err) {
+      if (err instanceof RtevError) throw err; // a device or an oversized file: its own line and fix
       throw new UsageError(`--functions: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
     }
     specs.push(...parseFunctionsFile(text));

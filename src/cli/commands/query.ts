@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { UsageError, errorMessage } from '../../errors';
 import { matchRecord, type EvidenceFilter } from '../../index/filter';
 import { openEvidenceIndex, type EvidenceIndex, type IndexRow } from '../../index/index';
-import { fileLines } from '../../platform/lines';
+import { fileLines, readBoundedText } from '../../platform/lines';
 import { parseArgs, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
@@ -230,7 +230,7 @@ function readFrames(file: string): Map<string, string> {
   const map = new Map<string, string>();
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readBoundedText(file, 256 << 20, '--frames file');
   } catch (err) {
     throw new UsageError(`cannot read --frames file ${file}: ${errorMessage(err)}`);
   }
