@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RtevError } from '../errors';
+import { errorMessage, RtevError } from '../errors';
 import type { EventType } from '../model/record';
 import type { VerifyKey } from '../sign/keys';
 import { lstatMaybe, mkdirp, openNoFollow } from '../store/fsio';
@@ -345,12 +345,18 @@ export class EvidenceIndex {
       parseFile = parsed;
     }
     try {
-      const om = f.opened.mono, ow = f.opened.wall, sm = f.sealed.mono, sw = f.sealed.wall;
-      const wall = `(CASE WHEN abs(j.ts_ns::HUGEINT - ${om}) <= abs(j.ts_ns::HUGEINT - ${sm}) THEN j.ts_ns::HUGEINT - ${om} + ${ow} ELSE j.ts_ns::HUGEINT - ${sm} + ${sw} END)::BIGINT`;
+      // the nearer anchor (wallClock() in ingest.ts): below the midpoint of the two mono readings, the opening one
+      const mid = (f.opened.mono + f.sealed.mono) / 2n + 1n;
+      const offOpened = f.opened.wall - f.opened.mono;
+      const offSealed = f.sealed.wall - f.sealed.mono;
+      const wall = `(CASE WHEN j.ts_ns < ${mid}::UBIGINT THEN j.ts_ns::BIGINT + (${offOpened})::BIGINT ELSE j.ts_ns::BIGINT + (${offSealed})::BIGINT END)`;
       const r = await this.conn.run(
         `INSERT INTO records SELECT ${id}, ${f.seq}, ${recordSelect(wall)}, ${verified}
          FROM read_json(${sqlString(parseFile)}, format = 'newline_delimited', records = true, maximum_object_size = ${MAX_LINE_BYTES * 2}, columns = ${RECORD_JSON_COLUMNS}) j
-         POSITIONAL JOIN (SELECT row_number() OVER () AS line_no, line FROM read_csv(${sqlString(raw)}, columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '',
+         POSITIONAL JOIN (SELECT row_number() OVER () AS line_no, strlen(line) AS line_len,
+             (SUM(strlen(line) + 1) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - strlen(line) - 1)::UBIGINT AS line_offset,
+             ('0x' || substr(sha256(line), 1, 16))::UBIGINT AS line_sha
+           FROM read_csv(${sqlString(raw)}, columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '',
            header = false, auto_detect = false, max_line_size = ${MAX_LINE_BYTES * 2}, new_line = '\\n', strict_mode = true)) l`,
       );
       return BigInt(r.rowsChanged);
@@ -367,10 +373,22 @@ export class EvidenceIndex {
     const tail = bytes.length === 0 || bytes[bytes.length - 1] === 10 ? 0 : bytes.length - bytes.lastIndexOf(10) - 1;
     const stats = (await this.objects(
       `SELECT COUNT(*) AS n, MIN(ts_ns) AS min_ts, MAX(ts_ns) AS max_ts, arg_min(ts_ns, line_no) AS first_ts, arg_max(ts_ns, line_no) AS last_ts,
-        COUNT(*) FILTER (WHERE NOT ends_with(line, '"ts_ns":' || ts_ns::VARCHAR || '}') OR type IS NULL OR pid IS NULL OR comm IS NULL OR src IS NULL) AS misaligned,
+        COUNT(*) FILTER (WHERE type IS NULL OR pid IS NULL OR comm IS NULL OR src IS NULL) AS misaligned,
         COUNT(DISTINCT line_no) AS distinct_lines, MAX(line_no) AS max_line
        FROM records WHERE chunk_id = ${id}`,
     ))[0]!;
+    // each row's place: lines back to back, each ending with its own ts_ns (the positional join held)
+    const places = await this.conn.runAndReadAll(`SELECT line_offset, line_len, ts_ns, line_sha FROM records WHERE chunk_id = ${id} ORDER BY line_no`);
+    let expect = 0;
+    let misplaced = 0;
+    for (const [off, len, ts, sha] of places.getRowsJS() as [bigint, number, bigint, bigint][]) {
+      const o = Number(off);
+      const end = o + Number(len);
+      const suffix = `"ts_ns":${ts}}`;
+      if (o !== expect || bytes[end] !== 10 || bytes.toString('latin1', end - suffix.length, end) !== suffix || (o === 0 && lineSha(bytes.subarray(o, end)) !== sha)) misplaced++;
+      expect = end + 1;
+    }
+    if (misplaced > 0) stats['misaligned'] = BigInt(stats['misaligned'] as bigint) + BigInt(misplaced);
     const byType = (await this.objects(`SELECT type, COUNT(*) AS n FROM records WHERE chunk_id = ${id} GROUP BY type`)) as { type: string; n: bigint }[];
     const count = Number(stats['n'] as bigint);
     const out: string[] = [];
@@ -410,24 +428,41 @@ export class EvidenceIndex {
     );
   }
 
-  /** rows streams the matching records in ts_ns order (then chain, seq, line). */
+  /**
+   * rows streams the matching records in ts_ns order (then chain, seq, line). The line comes
+   * from its sealed chunk, at the place the index recorded, and must hash to the line digest
+   * taken when the chunk verified: a chunk changed since is refused (VERIFY_INVALID).
+   */
   async *rows(f: EvidenceFilter, o: { limit?: number } = {}): AsyncIterable<IndexRow> {
     const { where, params } = compileFilter(f, 'duckdb');
     const verified = this.allowUnverified ? 'TRUE' : 'r.verified';
     const limit = o.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(o.limit))}` : '';
-    const sql = `SELECT k.chain_id, r.seq, k.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, r.line, r.verified
+    const sql = `SELECT r.chunk_id, r.seq, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest,
+        r.line_offset, r.line_len, r.line_sha, r.verified
       FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${verified} AND ${where} ORDER BY r.ts_ns, k.chain_id, r.seq, r.line_no${limit}`;
+    // chunk facts once, not per row
+    const chunks = new Map<number, { chainId: string; sha: string; file: string }>();
+    for (const k of await this.objects('SELECT chunk_id, chain_id, chunk_sha256, file FROM chunks')) {
+      chunks.set(Number(k['chunk_id']), { chainId: (k['chain_id'] as string | null) ?? '', sha: (k['chunk_sha256'] as string | null) ?? '', file: k['file'] as string });
+    }
     const result = await this.conn.stream(sql, params as never);
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (chunk === null || chunk.rowCount === 0) break;
-      for (const v of chunk.getRows()) {
-        yield {
-          chainId: v[0] as string, seq: v[1] as bigint, chunkSha256: v[2] as string, lineNo: Number(v[3]), tsNs: v[4] as bigint, wallNs: v[5] as bigint,
-          type: v[6] as EventType, pid: Number(v[7]), comm: v[8] as string, containerId: v[9] as string | null, imageDigest: v[10] as string | null,
-          line: v[11] as string, verified: v[12] as boolean,
-        };
+    const reader = new LineReader(this.source);
+    try {
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        if (chunk === null || chunk.rowCount === 0) break;
+        for (const v of chunk.getRows()) {
+          const k = chunks.get(Number(v[0]))!;
+          const line = reader.read(k.file, v[10] as bigint, Number(v[11]), v[12] as bigint, v[13] as boolean);
+          yield {
+            chainId: k.chainId, seq: v[1] as bigint, chunkSha256: k.sha, lineNo: Number(v[2]), tsNs: v[3] as bigint, wallNs: v[4] as bigint,
+            type: v[5] as EventType, pid: Number(v[6]), comm: v[7] as string, containerId: v[8] as string | null, imageDigest: v[9] as string | null,
+            line, verified: v[13] as boolean,
+          };
+        }
       }
+    } finally {
+      reader.close();
     }
   }
 
@@ -508,6 +543,61 @@ export class EvidenceIndex {
 
   async close(): Promise<void> {
     closeQuietly(this.conn, this.instance);
+  }
+}
+
+/** lineSha is the first 64 bits of a line's sha256, as the index stores it. */
+export function lineSha(line: Buffer): bigint {
+  return crypto.createHash('sha256').update(line).digest().readBigUInt64BE(0);
+}
+
+/**
+ * LineReader reads indexed lines back from their chunks: one open file at a time (results
+ * come nearly in chunk order), a read-ahead window, and the digest check of every line.
+ */
+class LineReader {
+  #file: string | undefined;
+  #fd: number | undefined;
+  // a small window: matches are often sparse within a chunk
+  #buf = Buffer.allocUnsafe(64 * 1024);
+  #bufStart = 0;
+  #bufLen = 0;
+  constructor(private readonly source: string) {}
+
+  read(file: string, offset: bigint, len: number, sha: bigint, verified: boolean): string {
+    if (file !== this.#file) {
+      this.close();
+      try {
+        this.#fd = openNoFollow(path.join(this.source, file));
+      } catch (err) {
+        throw new RtevError('VERIFY_INVALID', `${file} was indexed but cannot be read now (${errorMessage(err)}): run the command again to re-index`);
+      }
+      this.#file = file;
+      this.#bufLen = 0;
+    }
+    const off = Number(offset);
+    let bytes: Buffer;
+    if (len <= this.#buf.length && off >= this.#bufStart && off + len <= this.#bufStart + this.#bufLen) {
+      bytes = this.#buf.subarray(off - this.#bufStart, off - this.#bufStart + len);
+    } else if (len <= this.#buf.length) {
+      this.#bufStart = off;
+      this.#bufLen = fs.readSync(this.#fd!, this.#buf, 0, this.#buf.length, off);
+      bytes = this.#buf.subarray(0, Math.min(len, this.#bufLen));
+    } else {
+      bytes = Buffer.allocUnsafe(len);
+      const n = fs.readSync(this.#fd!, bytes, 0, len, off);
+      bytes = bytes.subarray(0, n);
+    }
+    if (bytes.length !== len || (verified && lineSha(bytes) !== sha)) {
+      throw new RtevError('VERIFY_INVALID', `${file} changed since it was verified and indexed (line at byte ${off}): nothing more is served from it; run the command again to re-verify`);
+    }
+    return bytes.toString('utf8');
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) fs.closeSync(this.#fd);
+    this.#fd = undefined;
+    this.#file = undefined;
   }
 }
 

@@ -6,7 +6,7 @@
 
 export const INDEX_FORMAT = 'rtev-evidence-index';
 /** bump when a table changes: an index of another version is rebuilt */
-export const INDEX_VERSION = '1';
+export const INDEX_VERSION = '2';
 
 export const RECORD_COLUMNS = [
   ['chunk_id', 'UINTEGER'], ['seq', 'UBIGINT'], ['line_no', 'UINTEGER'],
@@ -14,7 +14,8 @@ export const RECORD_COLUMNS = [
   ['comm', 'VARCHAR'], ['cgroup_id', 'UBIGINT'], ['container_id', 'VARCHAR'], ['image_digest', 'VARCHAR'],
   ['path', 'VARCHAR'], ['access', 'VARCHAR'], ['peer_addr', 'VARCHAR'], ['peer_port', 'INTEGER'], ['local_addr', 'VARCHAR'], ['local_port', 'INTEGER'],
   ['symbol', 'VARCHAR'], ['library', 'VARCHAR'], ['node_hash', 'VARCHAR'], ['runtime', 'VARCHAR'], ['ssl_bytes', 'BIGINT'], ['ssl_op', 'VARCHAR'],
-  ['line', 'VARCHAR'], ['verified', 'BOOLEAN'],
+  // where the original line is in its chunk, and the first 64 bits of its sha256 (rows() checks the bytes it serves)
+  ['line_offset', 'UBIGINT'], ['line_len', 'UINTEGER'], ['line_sha', 'UBIGINT'], ['verified', 'BOOLEAN'],
 ] as const;
 
 /** The JSON shape read_json parses a record line into (unknown keys are ignored). */
@@ -29,7 +30,7 @@ export const recordSelect = (wallExpr: string): string => `l.line_no, j.ts_ns, $
   CASE j.event.type WHEN 'net_connect' THEN j.event.addr WHEN 'tcp_state' THEN j.event.daddr END,
   CASE j.event.type WHEN 'net_connect' THEN j.event.port WHEN 'tcp_state' THEN j.event.dport END,
   CASE j.event.type WHEN 'tcp_state' THEN j.event.saddr END, CASE j.event.type WHEN 'tcp_state' THEN j.event.sport END,
-  j.event.symbol, j.event.library, j.event.node_hash, j.event.runtime, j.event.bytes, j.event.operation, l.line`;
+  j.event.symbol, j.event.library, j.event.node_hash, j.event.runtime, j.event.bytes, j.event.operation, l.line_offset, l.line_len, l.line_sha`;
 
 export const SCHEMA_SQL = [
   `CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,

@@ -296,3 +296,44 @@ test('a plain NDJSON file (collect --stdout) is filtered in file order and said 
   assert.match(r.stderr, /1 line\(s\) skipped/);
   assert.equal((await cli(['query', file, '--since', '10m'])).code, 2);
 });
+
+test('wall_ns in the index is the nearer anchor\'s, as wallClock() computes it', async () => {
+  const { wallClock } = await import('../../src/index/ingest');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-index-wall-'));
+  const { keyFile } = newKey(path.join(root, 'keys'));
+  const dir = path.join(root, 'ev');
+  await writeSynthetic(dir, keyFile, 400, { chunkMaxBytes: 16 * 1024 }, true);
+  // make the anchors disagree: re-sign nothing, just check against the predicate's own anchors
+  const idx = await openEvidenceIndex({ source: dir, indexPath: path.join(root, 'i.duckdb'), keys: [loadVerifyKeyFile(`${keyFile}.pub`)] });
+  const rows = await idx.objects(`SELECT r.ts_ns, r.wall_ns, k.opened_wall_ns, k.opened_mono_ns, k.sealed_wall_ns, k.sealed_mono_ns FROM records r JOIN chunks k USING (chunk_id)`);
+  await idx.close();
+  assert.equal(rows.length, 400);
+  for (const r of rows) {
+    const want = wallClock(r['ts_ns'] as bigint, { opened: { wall: r['opened_wall_ns'] as bigint, mono: r['opened_mono_ns'] as bigint }, sealed: { wall: r['sealed_wall_ns'] as bigint, mono: r['sealed_mono_ns'] as bigint } });
+    assert.equal(r['wall_ns'], want);
+  }
+  // ties go to the opening anchor, like wallClock
+  assert.equal(wallClock(15n, { opened: { wall: 1000n, mono: 10n }, sealed: { wall: 3000n, mono: 20n } }), 1005n);
+  assert.equal(wallClock(16n, { opened: { wall: 1000n, mono: 10n }, sealed: { wall: 3000n, mono: 20n } }), 2996n);
+});
+
+test('lines are served from the sealed chunk and checked against the digest taken at indexing', async () => {
+  const fx = await fixture(400);
+  const idx = await openEvidenceIndex({ source: fx.dir, indexPath: path.join(fx.root, 'i.duckdb'), keys: [loadVerifyKeyFile(fx.pub)] });
+  try {
+    const first: string[] = [];
+    for await (const r of idx.rows({ pids: [1005] })) first.push(r.line);
+    assert.deepEqual(first, byTs(fx.lines.filter((l) => JSON.parse(l).pid === 1005)));
+    // the chunk changes while the index is open (after its sync): the changed line is refused
+    const victim = path.join(fx.dir, 'chunk-000000000001.ndjson');
+    const bytes = fs.readFileSync(victim);
+    const at = bytes.indexOf('"pid":1005') + 9;
+    bytes[at] = 0x36; // 1005 -> 1006
+    fs.writeFileSync(victim, bytes);
+    await assert.rejects(async () => {
+      for await (const r of idx.rows({ pids: [1005] })) void r;
+    }, (err: any) => err.code === 'VERIFY_INVALID' && /chunk-000000000001\.ndjson changed since it was verified/.test(err.message));
+  } finally {
+    await idx.close();
+  }
+});
