@@ -131,9 +131,21 @@ export class Collector {
   }
 
   async run(): Promise<CollectResult> {
-    const config = this.#config;
     const host = this.#host;
     const warn = (m: string): void => host.warn(m);
+    // a stop signal while loading ends the run as soon as it runs (instead of killing rtev unsealed)
+    const early = (): void => { this.#stopEarly = true; };
+    if (host.handleSignals !== false) for (const signal of STOP_SIGNALS) process.on(signal, early);
+    try {
+      return await this.#run(warn);
+    } finally {
+      for (const signal of STOP_SIGNALS) process.off(signal, early);
+    }
+  }
+
+  async #run(warn: (message: string) => void): Promise<CollectResult> {
+    const config = this.#config;
+    const host = this.#host;
     for (const warning of (host.preflight ?? preflight)(config.probes)) warn(warning);
     // RTEV_BPF_OBJECT: another build of the BPF object (A/B benchmarks); its sha256 goes into the evidence
     const env = host.env ?? process.env;

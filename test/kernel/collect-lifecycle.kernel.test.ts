@@ -81,8 +81,10 @@ test('--stdout -- CMD: standard output carries whole records only; the command\'
 test('a stalled reader does not block SIGTERM: shutdown is bounded and unwritten records are counted as lost', { timeout: 120_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   // nobody reads rtev's stdout: the pipe fills within milliseconds under this load
-  const rtev = startRtev(['--stdout', '--probes', 'file_open', '--', 'sh', '-c', 'while :; do : </etc/hostname; done'], { readStdout: false });
-  await new Promise((r) => setTimeout(r, 3000));
+  const dir = tempDir();
+  const rtev = startRtev(['--stdout', '--probes', 'file_open', '--', 'sh', '-c', `touch ${dir}/started; while :; do : </etc/hostname; done`], { readStdout: false });
+  assert.ok(await until(() => fs.existsSync(path.join(dir, 'started')), 30_000), rtev.stderr());
+  await new Promise((r) => setTimeout(r, 2000));
   rtev.child.kill('SIGTERM');
   const result = await Promise.race([rtev.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 60_000))]);
   if (result === 'hung') rtev.child.kill('SIGKILL');
