@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Command> = {
   ship: () => require('./commands/ship').shipCommand,
   ingest: () => require('./commands/ingest').ingestCommand,
   fleet: () => require('./commands/fleet').fleetCommand,
+  sbom: () => require('./commands/sbom').sbomCommand,
 };
 
 function usage(): string {

@@ -215,3 +215,40 @@ test('report refuses tampered evidence (exit 11); --allow-unverified caps verdic
   assert.equal(v['SYN-ZLIB-CALLED']!.status, 'under_investigation');
   assert.equal(v['SYN-ZLIB-FIXED']!.status, 'fixed', 'version verdicts use no evidence');
 });
+
+test('rtev sbom: the host (with the Go program) and the image from their package databases; plan from them finds the same targets', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const s = await collect();
+  const hostCdx = path.join(s.dir, 'rtev-host.cdx.json');
+  const goapp = path.join(s.dir, 'goapp');
+  const h = await runRtev(['sbom', '--host', '--binary', goapp, '--out', hostCdx], { timeoutMs: 120_000 });
+  assert.equal(h.code, 0, h.stderr);
+  const hostText = fs.readFileSync(hostCdx, 'utf8');
+  assert.equal(await cycloneDxErrors(hostText), null);
+  const purls = (JSON.parse(hostText).components as Array<{ purl: string; evidence?: { occurrences: Array<{ location: string }> } }>);
+  const zlib = purls.find((c) => c.purl.startsWith('pkg:deb/debian/zlib1g@'));
+  assert.ok(zlib, 'zlib1g from dpkg');
+  assert.match(zlib.purl, /\?arch=amd64&distro=debian-12&upstream=zlib$/);
+  const std = purls.find((c) => c.purl.startsWith('pkg:golang/stdlib@') && c.evidence?.occurrences.some((o) => o.location === goapp));
+  assert.ok(std, 'the Go program\'s stdlib module with the executable as its occurrence');
+  const imgCdx = path.join(s.dir, 'rtev-image.cdx.json');
+  const i = await runRtev(['sbom', '--image', IMAGE, '--out', imgCdx]);
+  assert.equal(i.code, 0, i.stderr);
+  const img = JSON.parse(fs.readFileSync(imgCdx, 'utf8'));
+  assert.equal(await cycloneDxErrors(JSON.stringify(img)), null);
+  assert.match(img.metadata.component.purl, /^pkg:oci\/rtev-reach@sha256:[0-9a-f]{64}\?/);
+  assert.deepEqual(img.components.map((c: { name: string }) => c.name).sort(), ['libc6', 'zlib1g']);
+  const plan = path.join(s.dir, 'plan-rtev-sbom.json');
+  const p = await runRtev(['plan', '--sbom', hostCdx, '--sbom', imgCdx, '--vulns', s.vulns, '--host', '--image', IMAGE, '--out', plan], { timeoutMs: 120_000 });
+  assert.equal(p.code, 0, p.stderr);
+  const norm = (f: string): string[] => (JSON.parse(fs.readFileSync(f, 'utf8')).functions as Array<{ binary: string; symbol: string }>).map((x) => `${x.binary}:${x.symbol}`).sort();
+  // a superset: every Go executable on the host built with the same stdlib is vulnerable by version too
+  const ours = new Set(norm(plan));
+  for (const x of norm(s.plan)) assert.ok(ours.has(x), x);
+  for (const x of ours) if (!norm(s.plan).includes(x)) assert.match(x, /:net\/url\.Parse$/);
+  const spdx = await runRtev(['sbom', '--host', '--format', 'spdx']);
+  assert.equal(spdx.code, 0, spdx.stderr);
+  const doc = JSON.parse(spdx.stdout);
+  assert.equal(doc.spdxVersion, 'SPDX-2.3');
+  assert.ok(doc.packages.some((x: { externalRefs?: Array<{ referenceLocator: string }> }) => x.externalRefs?.[0]?.referenceLocator.startsWith('pkg:deb/debian/libssl3@')));
+});

@@ -3,7 +3,7 @@ import { buildPlan, planFile } from '../../report/plan';
 import { parseArgs, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
-import { loadReportInputs } from './report-inputs';
+import { loadReportInputs, writeOut } from './report-inputs';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'sbom', kind: 'list', value: 'FILE', help: 'CycloneDX 1.4-1.6 or SPDX 2.2/2.3 JSON SBOM (repeatable: one per product)' },
@@ -29,7 +29,7 @@ export const planCommand: Command = {
     const plan = buildPlan(inputs.products, inputs.vulns.records, inputs.files);
     const text = planFile(plan);
     const out = a.values.get('out');
-    if (out === undefined) io.stdout.write(text);
+    if (out === undefined) await writeOut(io.stdout, text);
     else fs.writeFileSync(out, text);
     io.stderr.write(`rtev plan: ${plan.functions.length} target(s), ${plan.unprobeable.length} unprobeable function(s), ${plan.vulnerable} vulnerable component×advisory pair(s) (${plan.withoutFunctions} without named functions), ${inputs.vulns.records.length} advisories read, ${plan.skipped.length + inputs.vulns.skipped.length} input element(s) skipped${out === undefined ? '' : `; wrote ${out}`}\n`);
     for (const u of plan.unprobeable.slice(0, 20)) io.stderr.write(`  unprobeable ${u.vulnerability} ${u.symbol}: ${u.reason}\n`);

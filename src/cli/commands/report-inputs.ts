@@ -55,3 +55,10 @@ export function loadReportInputs(a: ParsedArgs, opts: { mountImages: boolean; ma
   }
   return { products, vulns, files };
 }
+
+/** writeOut writes a (large) document to the stream and resolves once it is handed to the OS (a pipe is asynchronous). */
+export function writeOut(stream: NodeJS.WritableStream, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}

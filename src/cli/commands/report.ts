@@ -13,7 +13,7 @@ import { packagePath } from '../../platform/paths';
 import { parseArgs, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
-import { loadReportInputs } from './report-inputs';
+import { loadReportInputs, writeOut } from './report-inputs';
 
 const FORMATS = ['table', 'json', 'openvex', 'cyclonedx', 'html'] as const;
 
@@ -68,7 +68,7 @@ export const reportCommand: Command = {
     });
     const text = render(model, format);
     const out = a.values.get('out');
-    if (out === undefined) io.stdout.write(text);
+    if (out === undefined) await writeOut(io.stdout, text);
     else {
       fs.writeFileSync(out, text);
       io.stderr.write(`rtev report: wrote ${format} to ${out}\n`);
