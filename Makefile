@@ -34,6 +34,7 @@ APT_PACKAGES := \
 	postgresql-15 \
 	postgresql-client-15 \
 	systemd \
+	chromium \
 	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)

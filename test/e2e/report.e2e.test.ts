@@ -252,3 +252,55 @@ test('rtev sbom: the host (with the Go program) and the image from their package
   assert.equal(doc.spdxVersion, 'SPDX-2.3');
   assert.ok(doc.packages.some((x: { externalRefs?: Array<{ referenceLocator: string }> }) => x.externalRefs?.[0]?.referenceLocator.startsWith('pkg:deb/debian/libssl3@')));
 });
+
+test('HTML report in headless Chromium (Debian chromium): DOM numbers equal the JSON report, no network, screenshot', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const s = await collect();
+  const html = path.join(s.dir, 'report.html');
+  const r = await report(s, ['--format', 'html', '--out', html]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse((await report(s, ['--format', 'json'])).stdout) as {
+    counts: Record<string, number>; coverage: { chunks: number; records: string; lost: string; gaps: string[] };
+    products: Array<{ product: { id: string }; verdicts: Array<{ vulnerability: string; status: string; step: string; component: { purl: string } }>; loadedFiles: number }>;
+  };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { chromium } = require('playwright-core') as typeof import('playwright-core');
+  const profile = tempDir('rtev-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await ctx.newPage();
+    const requests: string[] = [];
+    page.on('request', (q) => requests.push(q.url()));
+    await page.goto(`file://${html}`);
+    const dom = await page.evaluate(() => {
+      // runs in the page: the DOM's document (test code is compiled without the DOM lib)
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const document = (globalThis as any).document;
+      const txt = (sel: string): string => document.querySelector(sel)?.textContent ?? '';
+      return {
+        counts: Object.fromEntries([...document.querySelectorAll('[data-count]')].filter((e: any) => e.tagName === 'SPAN').map((e: any) => [e.getAttribute('data-count'), Number(e.textContent)])),
+        chunks: txt('[data-coverage=chunks]'), records: txt('[data-coverage=records]'), lost: txt('[data-coverage=lost]'), gaps: txt('[data-coverage=gaps]'),
+        products: [...document.querySelectorAll('section.product')].map((sec: any) => ({
+          id: sec.getAttribute('data-product'),
+          loaded: Number(sec.querySelector('[data-field=loaded-files]')?.textContent),
+          rows: [...sec.querySelectorAll('tr[data-vuln]')].map((tr: any) => [tr.getAttribute('data-vuln'), tr.getAttribute('data-purl'), tr.getAttribute('data-status'), tr.getAttribute('data-step')]),
+          svgBars: sec.querySelectorAll('svg.timeline rect[data-count]').length,
+        })),
+      };
+    });
+    assert.deepEqual(dom.counts, json.counts);
+    assert.deepEqual([dom.chunks, dom.records, dom.lost, dom.gaps], [String(json.coverage.chunks), json.coverage.records, json.coverage.lost, String(json.coverage.gaps.length)]);
+    assert.deepEqual(dom.products.map((p) => [p.id, p.loaded, p.rows]), json.products.map((p) => [p.product.id, p.loadedFiles, p.verdicts.map((v) => [v.vulnerability, v.component.purl, v.status, v.step])]));
+    for (const p of dom.products) assert.ok(p.svgBars > 0, `timeline of ${p.id} has bars`);
+    assert.deepEqual(requests, [`file://${html}`], 'a self-contained file loads nothing else');
+    const png = path.join(s.dir, 'report.png');
+    await page.screenshot({ path: png, fullPage: true });
+    assert.equal(fs.readFileSync(png).subarray(1, 4).toString('latin1'), 'PNG');
+    console.log(`screenshot: ${png}`);
+  } finally {
+    await ctx.close();
+  }
+});
