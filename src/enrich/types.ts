@@ -30,6 +30,7 @@ export type EnrichReason =
   | 'source_unavailable'
   | 'socket_timeout'
   | 'socket_error'
+  | 'response_too_large'
   | 'queue_full';
 
 /** ImageRef is what a runtime tells of a container's image besides its digest. */

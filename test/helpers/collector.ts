@@ -8,6 +8,8 @@ export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const RTEV = path.join(REPO, 'bin', 'rtev');
 
 export interface RunResult {
+  /** the pid of the rtev process */
+  pid: number;
   code: number;
   stdout: string;
   stderr: string;
@@ -32,6 +34,7 @@ export function runRtev(args: string[], options: { timeoutMs?: number; cwd?: str
       const stdout = Buffer.concat(out).toString('utf8');
       const lines = stdout.split('\n').filter((l) => l.startsWith('{"'));
       resolve({
+        pid: child.pid ?? -1,
         code: code ?? 128 + (signal ? (os.constants.signals as Record<string, number>)[signal] ?? 0 : 0),
         stdout,
         stderr: Buffer.concat(err).toString('utf8'),

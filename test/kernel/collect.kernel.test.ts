@@ -127,9 +127,8 @@ test('system-wide collection sees other processes and excludes the collector its
   await opening;
   assert.equal(run.code, 0, run.stderr);
   assert.ok(run.records.some((r) => r.event.type === 'file_open' && r.event.path === marker && r.pid === process.pid));
-  const collectorPids = new Set(run.records.filter((r) => r.event.type === 'process_exec' && r.event.argv0 === 'node').map((r) => r.pid));
-  assert.ok(!run.records.some((r) => r.event.type === 'file_open' && r.event.path.includes('rtev.bpf.o')), 'the collector does not trace itself');
-  void collectorPids;
+  // other rtev runs on a shared machine are other processes: only this collector's pid must be absent
+  assert.ok(!run.records.some((r) => r.pid === run.pid), 'the collector does not trace itself');
   fs.rmSync(marker, { force: true });
 });
 

@@ -4,12 +4,13 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseProcCgroup } from '../../src/enrich/cgroup-path';
+import { ensureImage } from '../helpers/images';
 
 /**
  * End to end: `rtev collect --stdout` while a real podman container reads a file, executes a
  * program and connects on loopback. Its records must carry `container_id` = podman://<id podman
  * reports> and `image_digest` = `podman image inspect --format '{{.Digest}}'`; host records none.
- * Needs the image of enrich-containers.kernel.test.ts (made there, or by the recipe).
+ * The image is made on demand (test/helpers/images.ts).
  */
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -27,7 +28,7 @@ interface Rec {
 
 test('rtev collect attributes a podman container’s file read, exec and loopback connect', async () => {
   if (process.getuid?.() !== 0) throw new Error('kernel tests need root');
-  sh('podman', ['image', 'exists', IMAGE]); // throws with podman's message when missing
+  ensureImage(IMAGE);
   const digest = sh('podman', ['image', 'inspect', '--format', '{{.Digest}}', IMAGE]);
   const collector = spawn(path.join(REPO, 'bin/rtev'), ['collect', '--stdout', '--quiet', '--duration', '8s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

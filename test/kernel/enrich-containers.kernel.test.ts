@@ -1,11 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Enricher } from '../../src/enrich/enricher';
 import { parseProcCgroup } from '../../src/enrich/cgroup-path';
+import { ensureImage } from '../helpers/images';
 
 /**
  * Privileged tier: real kernel cgroups and real containers. Needs root, podman + runc +
@@ -21,23 +22,6 @@ const TOP = `rtev-enrich-test-${process.pid}`;
 
 function sh(cmd: string, args: string[], opts: { input?: string } = {}): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts }).trim();
-}
-
-/** mustImage makes the tiny busybox image of the containers recipe if it is not there yet. */
-function mustImage(): void {
-  try {
-    sh('podman', ['image', 'exists', IMAGE]);
-    return;
-  } catch {
-    // build it below
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rtev-bbox-'));
-  mkdirSync(path.join(dir, 'root/bin'), { recursive: true });
-  copyFileSync('/bin/busybox', path.join(dir, 'root/bin/busybox'));
-  for (const a of ['sh', 'cat', 'sleep', 'nc', 'true']) symlinkSync('busybox', path.join(dir, 'root/bin', a));
-  sh('tar', ['-C', path.join(dir, 'root'), '-cf', path.join(dir, 'root.tar'), '.']);
-  sh('podman', ['import', path.join(dir, 'root.tar'), IMAGE]);
-  rmSync(dir, { recursive: true, force: true });
 }
 
 /** v2Id returns a process's cgroup2 path and id (inode of its cgroup2 directory). */
@@ -71,7 +55,7 @@ before(() => {
       throw new Error(`${bin} is missing: install podman runc busybox-static (make deps)`);
     }
   }
-  mustImage();
+  ensureImage(IMAGE);
 });
 
 after(() => {
@@ -150,7 +134,9 @@ test('real cgroups with Docker, CRI-O, containerd and Kubernetes naming, metadat
 
 test('containerd (Debian containerd 1.6, started by the test): ctr container and CRI layout', async (t) => {
   if (!existsSync('/usr/bin/containerd') || !existsSync('/usr/bin/ctr')) {
-    t.skip('containerd is not installed (optional: apt-get install containerd)');
+    // make deps installs it (Makefile APT_PACKAGES); CI must run this test
+    if (process.env['CI'] === 'true') throw new Error('containerd is not installed: run make deps (apt-get install containerd)');
+    t.skip('containerd is not installed (apt-get install containerd, or make deps)');
     return;
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rtev-ctrd-'));

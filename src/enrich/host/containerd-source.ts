@@ -15,6 +15,13 @@ import { SourceError, failure, type ContainerSource } from './source';
 const GRPC_NOT_FOUND = 5;
 
 /**
+ * A response body larger than this is refused (counted as `response_too_large`): gRPC's own
+ * default receive limit, far above containerd's answers here (a container record with its OCI
+ * spec is a few KiB to a few hundred KiB).
+ */
+export const CONTAINERD_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/**
  * ContainerdSource asks containerd's gRPC API over its unix socket, with hand-written
  * protobuf for three calls (no gRPC library): Containers.Get for the container's image name,
  * Images.Get for that image's target descriptor (its manifest or index digest: what
@@ -27,12 +34,14 @@ export class ContainerdSource implements ContainerSource {
   readonly #socket: string;
   readonly #timeoutMs: number;
   readonly #namespaces: string[] | undefined;
+  readonly #maxResponseBytes: number;
 
   /** `namespaces` limits the search; undefined asks containerd for its namespaces. */
-  constructor(socketPath: string, timeoutMs: number, namespaces?: string[]) {
+  constructor(socketPath: string, timeoutMs: number, namespaces?: string[], maxResponseBytes = CONTAINERD_MAX_RESPONSE_BYTES) {
     this.#socket = socketPath;
     this.#timeoutMs = timeoutMs;
     this.#namespaces = namespaces;
+    this.#maxResponseBytes = maxResponseBytes;
   }
 
   async resolve(id: string, hint: { namespace?: string }): Promise<DigestResult> {
@@ -72,7 +81,11 @@ export class ContainerdSource implements ContainerSource {
     return body === null ? [] : decodeListNamespacesResponse(body);
   }
 
-  /** call performs one unary gRPC call; returns null on NOT_FOUND. */
+  /**
+   * call performs one unary gRPC call; returns null on NOT_FOUND. It never throws from an event
+   * listener: whatever goes wrong in one (a malformed header, a body over the cap) rejects the
+   * call, which resolve() turns into a counted failure.
+   */
   #call(ns: string, method: string, request: Buffer): Promise<Buffer | null> {
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -93,6 +106,14 @@ export class ContainerdSource implements ContainerSource {
       const connectionError = (err: Error): void => {
         done(new SourceError(socketReason(err), `containerd ${this.#socket} ${method}: ${err.message}`));
       };
+      /** guarded: an exception inside an event listener settles the call instead of escaping */
+      const guarded = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
+        try {
+          fn(...args);
+        } catch (err) {
+          done(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
       session.on('error', connectionError);
       const headers: http2.OutgoingHttpHeaders = {
         ':method': 'POST',
@@ -103,27 +124,42 @@ export class ContainerdSource implements ContainerSource {
       if (ns !== '') headers['containerd-namespace'] = ns;
       const stream = session.request(headers);
       const chunks: Buffer[] = [];
+      let received = 0;
       let status: number | undefined;
       let message = '';
-      const takeStatus = (h: http2.IncomingHttpHeaders): void => {
+      const takeStatus = guarded((h: http2.IncomingHttpHeaders): void => {
         if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
-        if (typeof h['grpc-message'] === 'string') message = decodeURIComponent(h['grpc-message']);
-      };
+        if (typeof h['grpc-message'] === 'string') message = percentDecode(h['grpc-message']);
+      });
       stream.on('response', takeStatus); // trailers-only responses carry the status here
       stream.on('trailers', takeStatus);
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', guarded((c: Buffer) => {
+        received += c.length;
+        if (received > this.#maxResponseBytes) {
+          done(new SourceError('response_too_large', `containerd ${method}: response larger than ${this.#maxResponseBytes} bytes`));
+          return;
+        }
+        chunks.push(c);
+      }));
       stream.on('error', connectionError);
-      stream.on('end', () => {
+      // a stream reset or closed without its end (a no-op once the call settled)
+      stream.on('close', () => done(new SourceError('socket_error', `containerd ${method}: stream closed before the response ended`)));
+      stream.on('end', guarded(() => {
         if (status === GRPC_NOT_FOUND) return done(null, null);
         if (status !== 0) return done(new SourceError('socket_error', `containerd ${method}: grpc-status ${status} ${message}`));
-        try {
-          done(null, grpcUnframe(Buffer.concat(chunks)));
-        } catch (err) {
-          done(err as Error);
-        }
-      });
+        done(null, grpcUnframe(Buffer.concat(chunks)));
+      }));
       stream.end(grpcFrame(request));
     });
+  }
+}
+
+/** percentDecode decodes grpc-message; a malformed escape leaves the text as sent. */
+function percentDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 
