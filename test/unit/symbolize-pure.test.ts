@@ -1,13 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { canonicalGoSymbol, canonicalNativeSymbol, computeNodeHash, detectRuntime, FirstSeenFilter } from '../../src/symbolize';
 import { parseMaps, findMapping, nsPidFromStatus } from '../../src/symbolize/proc';
 import { PerfMap, perfMapKind } from '../../src/symbolize/perf-map';
 import { ElfFile } from '../../src/symbolize/elf';
 import { bufferSource } from '../../src/symbolize/host';
 import { SymbolizeError } from '../../src/symbolize/errors';
-import { decompressXz } from '../../src/symbolize/xz';
+import { crc64, decompressXz } from '../../src/symbolize/xz';
 import { parseFunctionsFile, parseTargetSpec, globToRegExp } from '../../src/symbolize/targets';
 import { purl } from '../../src/symbolize/purl';
 import { parseModinfo } from '../../src/symbolize/go';
@@ -141,22 +143,52 @@ test('ELF reader: corrupted and truncated copies of a real binary only raise Sym
   }
 });
 
-test('xz: corrupt input is an XZ error, output is capped', () => {
+const XZ = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'xz');
+const XZ_DATA: Record<string, Buffer> = {
+  random: fs.readFileSync(path.join(XZ, 'random.bin')),
+  text: Buffer.from(Array.from({ length: 400 }, (_, i) => `line ${i} of a compressible text, like the symbol table of a MiniDebugInfo section\n`).join('')),
+};
+const xzFixture = (name: string, check: string) => fs.readFileSync(path.join(XZ, `${name}.${check}.xz`));
+
+test('xz: streams with every check type decode; corrupt input is an XZ error, output is capped', () => {
   assert.throws(() => decompressXz(Buffer.from('not xz at all, definitely not'), 1000), (e: SymbolizeError) => e.code === 'XZ');
-  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-  const data = Buffer.alloc(200_000, 'abcabcabd');
-  const xz = execFileSync('xz', ['-c'], { input: data });
-  assert.deepEqual(decompressXz(xz, 1 << 20), data);
-  assert.throws(() => decompressXz(xz, 1000), (e: SymbolizeError) => e.code === 'TOO_LARGE');
-  for (let i = 12; i < xz.length; i += 7) {
-    const b = Buffer.from(xz);
-    b[i] = b[i]! ^ 0x55;
-    try {
-      decompressXz(b, 1 << 20);
-    } catch (err) {
-      assert.ok(err instanceof SymbolizeError, String(err));
+  for (const name of Object.keys(XZ_DATA)) {
+    for (const check of ['none', 'crc32', 'crc64', 'sha256']) {
+      const xz = xzFixture(name, check);
+      assert.deepEqual(decompressXz(xz, 1 << 20), XZ_DATA[name], `${name}.${check}.xz`);
+      assert.throws(() => decompressXz(xz, 1000), (e: SymbolizeError) => e.code === 'TOO_LARGE');
+      for (let i = 12; i < xz.length; i += 7) {
+        const b = Buffer.from(xz);
+        b[i] = b[i]! ^ 0x55;
+        try {
+          decompressXz(b, 1 << 20);
+        } catch (err) {
+          assert.ok(err instanceof SymbolizeError, String(err));
+        }
+      }
     }
   }
+});
+
+test('xz: a corrupted byte in stored data is caught by the block check (CRC32, CRC64, SHA-256)', () => {
+  // random.bin is stored in uncompressed LZMA2 chunks: a flipped payload byte still decodes,
+  // to different bytes, and only the check can tell
+  assert.equal(crc64(Buffer.from('123456789')), 0x995dc9bbdf1939fan, 'CRC-64/XZ check value');
+  for (const [check, message] of [['crc32', /CRC32 mismatch/], ['crc64', /CRC64 mismatch/], ['sha256', /SHA-256 mismatch/]] as const) {
+    const xz = xzFixture('random', check);
+    const bad = Buffer.from(xz);
+    bad[4096] = bad[4096]! ^ 0x01;
+    assert.throws(() => decompressXz(bad, 1 << 20), (e: SymbolizeError) => e.code === 'XZ' && message.test(e.message), check);
+  }
+  // without a check the corruption goes through: what the check types are for
+  const none = Buffer.from(xzFixture('random', 'none'));
+  none[4096] = none[4096]! ^ 0x01;
+  assert.notDeepEqual(decompressXz(none, 1 << 20), XZ_DATA['random']);
+  // a reserved check type is refused rather than decoded unchecked
+  const reserved = Buffer.from(xzFixture('text', 'crc64'));
+  reserved[7] = 5;
+  reserved.writeUInt32LE(zlib.crc32(reserved.subarray(6, 8)) >>> 0, 8);
+  assert.throws(() => decompressXz(reserved, 1 << 20), /unsupported check type 5/);
 });
 
 test('target specs, globs and the --functions file', () => {
