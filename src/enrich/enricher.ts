@@ -100,6 +100,7 @@ export interface RecordLike {
  * if (info !== 'pending') Object.assign(record, toRecordFields(info));
  */
 export class Enricher {
+  readonly #sweeps = new Set<Promise<void>>();
   readonly #opt: Required<Pick<EnricherOptions, 'negativeTtlMs' | 'goneGraceMs' | 'sweepIntervalMs' | 'maxInFlight'>>;
   readonly #now: () => number;
   readonly #warn: (message: string) => void;
@@ -264,8 +265,9 @@ export class Enricher {
   async selectCgroups(selector: ContainerSelector): Promise<CgroupSelection> {
     validateSelector(selector);
     const tree = await this.#tree('v2');
+    const started = this.#now();
     await tree.refresh();
-    this.#afterWalk('v2', tree);
+    this.#afterWalk('v2', tree, started);
     const inputs: SelectionInput[] = await Promise.all(
       tree.entries().map(async ([cgroupId, p]) => {
         const answer = await this.#answer(`v2:${cgroupId}`, cgroupId, 'v2', p);
@@ -345,8 +347,9 @@ export class Enricher {
       const tree = await this.#tree(hierarchy);
       cgPath = tree.pathOf(cgroupId);
       if (cgPath === undefined) {
+        const started = this.#now();
         await tree.refreshAfterNow();
-        this.#afterWalk(hierarchy, tree);
+        this.#afterWalk(hierarchy, tree, started);
         cgPath = tree.pathOf(cgroupId);
       }
     }
@@ -463,9 +466,8 @@ export class Enricher {
     return t;
   }
 
-  /** afterWalk expires cached answers of cgroups that no longer exist (after a grace period). */
-  #afterWalk(h: Hierarchy, tree: CgroupTree): void {
-    const now = this.#now();
+  /** afterWalk expires cached answers of cgroups that no longer exist (a grace period after the walk began). */
+  #afterWalk(h: Hierarchy, tree: CgroupTree, now: number): void {
     this.#lastWalk[h] = now;
     const prefix = `${h}:`;
     for (const key of this.#cgroups.keys()) {
@@ -476,13 +478,21 @@ export class Enricher {
 
   #maybeSweep(h: Hierarchy): void {
     if (this.#closed || this.#now() - this.#lastWalk[h] < this.#opt.sweepIntervalMs) return;
-    this.#lastWalk[h] = this.#now();
-    void this.#tree(h)
+    const started = this.#now();
+    this.#lastWalk[h] = started;
+    const sweep = this.#tree(h)
       .then(async (tree) => {
         await tree.refresh();
-        this.#afterWalk(h, tree);
+        this.#afterWalk(h, tree, started);
       })
       .catch((err) => this.#warnOnce(`walk:${h}`, `cannot walk the cgroup tree: ${String(err)}`));
+    this.#sweeps.add(sweep);
+    void sweep.finally(() => this.#sweeps.delete(sweep));
+  }
+
+  /** whenSwept resolves once the background sweep walks started so far have finished. */
+  async whenSwept(): Promise<void> {
+    await Promise.all([...this.#sweeps]);
   }
 }
 

@@ -120,7 +120,7 @@ test('vanished cgroups expire after the grace period; failures are retried after
     rmdirSync(path.join(t.mount, `libpod_parent/libpod-${PODMAN_ID}`));
     now += 1500;
     assert.notEqual(e.lookup(id), 'pending'); // triggers a sweep walk
-    await new Promise((r) => setTimeout(r, 100));
+    await e.whenSwept(); // (a fixed 100 ms wait here lost the race on a loaded machine)
     now += 4000;
     assert.equal(typeof e.lookup(id), 'object', 'still inside the grace period');
     now += 2000;
