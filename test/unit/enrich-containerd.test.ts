@@ -41,8 +41,8 @@ function answer(stream: http2.ServerHttp2Stream, message: Buffer, trailers: http
   stream.end(grpcFrame(message));
 }
 
-/** a GetContainerResponse { container { id, image } } and a GetImageResponse { image { name, target { digest } } } */
-const containerResponse = (image: string) => encodeStringField(1, Buffer.concat([encodeStringField(1, ID), encodeStringField(2, image)]).toString('latin1'));
+/** a GetContainerResponse { Container container = 1 { id = 1, image = 3 } } and a GetImageResponse { Image image = 1 { name = 1, Descriptor target = 3 { digest = 2 } } } */
+const containerResponse = (image: string) => field(1, Buffer.concat([encodeStringField(1, ID), encodeStringField(3, image)]));
 function imageResponse(): Buffer {
   const target = Buffer.concat([encodeStringField(1, 'application/vnd.oci.image.manifest.v1+json'), encodeStringField(2, DIGEST)]);
   const image = Buffer.concat([encodeStringField(1, 'localhost/x:1'), field(3, target)]);
@@ -63,11 +63,11 @@ function varint(v: number): Buffer {
 
 test('containerd: a well-formed answer gives the image digest', async () => {
   await withServer((p, stream) => {
-    if (p.endsWith('/Containers/Get')) answer(stream, containerResponse('localhost/x:1'));
+    if (p.endsWith('.Containers/Get')) answer(stream, containerResponse('localhost/x:1'));
     else answer(stream, imageResponse());
   }, async (socket) => {
     const r = await new ContainerdSource(socket, 2000, ['default']).resolve(ID, {});
-    assert.deepEqual(r, { ok: true, digest: DIGEST, basis: 'manifest' });
+    assert.deepEqual(r, { ok: true, digest: DIGEST, basis: 'manifest', image: { names: ['localhost/x:1'] } });
   });
 });
 
