@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { errorMessage, RtevError } from '../errors';
 import type { EventType } from '../model/record';
 import type { VerifyKey } from '../sign/keys';
-import { lstatMaybe, mkdirp, openNoFollow } from '../store/fsio';
+import { lstatMaybe, mkdirp, openNoFollow } from '../platform/fsio';
 import { AttributionSubjects } from '../packages/evidence';
 import { checkContentAgainstPredicate, MAX_LINE_BYTES, type ChunkContent } from '../verify';
 import { isObj, type StrictObject, type StrictValue } from '../encode/strict-json';

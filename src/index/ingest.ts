@@ -7,7 +7,7 @@ import type { VerifyKey } from '../sign/keys';
 import { CHUNK_PREDICATE_TYPE } from '../sign/statement';
 import { isObj, type StrictObject } from '../encode/strict-json';
 import { MAX_ENVELOPE_BYTES, openStatement, sha256Hex } from '../sign/statement-read';
-import { lstatMaybe, readBounded } from '../store/fsio';
+import { lstatMaybe, readBounded } from '../platform/fsio';
 import { chunkName, classify, envelopeName } from '../store/layout';
 import { checkFunctionCalls, checkLedgerIdentity, parsePredicate, type SignedPredicate } from '../verify';
 
