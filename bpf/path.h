@@ -53,7 +53,24 @@ static long walk_step(__u32 index, struct walk_state *w)
 		w->at_root = true;
 		return 1;
 	}
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	/* d_parent and d_name are adjacent in struct dentry: one read for both where the
+	 * running kernel's BTF says so (helper calls are the walk's cost) */
+	struct {
+		struct dentry *parent;
+		struct qstr name;
+	} pn;
+	if (bpf_core_field_offset(struct dentry, d_name) ==
+	    bpf_core_field_offset(struct dentry, d_parent) + sizeof(void *)) {
+		if (bpf_probe_read_kernel(&pn, sizeof(pn),
+					  (void *)dentry + bpf_core_field_offset(struct dentry, d_parent))) {
+			w->failed = true;
+			return 1;
+		}
+	} else {
+		pn.parent = BPF_CORE_READ(dentry, d_parent);
+		pn.name = BPF_CORE_READ(dentry, d_name);
+	}
+	struct dentry *parent = pn.parent;
 	if (dentry == w->mnt_root || dentry == parent) {
 		if (mnt != w->mnt_parent) {
 			/* cross to the mount this one is mounted on */
@@ -68,7 +85,7 @@ static long walk_step(__u32 index, struct walk_state *w)
 		w->complete = true; /* the root of the mount namespace */
 		return 1;
 	}
-	struct qstr name = BPF_CORE_READ(dentry, d_name);
+	struct qstr name = pn.name;
 	__u32 len = name.len & NAME_MASK;
 	if (w->pos < len + 1 + (TMP_SIZE - RTEV_DIR_MAX + 1))
 		return 1; /* would exceed RTEV_DIR_MAX - 1 bytes */
@@ -88,12 +105,14 @@ static long walk_step(__u32 index, struct walk_state *w)
 static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u8 *tmp, struct dir_path *out)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	/* plain loads through the task's BTF pointer, as for the record header */
+	struct fs_struct *fs = task->fs;
 	struct walk_state w = {
 		.dentry = dentry,
 		.vfsmnt = vfsmnt,
 		.mnt = container_of(vfsmnt, struct mount, mnt),
-		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
-		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.root_dentry = fs->root.dentry,
+		.root_mnt = fs->root.mnt,
 		.pos = TMP_SIZE,
 	};
 	struct mount *mnt = w.mnt;
@@ -122,23 +141,22 @@ static __always_inline bool dir_of_fd(int dfd, __u8 *tmp, struct dir_path *out)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 
 	if (dfd == AT_FDCWD) {
-		struct dentry *dentry = BPF_CORE_READ(task, fs, pwd.dentry);
-		struct vfsmount *mnt = BPF_CORE_READ(task, fs, pwd.mnt);
-		return walk_path(dentry, mnt, tmp, out);
+		struct fs_struct *fs = task->fs;
+		return walk_path(fs->pwd.dentry, fs->pwd.mnt, tmp, out);
 	}
 	if (dfd < 0)
 		return false;
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned int)dfd >= max_fds)
+	struct fdtable *fdt = task->files->fdt;
+	if ((unsigned int)dfd >= fdt->max_fds)
 		return false;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = NULL;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[dfd]) || !file)
 		return false;
-	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
-	return walk_path(dentry, mnt, tmp, out);
+	struct path fpath;
+	if (bpf_probe_read_kernel(&fpath, sizeof(fpath), (void *)file + bpf_core_field_offset(struct file, f_path)))
+		return false;
+	return walk_path(fpath.dentry, fpath.mnt, tmp, out);
 }
 
 #endif /* RTEV_PATH_H */

@@ -93,8 +93,11 @@ export class Attributor {
   readonly #host: PackageResolver;
   readonly #cache = new Map<string, PathAttribution>();
   readonly #pending = new Map<string, Promise<PathAttribution>>();
-  readonly #queue: Job[] = [];
+  /** waiting resolutions per scope: a slow database (the host's, while it loads) does not hold up a container's */
+  readonly #queues = new Map<string, Job[]>();
+  #queued = 0;
   #running = 0;
+  readonly #runningByScope = new Map<string, number>();
   #window = new Map<string, { scope: string; path: string }>();
   #windowBytes = 0;
   #windowContainers = new Map<string, string | undefined>();
@@ -181,28 +184,46 @@ export class Attributor {
   }
 
   #enqueue(key: string, scope: string, path: string, kind: PathKind): void {
-    if (this.#queue.length >= this.#o.maxQueue) {
+    if (this.#queued >= this.#o.maxQueue) {
       this.c.queueFull++;
       this.#store(key, { purl: null, via: null, root: null, reason: 'queue_full', components: [] }, false);
       return;
     }
-    const p = new Promise<PathAttribution>((resolve) => this.#queue.push({ key, scope, path, kind, resolve }));
+    let q = this.#queues.get(scope);
+    if (q === undefined) this.#queues.set(scope, (q = []));
+    const queue = q;
+    const p = new Promise<PathAttribution>((resolve) => queue.push({ key, scope, path, kind, resolve }));
+    this.#queued++;
     this.#pending.set(key, p);
-    this.c.queued = this.#queue.length;
+    this.c.queued = this.#queued;
     this.#pump();
   }
 
+  /** #pump starts jobs round-robin over scopes: at most `concurrency` per scope, 4× that in all. */
   #pump(): void {
-    while (this.#running < this.#o.concurrency && this.#queue.length > 0) {
-      const job = this.#queue.shift()!;
-      this.#running++;
-      void this.#run(job).finally(() => {
-        this.#running--;
-        this.c.queued = this.#queue.length;
-        this.c.running = this.#running;
-        if (this.#queue.length > 0) setImmediate(() => this.#pump());
-        else if (this.#running === 0) for (const w of this.#idle.splice(0)) w();
-      });
+    let started = true;
+    while (started && this.#running < this.#o.concurrency * 4 && this.#queued > 0) {
+      started = false;
+      for (const [scope, q] of this.#queues) {
+        const n = this.#runningByScope.get(scope) ?? 0;
+        if (n >= this.#o.concurrency || this.#running >= this.#o.concurrency * 4) continue;
+        const job = q.shift()!;
+        if (q.length === 0) this.#queues.delete(scope);
+        this.#queued--;
+        this.#running++;
+        this.#runningByScope.set(scope, n + 1);
+        started = true;
+        void this.#run(job).finally(() => {
+          this.#running--;
+          const m = (this.#runningByScope.get(scope) ?? 1) - 1;
+          if (m === 0) this.#runningByScope.delete(scope);
+          else this.#runningByScope.set(scope, m);
+          this.c.queued = this.#queued;
+          this.c.running = this.#running;
+          if (this.#queued > 0) setImmediate(() => this.#pump());
+          else if (this.#running === 0) for (const w of this.#idle.splice(0)) w();
+        });
+      }
     }
     this.c.running = this.#running;
   }
@@ -329,7 +350,7 @@ export class Attributor {
 
   /** idle resolves once no resolution is queued or running, or after timeoutMs. */
   idle(timeoutMs: number): Promise<void> {
-    if (this.#running === 0 && this.#queue.length === 0) return Promise.resolve();
+    if (this.#running === 0 && this.#queued === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
       this.#idle.push(() => {

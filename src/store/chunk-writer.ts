@@ -34,7 +34,7 @@ export interface ChunkSinkConfig {
   functionCalls?: () => FunctionCallTotal[];
   /** package attribution (OutputContext.attribution); absent: no attribution field */
   attribution?: AttributionSource;
-  /** how long a seal waits for its window's attributions (ms); default 2000, 10000 at shutdown */
+  /** how long a seal waits for its window's attributions (ms); default 5000, 10000 at shutdown */
   attributionWaitMs?: number;
   /** called once per sealed chunk, right after its facts are taken (OutputContext.onSeal) */
   onSeal?: () => void;
@@ -418,7 +418,7 @@ export class ChunkSink implements RecordSink {
       // answers are awaited, bounded, and seals stay in sequence order behind one another
       const ticket = attribution.takeWindow();
       this.#windowFiles.clear();
-      const waitMs = this.#c.attributionWaitMs ?? (final ? 10_000 : 2000);
+      const waitMs = this.#c.attributionWaitMs ?? (final ? 10_000 : 5000);
       this.#sealQueue = this.#sealQueue.then(async () => {
         try {
           predicate.attribution = await attribution.finish(ticket, waitMs);

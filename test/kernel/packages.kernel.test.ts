@@ -95,7 +95,7 @@ test('attribution survives podman run --rm; curl and a golang-go program get the
   const all = attributions(out);
   const containers = all.flatMap((a) => a.containers);
   const mine = findContainersByName(containers, name);
-  assert.ok(mine.length > 0, `container ${name} named in the signed evidence: ${JSON.stringify(containers)}`);
+  assert.ok(mine.length > 0, `container ${name} named in the signed evidence: ${JSON.stringify(containers)}\n${vout}`);
   for (const c of mine) {
     assert.equal(c.image.digest, digest);
     assert.equal(c.image.id, `sha256:${imageId}`);
@@ -111,7 +111,7 @@ test('attribution survives podman run --rm; curl and a golang-go program get the
   assert.equal(osRelease?.reason, 'not_owned', JSON.stringify(osRelease));
 
   const curl = files.find((f) => f.scope === 'host' && f.path === '/usr/bin/curl');
-  assert.ok(curl?.purl !== undefined && curl.purl !== null && samePurl(curl.purl, debPurlOf('curl')), JSON.stringify(curl));
+  assert.ok(curl?.purl !== undefined && curl.purl !== null && samePurl(curl.purl, debPurlOf('curl')), `${JSON.stringify(curl)}\n${vout}`);
   const go = files.find((f) => f.scope === 'host' && f.path === hello);
   assert.equal(go?.purl, 'pkg:golang/example.com/rtevhello@%28devel%29', JSON.stringify(go));
   assert.equal(go?.via, 'go-buildinfo');
