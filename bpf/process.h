@@ -4,6 +4,86 @@
  * makes the subtree filter follow descendants.
  */
 #include "common.h"
+#include "path.h"
+
+/* The syscall's path says nothing about what ran: empty (execveat AT_EMPTY_PATH),
+ * /dev/fd/N (fexecve), /proc/self/..., /proc/thread-self/... or /proc/<pid>/...
+ * Compared byte by byte, with no string constants (they would add a .rodata map). */
+static __always_inline bool uninformative_exec_path(const __u8 *p, __u32 len)
+{
+	if (len == 0)
+		return true;
+	if (len < 7 || p[0] != '/')
+		return false;
+	if (len >= 8 && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' && p[6] == 'd' &&
+	    p[7] == '/')
+		return true;
+	if (!(p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/'))
+		return false;
+	if (p[6] >= '0' && p[6] <= '9')
+		return true;
+	if (len >= 11 && p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/')
+		return true;
+	return len >= 18 && p[6] == 't' && p[7] == 'h' && p[8] == 'r' && p[9] == 'e' && p[10] == 'a' && p[11] == 'd' &&
+	       p[12] == '-' && p[13] == 's' && p[14] == 'e' && p[15] == 'l' && p[16] == 'f' && p[17] == '/';
+}
+
+#define DELETED_LEN 10
+
+/* exe_file_name writes what the kernel knows of the new image's executable (mm->exe_file)
+ * at dst, the way /proc/PID/exe reads: its canonical path, `/memfd:NAME (deleted)` for a
+ * memfd (or any file without a directory), ` (deleted)` after an unlinked file's path.
+ * Returns the length, or -1 when nothing usable was read (dst may be clobbered). */
+static __always_inline long exe_file_name(struct task_struct *task, struct scratch *s, __u8 *dst)
+{
+	struct file *f = BPF_CORE_READ(task, mm, exe_file);
+	if (!f)
+		return -1;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *m = BPF_CORE_READ(f, f_path.mnt);
+	if (!d || !m)
+		return -1;
+	__u32 len;
+	bool unlinked;
+	if (BPF_CORE_READ(d, d_parent) == d && BPF_CORE_READ(m, mnt_root) != d) {
+		/* a pseudo file (memfd_create: d_name "memfd:NAME"), never linked anywhere */
+		struct qstr name = BPF_CORE_READ(d, d_name);
+		__u32 n = name.len & NAME_MASK;
+		if (n == 0)
+			return -1;
+		dst[0] = '/';
+		if (bpf_probe_read_kernel(&dst[1], n, name.name))
+			return -1;
+		len = n + 1;
+		unlinked = true;
+	} else {
+		struct dir_path p = {};
+		if (!walk_path(d, m, s->tmp, &p) || p.flags)
+			return -1;
+		len = p.len & (RTEV_DIR_MAX - 1);
+		if (len == 0 || bpf_probe_read_kernel(dst, len, &s->tmp[p.start & TMP_MASK]))
+			return -1;
+		unlinked = p.unlinked;
+	}
+	if (unlinked) {
+		if (len + DELETED_LEN > RTEV_PATH_MAX - 1)
+			return -1;
+		/* " (deleted)", as d_path() appends it */
+		__u8 *t = &dst[len & (RTEV_PATH_MAX - 1)];
+		t[0] = ' ';
+		t[1] = '(';
+		t[2] = 'd';
+		t[3] = 'e';
+		t[4] = 'l';
+		t[5] = 'e';
+		t[6] = 't';
+		t[7] = 'e';
+		t[8] = 'd';
+		t[9] = ')';
+		len += DELETED_LEN;
+	}
+	return len;
+}
 
 SEC("tp/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
@@ -31,6 +111,16 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		e->filename_flags |= STR_READ_FAILED;
 	} else {
 		filename_len = (n - 1) & (RTEV_PATH_MAX - 1);
+	}
+	if (n > 0 && uninformative_exec_path(&s->rec[sizeof(*e)], filename_len)) {
+		/* fexecve, execveat(AT_EMPTY_PATH), /proc/self/exe: name the executed file instead */
+		long len = exe_file_name(task, s, &s->rec[sizeof(*e)]);
+		if (len > 0) {
+			filename_len = len & (RTEV_PATH_MAX - 1);
+		} else {
+			n = bpf_probe_read_kernel_str(&s->rec[sizeof(*e)], RTEV_PATH_MAX, (void *)ctx + loc);
+			filename_len = n > 0 ? (n - 1) & (RTEV_PATH_MAX - 1) : 0;
+		}
 	}
 	e->filename_len = filename_len;
 
