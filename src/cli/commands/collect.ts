@@ -82,7 +82,9 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   } finally {
     status.clear();
   }
-  if (result.outputClosed) return result.exitCode;
+  // the reader of --stdout went away (`| head`): quietly, with the status `rtev query | head` gives
+  // (docs/cli.md, "Pipes"); the observed command, if any, was signalled and reaped already
+  if (result.outputClosed) return ExitCode.PIPE_CLOSED;
   const loss = lossWarning(result.ledger, {
     bulkRingBytes: config.bulkRingBytes, rareRingBytes: config.rareRingBytes, stdout: config.output.stdout, unwritten: result.unwritten ?? 0n,
   });
