@@ -35,6 +35,7 @@ APT_PACKAGES := \
 	postgresql-client-15 \
 	systemd \
 	chromium \
+	gnutls-bin \
 	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)

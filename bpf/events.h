@@ -162,6 +162,14 @@ enum ssl_fn {
 	SSL_FN_WRITE = 2,
 	SSL_FN_READ_EX = 3,
 	SSL_FN_WRITE_EX = 4,
+	/* GnuTLS (bpf/ssl_op.h): ssize_t returns, ssl_ptr = the gnutls_session_t */
+	SSL_FN_GNUTLS_RECV = 5,
+	SSL_FN_GNUTLS_SEND = 6,
+	SSL_FN_GNUTLS_RECV_SEQ = 7,
+	SSL_FN_GNUTLS_SEND2 = 8,
+	/* Go crypto/tls (bpf/ssl_op.h, entry-style probes at the RET instructions): ssl_ptr = the *tls.Conn */
+	SSL_FN_GO_READ = 9,
+	SSL_FN_GO_WRITE = 10,
 };
 
 /* Followed by stack_len u64 return addresses, innermost first. */

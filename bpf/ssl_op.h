@@ -4,6 +4,10 @@
  * uprobe at entry (stash the SSL* and, for _ex, the size_t* out-parameter) and
  * a uretprobe at return (bytes = the return value, or *out when an _ex call
  * returned 1). The data buffers are never read: no plaintext is captured.
+ * GnuTLS gnutls_record_send2 (or gnutls_record_send where there is no send2: send
+ * jumps to send2 through the PLT, so probing both would count a call twice),
+ * gnutls_record_recv and gnutls_record_recv_seq go through the same programs
+ * (ssize_t returns; ssl_ptr = the gnutls_session_t).
  * Calls that transfer nothing (errors, WANT_READ/WANT_WRITE, EOF) count as
  * COUNTER_SKIPPED unless cfg.record_empty_ssl_ops.
  */
@@ -31,6 +35,10 @@ static __always_inline void ssl_record(__u8 op, __u64 ssl, __u64 out, long ret)
 	if (op == SSL_FN_READ_EX || op == SSL_FN_WRITE_EX) {
 		if ((int)ret == 1 && out)
 			bpf_probe_read_user(&bytes, sizeof(bytes), (void *)out);
+	} else if (op >= SSL_FN_GNUTLS_RECV) {
+		/* GnuTLS and Go return a 64-bit count (ssize_t, int) */
+		if (ret > 0)
+			bytes = (__u64)ret;
 	} else if ((int)ret > 0) {
 		bytes = (__u32)(int)ret;
 	}
@@ -42,7 +50,7 @@ static __always_inline void ssl_record(__u8 op, __u64 ssl, __u64 out, long ret)
 	fill_header(&e.hdr, EVT_SSL_OP);
 	e.hdr.size = sizeof(e);
 	e.ssl_ptr = ssl;
-	e.ret = (int)ret;
+	e.ret = op >= SSL_FN_GNUTLS_RECV ? ret : (int)ret;
 	e.bytes = bytes;
 	e.op = op;
 	emit_rare(&e, sizeof(e), PROBE_SSL_OP);
@@ -176,6 +184,17 @@ SEC("uprobe")
 int BPF_KPROBE(rtev_ssl_write_ex, void *ssl, void *buf, __u64 num, void *written)
 {
 	ssl_enter(SSL_FN_WRITE_EX, (__u64)ssl, (__u64)written);
+	return 0;
+}
+
+/* GnuTLS in classic mode: one entry program for its functions, the enum ssl_fn as attach cookie */
+SEC("uprobe")
+int BPF_KPROBE(rtev_tls_enter, void *session)
+{
+	__u8 op = bpf_get_attach_cookie(ctx);
+	if (op < SSL_FN_GNUTLS_RECV || op > SSL_FN_GNUTLS_SEND2)
+		return 0;
+	ssl_enter(op, (__u64)session, 0);
 	return 0;
 }
 

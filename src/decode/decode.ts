@@ -260,6 +260,12 @@ const SSL_FN: Record<number, { src: string; operation: 'read' | 'write' }> = {
   2: { src: 'uprobe:SSL_write', operation: 'write' },
   3: { src: 'uprobe:SSL_read_ex', operation: 'read' },
   4: { src: 'uprobe:SSL_write_ex', operation: 'write' },
+  5: { src: 'uprobe:gnutls_record_recv', operation: 'read' },
+  6: { src: 'uprobe:gnutls_record_send', operation: 'write' },
+  7: { src: 'uprobe:gnutls_record_recv_seq', operation: 'read' },
+  8: { src: 'uprobe:gnutls_record_send2', operation: 'write' },
+  9: { src: 'uprobe:crypto/tls.(*Conn).Read', operation: 'read' },
+  10: { src: 'uprobe:crypto/tls.(*Conn).Write', operation: 'write' },
 };
 
 function decodeSslOp(rec: Buffer, header: Header): Decoded {

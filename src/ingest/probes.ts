@@ -80,13 +80,14 @@ export const KERNEL_PROBES: ProbeSpec[] = [
   },
   {
     name: 'ssl_op',
-    description: 'OpenSSL SSL_read/SSL_write/SSL_read_ex/SSL_write_ex byte counts from uprobes (no plaintext)',
+    description: 'TLS byte counts from uprobes (no plaintext): OpenSSL SSL_read/SSL_write(_ex), GnuTLS gnutls_record_recv/send',
     programs: [
       { name: 'rtev_ssl_session', uprobe: true, uprobeMode: 'session', multiAttach: 'uprobe_session' },
       { name: 'rtev_ssl_read', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_write', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_read_ex', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_write_ex', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_tls_enter', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_ret', uprobe: true, uprobeMode: 'classic' },
     ],
   },

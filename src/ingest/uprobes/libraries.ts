@@ -5,7 +5,7 @@ import { nodeHost } from '../../symbolize/host';
 import { parseMaps, type Mapping } from '../../symbolize/proc';
 
 /** What a mapped file is to us. */
-export type LibraryKind = 'libc' | 'libssl' | 'exe';
+export type LibraryKind = 'libc' | 'libssl' | 'libgnutls' | 'exe';
 
 /**
  * One probed function: the symbol; in session mode the program shared by the library's functions
@@ -18,6 +18,8 @@ export interface ProbeTarget {
   cookie: bigint;
   entry: string;
   ret: string;
+  /** not attached when this symbol was found too (it calls that one: one call, one record) */
+  unless?: string;
 }
 
 export const LIBC_TARGETS: ProbeTarget[] = [
@@ -33,14 +35,28 @@ export const SSL_TARGETS: ProbeTarget[] = [
   { symbol: 'SSL_write_ex', session: 'rtev_ssl_session', cookie: 4n, entry: 'rtev_ssl_write_ex', ret: 'rtev_ssl_ret' },
 ];
 
+/**
+ * GnuTLS: gnutls_record_send jumps to gnutls_record_send2 through the PLT (3.6.3+), so only send2
+ * is probed where it exists; recv and recv_seq each call the internal receive directly.
+ * Classic mode: one entry program for all, the op as attach cookie.
+ */
+export const GNUTLS_TARGETS: ProbeTarget[] = [
+  { symbol: 'gnutls_record_recv', session: 'rtev_ssl_session', cookie: 5n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
+  { symbol: 'gnutls_record_send', session: 'rtev_ssl_session', cookie: 6n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret', unless: 'gnutls_record_send2' },
+  { symbol: 'gnutls_record_recv_seq', session: 'rtev_ssl_session', cookie: 7n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
+  { symbol: 'gnutls_record_send2', session: 'rtev_ssl_session', cookie: 8n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
+];
+
 const LIBC_NAME = /^(libc\.so(\.\d+)?|libc-[\d.]+\.so|ld-musl-[\w]+\.so\.1|libc\.musl-[\w]+\.so\.1)$/;
 const LIBSSL_NAME = /^libssl\.so(\.[\d.]+)?$/;
+const LIBGNUTLS_NAME = /^libgnutls\.so(\.[\d.]+)?$/;
 
 /** classify names a mapped file by its basename; `exe` is decided by the caller. */
 export function classify(file: string): LibraryKind | undefined {
   const base = path.posix.basename(file);
   if (LIBC_NAME.test(base)) return 'libc';
   if (LIBSSL_NAME.test(base)) return 'libssl';
+  if (LIBGNUTLS_NAME.test(base)) return 'libgnutls';
   return undefined;
 }
 
@@ -139,4 +155,12 @@ export const HOST_LIBRARIES = [
   '/lib/x86_64-linux-gnu/libssl.so.1.1', '/usr/lib/x86_64-linux-gnu/libssl.so.1.1',
   '/lib/aarch64-linux-gnu/libssl.so.3', '/usr/lib/aarch64-linux-gnu/libssl.so.3',
   '/lib64/libssl.so.3', '/usr/lib64/libssl.so.3', '/lib64/libssl.so.1.1', '/usr/lib64/libssl.so.1.1',
+  '/lib/x86_64-linux-gnu/libgnutls.so.30', '/usr/lib/x86_64-linux-gnu/libgnutls.so.30',
+  '/lib/aarch64-linux-gnu/libgnutls.so.30', '/usr/lib/aarch64-linux-gnu/libgnutls.so.30',
+  '/lib64/libgnutls.so.30', '/usr/lib64/libgnutls.so.30',
 ];
+
+/** targetsFound keeps the targets whose symbol was found, less those another found one covers. */
+export function targetsFound(targets: ProbeTarget[], offsets: ResolvedTargets): ProbeTarget[] {
+  return targets.filter((t) => offsets.has(t.symbol) && (t.unless === undefined || !offsets.has(t.unless)));
+}

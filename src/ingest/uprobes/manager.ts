@@ -4,7 +4,7 @@ import type { UprobeMode } from '../probes';
 import type { BpfSession, Link } from '../session';
 import { errorMessage } from '../../errors';
 import {
-  HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets,
+  GNUTLS_TARGETS, HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets, targetsFound,
   type Candidate, type LibraryKind, type ProbeTarget,
 } from './libraries';
 
@@ -85,7 +85,7 @@ export class UprobeManager {
   #closed = false;
   #warnedLimit = false;
   readonly #stats: Omit<UprobeStats, 'mode'> = {
-    filesAttached: { libc: 0, libssl: 0, exe: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
+    filesAttached: { libc: 0, libssl: 0, libgnutls: 0, exe: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
     attachFailures: 0, processesScanned: 0, processesUncovered: 0, execsDropped: 0,
   };
 
@@ -126,8 +126,8 @@ export class UprobeManager {
       if (scanned % 256 === 0) await new Promise((r) => setImmediate(r));
     }
     this.#knownPids = new Set(pids);
-    if (this.#wantSsl && this.#kindCount('libssl') + this.#kindCount('exe') === 0) {
-      this.#warn('ssl_op: no OpenSSL library (libssl.so.3/1.1) found: the probe waits until a process maps one');
+    if (this.#wantSsl && this.#kindCount('libssl') + this.#kindCount('libgnutls') + this.#kindCount('exe') === 0) {
+      this.#warn('ssl_op: no TLS library (libssl.so.3/1.1, libgnutls.so.30) found: the probe waits until a process maps one');
     }
     if (this.#wantLibc && this.#kindCount('libc') === 0) {
       this.#warn('net_connect: no libc found for uprobes: connects are recorded from the syscall tracepoints only');
@@ -226,7 +226,7 @@ export class UprobeManager {
 
   /** consider attaches to a file once; true: probed, false: should be but is not, undefined: not a target. */
   #consider(c: Candidate, openPath: string): boolean | undefined {
-    const targets: ProbeTarget[] = c.kind === 'libc' ? (this.#wantLibc ? LIBC_TARGETS : []) : this.#wantSsl ? SSL_TARGETS : [];
+    const targets: ProbeTarget[] = targetsOf(c.kind, this.#wantLibc, this.#wantSsl);
     if (targets.length === 0) return undefined;
     const known = this.#files.get(c.key);
     if (known !== undefined) {
@@ -253,7 +253,7 @@ export class UprobeManager {
       if (c.kind !== 'exe') this.#stats.filesWithoutSymbols++;
       return c.kind === 'exe' ? undefined : false;
     }
-    const attachedCount = this.#stats.filesAttached.libc + this.#stats.filesAttached.libssl + this.#stats.filesAttached.exe;
+    const attachedCount = Object.values(this.#stats.filesAttached).reduce((a, b) => a + b, 0);
     if (attachedCount >= this.#limits.maxFiles) {
       state.status = 'over_limit';
       this.#stats.filesOverLimit++;
@@ -262,14 +262,14 @@ export class UprobeManager {
       return false;
     }
     const session = this.#session;
-    const found = targets.filter((t) => offsets.has(t.symbol)); // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
+    const found = targetsFound(targets, offsets); // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
     try {
       if (this.#session.uprobeMode === 'session') {
         state.links.push(session.attachUprobeMulti(found[0]!.session, 'uprobe_session', attachPath,
           found.map((t) => offsets.get(t.symbol)!), found.map((t) => t.cookie), -1));
       } else {
         for (const t of found) {
-          state.links.push(session.attachUprobe(t.entry, false, -1, attachPath, offsets.get(t.symbol)!, 0n));
+          state.links.push(session.attachUprobe(t.entry, false, -1, attachPath, offsets.get(t.symbol)!, t.cookie));
           state.links.push(session.attachUprobe(t.ret, true, -1, attachPath, offsets.get(t.symbol)!, 0n));
         }
       }
@@ -286,6 +286,12 @@ export class UprobeManager {
     this.#session.markAttached(probe);
     return true;
   }
+}
+
+function targetsOf(kind: LibraryKind, wantLibc: boolean, wantSsl: boolean): ProbeTarget[] {
+  if (kind === 'libc') return wantLibc ? LIBC_TARGETS : [];
+  if (!wantSsl) return [];
+  return kind === 'libgnutls' ? GNUTLS_TARGETS : SSL_TARGETS;
 }
 
 /** pickPath prefers the path as is when it names the same file in our own mount namespace. */
