@@ -466,6 +466,24 @@ export class EvidenceIndex {
     }
   }
 
+  /**
+   * lineAt gives the original line of one indexed record (chunk_id, line_no), read from its
+   * sealed chunk and checked against the line digest like rows(); undefined if no such row.
+   */
+  async lineAt(chunkId: number, lineNo: number): Promise<string | undefined> {
+    const r = (await this.objects(
+      `SELECT k.file, r.line_offset, r.line_len, r.line_sha, r.verified FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id
+       WHERE r.chunk_id = $1 AND r.line_no = $2`, [chunkId, lineNo],
+    ))[0];
+    if (r === undefined || (!this.allowUnverified && r['verified'] !== true)) return undefined;
+    const reader = new LineReader(this.source);
+    try {
+      return reader.read(r['file'] as string, r['line_offset'] as bigint, Number(r['line_len']), r['line_sha'] as bigint, r['verified'] as boolean);
+    } finally {
+      reader.close();
+    }
+  }
+
   /** count gives the number of matching records. */
   async count(f: EvidenceFilter): Promise<bigint> {
     const { where, params } = compileFilter(f, 'duckdb');

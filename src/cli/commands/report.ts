@@ -1,18 +1,18 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { RtevError, UsageError } from '../../errors';
 import { toCycloneDx } from '../../report/cyclonedx';
 import { toHtml } from '../../report/html';
 import { functionKey } from '../../report/verdict';
 import { buildReport, toJson, type ReportModel } from '../../report/report';
-import { scanEvidence } from '../../report/scan';
+import { indexObservations } from '../../report/index-observations';
+import { openEvidenceIndex } from '../../index/index';
 import { toOpenVex } from '../../report/openvex';
 import { toTable } from '../../report/table';
-import { defaultKeyDir, DEFAULT_KEY_NAME, loadVerifyKeyFile, publicKeyPath } from '../../sign/key-files';
 import { packagePath } from '../../platform/paths';
 import { parseArgs, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
+import { trustedKeys } from './evidence-args';
 import { loadReportInputs, writeOut } from './report-inputs';
 
 const FORMATS = ['table', 'json', 'openvex', 'cyclonedx', 'html'] as const;
@@ -28,6 +28,8 @@ const OPTIONS: OptionSpec[] = [
   { name: 'plan', kind: 'string', value: 'FILE', help: "the 'rtev plan' output used for the collection: its unprobeable reasons go into the notes" },
   { name: 'not-observed-as-not-affected', kind: 'flag', help: 'opt-in: with complete coverage, "probed and never called" or "never loaded" becomes not_affected/vulnerable_code_not_in_execute_path' },
   { name: 'allow-unverified', kind: 'flag', help: 'use evidence that fails verification; every evidence-based verdict is then at most under_investigation' },
+  { name: 'index', kind: 'string', value: 'PATH', help: 'evidence index file (default: $RTEV_INDEX_DIR, /var/cache/rtev/index or ~/.cache/rtev/index)' },
+  { name: 'rebuild-index', kind: 'flag', help: 'drop the evidence index and build it again from the chunks' },
 ];
 
 const USAGE = usageText(`usage: rtev report DIR --sbom FILE --vulns PATH [--image REF]... [--format table|json|openvex|cyclonedx|html] [--out FILE]
@@ -49,23 +51,32 @@ export const reportCommand: Command = {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`${dir} is not an evidence directory`);
     const format = a.values.get('format') ?? 'table';
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format ${format}: choose one of ${FORMATS.join(', ')}`);
-    const keys = pubkeys(a.lists.get('pubkey') ?? []).map((f) => loadVerifyKeyFile(f));
-    const { verify, observations } = scanEvidence(dir, keys);
     const allowUnverified = a.flags.has('allow-unverified');
-    let unverified: string | undefined;
-    if (verify.status === 'invalid') {
-      const first = verify.problems[0];
-      const what = `${verify.problems.length} verification problem(s), first: ${first?.file}: ${first?.reason}`;
-      if (!allowUnverified) throw new RtevError('VERIFY_INVALID', `evidence in ${dir} fails verification (${what})`, { hint: "check it with 'rtev verify'; --allow-unverified reports at most under_investigation" });
-      unverified = `evidence failed verification (${what})`;
-    }
-    const cov = await observations.coverage();
-    const h = cov.hosts[0];
-    const inputs = loadReportInputs(a, { mountImages: true, ...(h !== undefined && h.machineId !== '' ? { machineId: h.machineId, hostname: h.hostname } : {}) });
-    const model = await buildReport(inputs.products, inputs.vulns, observations, inputs.files, {
-      notObservedAsNotAffected: a.flags.has('not-observed-as-not-affected'), unverified, allowUnverified,
-      unprobeable: readPlan(a.values.get('plan')), version: (JSON.parse(fs.readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version, now: new Date(),
+    // the report reads the evidence index of DIR (verified once per chunk, reused across runs)
+    const index = await openEvidenceIndex({
+      source: dir, keys: trustedKeys(a), allowUnverified, rebuild: a.flags.has('rebuild-index'),
+      ...(a.values.get('index') !== undefined ? { indexPath: a.values.get('index')! } : {}),
+      onNotice: (line) => io.stderr.write(line + '\n'),
     });
+    let model: ReportModel;
+    try {
+      const observations = indexObservations(index);
+      const cov = await observations.coverage();
+      let unverified: string | undefined;
+      if (cov.failures.length > 0) {
+        const what = `${cov.failures.length} chunk(s) fail verification, first: ${cov.failures[0]}`;
+        if (!allowUnverified) throw new RtevError('VERIFY_INVALID', `evidence in ${dir} fails verification (${what})`, { hint: "check it with 'rtev verify'; --allow-unverified reports at most under_investigation" });
+        unverified = `evidence failed verification (${what})`;
+      }
+      const h = cov.hosts[0];
+      const inputs = loadReportInputs(a, { mountImages: true, ...(h !== undefined && h.machineId !== '' ? { machineId: h.machineId, hostname: h.hostname } : {}) });
+      model = await buildReport(inputs.products, inputs.vulns, observations, inputs.files, {
+        notObservedAsNotAffected: a.flags.has('not-observed-as-not-affected'), unverified, allowUnverified,
+        unprobeable: readPlan(a.values.get('plan')), version: (JSON.parse(fs.readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version, now: new Date(),
+      });
+    } finally {
+      await index.close();
+    }
     const text = render(model, format);
     const out = a.values.get('out');
     if (out === undefined) await writeOut(io.stdout, text);
@@ -85,13 +96,6 @@ function render(m: ReportModel, format: string): string {
     case 'html': return toHtml(m);
     default: return toTable(m);
   }
-}
-
-function pubkeys(given: string[]): string[] {
-  if (given.length > 0) return given;
-  const fallback = publicKeyPath(path.join(defaultKeyDir(), DEFAULT_KEY_NAME));
-  if (!fs.existsSync(fallback)) throw new UsageError('no public key given and no default key exists', "pass --pubkey FILE (the .pub file next to the key given to 'rtev collect --key')");
-  return [fallback];
 }
 
 function readPlan(file: string | undefined): Map<string, string> | undefined {
