@@ -36,6 +36,7 @@ APT_PACKAGES := \
 	systemd \
 	chromium \
 	gnutls-bin \
+	liburing-dev \
 	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)

@@ -92,6 +92,8 @@ enum open_syscall {
 	OPEN_SYSCALL_OPENAT2 = 2,
 	OPEN_SYSCALL_OPEN = 3,
 	OPEN_SYSCALL_CREAT = 4,
+	OPEN_SYSCALL_IO_URING_OPENAT = 5,  /* IORING_OP_OPENAT (bpf/io_uring.h) */
+	OPEN_SYSCALL_IO_URING_OPENAT2 = 6, /* IORING_OP_OPENAT2 */
 };
 
 /* Followed by filename_len bytes of filename then argv0_len bytes of argv[0]. */
@@ -146,6 +148,7 @@ enum net_op {
 enum net_hook {
 	NET_HOOK_LIBC = 1,    /* libc uprobe */
 	NET_HOOK_SYSCALL = 2, /* syscall tracepoint, for callers that bypass libc */
+	NET_HOOK_IO_URING = 3, /* io_uring request (bpf/io_uring.h) */
 };
 
 struct evt_ssl_op {

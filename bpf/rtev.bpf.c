@@ -5,6 +5,7 @@
 #include "process.h"
 #include "tcp_state.h"
 #include "net_connect.h"
+#include "io_uring.h"
 #include "ssl_op.h"
 #include "function_call.h"
 

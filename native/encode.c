@@ -267,6 +267,10 @@ static const char *open_syscall(uint8_t v)
 		return "sys_enter_open";
 	case 4:
 		return "sys_enter_creat";
+	case 5:
+		return "io_uring:openat";
+	case 6:
+		return "io_uring:openat2";
 	default:
 		return "sys_enter_openat";
 	}

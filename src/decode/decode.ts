@@ -221,6 +221,8 @@ function decodeTcpState(rec: Buffer, header: Header): Decoded {
 const NET_SRC: Record<string, string> = {
   '1:1': 'uprobe:connect', '1:2': 'uprobe:accept', '1:3': 'uprobe:accept4',
   '2:1': 'sys_exit_connect', '2:2': 'sys_exit_accept', '2:3': 'sys_exit_accept4',
+  // io_uring requests (bpf/io_uring.h); IORING_OP_ACCEPT takes accept4's flags but is one op
+  '3:1': 'io_uring:connect', '3:2': 'io_uring:accept',
 };
 const EINPROGRESS = 115;
 /** the kernel's MAX_ERRNO: a negative return below -4095 is not an errno */

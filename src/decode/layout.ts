@@ -50,6 +50,8 @@ export const StrFlag = { TRUNCATED: 0x1, READ_FAILED: 0x2, DIR_RESOLVED: 0x4, DI
 
 export const OpenSyscall: Record<number, string> = {
   1: 'sys_enter_openat', 2: 'sys_enter_openat2', 3: 'sys_enter_open', 4: 'sys_enter_creat',
+  // io_uring requests (bpf/io_uring.h: io_uring_submit_req paired with io_uring_complete)
+  5: 'io_uring:openat', 6: 'io_uring:openat2',
 };
 
 export const AF_INET = 2;

@@ -22,8 +22,26 @@ export interface ProbeSpec {
     multiAttach?: UprobeMultiKind;
     /** a BPF iterator: loaded here, run (not attached) by its user */
     iterator?: true;
+    /** attached as a unit of its own (e.g. the io_uring programs): loaded only when every tracepoint of
+     * the group exists, and a group that cannot be loaded or attached disables only itself, with a
+     * warning saying what is not observed */
+    group?: ProbeGroup;
   }[];
 }
+
+/** A part of a probe that a kernel may lack; `unobserved` says what is then not seen. */
+export interface ProbeGroup {
+  name: string;
+  unobserved: string;
+}
+
+/** io_uring requests (bpf/io_uring.h): BTF-typed tracepoints, Linux >= 6.0 (io_uring_submit_req) */
+const IO_URING_OPENS: ProbeGroup = {
+  name: 'io_uring opens', unobserved: 'file opens submitted through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2) are not observed',
+};
+const IO_URING_NET: ProbeGroup = {
+  name: 'io_uring connects', unobserved: 'connects and accepts submitted through io_uring (IORING_OP_CONNECT, IORING_OP_ACCEPT) are not observed',
+};
 
 /** Programs every run needs whatever probes are selected (subtree filter bookkeeping). */
 export const SUPPORT_PROGRAMS = [
@@ -34,7 +52,7 @@ export const SUPPORT_PROGRAMS = [
 export const KERNEL_PROBES: ProbeSpec[] = [
   {
     name: 'file_open',
-    description: 'successful opens from openat, openat2, open and creat',
+    description: 'successful opens from openat, openat2, open and creat, and from io_uring',
     programs: [
       { name: 'handle_openat_enter', tracepoint: 'syscalls/sys_enter_openat' },
       { name: 'handle_openat_exit', tracepoint: 'syscalls/sys_exit_openat' },
@@ -44,6 +62,9 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'handle_open_exit', tracepoint: 'syscalls/sys_exit_open', optional: true },
       { name: 'handle_creat_enter', tracepoint: 'syscalls/sys_enter_creat', optional: true },
       { name: 'handle_creat_exit', tracepoint: 'syscalls/sys_exit_creat', optional: true },
+      { name: 'handle_iou_open_submit', tracepoint: 'io_uring/io_uring_submit_req', group: IO_URING_OPENS },
+      { name: 'handle_iou_open_failed', tracepoint: 'io_uring/io_uring_req_failed', group: IO_URING_OPENS },
+      { name: 'handle_iou_open_complete', tracepoint: 'io_uring/io_uring_complete', group: IO_URING_OPENS },
     ],
   },
   {
@@ -62,7 +83,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
   },
   {
     name: 'net_connect',
-    description: 'connect/accept/accept4 from libc uprobes, and from syscall tracepoints for callers that bypass libc',
+    description: 'connect/accept/accept4 from libc uprobes, from syscall tracepoints for callers that bypass libc, and from io_uring',
     programs: [
       { name: 'handle_connect_enter', tracepoint: 'syscalls/sys_enter_connect' },
       { name: 'handle_connect_exit', tracepoint: 'syscalls/sys_exit_connect' },
@@ -71,6 +92,8 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'handle_accept4_enter', tracepoint: 'syscalls/sys_enter_accept4', optional: true },
       { name: 'handle_accept4_exit', tracepoint: 'syscalls/sys_exit_accept4', optional: true },
       { name: 'handle_connect_done', tracepoint: 'sock/inet_sock_set_state', optional: true },
+      { name: 'handle_iou_net_submit', tracepoint: 'io_uring/io_uring_submit_req', group: IO_URING_NET },
+      { name: 'handle_iou_net_complete', tracepoint: 'io_uring/io_uring_complete', group: IO_URING_NET },
       { name: 'rtev_libc_session', uprobe: true, uprobeMode: 'session', multiAttach: 'uprobe_session' },
       { name: 'rtev_libc_connect', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_libc_accept', uprobe: true, uprobeMode: 'classic' },

@@ -8,7 +8,7 @@ import {
   isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle, type UprobeMultiKind,
 } from './native';
 import { FastPath, type FastPathOptions } from './fast-path';
-import { KERNEL_PROBES, SUPPORT_PROGRAMS, type ProbeSpec, type UprobeMode } from './probes';
+import { KERNEL_PROBES, SUPPORT_PROGRAMS, type ProbeGroup, type ProbeSpec, type UprobeMode } from './probes';
 
 /** Settings written into the BPF object's `cfg` before load (struct rtev_config). */
 export interface KernelConfig {
@@ -76,6 +76,21 @@ export interface AttachStep {
   probe: ProbeName | undefined;
   label: string;
   programs: string[];
+  /** for a group of a probe (ProbeGroup): what is not observed when it cannot be attached; the
+   * rest of the probe stays attached */
+  unobserved?: string;
+}
+
+/** groupsOf lists a probe's program groups (ProbeGroup), each with its programs. */
+function groupsOf(spec: ProbeSpec): { group: ProbeGroup; programs: ProbeSpec['programs'] }[] {
+  const groups = new Map<ProbeGroup, ProbeSpec['programs']>();
+  for (const p of spec.programs) {
+    if (p.group === undefined) continue;
+    const list = groups.get(p.group) ?? [];
+    list.push(p);
+    groups.set(p.group, list);
+  }
+  return [...groups].map(([group, programs]) => ({ group, programs }));
 }
 
 /**
@@ -108,16 +123,29 @@ export function planLoad(config: KernelConfig, probes: readonly ProbeName[], fac
     for (const program of spec.programs) {
       if (program.uprobeMode !== undefined && program.uprobeMode !== uprobeMode) continue;
       if (uprobeMode === 'session' && program.multiAttach !== undefined) expectedAttachTypes.push({ program: program.name, kind: program.multiAttach });
+      if (program.group !== undefined) continue; // below: the whole group or none of it
       if (program.tracepoint === undefined || facts.tracepointExists(program.tracepoint)) wanted.add(program.name);
       else if (!program.optional) warnings.push(`tracepoint ${program.tracepoint} is missing: probe ${spec.name} disabled`);
+    }
+    for (const group of groupsOf(spec)) {
+      const missing = group.programs.filter((p) => p.tracepoint !== undefined && !facts.tracepointExists(p.tracepoint));
+      if (missing.length > 0) {
+        warnings.push(`${spec.name}: ${group.group.unobserved} (this kernel has no tracepoint ${missing.map((p) => p.tracepoint).join(', ')})`);
+      } else {
+        for (const p of group.programs) wanted.add(p.name);
+      }
     }
   }
   const attach: AttachStep[] = [];
   for (const spec of specs) {
     if (!probes.includes(spec.name)) continue;
     // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager); iterators are run once
-    const programs = spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true).map((p) => p.name);
+    const programs = spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true && p.group === undefined).map((p) => p.name);
     if (programs.length > 0) attach.push({ probe: spec.name, label: spec.name, programs });
+    for (const group of groupsOf(spec)) {
+      const names = group.programs.filter((p) => wanted.has(p.name)).map((p) => p.name);
+      if (names.length > 0) attach.push({ probe: spec.name, label: `${spec.name} (${group.group.name})`, programs: names, unobserved: group.group.unobserved });
+    }
   }
   for (const program of SUPPORT_PROGRAMS) attach.push({ probe: undefined, label: 'process tracking', programs: [program.name] });
   return {
@@ -237,8 +265,15 @@ export class BpfSession {
       }
       throw err;
     }
+    const disabled = new Set<ProbeName>();
     for (const step of plan.attach) {
-      if (session.#attachStep(step) && step.probe !== undefined) session.markAttached(step.probe);
+      // a group of a probe (io_uring) goes with its probe: not attached when the probe's own programs failed
+      if (step.unobserved !== undefined && step.probe !== undefined && disabled.has(step.probe)) continue;
+      if (session.#attachStep(step)) {
+        if (step.probe !== undefined) session.markAttached(step.probe);
+      } else if (step.unobserved === undefined && step.probe !== undefined) {
+        disabled.add(step.probe);
+      }
     }
     return session;
   }
@@ -249,7 +284,8 @@ export class BpfSession {
       for (const program of step.programs) links.push(this.#track('probe', this.#native.attach(this.#handle, program)));
     } catch (err) {
       for (const link of links) link.close();
-      this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): probe disabled`);
+      if (step.unobserved !== undefined) this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): ${step.unobserved}`);
+      else this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): probe disabled`);
       return false;
     }
     return true;

@@ -153,3 +153,42 @@ test('net_connect outcome: success, a refusal, and an in-progress connect whose 
   assert.deepEqual(decodeRecord(netConnect(-(2n ** 63n)), stats), { ok: false, probe: 'net_connect', reason: 'bad_ret' });
   assert.deepEqual(decodeRecord(netConnect(2n ** 40n, 2), stats), { ok: false, probe: 'net_connect', reason: 'bad_ret' });
 });
+
+test('io_uring records name their hook in src (bpf/io_uring.h), failures included', () => {
+  const stats = newDecodeStats();
+  const validate = createRecordValidator();
+  const open = (syscall: number, ret: number) => {
+    const path = Buffer.from('/etc/hostname');
+    const rec = Buffer.alloc(FileOpen.SIZE + path.length);
+    rec.writeUInt32LE(1, 16); // kind: file_open
+    rec.writeUInt32LE(rec.length, 20);
+    rec.writeUInt32LE(77, 24);
+    rec.writeUInt32LE(77, 28);
+    rec.write('uring', 32);
+    rec.writeBigInt64LE(BigInt(ret), FileOpen.ret);
+    rec.writeInt32LE(-100, FileOpen.dfd);
+    rec.writeUInt16LE(path.length, FileOpen.path_len);
+    rec.writeUInt16LE(0x10, FileOpen.path_flags);
+    rec.writeUInt8(syscall, FileOpen.syscall);
+    path.copy(rec, FileOpen.SIZE);
+    const d = decodeRecord(rec, stats);
+    assert.ok(d.ok && 'record' in d, d.ok ? 'no record' : d.reason);
+    assert.equal(validate(encodeRecord(d.record)), undefined);
+    return d.record;
+  };
+  assert.equal(open(5, 3).src, 'io_uring:openat');
+  assert.equal(open(6, 3).src, 'io_uring:openat2');
+  assert.equal(open(5, -2).src, 'io_uring:openat:failed:ENOENT');
+  assert.equal(open(6, -13).src, 'io_uring:openat2:failed:EACCES');
+  const ev = open(5, 3).event;
+  assert.equal(ev.type === 'file_open' ? ev.path : undefined, '/etc/hostname');
+  const net = (op: number) => {
+    const d = decodeRecord(netConnect(0n, op, 3), stats);
+    assert.ok(d.ok && 'record' in d, d.ok ? 'no record' : d.reason);
+    return d.record.src;
+  };
+  assert.equal(net(1), 'io_uring:connect');
+  assert.equal(net(2), 'io_uring:accept');
+  // IORING_OP_ACCEPT is one op (its flags are accept4's): no io_uring accept4 record exists
+  assert.deepEqual(decodeRecord(netConnect(0n, 3, 3), stats), { ok: false, probe: 'net_connect', reason: 'bad_op' });
+});

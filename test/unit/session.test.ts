@@ -26,7 +26,7 @@ test('load plan: only the chosen probes are loaded, attached in probe order, sup
   assert.ok(loaded.includes('handle_openat_enter') && loaded.includes('handle_inet_sock_set_state'));
   assert.ok(loaded.includes('seed_socket_owners'), 'the iterator is loaded (run once, not attached)');
   assert.ok(!loaded.includes('handle_exec') && !loaded.includes('rtev_ssl_session'));
-  assert.deepEqual(plan.attach.map((s) => s.label), ['file_open', 'tcp_state', 'process tracking', 'process tracking']);
+  assert.deepEqual(plan.attach.map((s) => s.label), ['file_open', 'file_open (io_uring opens)', 'tcp_state', 'process tracking', 'process tracking']);
   assert.ok(!plan.attach.flatMap((s) => s.programs).includes('seed_socket_owners'));
   assert.deepEqual(plan.mapMaxEntries, [{ map: 'events_bulk', entries: 1 << 24 }, { map: 'events_rare', entries: 1 << 22 }]);
   assert.equal(plan.config.length, RtevConfig.SIZE);
@@ -43,6 +43,37 @@ test('load plan: a missing mandatory tracepoint disables its probe with a warnin
   assert.ok(!fileOpen.programs.includes('handle_creat_enter') && fileOpen.programs.includes('handle_creat_exit'));
 });
 
+test('load plan: the io_uring programs are a group of file_open and net_connect: all or none, and a kernel without them is said at start', () => {
+  const plan = planLoad(CONFIG, ['file_open', 'net_connect'], ALL_TRACEPOINTS);
+  const group = plan.attach.find((s) => s.label === 'file_open (io_uring opens)')!;
+  assert.deepEqual(group.programs, ['handle_iou_open_submit', 'handle_iou_open_failed', 'handle_iou_open_complete']);
+  assert.equal(group.probe, 'file_open');
+  assert.ok(!plan.attach.find((s) => s.label === 'file_open')!.programs.some((p) => p.includes('iou')));
+  assert.deepEqual(plan.attach.find((s) => s.label === 'net_connect (io_uring connects)')!.programs, ['handle_iou_net_submit', 'handle_iou_net_complete']);
+  // selecting the probe selects them; not selecting it leaves them unloaded
+  const without = planLoad(CONFIG, ['process_exec'], ALL_TRACEPOINTS);
+  assert.ok(!without.autoload.some((a) => a.load && a.program.startsWith('handle_iou_')));
+  // a kernel without io_uring_submit_req (before 6.0): none of the group is loaded, and a warning says what is not observed
+  const old = planLoad(CONFIG, ['file_open', 'net_connect'], { ...ALL_TRACEPOINTS, tracepointExists: (tp: string) => tp !== 'io_uring/io_uring_submit_req' });
+  assert.ok(!old.autoload.some((a) => a.load && a.program.startsWith('handle_iou_')));
+  assert.ok(old.autoload.some((a) => a.load && a.program === 'handle_openat_exit'));
+  assert.deepEqual(old.warnings, [
+    'file_open: file opens submitted through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2) are not observed (this kernel has no tracepoint io_uring/io_uring_submit_req)',
+    'net_connect: connects and accepts submitted through io_uring (IORING_OP_CONNECT, IORING_OP_ACCEPT) are not observed (this kernel has no tracepoint io_uring/io_uring_submit_req)',
+  ]);
+});
+
+test('an io_uring group the kernel refuses leaves the rest of its probe attached, with a warning', () => {
+  const fake = new FakeBinding({ refuse: ['handle_iou_open_complete'] });
+  const session = BpfSession.open(objectFile(), CONFIG, ['file_open'], { binding: fake, env: {}, tracepointExists: () => true });
+  assert.deepEqual(session.attachedProbes, ['file_open']);
+  assert.deepEqual(session.warnings, [
+    'cannot attach file_open (io_uring opens) (fake: handle_iou_open_complete refused): file opens submitted through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2) are not observed',
+  ]);
+  assert.ok([...fake.attached.values()].includes('handle_openat_exit'));
+  assert.ok(![...fake.attached.values()].includes('handle_iou_open_submit'));
+});
+
 test('load plan: uprobe programs follow the attach mode and are never attached at load', () => {
   const session = planLoad(CONFIG, ['net_connect', 'ssl_op', 'function_call'], ALL_TRACEPOINTS);
   const classic = planLoad(CONFIG, ['net_connect', 'ssl_op', 'function_call'], { ...ALL_TRACEPOINTS, uprobeMode: 'classic' });
@@ -54,7 +85,7 @@ test('load plan: uprobe programs follow the attach mode and are never attached a
     { program: 'handle_function_entry', kind: 'uprobe_multi' },
   ]);
   assert.deepEqual(classic.expectedAttachTypes, []);
-  assert.deepEqual(session.attach.map((s) => s.label), ['net_connect', 'process tracking', 'process tracking']);
+  assert.deepEqual(session.attach.map((s) => s.label), ['net_connect', 'net_connect (io_uring connects)', 'process tracking', 'process tracking']);
   assert.ok(!session.attach.flatMap((s) => s.programs).some((p) => p.startsWith('rtev_')));
 });
 

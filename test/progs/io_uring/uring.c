@@ -1,0 +1,128 @@
+/*
+ * io_uring trigger for test/kernel/io-uring.kernel.test.ts: opens files and connects/accepts
+ * on loopback only through io_uring, and prints what the kernel answered as one JSON line.
+ *
+ *   uring DIR K [sqpoll]
+ *
+ * Opens DIR/f0 .. DIR/f{K-1} (even: IORING_OP_OPENAT, odd: IORING_OP_OPENAT2; every third
+ * with IOSQE_ASYNC, so it runs in an io-wq worker), DIR/missing (fails with ENOENT) and,
+ * after chdir(DIR), the relative "./rel" (canonical: DIR/rel). Then a listener on 127.0.0.1
+ * (made with plain syscalls) gets an IORING_OP_ACCEPT and a second socket an
+ * IORING_OP_CONNECT to it. With "sqpoll" the ring is an IORING_SETUP_SQPOLL ring: the
+ * kernel's SQPOLL thread submits every request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_K 64
+
+static struct io_uring ring;
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "uring: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+/* submit the prepared SQEs and wait for n CQEs; res[user_data] = cqe->res */
+static void run(int n, int *res)
+{
+	int r = io_uring_submit(&ring);
+	if (r < 0)
+		die("io_uring_submit", r);
+	for (int i = 0; i < n; i++) {
+		struct io_uring_cqe *cqe;
+		r = io_uring_wait_cqe(&ring, &cqe);
+		if (r < 0)
+			die("io_uring_wait_cqe", r);
+		res[cqe->user_data] = cqe->res;
+		io_uring_cqe_seen(&ring, cqe);
+	}
+}
+
+static struct io_uring_sqe *sqe_for(unsigned long long id)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	if (!sqe)
+		die("io_uring_get_sqe", EBUSY);
+	io_uring_sqe_set_data64(sqe, id);
+	return sqe;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: uring DIR K [sqpoll]\n");
+		return 2;
+	}
+	const char *dir = argv[1];
+	int k = atoi(argv[2]);
+	if (k < 1 || k > MAX_K)
+		die("K must be 1..64", EINVAL);
+	struct io_uring_params p = { 0 };
+	if (argc > 3 && strcmp(argv[3], "sqpoll") == 0) {
+		p.flags |= IORING_SETUP_SQPOLL;
+		p.sq_thread_idle = 2000;
+	}
+	int r = io_uring_queue_init_params(128, &ring, &p);
+	if (r < 0)
+		die("io_uring_queue_init_params", r);
+
+	static char paths[MAX_K + 1][4096];
+	int res[MAX_K + 8];
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC };
+	for (int i = 0; i < k; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/f%d", dir, i);
+		struct io_uring_sqe *sqe = sqe_for(i);
+		if (i % 2 == 0)
+			io_uring_prep_openat(sqe, AT_FDCWD, paths[i], O_RDONLY, 0);
+		else
+			io_uring_prep_openat2(sqe, AT_FDCWD, paths[i], &how);
+		if (i % 3 == 0)
+			sqe->flags |= IOSQE_ASYNC;
+	}
+	snprintf(paths[k], sizeof(paths[k]), "%s/missing", dir);
+	io_uring_prep_openat(sqe_for(k), AT_FDCWD, paths[k], O_RDONLY, 0);
+	run(k + 1, res);
+
+	if (chdir(dir) != 0)
+		die("chdir", errno);
+	io_uring_prep_openat(sqe_for(k + 1), AT_FDCWD, "./rel", O_RDONLY, 0);
+	run(1, res);
+
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in la = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t llen = sizeof(la);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&la, sizeof(la)) != 0 || listen(lfd, 4) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&la, &llen) != 0)
+		die("listener", errno);
+	int cfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (cfd < 0)
+		die("socket", errno);
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	io_uring_prep_accept(sqe_for(k + 2), lfd, (struct sockaddr *)&peer, &plen, 0);
+	io_uring_prep_connect(sqe_for(k + 3), cfd, (struct sockaddr *)&la, sizeof(la));
+	run(2, res);
+	struct sockaddr_in local;
+	socklen_t cl = sizeof(local);
+	getsockname(cfd, (struct sockaddr *)&local, &cl);
+
+	printf("{\"pid\":%d,\"opens\":[", getpid());
+	for (int i = 0; i < k; i++)
+		printf("%s{\"path\":\"%s\",\"res\":%d,\"op\":\"%s\"}", i ? "," : "", paths[i], res[i],
+		       i % 2 == 0 ? "openat" : "openat2");
+	printf("],\"missing\":{\"path\":\"%s\",\"res\":%d},\"rel\":{\"res\":%d},", paths[k], res[k], res[k + 1]);
+	printf("\"port\":%d,\"client_port\":%d,\"listen_fd\":%d,\"client_fd\":%d,\"accept_res\":%d,\"connect_res\":%d}\n",
+	       ntohs(la.sin_port), ntohs(local.sin_port), lfd, cfd, res[k + 2], res[k + 3]);
+	io_uring_queue_exit(&ring);
+	return 0;
+}
