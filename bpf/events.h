@@ -146,8 +146,8 @@ enum net_op {
 };
 
 enum net_hook {
-	NET_HOOK_LIBC = 1,    /* libc uprobe */
-	NET_HOOK_SYSCALL = 2, /* syscall tracepoint, for callers that bypass libc */
+	NET_HOOK_LIBC = 1,     /* libc uprobe */
+	NET_HOOK_SYSCALL = 2,  /* syscall tracepoint, for callers that bypass libc */
 	NET_HOOK_IO_URING = 3, /* io_uring request (bpf/io_uring.h) */
 };
 
