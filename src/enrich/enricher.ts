@@ -289,18 +289,19 @@ export class Enricher {
   ): { close(): void } {
     let last = '';
     let running = false;
+    let closed = false;
     const tick = async (): Promise<void> => {
-      if (running || this.#closed) return;
+      if (running || closed || this.#closed) return;
       running = true;
       try {
         const sel = await this.selectCgroups(selector);
         const sig = `${sel.mode}:${sel.cgroupIds.join(',')}`;
-        if (sig !== last) {
+        if (sig !== last && !closed) {
           last = sig;
           onChange(sel);
         }
       } catch (err) {
-        opts.onError?.(err);
+        if (!closed) opts.onError?.(err);
       } finally {
         running = false;
       }
@@ -308,7 +309,12 @@ export class Enricher {
     void tick();
     const timer = setInterval(() => void tick(), opts.intervalMs ?? 1000);
     timer.unref();
-    return { close: () => clearInterval(timer) };
+    return {
+      close: () => {
+        closed = true; // a walk still running when closed reports nothing
+        clearInterval(timer);
+      },
+    };
   }
 
   #start(key: string, cgroupId: bigint, hierarchy: Hierarchy): void {

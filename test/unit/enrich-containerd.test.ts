@@ -12,6 +12,9 @@ import { test } from 'node:test';
 import { CONTAINERD_MAX_RESPONSE_BYTES, ContainerdSource } from '../../src/enrich/host/containerd-source';
 import { encodeStringField, grpcFrame } from '../../src/enrich/protobuf';
 
+/** deadline of calls that a local server answers: only a ceiling, never what a test waits for */
+const SLOW_CEILING_MS = 30_000;
+
 const ID = 'c7'.repeat(32);
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
@@ -66,7 +69,7 @@ test('containerd: a well-formed answer gives the image digest', async () => {
     if (p.endsWith('.Containers/Get')) answer(stream, containerResponse('localhost/x:1'));
     else answer(stream, imageResponse());
   }, async (socket) => {
-    const r = await new ContainerdSource(socket, 2000, ['default']).resolve(ID, {});
+    const r = await new ContainerdSource(socket, SLOW_CEILING_MS, ['default']).resolve(ID, {});
     assert.deepEqual(r, { ok: true, digest: DIGEST, basis: 'manifest', image: { names: ['localhost/x:1'] } });
   });
 });
@@ -96,7 +99,7 @@ test('containerd: a response over the cap is refused as response_too_large, with
   assert.ok(sent < 64 * 1024 * 1024, `the client stopped the stream (server sent ${sent} bytes)`);
   // a smaller cap, given explicitly
   await withServer((_p, stream) => answer(stream, Buffer.alloc(2000, 1)), async (socket) => {
-    const r = await new ContainerdSource(socket, 2000, ['default'], 1024).resolve(ID, {});
+    const r = await new ContainerdSource(socket, SLOW_CEILING_MS, ['default'], 1024).resolve(ID, {});
     assert.equal(!r.ok && r.reason, 'response_too_large');
   });
 });
@@ -130,7 +133,7 @@ test('containerd: malformed protobuf, framing and headers are counted failures, 
   try {
     for (const c of cases) {
       await withServer(c.handler, async (socket) => {
-        const r = await new ContainerdSource(socket, 2000, ['default']).resolve(ID, {});
+        const r = await new ContainerdSource(socket, SLOW_CEILING_MS, ['default']).resolve(ID, {});
         assert.equal(r.ok, false, c.name);
         assert.equal(!r.ok && r.reason, c.reason, `${c.name}: ${JSON.stringify(r)}`);
       });

@@ -59,19 +59,29 @@ export class DockerFilesSource implements ContainerSource {
 }
 
 /**
+ * A Docker API answer larger than this is refused (counted as `response_too_large`), the same
+ * bound as the containerd client's: `GET /containers/<id>/json` is a few KiB (tens with a large
+ * environment or many labels and mounts), `GET /images/<id>/json` smaller still.
+ */
+export const DOCKER_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/**
  * DockerApiSource asks the Docker Engine API over its unix socket (plain HTTP/1.1):
  * `GET /containers/<id>/json` then `GET /images/<image id>/json` for `RepoDigests`.
- * Each request has a hard deadline so a hung daemon costs at most `timeoutMs`.
+ * Each request has a hard deadline so a hung daemon costs at most `timeoutMs`, and a bounded
+ * answer: a body over `maxResponseBytes` (declared or as it arrives) is refused at once.
  */
 export class DockerApiSource implements ContainerSource {
   readonly name = 'docker-api';
   readonly runtimes: readonly ContainerRuntime[] = ['docker'];
   readonly #socket: string;
   readonly #timeoutMs: number;
+  readonly #maxResponseBytes: number;
 
-  constructor(socketPath: string, timeoutMs: number) {
+  constructor(socketPath: string, timeoutMs: number, maxResponseBytes = DOCKER_MAX_RESPONSE_BYTES) {
     this.#socket = socketPath;
     this.#timeoutMs = timeoutMs;
+    this.#maxResponseBytes = maxResponseBytes;
   }
 
   async resolve(id: string): Promise<DigestResult> {
@@ -94,9 +104,29 @@ export class DockerApiSource implements ContainerSource {
       const timer = setTimeout(() => {
         req.destroy(new SourceError('socket_timeout', `docker API ${urlPath}: no answer within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
+      /** refuse: settles the call first (the destroyed response's own errors come later and are ignored) */
+      const refuse = (): void => {
+        const err = new SourceError('response_too_large', `docker API ${urlPath}: response larger than ${this.#maxResponseBytes} bytes`);
+        clearTimeout(timer);
+        reject(err);
+        req.destroy(err);
+      };
       const req = http.get({ socketPath: this.#socket, path: urlPath, headers: { Host: 'docker' } }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let received = 0;
+        const declared = Number(res.headers['content-length'] ?? 0);
+        if (declared > this.#maxResponseBytes) {
+          refuse();
+          return;
+        }
+        res.on('data', (c: Buffer) => {
+          received += c.length;
+          if (received > this.#maxResponseBytes) {
+            refuse(); // stops reading: the rest is never buffered
+            return;
+          }
+          chunks.push(c);
+        });
         res.on('error', reject);
         res.on('end', () => {
           clearTimeout(timer);
