@@ -19,6 +19,8 @@ APT_PACKAGES := \
 	openssl \
 	curl \
 	gcc \
+	binutils \
+	dpkg \
 	libasan8 \
 	libubsan1 \
 	python3 \
@@ -45,7 +47,7 @@ NATIVE_SOURCES := $(wildcard native/*.c)
 NATIVE_HEADERS := $(wildcard native/*.h)
 CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps build bpf native native-asan ts test test-unit test-kernel test-e2e demo bench clean format format-check
+.PHONY: all deps build bpf native native-asan node22 ts test test-unit test-kernel test-e2e demo bench clean format format-check
 
 all: build
 
@@ -85,6 +87,17 @@ native/build-asan/rtev_native.node: $(NATIVE_SOURCES) $(NATIVE_HEADERS) bpf/even
 ts:
 	npx --no-install tsc -p tsconfig.json
 
+## node22: Node 22 (the current LTS) from the npm registry's `node` package, for the second unit
+## run in `make test` (Node 20 stays the main runtime). Cached in .cache/ (gitignored), which
+## `make clean` keeps: repeated runs do not download it again.
+NODE22_DIR ?= .cache/node22
+NODE22 := $(NODE22_DIR)/node_modules/node/bin/node
+node22: $(NODE22)
+$(NODE22):
+	@mkdir -p $(NODE22_DIR)
+	npm install --no-audit --no-fund --no-save --prefix $(NODE22_DIR) node@22 >/dev/null
+	@$@ --version | grep -q '^v22\.' || { echo "$@ is not Node 22" >&2; rm -f $@; exit 1; }
+
 ## format-check: bpf/ and native/ follow .clang-format (`make format` rewrites them)
 format-check: deps
 	$(CLANG_FORMAT) --dry-run -Werror $(BPF_SOURCES) $(BPF_HEADERS) $(NATIVE_SOURCES) $(NATIVE_HEADERS)
@@ -92,11 +105,15 @@ format-check: deps
 format: deps
 	$(CLANG_FORMAT) -i $(BPF_SOURCES) $(BPF_HEADERS) $(NATIVE_SOURCES) $(NATIVE_HEADERS)
 
-test: build native-asan format-check
-	./scripts/run-tests.sh
+## test: every tier (scripts/run-tests.sh). The unit tier runs twice, on Node 20 and on Node 22,
+## each time as the unprivileged user nobody when make runs as root (scripts/unit-tests.sh).
+test: build native-asan node22 format-check
+	RTEV_NODE22=$(abspath $(NODE22)) ./scripts/run-tests.sh
 
-test-unit: build
-	npm run --silent test:unit
+## test-unit: the unit tier alone, on Node 20 and Node 22, unprivileged
+test-unit: build node22
+	./scripts/unit-tests.sh node
+	./scripts/unit-tests.sh $(abspath $(NODE22))
 
 demo: build
 	./scripts/demo.sh

@@ -7,8 +7,17 @@ export RTEV_REPO="$PWD"
 status=0
 run() { echo "== $1"; shift; "$@" || status=1; }
 
-# test files by glob: Node 22 no longer accepts a directory argument to --test
-run "unit tests" node --test --test-reporter=spec dist/test/unit/*.test.js
+# the unit tier, as nobody when run as root (scripts/unit-tests.sh), on the main runtime (Node 20)
+# and again on Node 22 (`make node22` installs it from the npm registry; make test passes RTEV_NODE22)
+run "unit tests (unprivileged)" ./scripts/unit-tests.sh node --test-reporter=spec
+if [ -n "${RTEV_NODE22:-}" ] && [ -x "$RTEV_NODE22" ]; then
+  run "unit tests on Node 22 (unprivileged)" ./scripts/unit-tests.sh "$RTEV_NODE22" --test-reporter=spec
+elif [ "${CI:-}" = "true" ]; then
+  echo "Node 22 is missing (RTEV_NODE22=${RTEV_NODE22:-}): 'make test' installs it (make node22)" >&2
+  status=1
+else
+  echo "== unit tests on Node 22 not run: run them with 'make test' or 'make test-unit' (make node22 installs Node 22)"
+fi
 if [ "$(id -u)" -eq 0 ]; then
   mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || true
   if compgen -G "dist/test/kernel/*.test.js" >/dev/null; then

@@ -6,23 +6,22 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO, RTEV } from '../helpers/collector';
+import { requireTools } from '../helpers/tools';
 
 /**
  * deploy/: the systemd units pass `systemd-analyze verify` (with ExecStart pointing at this
  * checkout's bin/rtev, which must exist) without any warning, and the Kubernetes manifests
  * parse and carry what a cluster needs: selectors matching the pod labels, images, the
  * rtev command, least-privilege security contexts, volumes that exist, no secret in args.
+ *
+ * Tool: systemd-analyze (package systemd), the only complete checker of unit files; recorded
+ * output would not check the units as they are now. A missing systemd-analyze fails the test.
  */
 
 const UNITS = ['rtev-agent.service', 'rtev-ship.service', 'rtev-ingest.service'];
 
-test('systemd units pass systemd-analyze verify without warnings', (t) => {
-  const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
-  if (analyze.status !== 0) {
-    if (process.env['CI'] === 'true') assert.fail('systemd-analyze is missing (package systemd, in APT_PACKAGES)');
-    t.skip('systemd-analyze not installed');
-    return;
-  }
+test('systemd units pass systemd-analyze verify without warnings', () => {
+  requireTools('systemd-analyze');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-units-'));
   const files = UNITS.map((u) => {
     const text = fs.readFileSync(path.join(REPO, 'deploy', 'systemd', u), 'utf8');

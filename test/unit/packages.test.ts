@@ -8,6 +8,7 @@ import {
   Attributor, AttributionSubjects, checkAttribution, debPurl, DirRoot, hostRoot, npmPurl, PackageResolver, parseDpkgStatus,
   parseOsRelease, parsePurl, parseRecord, pyToSource, samePurl, subjectsOf, usrMergeAliases, DEFAULT_PACKAGE_LIMITS, type RootFs,
 } from '../../src/packages';
+import { requireTools } from '../helpers/tools';
 
 /**
  * Package attribution on a recorded root (test/fixtures/packages/root: stanzas and lists
@@ -133,11 +134,12 @@ test('hostile or missing dpkg databases give counted unknowns, never a crash or 
   assert.deepEqual(parseRecord('"a,b.py",sha256=x,10\nc.py,,\n\n"unterminated\n'), [{ path: 'a,b.py', hash: 'sha256=x', size: 10 }, { path: 'c.py' }]);
 });
 
-test('host dpkg: /usr/bin/curl and libssl get the purl dpkg-query gives', async (t) => {
-  if (!fs.existsSync('/var/lib/dpkg/status') || !fs.existsSync('/usr/bin/curl')) {
-    t.skip('not a dpkg host with curl');
-    return;
-  }
+/*
+ * Tool: dpkg-query, the oracle for the purls of this host's curl and libssl3 (the test is about
+ * this host's dpkg database, so a recorded answer would not do). A missing tool fails the test.
+ */
+test('host dpkg: /usr/bin/curl and libssl get the purl dpkg-query gives', async () => {
+  requireTools('dpkg-query', 'curl');
   const q = (pkg: string): string => {
     const [name, version, arch, srcName, srcVersion] = execFileSync('dpkg-query', ['-W', '-f', '${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}', pkg], { encoding: 'utf8' }).split('\t');
     const os = parseOsRelease(fs.readFileSync('/etc/os-release', 'utf8'));

@@ -6,9 +6,15 @@ import { parseOsvText } from '../../src/report/osv';
 import { buildPlan, planFile } from '../../src/report/plan';
 import { parseSbomText } from '../../src/report/sbom';
 import { parseFunctionsFile } from '../../src/symbolize/targets';
+import { requireTools } from '../helpers/tools';
 
-/** The host's real zlib1g (dpkg database, ELF symbol tables) against synthetic advisories. */
+/**
+ * The host's real zlib1g (dpkg database, ELF symbol tables) against synthetic advisories.
+ * Tool: dpkg-query, the oracle for the installed version; the test is about this host's package,
+ * so no recorded answer would do. A missing dpkg-query fails the test.
+ */
 test('plan: targets in the real libz.so.1 of zlib1g, each unprobeable function with its reason', () => {
+  requireTools('dpkg-query');
   const version = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'zlib1g'], { encoding: 'utf8' });
   const sbom = parseSbomText(JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [
     { type: 'library', 'bom-ref': 'z', name: 'zlib1g', version, purl: `pkg:deb/debian/zlib1g@${version}?arch=amd64&distro=debian-12&upstream=zlib` },

@@ -2,16 +2,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { computeNodeHash, resolveTargets, Symbolizer } from '../../src/symbolize';
-import { buildGo, have, runtimeAddr, start, tempDir } from '../progs/func/build';
+import { buildGo, runtimeAddr, start, tempDir } from '../progs/func/build';
+import { requireTools } from '../helpers/tools';
+
+/*
+ * Tools: go (builds test/progs/func/goprog normally and with -s -w), openssl (a TLS server
+ * process, s_server, and its key), curl (the client that makes the server call SSL_read) and
+ * dpkg-query (the oracle for libssl3's purl). Why not recorded fixtures: each test symbolizes a
+ * live process, so the program must run here: the Go binary is built by the toolchain users
+ * have (its pclntab and build info are what is under test), and the OpenSSL case must be this
+ * machine's libssl3 with the dpkg record that names it. A missing tool fails the test (the
+ * Makefile installs them); only the Python case is conditional (below).
+ */
 
 // Package main's functions are named `main.…` in Go binaries (and in govulncheck).
 const GO_SYM = 'main.Server.Handle';
 // Go 1.19 records "(devel)" for a main module built outside version control.
 const GO_COMPONENT = 'pkg:golang/example.com/rtevgo@%28devel%29';
 
-test('go: pclntab symbol in govulncheck form, component from build info, runtime go (normal and -s -w)', { skip: have('go') ? false : 'go (golang-go) is not installed' }, async () => {
+test('go: pclntab symbol in govulncheck form, component from build info, runtime go (normal and -s -w)', async () => {
+  requireTools('go');
   const bins = buildGo(tempDir());
   for (const bin of [bins.normal, bins.stripped]) {
     const { targets } = await resolveTargets([`${bin}:${GO_SYM}`]);
@@ -40,6 +53,18 @@ test('go: pclntab symbol in govulncheck form, component from build info, runtime
   assert.match(targets[0]!.component, /^pkg:golang\/stdlib@v1\.\d+/);
 });
 
+/** freePort: a loopback port nobody listens on right now (the kernel picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 function dpkgPurl(pkg: string): string | undefined {
   try {
     const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
@@ -49,13 +74,13 @@ function dpkgPurl(pkg: string): string | undefined {
   }
 }
 
-const sslSkip = !have('openssl') || !have('curl') ? 'openssl or curl missing' : dpkgPurl('libssl3') === undefined ? 'libssl3 is not a dpkg package here' : false;
-
-test('libssl: SSL_read in a TLS server that curl talks to has the dpkg purl component and node_hash', { skip: sslSkip }, async () => {
+test('libssl: SSL_read in a TLS server that curl talks to has the dpkg purl component and node_hash', async () => {
+  requireTools('openssl', 'curl', 'dpkg-query');
+  assert.ok(dpkgPurl('libssl3') !== undefined, 'libssl3 is a dpkg package here (libssl-dev in APT_PACKAGES depends on it)');
   const dir = tempDir();
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
     '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { stdio: 'ignore' });
-  const port = 20000 + (process.pid % 20000);
+  const port = await freePort(); // (a port derived from the pid collided with other test runs)
   const server = require('node:child_process').spawn('openssl', ['s_server', '-quiet', '-www', '-accept', String(port),
     '-key', path.join(dir, 'k.pem'), '-cert', path.join(dir, 'c.pem')], { stdio: ['pipe', 'ignore', 'ignore'] });
   try {
@@ -121,6 +146,8 @@ function python312(): string | undefined {
   }
   return undefined;
 }
+// Debian 12 ships Python 3.11, which has no perf trampoline: this case runs where a Python >= 3.12
+// built with it is on PATH (or under ~/.pyenv), and says so in its skip reason elsewhere.
 const py = python312();
 
 test('python: -X perf trampoline frame named from the perf map, runtime python', { skip: py === undefined ? 'no Python >= 3.12 with perf trampoline support on this machine' : false }, async () => {

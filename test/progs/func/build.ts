@@ -89,8 +89,10 @@ export function buildGo(dir: string): { normal: string; stripped: string } {
   const normal = path.join(dir, 'goprog');
   const stripped = path.join(dir, 'goprog-s');
   const cwd = path.join(SRC_DIR, 'goprog');
-  run('go', ['build', '-o', normal, '.'], { cwd, env });
-  run('go', ['build', '-ldflags=-s -w', '-o', stripped, '.'], { cwd, env });
+  // -buildvcs=false: the checkout may belong to another user (the unit tier runs as nobody),
+  // and git refuses to read such a repository; the main module is "(devel)" either way
+  run('go', ['build', '-buildvcs=false', '-o', normal, '.'], { cwd, env });
+  run('go', ['build', '-buildvcs=false', '-ldflags=-s -w', '-o', stripped, '.'], { cwd, env });
   return { normal, stripped };
 }
 
