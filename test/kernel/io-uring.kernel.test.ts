@@ -8,7 +8,7 @@ import { compileC, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
 /**
  * io_uring opens, connects and accepts (bpf/io_uring.h, docs/probes.md "io_uring"): a liburing
  * program (test/progs/io_uring/uring.c) opens K known files, one missing file and one relative
- * path, and accepts and connects on loopback, only through io_uring. Each is recorded exactly
+ * path, and accepts and connects on loopback (a single accept and a multishot one), only through io_uring. Each is recorded exactly
  * once (no syscall or libc record besides), attributed to the program, with the kernel's result;
  * the failed open only with --include-failed-opens. Run on a plain ring (some requests forced
  * into io-wq workers with IOSQE_ASYNC) and on an SQPOLL ring (the kernel's thread submits).
@@ -25,6 +25,7 @@ interface UringFacts {
   client_fd: number;
   accept_res: number;
   connect_res: number;
+  multishot: { accepted: number[]; client_fds: number[]; client_ports: number[]; connect_res: number[]; last: number };
 }
 
 async function collect(prog: string, dir: string, mode: 'plain' | 'sqpoll', failed: boolean) {
@@ -69,20 +70,30 @@ function check(records: Record<string, any>[], facts: UringFacts, dir: string, f
   } else {
     assert.deepEqual(missing, [], `${what}: no failed open without --include-failed-opens`);
   }
-  // the connect and the accept, each once, with the kernel's results
-  assert.equal(facts.connect_res, 0);
-  assert.ok(facts.accept_res >= 0);
+  // each connect and each accept once, with the kernel's results: a single accept, then a multishot
+  // accept's two connections (CQEs posted without the request); its cancellation gives no record
   const nets = mine.filter((r) => r.event.type === 'net_connect');
-  const connects = nets.filter((r) => r.event.port === facts.port);
-  assert.equal(connects.length, 1, `${what}: one connect record: ${JSON.stringify(nets)}`);
-  assert.equal(connects[0].src, 'io_uring:connect');
-  assert.deepEqual(connects[0].event, { type: 'net_connect', fd: facts.client_fd, addr: '127.0.0.1', port: facts.port, success: true });
-  const accepts = nets.filter((r) => r.event.port === facts.client_port);
-  assert.equal(accepts.length, 1, `${what}: one accept record: ${JSON.stringify(nets)}`);
-  assert.equal(accepts[0].src, 'io_uring:accept');
-  assert.deepEqual(accepts[0].event, { type: 'net_connect', fd: facts.accept_res, addr: '127.0.0.1', port: facts.client_port, success: true });
-  assert.equal(nets.length, 2, `${what}: nothing else: ${JSON.stringify(nets)}`);
-  for (const r of [...connects, ...accepts]) assert.equal(r.comm, 'uring');
+  const m = facts.multishot;
+  assert.deepEqual([facts.connect_res, ...m.connect_res], [0, 0, 0]);
+  assert.ok(facts.accept_res >= 0 && m.accepted.every((fd) => fd >= 0) && m.last === -125, JSON.stringify(facts));
+  const expectConnect = (fd: number) => {
+    const recs = nets.filter((r) => r.src === 'io_uring:connect' && r.event.fd === fd);
+    assert.equal(recs.length, 1, `${what}: one connect record of fd ${fd}: ${JSON.stringify(nets)}`);
+    assert.deepEqual(recs[0].event, { type: 'net_connect', fd, addr: '127.0.0.1', port: facts.port, success: true });
+  };
+  const expectAccept = (fd: number, port: number) => {
+    const recs = nets.filter((r) => r.src === 'io_uring:accept' && r.event.port === port);
+    assert.equal(recs.length, 1, `${what}: one accept record of the peer port ${port}: ${JSON.stringify(nets)}`);
+    assert.deepEqual(recs[0].event, { type: 'net_connect', fd, addr: '127.0.0.1', port, success: true });
+  };
+  expectConnect(facts.client_fd);
+  expectAccept(facts.accept_res, facts.client_port);
+  for (let i = 0; i < 2; i++) {
+    expectConnect(m.client_fds[i]!);
+    expectAccept(m.accepted[i]!, m.client_ports[i]!);
+  }
+  assert.equal(nets.length, 6, `${what}: nothing else: ${JSON.stringify(nets)}`);
+  for (const r of nets) assert.equal(r.comm, 'uring');
 }
 
 test('io_uring opens, connect and accept are recorded once each, attributed to the ring owner, with their results', { timeout: 180_000 }, async (t) => {

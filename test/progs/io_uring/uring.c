@@ -8,7 +8,8 @@
  * with IOSQE_ASYNC, so it runs in an io-wq worker), DIR/missing (fails with ENOENT) and,
  * after chdir(DIR), the relative "./rel" (canonical: DIR/rel). Then a listener on 127.0.0.1
  * (made with plain syscalls) gets an IORING_OP_ACCEPT and a second socket an
- * IORING_OP_CONNECT to it. With "sqpoll" the ring is an IORING_SETUP_SQPOLL ring: the
+ * IORING_OP_CONNECT to it; then a multishot IORING_OP_ACCEPT takes two more connects and is
+ * cancelled. With "sqpoll" the ring is an IORING_SETUP_SQPOLL ring: the
  * kernel's SQPOLL thread submits every request.
  */
 #include <arpa/inet.h>
@@ -116,13 +117,53 @@ int main(int argc, char **argv)
 	socklen_t cl = sizeof(local);
 	getsockname(cfd, (struct sockaddr *)&local, &cl);
 
+	/* a multishot accept: one request, one CQE per connection (posted without the request),
+	 * then cancelled (its last CQE: -ECANCELED) */
+	int mfd[2] = { socket(AF_INET, SOCK_STREAM, 0), socket(AF_INET, SOCK_STREAM, 0) };
+	if (mfd[0] < 0 || mfd[1] < 0)
+		die("socket", errno);
+	io_uring_prep_multishot_accept(sqe_for(k + 4), lfd, NULL, NULL, 0);
+	io_uring_prep_connect(sqe_for(k + 5), mfd[0], (struct sockaddr *)&la, sizeof(la));
+	io_uring_prep_connect(sqe_for(k + 6), mfd[1], (struct sockaddr *)&la, sizeof(la));
+	r = io_uring_submit(&ring);
+	if (r < 0)
+		die("io_uring_submit", r);
+	int accepted[2], n_accepted = 0, n_connected = 0, mres[2] = { 1, 1 };
+	while (n_accepted < 2 || n_connected < 2) {
+		struct io_uring_cqe *cqe;
+		r = io_uring_wait_cqe(&ring, &cqe);
+		if (r < 0)
+			die("io_uring_wait_cqe", r);
+		if (cqe->user_data == (unsigned long long)k + 4) {
+			if (cqe->res < 0 || !(cqe->flags & IORING_CQE_F_MORE))
+				die("multishot accept ended", cqe->res);
+			accepted[n_accepted++] = cqe->res;
+		} else {
+			mres[cqe->user_data - k - 5] = cqe->res;
+			n_connected++;
+		}
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	io_uring_prep_cancel64(sqe_for(k + 7), k + 4, 0);
+	run(2, res);
+	int mport[2];
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_in a;
+		socklen_t al = sizeof(a);
+		getsockname(mfd[i], (struct sockaddr *)&a, &al);
+		mport[i] = ntohs(a.sin_port);
+	}
+
 	printf("{\"pid\":%d,\"opens\":[", getpid());
 	for (int i = 0; i < k; i++)
 		printf("%s{\"path\":\"%s\",\"res\":%d,\"op\":\"%s\"}", i ? "," : "", paths[i], res[i],
 		       i % 2 == 0 ? "openat" : "openat2");
 	printf("],\"missing\":{\"path\":\"%s\",\"res\":%d},\"rel\":{\"res\":%d},", paths[k], res[k], res[k + 1]);
-	printf("\"port\":%d,\"client_port\":%d,\"listen_fd\":%d,\"client_fd\":%d,\"accept_res\":%d,\"connect_res\":%d}\n",
+	printf("\"port\":%d,\"client_port\":%d,\"listen_fd\":%d,\"client_fd\":%d,\"accept_res\":%d,\"connect_res\":%d,",
 	       ntohs(la.sin_port), ntohs(local.sin_port), lfd, cfd, res[k + 2], res[k + 3]);
+	printf("\"multishot\":{\"accepted\":[%d,%d],\"client_fds\":[%d,%d],\"client_ports\":[%d,%d],"
+	       "\"connect_res\":[%d,%d],\"last\":%d}}\n",
+	       accepted[0], accepted[1], mfd[0], mfd[1], mport[0], mport[1], mres[0], mres[1], res[k + 4]);
 	io_uring_queue_exit(&ring);
 	return 0;
 }
