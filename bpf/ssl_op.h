@@ -205,6 +205,79 @@ int BPF_KRETPROBE(rtev_ssl_ret, long ret)
 	return 0;
 }
 
+/* --- Go crypto/tls: (*Conn).Read and (*Conn).Write (src/ingest/uprobes/go.ts) ---
+ * Entry-style uprobes only: one at the function's entry and one at each of its RET instructions
+ * (a uretprobe replaces the return address on the goroutine stack, which Go moves and unwinds).
+ * The attach cookie is the enum ssl_fn, with GO_TLS_AT_RET on the RET offsets. Go's register ABI
+ * (ABIInternal, go1.17+ on amd64): the receiver (*Conn) is in RAX at entry, the result n in RAX at
+ * RET (err's itab in RBX, data in RCX), and R14 holds the running goroutine's g throughout, so the
+ * call is found again at RET by (tgid, g) even when the goroutine moved to another thread while
+ * it blocked. */
+#define GO_TLS_AT_RET 0x100
+
+struct go_call_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 g;
+};
+
+struct go_call {
+	__u64 conn;
+	__u8 op;
+	__u8 _pad[7];
+};
+
+/* calls in progress: one per goroutine inside Read/Write (a server blocked reading 10k
+ * connections holds 10k); when full, the call is counted as lost (ring_full) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_call_key);
+	__type(value, struct go_call);
+} go_tls_calls SEC(".maps");
+
+static __always_inline int go_tls(struct pt_regs *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u8 op = cookie & 0xff;
+	if (op != SSL_FN_GO_READ && op != SSL_FN_GO_WRITE)
+		return 0;
+	struct go_call_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14 };
+	if (!(cookie & GO_TLS_AT_RET)) {
+		if (current_filtered_out()) {
+			count(PROBE_SSL_OP, COUNTER_FILTERED);
+			return 0;
+		}
+		struct go_call c = { .conn = ctx->ax, .op = op };
+		if (bpf_map_update_elem(&go_tls_calls, &k, &c, BPF_ANY))
+			count(PROBE_SSL_OP, COUNTER_RING_FULL);
+		return 0;
+	}
+	struct go_call *c = bpf_map_lookup_elem(&go_tls_calls, &k);
+	if (!c || c->op != op)
+		return 0;
+	__u64 conn = c->conn;
+	bpf_map_delete_elem(&go_tls_calls, &k);
+	ssl_record(op, conn, 0, (long)ctx->ax);
+#endif
+	return 0;
+}
+
+/* session mode: attached with uprobe_multi links (all offsets of a file in one link) */
+SEC("uprobe")
+int rtev_go_tls_multi(struct pt_regs *ctx)
+{
+	return go_tls(ctx);
+}
+
+/* classic mode: one perf-event uprobe per offset, same cookies */
+SEC("uprobe")
+int rtev_go_tls(struct pt_regs *ctx)
+{
+	return go_tls(ctx);
+}
+
 /* Baseline for bench/tls.bench.ts: the cost of a uprobe that does nothing. */
 SEC("uprobe")
 int rtev_empty_uprobe(void *ctx)

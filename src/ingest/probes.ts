@@ -103,7 +103,7 @@ export const KERNEL_PROBES: ProbeSpec[] = [
   },
   {
     name: 'ssl_op',
-    description: 'TLS byte counts from uprobes (no plaintext): OpenSSL SSL_read/SSL_write(_ex), GnuTLS gnutls_record_recv/send',
+    description: 'TLS byte counts from uprobes (no plaintext): OpenSSL SSL_read/SSL_write(_ex), GnuTLS gnutls_record_recv/send, Go crypto/tls (*Conn).Read/Write',
     programs: [
       { name: 'rtev_ssl_session', uprobe: true, uprobeMode: 'session', multiAttach: 'uprobe_session' },
       { name: 'rtev_ssl_read', uprobe: true, uprobeMode: 'classic' },
@@ -111,6 +111,8 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'rtev_ssl_read_ex', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_write_ex', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_tls_enter', uprobe: true, uprobeMode: 'classic' },
+      { name: 'rtev_go_tls_multi', uprobe: true, uprobeMode: 'session', multiAttach: 'uprobe_multi' },
+      { name: 'rtev_go_tls', uprobe: true, uprobeMode: 'classic' },
       { name: 'rtev_ssl_ret', uprobe: true, uprobeMode: 'classic' },
     ],
   },

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildGoTls } from '../progs/tls/build';
 
 const LOCK_WAIT_MS = 300_000;
 
@@ -93,14 +94,31 @@ function buildBbox(name: string): void {
   }
 }
 
+/** gotls: the static Go crypto/tls test program (test/progs/tls/gotls) alone at /gotls. */
+function buildGotls(name: string): void {
+  const built = buildGoTls();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-gotls-img-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'root'));
+    fs.copyFileSync(built.normal, path.join(dir, 'root/gotls'));
+    fs.chmodSync(path.join(dir, 'root/gotls'), 0o755);
+    sh('tar', ['-C', path.join(dir, 'root'), '-cf', path.join(dir, 'root.tar'), '.']);
+    sh('podman', ['import', path.join(dir, 'root.tar'), name]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(path.dirname(built.normal), { recursive: true, force: true });
+  }
+}
+
 const RECIPES: Record<string, (name: string) => void> = {
   'localhost/bbox:1': buildBbox,
+  'localhost/gotls:1': buildGotls,
 };
 
 export type TestImage = keyof typeof RECIPES;
 
 /** ensureImage makes the podman image `name` unless it exists; idempotent and safe in parallel. */
-export function ensureImage(name: 'localhost/bbox:1'): void {
+export function ensureImage(name: 'localhost/bbox:1' | 'localhost/gotls:1'): void {
   const recipe = RECIPES[name];
   if (recipe === undefined) throw new Error(`no recipe for test image ${name}`);
   if (imageExists(name)) return;

@@ -5,7 +5,7 @@ import { nodeHost } from '../../symbolize/host';
 import { parseMaps, type Mapping } from '../../symbolize/proc';
 
 /** What a mapped file is to us. */
-export type LibraryKind = 'libc' | 'libssl' | 'libgnutls' | 'exe';
+export type LibraryKind = 'libc' | 'libssl' | 'libgnutls' | 'exe' | 'go';
 
 /**
  * One probed function: the symbol; in session mode the program shared by the library's functions

@@ -3,6 +3,7 @@ import type { ProbeName } from '../../decode/layout';
 import type { UprobeMode } from '../probes';
 import type { BpfSession, Link } from '../session';
 import { errorMessage } from '../../errors';
+import { resolveGoTls, type GoTlsProbe } from './go';
 import {
   GNUTLS_TARGETS, HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets, targetsFound,
   type Candidate, type LibraryKind, type ProbeTarget,
@@ -59,6 +60,8 @@ interface FileState {
   path: string;
   status: 'attached' | 'failed' | 'nosym' | 'over_limit';
   links: Link[];
+  /** what was found (Go: the version and RET counts, or why it is not probed) */
+  detail?: string;
 }
 
 export type Warn = (message: string) => void;
@@ -84,8 +87,9 @@ export class UprobeManager {
   #rescan: NodeJS.Timeout | undefined;
   #closed = false;
   #warnedLimit = false;
+  readonly #warnedGo = new Set<string>();
   readonly #stats: Omit<UprobeStats, 'mode'> = {
-    filesAttached: { libc: 0, libssl: 0, libgnutls: 0, exe: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
+    filesAttached: { libc: 0, libssl: 0, libgnutls: 0, exe: 0, go: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
     attachFailures: 0, processesScanned: 0, processesUncovered: 0, execsDropped: 0,
   };
 
@@ -167,8 +171,10 @@ export class UprobeManager {
   }
 
   /** files lists the inspected files and what became of them (for tests and --verbose). */
-  files(): { key: string; kind: LibraryKind; path: string; status: string; links: number }[] {
-    return [...this.#files].map(([key, f]) => ({ key, kind: f.kind, path: f.path, status: f.status, links: f.links.length }));
+  files(): { key: string; kind: LibraryKind; path: string; status: string; links: number; detail?: string }[] {
+    return [...this.#files].map(([key, f]) => ({
+      key, kind: f.kind, path: f.path, status: f.status, links: f.links.length, ...(f.detail !== undefined ? { detail: f.detail } : {}),
+    }));
   }
 
   /** close detaches every uprobe; call before session.detachAll(). */
@@ -182,6 +188,74 @@ export class UprobeManager {
     // one call, parallel threads in the addon: ~15% faster than one detach() after another; the
     // kernel serializes most of each teardown (docs/probes-network.md, "Stopping")
     if (links.length > 0) this.#session.closeLinks(links);
+  }
+
+  /**
+   * considerGo probes a Go executable's crypto/tls (src/ingest/uprobes/go.ts); 'not_go' lets the
+   * caller look for OpenSSL symbols instead. A Go program without crypto/tls is not a target.
+   */
+  #considerGo(c: Candidate, state: FileState, attachPath: string): boolean | undefined | 'not_go' {
+    let res: ReturnType<typeof resolveGoTls>;
+    try {
+      res = resolveGoTls(attachPath);
+    } catch {
+      return 'not_go'; // not an ELF we can read: the OpenSSL path counts the failure
+    }
+    if (res.kind === 'not_go') return 'not_go';
+    state.kind = 'go';
+    if (res.kind === 'no_tls') {
+      state.status = 'nosym';
+      return undefined;
+    }
+    if (res.kind === 'uncovered') {
+      state.status = 'nosym';
+      state.detail = res.detail;
+      if (!this.#warnedGo.has(res.reason)) this.#warn(`ssl_op: Go crypto/tls in ${c.path} is not probed (${res.detail})`);
+      this.#warnedGo.add(res.reason);
+      return false;
+    }
+    if (!this.#roomForFile()) {
+      state.status = 'over_limit';
+      return false;
+    }
+    try {
+      state.links.push(...this.#attachGo(attachPath, res.probe));
+    } catch (err) {
+      for (const link of state.links.splice(0)) link.close();
+      this.#stats.attachFailures++;
+      this.#warn(`cannot attach uprobes to ${c.path} (${errorMessage(err)})`);
+      return false;
+    }
+    state.status = 'attached';
+    state.detail = `${res.probe.goVersion} ${JSON.stringify(res.probe.rets)}`;
+    this.#stats.filesAttached.go++;
+    this.#stats.links += state.links.length;
+    this.#session.markAttached('ssl_op');
+    return true;
+  }
+
+  #attachGo(file: string, probe: GoTlsProbe): Link[] {
+    const links: Link[] = [];
+    if (this.#session.uprobeMode === 'session') {
+      // a uprobe_multi link takes at most 64 offsets
+      for (let i = 0; i < probe.offsets.length; i += 64) {
+        links.push(this.#session.attachUprobeMulti('rtev_go_tls_multi', 'uprobe_multi', file,
+          probe.offsets.slice(i, i + 64), probe.cookies.slice(i, i + 64), -1));
+      }
+    } else {
+      probe.offsets.forEach((off, i) => links.push(this.#session.attachUprobe('rtev_go_tls', false, -1, file, off, probe.cookies[i]!)));
+    }
+    return links;
+  }
+
+  /** roomForFile: false (counted, warned once) when maxFiles files are attached already. */
+  #roomForFile(): boolean {
+    const attachedCount = Object.values(this.#stats.filesAttached).reduce((a, b) => a + b, 0);
+    if (attachedCount < this.#limits.maxFiles) return true;
+    this.#stats.filesOverLimit++;
+    if (!this.#warnedLimit) this.#warn(`uprobes: more than ${this.#limits.maxFiles} distinct libraries: further ones are not probed`);
+    this.#warnedLimit = true;
+    return false;
   }
 
   #kindCount(kind: LibraryKind): number {
@@ -231,6 +305,7 @@ export class UprobeManager {
     const known = this.#files.get(c.key);
     if (known !== undefined) {
       if (known.status === 'attached') return true;
+      if (known.kind === 'go') return known.detail === undefined ? undefined : false; // no crypto/tls, or not probed
       return known.kind === 'exe' ? undefined : false;
     }
     if (this.#files.size >= this.#limits.maxInspected) {
@@ -241,6 +316,10 @@ export class UprobeManager {
     this.#files.set(c.key, state);
     // a host path is stable; a container's file is reached through the process's root
     const attachPath = pickPath(c.path, openPath, c.key);
+    if (c.kind === 'exe' && this.#wantSsl) {
+      const go = this.#considerGo(c, state, attachPath);
+      if (go !== 'not_go') return go;
+    }
     let offsets: Map<string, bigint>;
     try {
       offsets = resolveTargets(attachPath, targets);
@@ -253,12 +332,8 @@ export class UprobeManager {
       if (c.kind !== 'exe') this.#stats.filesWithoutSymbols++;
       return c.kind === 'exe' ? undefined : false;
     }
-    const attachedCount = Object.values(this.#stats.filesAttached).reduce((a, b) => a + b, 0);
-    if (attachedCount >= this.#limits.maxFiles) {
+    if (!this.#roomForFile()) {
       state.status = 'over_limit';
-      this.#stats.filesOverLimit++;
-      if (!this.#warnedLimit) this.#warn(`uprobes: more than ${this.#limits.maxFiles} distinct libraries: further ones are not probed`);
-      this.#warnedLimit = true;
       return false;
     }
     const session = this.#session;

@@ -1,0 +1,3 @@
+module rtev.test/gotls
+
+go 1.19
