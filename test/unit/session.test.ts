@@ -82,7 +82,7 @@ test('load plan: uprobe programs follow the attach mode and are never attached a
   assert.ok(loaded(classic).includes('rtev_ssl_read') && !loaded(classic).includes('rtev_ssl_session'));
   assert.deepEqual(session.expectedAttachTypes, [
     { program: 'rtev_libc_session', kind: 'uprobe_session' }, { program: 'rtev_ssl_session', kind: 'uprobe_session' },
-    { program: 'handle_function_entry', kind: 'uprobe_multi' },
+    { program: 'rtev_go_tls_multi', kind: 'uprobe_multi' }, { program: 'handle_function_entry', kind: 'uprobe_multi' },
   ]);
   assert.deepEqual(classic.expectedAttachTypes, []);
   assert.deepEqual(session.attach.map((s) => s.label), ['net_connect', 'net_connect (io_uring connects)', 'process tracking', 'process tracking']);
