@@ -28,8 +28,8 @@ export function buildGoTls(): GoTlsBuild {
   const normal = path.join(dir, 'gotls');
   const stripped = path.join(dir, 'gotls-s');
   const opts: ExecFileSyncOptions = { cwd: GOTLS_SRC, env, stdio: ['ignore', 'pipe', 'pipe'] };
-  execFileSync('go', ['build', '-o', normal, '.'], opts);
-  execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, '.'], opts);
+  execFileSync('go', ['build', '-buildvcs=false', '-o', normal, '.'], opts);
+  execFileSync('go', ['build', '-buildvcs=false', '-ldflags=-s -w', '-o', stripped, '.'], opts);
   const goVersion = execFileSync('go', ['version'], { env, encoding: 'utf8' }).trim();
   return { normal, stripped, goVersion };
 }
