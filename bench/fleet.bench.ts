@@ -4,7 +4,7 @@
  * test/helpers/synthetic-evidence.ts) through `rtev ship` into NATS JetStream, and `rtev
  * ingest` indexes them into PostgreSQL, first with one ingest process, then with two.
  *
- *   node dist/bench/fleet.bench.js [--hosts 20] [--records 50000] [--chunk-size 4194304] [--nodes 1|3]
+ *   node dist/bench/fleet.bench.js [--hosts 20] [--records 50000] [--chunk-size 4194304] [--nodes 1|3] [--db-sessions 2]
  *
  * Per ingest count: the stream is pre-filled by all hosts shipping at once (ship throughput,
  * ship peak RSS), then ingest drains it (--once): records/s into PostgreSQL = records /
@@ -21,10 +21,10 @@ import { RTEV } from '../test/helpers/collector';
 import { startNatsCluster, startPostgres, type NatsCluster, type Postgres } from '../test/helpers/fleet-servers';
 import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
 
-interface Args { hosts: number; records: number; chunkSize: number; nodes: number }
+interface Args { hosts: number; records: number; chunkSize: number; nodes: number; dbSessions: number }
 
 function args(): Args {
-  const a: Args = { hosts: 20, records: 50_000, chunkSize: 4 * 1024 * 1024, nodes: 1 };
+  const a: Args = { hosts: 20, records: 50_000, chunkSize: 4 * 1024 * 1024, nodes: 1, dbSessions: 2 };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i += 2) {
     const n = Number(v[i + 1]);
@@ -32,6 +32,7 @@ function args(): Args {
     else if (v[i] === '--records') a.records = n;
     else if (v[i] === '--chunk-size') a.chunkSize = n;
     else if (v[i] === '--nodes') a.nodes = n;
+    else if (v[i] === '--db-sessions') a.dbSessions = n;
     else throw new Error(`unknown option ${v[i]}`);
   }
   return a;
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-bench-fleet-'));
   const trust = path.join(base, 'trust');
   fs.mkdirSync(trust);
-  console.log(`# fleet bench: ${a.hosts} hosts x ${a.records} records, chunks of ${a.chunkSize} bytes, ${a.nodes} NATS node(s), ${os.cpus().length} CPUs, node ${process.version}`);
+  console.log(`# fleet bench: ${a.hosts} hosts x ${a.records} records, chunks of ${a.chunkSize} bytes, ${a.nodes} NATS node(s), ingest --db-sessions ${a.dbSessions}, ${os.cpus().length} CPUs, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const t0 = performance.now();
   const hosts: { dir: string }[] = [];
   for (let i = 0; i < a.hosts; i++) {
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
       for (const h of hosts) fs.rmSync(path.join(h.dir, '.rtev-ship.json'), { force: true });
       const init = await run(['fleet', 'init', '--db', pg.url(), '--nats', nats.urls]);
       if (init.code !== 0) throw new Error(init.stderr);
-      const ingestArgs = ['ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--once', '--quiet'];
+      const ingestArgs = ['ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--once', '--quiet', '--db-sessions', String(a.dbSessions)];
       const ship = () => Promise.all(hosts.map((h) => run(['ship', h.dir, '--nats', nats.urls, '--quiet'])));
       if (ingests > 0) {
         const tShip = performance.now();
@@ -107,13 +108,13 @@ async function main(): Promise<void> {
         const window = pg.psql(`SELECT extract(epoch FROM max(ingested_at) - min(ingested_at)) * 1000, extract(epoch FROM min(ingested_at)) * 1000 FROM chunks`).split('|').map(Number);
         const drainMs = Math.max(...drained.map((d) => d.ms));
         const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
-        console.log(`\n## ${ingests} ingest process(es), stream pre-filled`);
+        console.log(`\n## ${ingests} ingest process(es), stream pre-filled (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         console.log(`ship: ${a.hosts} processes at once, ${(shipMs / 1000).toFixed(1)} s for ${(bytes / 1048576).toFixed(1)} MiB = ${(bytes / 1048576 / (shipMs / 1000)).toFixed(1)} MiB/s, ${((a.hosts * a.records) / (shipMs / 1000)).toFixed(0)} records/s; peak RSS per ship ${pct(ships.map((s) => s.peakRssKiB), 50) / 1024 | 0}-${Math.max(...ships.map((s) => s.peakRssKiB)) / 1024 | 0} MiB`);
         console.log(`ingest: ${records} records in ${(drainMs / 1000).toFixed(1)} s (process start to exit) = ${(records / (drainMs / 1000)).toFixed(0)} records/s; first-to-last commit ${(window[0]! / 1000).toFixed(1)} s = ${(records / (window[0]! / 1000)).toFixed(0)} records/s; peak RSS ${drained.map((d) => (d.peakRssKiB / 1024) | 0).join(', ')} MiB`);
         console.log(`lag publish->commit (backlog): p50 ${(pct(lags, 50) / 1000).toFixed(1)} s, max ${(pct(lags, 100) / 1000).toFixed(1)} s`);
       } else {
         // live: ingest follows while all hosts ship
-        const live = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet'], { stdio: 'ignore' });
+        const live = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet', '--db-sessions', String(a.dbSessions)], { stdio: 'ignore' });
         await new Promise((r) => setTimeout(r, 1500));
         const tShip = performance.now();
         const ships = await ship();
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
         const totalMs = performance.now() - tShip;
         live.kill('SIGTERM');
         const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
-        console.log(`\n## live: ${a.hosts} ships and 1 ingest at once`);
+        console.log(`\n## live: ${a.hosts} ships and 1 ingest at once (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         console.log(`end to end: ${want} records shipped and committed in ${(totalMs / 1000).toFixed(1)} s = ${(want / (totalMs / 1000)).toFixed(0)} records/s`);
         console.log(`lag publish->commit: p50 ${pct(lags, 50).toFixed(0)} ms, p95 ${pct(lags, 95).toFixed(0)} ms, max ${pct(lags, 100).toFixed(0)} ms`);
       }

@@ -14,6 +14,7 @@ import { ENVELOPE_STREAM, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
 import { encodeRows } from './rows';
+import { buildRowsInDb, STAGE_DDL, STAGE_SETTINGS } from './stage';
 import { checkNoPassword } from './secrets';
 import { MAX_CHUNK_BYTES } from './ship';
 
@@ -45,6 +46,8 @@ export interface IngestOptions {
   ackWaitMs: number;
   /** how long a chunk that arrives ahead of its predecessor waits before the gap is recorded */
   gapWaitMs: number;
+  /** database sessions: chunks of different hosts are indexed at the same time on them (default 1) */
+  dbSessions?: number;
   signal?: AbortSignal;
   log: (line: string) => void;
   hooks?: IngestHooks;
@@ -123,7 +126,7 @@ export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: bool
 export class Ingester {
   readonly #o: IngestOptions;
   readonly #keys: VerifyKey[];
-  #db: Client | undefined;
+  readonly #dbs: Client[] = [];
   #nc: NatsConnection | undefined;
   #bucket: ObjectStore | undefined;
   readonly stats: IngestStats = { indexed: 0, duplicates: 0, rejected: 0, deferred: 0, records: 0 };
@@ -136,7 +139,8 @@ export class Ingester {
 
   async run(): Promise<IngestStats> {
     const { signal } = this.#o;
-    await this.#connectDb();
+    const sessions = Math.max(1, this.#o.dbSessions ?? 1);
+    for (let i = 0; i < sessions; i++) this.#dbs.push(await this.#connectDb());
     this.#nc = await connectNats(this.#o.nats, signal, this.#o.log);
     try {
       const topo = await ensureTopology(this.#nc, this.#o.replicas ?? clusterSize(this.#nc), this.#o.ackWaitMs);
@@ -159,20 +163,21 @@ export class Ingester {
       }
     } finally {
       await this.#nc.drain().catch(() => undefined);
-      await this.#db?.end().catch(() => undefined);
+      await Promise.all(this.#dbs.map((db) => db.end().catch(() => undefined)));
     }
     return this.stats;
   }
 
-  async #connectDb(): Promise<void> {
+  async #connectDb(): Promise<Client> {
     for (let attempt = 0; ; attempt++) {
       const db = new Client({ connectionString: this.#o.db, application_name: 'rtev-ingest' });
       db.on('error', () => undefined);
       try {
         await db.connect();
         await checkSchema(db);
-        this.#db = db;
-        return;
+        await db.query(STAGE_DDL);
+        await db.query(STAGE_SETTINGS);
+        return db;
       } catch (err) {
         await db.end().catch(() => undefined);
         if (err instanceof UsageError || attempt >= 20 || this.#o.signal?.aborted) throw err;
@@ -182,39 +187,55 @@ export class Ingester {
     }
   }
 
+  /**
+   * #batch fetches up to 8 envelopes per database session and indexes them: the chunks of one
+   * host in stream order on one session, different hosts at the same time on the others (the
+   * host's row lock orders them against other ingest processes too).
+   */
   async #batch(consumer: Consumer): Promise<number> {
-    const msgs = await withTimeout(consumer.fetch({ max_messages: 8, expires: 1000 }), 15_000, 'fetch');
+    const msgs = await withTimeout(consumer.fetch({ max_messages: 8 * this.#dbs.length, expires: 1000 }), 15_000, 'fetch');
+    const byHost = new Map<string, JsMsg[]>();
     let n = 0;
     for await (const m of msgs) {
       n++;
-      let result: IngestResult;
-      let records = 0;
-      try {
-        [result, records] = await this.#handle(m);
-      } catch (err) {
-        result = 'error';
-        this.#o.log(`ingest: ${m.subject} #${m.seq}: ${(err as Error).message}; will retry`);
-        await this.#db?.query('ROLLBACK').catch(() => undefined);
-        m.nak(1000);
-        if (this.#db === undefined || (err as { code?: string }).code === undefined) await this.#reconnectDbIfBroken();
-      }
-      this.#o.hooks?.chunk?.(result, records);
+      const list = byHost.get(m.subject);
+      if (list === undefined) byHost.set(m.subject, [m]);
+      else list.push(m);
     }
+    const queue = [...byHost.values()];
+    await Promise.all(this.#dbs.map(async (_, slot) => {
+      for (let list = queue.shift(); list !== undefined; list = queue.shift()) {
+        for (const m of list) await this.#one(slot, m);
+      }
+    }));
     return n;
   }
 
-  async #reconnectDbIfBroken(): Promise<void> {
+  async #one(slot: number, m: JsMsg): Promise<void> {
+    let result: IngestResult;
+    let records = 0;
     try {
-      await this.#db!.query('SELECT 1');
+      [result, records] = await this.#handle(this.#dbs[slot]!, m);
+    } catch (err) {
+      result = 'error';
+      this.#o.log(`ingest: ${m.subject} #${m.seq}: ${(err as Error).message}; will retry`);
+      await this.#dbs[slot]!.query('ROLLBACK').catch(() => undefined);
+      m.nak(1000);
+      if ((err as { code?: string }).code === undefined) await this.#reconnectDbIfBroken(slot);
+    }
+    this.#o.hooks?.chunk?.(result, records);
+  }
+
+  async #reconnectDbIfBroken(slot: number): Promise<void> {
+    try {
+      await this.#dbs[slot]!.query('SELECT 1');
     } catch {
-      await this.#db?.end().catch(() => undefined);
-      this.#db = undefined;
-      await this.#connectDb();
+      await this.#dbs[slot]!.end().catch(() => undefined);
+      this.#dbs[slot] = await this.#connectDb();
     }
   }
 
-  async #handle(m: JsMsg): Promise<[IngestResult, number]> {
-    const db = this.#db!;
+  async #handle(db: Client, m: JsMsg): Promise<[IngestResult, number]> {
     const host = hostOfSubject(m.subject) ?? '?';
     const v = checkEnvelope(m.data, host, this.#keys);
     if (!v.ok) {
@@ -277,16 +298,26 @@ export class Ingester {
     const bad = body === undefined
       ? { code: 'missing-body' as const, reason: named === '' ? 'shipped without a body (chunk file missing on the host?)' : `no object ${named.slice(0, 200)} in the store` }
       : checkDigest(body, f);
-    const chunkId = bad === undefined ? BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id) : 0n;
-    const rows = bad === undefined ? encodeRows(body!, f, chunkId) : undefined;
-    const bad2 = bad ?? checkContent(rows!.content, v.predicate);
+    if (bad !== undefined) {
+      await db.query('ROLLBACK');
+      await this.#reject(db, m, host, bad.code, bad.reason, f);
+      return ['rejected', 0];
+    }
+    const chunkId = BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id);
+    m.working();
+    const hasAttribution = Object.prototype.hasOwnProperty.call(v.predicate.raw, 'attribution');
+    // the rows are built by PostgreSQL from the lines as shipped (src/fleet/stage.ts); a body
+    // that path does not take is built here, line by line, with the same rules
+    const staged = await buildRowsInDb(db, body!, f, chunkId, hasAttribution);
+    const rows = staged === undefined ? encodeRows(body!, f, chunkId) : undefined;
+    const bad2 = checkContent(staged?.content ?? rows!.content, v.predicate);
     if (bad2 !== undefined) {
       await db.query('ROLLBACK');
       await this.#reject(db, m, host, bad2.code, bad2.reason, f);
       return ['rejected', 0];
     }
     m.working();
-    await this.#copy(db, COPY_RECORDS, rows!.pieces);
+    if (rows !== undefined) await this.#copy(db, COPY_RECORDS, rows.pieces);
     const attr = attributionRows(chunkId, v.predicate.raw['attribution']);
     await this.#copy(db, COPY_CONTAINERS, attr.containers);
     await this.#copy(db, COPY_IMAGES, attr.images);

@@ -10,7 +10,7 @@ import { RECORD_COLUMNS } from './rows';
  * role that can only read and append (and move heads), never delete or change the schema.
  */
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -45,9 +45,12 @@ CREATE TABLE IF NOT EXISTS records (
   comm text NOT NULL, cgroup_id numeric(20), container_id text, image_digest text, path text, access text,
   peer_addr text, peer_port integer, local_addr text, local_port integer, symbol text, library text, node_hash text,
   runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
-CREATE INDEX IF NOT EXISTS records_host_order ON records (host_id, chain_id, seq, line_no);
-CREATE INDEX IF NOT EXISTS records_wall ON records (wall_ns);
-CREATE INDEX IF NOT EXISTS records_chunk ON records (chunk_id);
+CREATE INDEX IF NOT EXISTS records_chunk_line ON records (chunk_id, line_no);
+-- wall_ns grows with the order rows arrive in: a BRIN index serves --since/--until at a fraction of a btree's cost per insert
+CREATE INDEX IF NOT EXISTS records_wall ON records USING brin (wall_ns);
+-- schema 1 had these; (chunk_id, line_no) serves both and costs ingest less
+DROP INDEX IF EXISTS records_host_order;
+DROP INDEX IF EXISTS records_chunk;
 CREATE TABLE IF NOT EXISTS containers (chunk_id bigint NOT NULL, container_id text, runtime text, name text, image_digest text, image_id text, reason text);
 CREATE TABLE IF NOT EXISTS images (chunk_id bigint NOT NULL, image_digest text, image_name text);
 CREATE TABLE IF NOT EXISTS attribution (chunk_id bigint NOT NULL, scope text, path text, purl text, purl_base text, version text, via text, root text, reason text, components text);
@@ -74,7 +77,7 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   const done: string[] = [];
   await db.query('BEGIN');
   await db.query(DDL);
-  await db.query(`INSERT INTO rtev_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING`, [String(SCHEMA_VERSION)]);
+  await db.query(`INSERT INTO rtev_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [String(SCHEMA_VERSION)]);
   for (const role of [ingest, reader]) {
     const have = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     if (have.rowCount === 0) {
@@ -91,6 +94,9 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
   await db.query(`GRANT UPDATE (filled_at) ON gaps TO ${ingest}`);
   await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${ingest}`);
+  // ingest stages each chunk's lines in a temporary table of its session (src/fleet/stage.ts)
+  const dbName = (await db.query<{ d: string }>('SELECT current_database() AS d')).rows[0]!.d;
+  await db.query(`GRANT TEMPORARY ON DATABASE "${dbName.replace(/"/g, '""')}" TO ${ingest}`);
   await db.query('COMMIT');
   done.push(`schema v${SCHEMA_VERSION} ready; ${ingest} may read and append, ${reader} may read`);
   return done;

@@ -196,7 +196,8 @@ async function containerNames(index: EvidenceIndex): Promise<{ containers: Map<s
   return { containers, images };
 }
 
-interface ChunkRow {
+/** A chunk as the summary reads it (local index: chunks table; fleet index: the same columns). */
+export interface ChunkRow {
   chunk_id: number;
   file: string;
   status: string;
@@ -229,7 +230,11 @@ async function chunksOf(index: EvidenceIndex, f: EvidenceFilter, allChains = fal
 
 /** coverage describes the chunks of the window: drops per probe, gaps in each chain, unverified chunks. */
 export async function coverage(index: EvidenceIndex, f: EvidenceFilter): Promise<Coverage> {
-  const rows = await chunksOf(index, f);
+  return coverageOf(await chunksOf(index, f), await chunksOf(index, f, true));
+}
+
+/** coverageOf computes the coverage from the chunks of the window and all chunks of their chains (gaps are judged on the whole chain). */
+export function coverageOf(rows: ChunkRow[], all: ChunkRow[]): Coverage {
   const out: Coverage = { fromWallNs: null, toWallNs: null, chunks: 0, records: 0n, lost: 0n, complete: true, probes: [], chains: [], unverified: [] };
   const probes = new Map<string, ProbeCoverage>();
   const chains = new Map<string, { c: ChainCoverage; rows: ChunkRow[] }>();
@@ -269,7 +274,6 @@ export async function coverage(index: EvidenceIndex, f: EvidenceFilter): Promise
   out.complete = out.lost === 0n && out.unverified.length === 0;
   out.probes = [...probes.values()].sort((a, b) => (a.probe < b.probe ? -1 : 1));
   // gaps are judged on the whole chain (a chunk missing just outside the window still matters at its edge)
-  const all = await chunksOf(index, f, true);
   for (const { c } of chains.values()) {
     const chainRows = all.filter((k) => k.chain_id === c.chainId);
     c.gaps = chainGaps(chainRows, c.firstSeq, c.lastSeq);
@@ -310,7 +314,15 @@ function chainGaps(rows: ChunkRow[], from: bigint, to: bigint): string[] {
 
 /** functionCounts sums the predicates' exact function_calls over the chunks of the window. */
 export async function functionCounts(index: EvidenceIndex, f: EvidenceFilter): Promise<FunctionCount[]> {
-  const rows = (await chunksOf(index, f)).filter((k) => k.status === 'ok' && k.function_calls_json !== null);
+  return functionCountsOf(await chunksOf(index, f), f, async (library) => {
+    const r = await index.objects(`SELECT list(DISTINCT purl) AS purls FROM attribution WHERE scope = 'host' AND path = $1 AND purl IS NOT NULL`, [library]);
+    return purls(r[0]?.['purls']);
+  });
+}
+
+/** functionCountsOf sums the exact function_calls of the chunks; packagesOf names the host packages of a library. */
+export async function functionCountsOf(chunks: ChunkRow[], f: EvidenceFilter, packagesOf: (library: string) => Promise<string[]>): Promise<FunctionCount[]> {
+  const rows = chunks.filter((k) => k.status === 'ok' && k.function_calls_json !== null);
   const acc = new Map<string, FunctionCount>();
   for (const k of rows) {
     const list = parseCalls(k.function_calls_json!);
@@ -335,10 +347,7 @@ export async function functionCounts(index: EvidenceIndex, f: EvidenceFilter): P
     }
   }
   const out = [...acc.values()].sort((a, b) => (a.function < b.function ? -1 : a.function > b.function ? 1 : a.symbol < b.symbol ? -1 : 1));
-  for (const c of out) {
-    const r = await index.objects(`SELECT list(DISTINCT purl) AS purls FROM attribution WHERE scope = 'host' AND path = $1 AND purl IS NOT NULL`, [c.library]);
-    c.packages = purls(r[0]?.['purls']);
-  }
+  for (const c of out) c.packages = await packagesOf(c.library);
   return out;
 }
 

@@ -15,6 +15,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'replicas', kind: 'string', value: 'N', help: 'JetStream replicas when creating the stream and bucket (default: cluster size, at most 3)' },
   { name: 'ack-wait', kind: 'string', value: 'D', help: 'redeliver a chunk not acknowledged within D (default 30s; set when the consumer is created)' },
   { name: 'gap-wait', kind: 'string', value: 'D', help: 'wait this long for a missing predecessor before recording a gap (default 10s)' },
+  { name: 'db-sessions', kind: 'string', value: 'N', help: 'database sessions indexing chunks of different hosts at the same time (default 2)' },
   { name: 'metrics', kind: 'string', value: 'ADDR', help: 'serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9466)' },
   { name: 'quiet', kind: 'flag', help: 'no progress lines on stderr' },
 ];
@@ -46,6 +47,7 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
       replicas: parsed.values.has('replicas') ? parseInteger(parsed.values.get('replicas')!, 'replicas', 1, 5) : undefined,
       ackWaitMs: parseDuration(parsed.values.get('ack-wait') ?? '30s', 'ack-wait'),
       gapWaitMs: parseDuration(parsed.values.get('gap-wait') ?? '10s', 'gap-wait'),
+      dbSessions: parseInteger(parsed.values.get('db-sessions') ?? '2', 'db-sessions', 1, 32),
       hooks: {
         chunk: (result, records) => {
           metrics.ingestChunks.inc({ result });

@@ -13,23 +13,39 @@ const OPTIONS: OptionSpec[] = [
   { name: 'format', kind: 'string', value: 'FORMAT', help: 'table (default) or json' },
   { name: 'top', kind: 'string', value: 'N', help: 'table: at most N rows per section (default 25; json has all)' },
   ...INDEX_OPTIONS,
+  { name: 'db', kind: 'string', value: 'URL', help: 'summarize the fleet index in PostgreSQL (rtev ingest) instead of a directory; --host picks hosts' },
 ];
 
 export const summaryCommand: Command = {
   summary: 'what ran, per image and for the host: programs, libraries, files written, peers, TLS bytes, functions, coverage',
-  usage: usageText('usage: rtev summary DIR [filters] [--image DIGEST|NAME] [--since TIME] [--format table|json]\n\n' +
+  usage: usageText('usage: rtev summary DIR [filters] [--image DIGEST|NAME] [--since TIME] [--format table|json]\n' +
+    '       rtev summary --db postgresql://... [--host NAME] [filters] [--format table|json]\n\n' +
     'Counts come from verified chunks only; package purls and container names from the signed attribution.\n' +
     'Function call counts are exact (chunk predicates). The coverage section says what "not seen" means:\n' +
     'drops per probe, gaps in the chain, chunks that failed verification.', OPTIONS),
   async run(args: string[], io: CliIO): Promise<number> {
     const parsed = parseArgs(args, OPTIONS, 1);
     const source = parsed.positionals[0];
-    if (source === undefined) throw new UsageError('summary needs an evidence directory', 'rtev summary DIR');
-    if (!fs.existsSync(source) || !fs.statSync(source).isDirectory()) throw new UsageError(`${source} is not an evidence directory`);
+    const db = parsed.values.get('db');
     const filter = filterFromArgs(parsed);
     const format = parsed.values.get('format') ?? 'table';
     if (format !== 'table' && format !== 'json') throw new UsageError(`--format: '${format}' is not one of table, json`);
     const top = parseInteger(parsed.values.get('top') ?? '25', 'top', 1, 1_000_000);
+    if (db !== undefined) {
+      if (source !== undefined) throw new UsageError('summary takes a directory or --db, not both');
+      const { FleetIndex } = require('../../fleet/query') as typeof import('../../fleet/query');
+      const { fleetSummary } = require('../../fleet/summary') as typeof import('../../fleet/summary');
+      const fleet = await FleetIndex.open(db, 'rtev-summary');
+      try {
+        const s = await fleetSummary(fleet, filter);
+        io.stdout.write(format === 'json' ? renderJson(s) : renderTable(s, top));
+        return ExitCode.OK;
+      } finally {
+        await fleet.close();
+      }
+    }
+    if (source === undefined) throw new UsageError('summary needs an evidence directory or --db URL', 'rtev summary DIR');
+    if (!fs.existsSync(source) || !fs.statSync(source).isDirectory()) throw new UsageError(`${source} is not an evidence directory`);
     const index = await openEvidenceIndex({
       source, keys: trustedKeys(parsed), allowUnverified: parsed.flags.has('allow-unverified'), rebuild: parsed.flags.has('rebuild-index'),
       ...(parsed.values.get('index') !== undefined ? { indexPath: parsed.values.get('index')! } : {}),
