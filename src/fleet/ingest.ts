@@ -34,6 +34,8 @@ export type IngestResult = 'indexed' | 'duplicate' | 'rejected' | 'deferred' | '
 export interface IngestHooks {
   chunk?(result: IngestResult, records: number): void;
   lagSeconds?(s: number): void;
+  /** who built a chunk's rows: the database server, or ingest for a body the server path does not take */
+  rowsBuiltBy?(by: 'server' | 'client'): void;
 }
 
 export interface IngestOptions {
@@ -310,6 +312,7 @@ export class Ingester {
     // that path does not take is built here, line by line, with the same rules
     const staged = await buildRowsInDb(db, body!, f, chunkId, hasAttribution);
     const rows = staged === undefined ? encodeRows(body!, f, chunkId) : undefined;
+    this.#o.hooks?.rowsBuiltBy?.(staged === undefined ? 'client' : 'server');
     const bad2 = checkContent(staged?.content ?? rows!.content, v.predicate);
     if (bad2 !== undefined) {
       await db.query('ROLLBACK');
@@ -323,8 +326,6 @@ export class Ingester {
     await this.#copy(db, COPY_IMAGES, attr.images);
     await this.#copy(db, COPY_ATTRIBUTION, attr.files);
     await this.#insertChunk(db, m, f, chunkId, head, d.gap, d.late === true);
-    const stall = Number(process.env['RTEV_FAULT_INGEST_STALL_MS'] ?? 0);
-    if (stall > 0) await sleep(stall); // fault injection for the crash tests (docs/fleet.md)
     await db.query('COMMIT');
     await this.#ack(m, host, f);
     this.stats.indexed++;

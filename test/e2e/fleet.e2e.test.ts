@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createUser } from '@nats-io/nkeys';
+import { Client } from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { headers, nkeyAuthenticator } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
@@ -19,7 +20,8 @@ import { freePort, startNatsCluster, startPostgres, type NatsCluster, type Postg
  * with nkey accounts and per-host publish permissions, a throwaway PostgreSQL, collectors
  * in their own UTS+mount namespaces (own hostname, machine-id and key), ship and ingest as
  * separate processes. Faults: a NATS node killed mid-stream, NATS stopped for 30 s, ingest
- * killed inside a chunk's transaction, tampered, untrusted, replayed and rewritten chunks.
+ * killed inside a chunk's transaction (held there by a table lock the test takes), tampered,
+ * untrusted, replayed and rewritten chunks.
  */
 
 const root = process.getuid?.() === 0;
@@ -46,9 +48,9 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-function startIngest(env: NodeJS.ProcessEnv = {}): ChildProcess & { log: string[] } {
+function startIngest(): ChildProcess & { log: string[] } {
   const child = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--nats-creds', ingestSeed, '--db', pg.url('rtev_ingest'), '--trust', trust,
-    '--replicas', '3', '--ack-wait', '3s', '--gap-wait', '2s', '--metrics', `127.0.0.1:${metricsPort}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { log: string[] };
+    '--replicas', '3', '--ack-wait', '3s', '--gap-wait', '2s', '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { log: string[] };
   child.log = [];
   child.stderr!.on('data', (d: Buffer) => child.log.push(d.toString()));
   return child;
@@ -138,6 +140,9 @@ test('three hosts collect and ship, one ingest indexes: fleet queries return exa
   const indexed = Number(/rtev_ingest_chunks_total\{result="indexed"\} (\d+)/.exec(metrics)?.[1]);
   assert.equal(indexed, three.reduce((n, h) => n + sealedCount(h.dir), 0));
   assert.match(metrics, /rtev_ingest_records_total \d+/);
+  // the collectors' chunks take the server path (rows built by PostgreSQL), none falls back
+  assert.equal(Number(/rtev_ingest_row_builds_total\{by="server"\} (\d+)/.exec(metrics)?.[1]), indexed);
+  assert.doesNotMatch(metrics, /rtev_ingest_row_builds_total\{by="client"\} [1-9]/);
 });
 
 test('a host cannot publish on another host\'s subject', { timeout: 60_000 }, async (t) => {
@@ -198,13 +203,24 @@ test('NATS faults: one node of three killed mid-stream, then the whole cluster d
 test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and indexed once', { timeout: 180_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const a = hosts['alpha']!;
-  await stop(ingest);
   const before = indexedChunks(a);
-  const stalled = startIngest({ RTEV_FAULT_INGEST_STALL_MS: '8000' });
-  assert.equal(await collectOn(a, 'for i in $(seq 1 20); do /bin/true; done', ['--chunk-age', '1s']).done, 0);
-  assert.equal((await ship(a)).code, 0);
-  await until('ingest inside a transaction', () => psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rtev-ingest' AND state = 'idle in transaction'`) !== '0');
-  await stop(stalled, 'SIGKILL');
+  // hold ingest inside its transaction by real means: a lock that its insert of the chunk's key
+  // row waits for, after the records and the chunk row went in; seen in pg_stat_activity
+  const holder = new Client({ connectionString: pg.url() });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE host_keys IN SHARE MODE');
+    assert.equal(await collectOn(a, 'for i in $(seq 1 20); do /bin/true; done', ['--chunk-age', '1s']).done, 0);
+    assert.equal((await ship(a)).code, 0);
+    await until('ingest waiting inside a chunk\'s transaction', () => psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rtev-ingest' AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO host_keys%'`) !== '0');
+    assert.notEqual(psql(`SELECT count(*) FROM pg_locks l JOIN pg_stat_activity s USING (pid) WHERE s.application_name = 'rtev-ingest' AND l.relation = 'records'::regclass AND l.mode = 'RowExclusiveLock'`), '0', 'its records are inserted, not committed');
+    await stop(ingest, 'SIGKILL');
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end();
+  }
+  await until('the killed sessions are gone', () => psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rtev-ingest'`) === '0');
   assert.equal(indexedChunks(a), before, 'nothing of the killed transaction is committed');
   ingest = startIngest();
   await until('redelivered and indexed', () => indexedChunks(a) === sealedCount(a.dir), 90_000);

@@ -54,6 +54,7 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
           if (records > 0) metrics.ingestRecords.inc(records);
         },
         lagSeconds: (s) => metrics.ingestLag.set(s),
+        rowsBuiltBy: (by) => metrics.ingestRowBuilds.inc({ by }),
       },
     });
     const server = parsed.values.has('metrics') ? await serveMetrics(parsed.values.get('metrics')!, metrics) : undefined;
