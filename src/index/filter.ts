@@ -1,4 +1,5 @@
 import { EVENT_TYPES, type EventType } from '../model/record';
+import { globToRegExp, globToRegex, isGlob } from '../util/glob';
 
 /**
  * The filters of `rtev query` / `rtev summary`, as plain data, and their translation to SQL
@@ -54,36 +55,8 @@ export interface CompiledFilter {
   params: SqlParam[];
 }
 
-/** globToRegex turns an rtev glob into an anchored POSIX regular expression (no flags needed). */
-export function globToRegex(glob: string): string {
-  let out = '^';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        out += '.*';
-        i++;
-      } else {
-        out += '[^/]*';
-      }
-    } else if (c === '?') {
-      out += '[^/]';
-    } else if (/[\\^$.+()|{}[\]*?]/.test(c)) {
-      out += '\\' + c;
-    } else {
-      out += c;
-    }
-  }
-  return out + '$';
-}
-
 const HEX_PREFIX = /^[0-9a-f]{4,64}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-
-/** isGlob tells whether a --symbol value is a pattern. */
-function isGlob(s: string): boolean {
-  return s.includes('*') || s.includes('?');
-}
 
 /**
  * purlKey splits a purl into its identity without version ("pkg:type/namespace/name", type
@@ -162,7 +135,7 @@ export function compileFilter(f: EvidenceFilter, dialect: Dialect, firstParam = 
     })));
   }
   if (f.symbols !== undefined && f.symbols.length > 0) {
-    and.push(`(r.type = 'function_call' AND ${any(f.symbols.map((s) => (isGlob(s) ? re('r.symbol', globToRegex(s).replace(/\[\^\/\]/g, '.')) : `r.symbol = ${p(s)}`)))})`);
+    and.push(`(r.type = 'function_call' AND ${any(f.symbols.map((s) => (isGlob(s) ? re('r.symbol', globToRegex(s, { flat: true })) : `r.symbol = ${p(s)}`)))})`);
   }
   if (f.nodeHashes !== undefined && f.nodeHashes.length > 0) and.push(`(r.type = 'function_call' AND ${inList('r.node_hash', f.nodeHashes)})`);
   if (f.packages !== undefined && f.packages.length > 0) {
@@ -212,7 +185,7 @@ export function matchRecord(f: EvidenceFilter, r: RecordLike, ctx: MatchContext 
   if (f.untilWallNs !== undefined && (ctx.wallNs === undefined || ctx.wallNs >= f.untilWallNs)) return false;
   if (f.pids?.length && !f.pids.includes(r.pid)) return false;
   if (f.comms?.length && !f.comms.includes(r.comm)) return false;
-  if (f.paths?.length && (path === undefined || !f.paths.some((g) => new RegExp(globToRegex(g), 's').test(path)))) return false;
+  if (f.paths?.length && (path === undefined || !f.paths.some((g) => globToRegExp(g).test(path)))) return false;
   if (f.peers?.length) {
     const [ra, rp, la, lp] = e.type === 'net_connect' ? [e['addr'], e['port'], undefined, undefined] : e.type === 'tcp_state' ? [e['daddr'], e['dport'], e['saddr'], e['sport']] : [];
     if (ra === undefined && la === undefined) return false;
@@ -233,7 +206,7 @@ export function matchRecord(f: EvidenceFilter, r: RecordLike, ctx: MatchContext 
   if (f.symbols?.length) {
     if (e.type !== 'function_call' || typeof e['symbol'] !== 'string') return false;
     const s = e['symbol'];
-    if (!f.symbols.some((g) => (isGlob(g) ? new RegExp(globToRegex(g).replace(/\[\^\/\]/g, '.'), 's').test(s) : g === s))) return false;
+    if (!f.symbols.some((g) => (isGlob(g) ? globToRegExp(g, { flat: true }).test(s) : g === s))) return false;
   }
   if (f.nodeHashes?.length && (e.type !== 'function_call' || !f.nodeHashes.includes(e['node_hash'] as string))) return false;
   if (f.packages?.length) {

@@ -1,4 +1,5 @@
-import { compileFilter, globToRegex, type EvidenceFilter } from './filter';
+import { compileFilter, type EvidenceFilter } from './filter';
+import { globToRegExp, isGlob } from '../util/glob';
 import type { EvidenceIndex } from './index';
 
 /**
@@ -327,7 +328,7 @@ export async function functionCountsOf(chunks: ChunkRow[], f: EvidenceFilter, pa
   for (const k of rows) {
     const list = parseCalls(k.function_calls_json!);
     for (const e of list) {
-      if (f.symbols?.length && !f.symbols.some((g) => (/[*?]/.test(g) ? new RegExp(globToRegex(g).replace(/\[\^\/\]/g, '.'), 's').test(e.symbol) : g === e.symbol))) continue;
+      if (f.symbols?.length && !f.symbols.some((g) => (isGlob(g) ? globToRegExp(g, { flat: true }).test(e.symbol) : g === e.symbol))) continue;
       if (f.nodeHashes?.length && (e.node_hash === null || !f.nodeHashes.includes(e.node_hash))) continue;
       const key = `${e.function}\u0000${e.symbol}\u0000${e.node_hash ?? ''}`;
       let c = acc.get(key);

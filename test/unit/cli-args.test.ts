@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import { parseArgs, parseDuration, parseSize } from '../../src/cli/args';
 import { main } from '../../src/cli/main';
-import { globToRegExp } from '../../src/ingest/path-filter';
+import { globToRegExp } from '../../src/util/glob';
 
 function capture(): { io: any; out: () => string; err: () => string } {
   let out = '';
