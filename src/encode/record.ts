@@ -4,7 +4,7 @@ import type { EvidenceEvent, EvidenceRecord } from '../model/record';
  * encodeRecord writes one record as a canonical JSON line (without the newline).
  *
  * Keys are emitted in their sorted order by hand instead of sorting per record: the
- * generic canonicalize() costs about 3x more per record (bench/encode.bench.ts), and
+ * generic canonicalize() costs about 4x more per record (bench/fast-paths.bench.ts), and
  * a property test (test/unit/encode.test.ts) holds this function to canonicalize()'s bytes.
  */
 export function encodeRecord(record: EvidenceRecord): string {
@@ -88,7 +88,7 @@ class Fields {
 /** Printable ASCII without '"' and '\\': JSON.stringify would return it unchanged in quotes. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
-/** quote is JSON.stringify for a string, with a fast path for plain ASCII (bench/encode). */
+/** quote is JSON.stringify for a string, with a fast path for plain ASCII (measured as part of encodeRecord: bench/fast-paths.bench.ts). */
 export function quote(value: string): string {
   return value.length < 256 && PLAIN.test(value) ? '"' + value + '"' : JSON.stringify(value);
 }

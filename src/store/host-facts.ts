@@ -5,7 +5,7 @@ import * as os from 'node:os';
 /**
  * Everything the chunk writer learns from the host, the clocks and randomness, behind one
  * injectable interface so that replaying the same records with the same facts gives
- * byte-identical chunks and envelopes (test/unit/chunk-determinism.test.ts).
+ * byte-identical chunks and envelopes (test/unit/chunk-writer.test.ts, "determinism").
  */
 
 /** HostFacts identifies the machine and boot a chunk was recorded on. */
