@@ -8,7 +8,7 @@
  * (Go puts jump tables in rodata), so a linear sweep from the entry sees every instruction.
  * Opcodes that are invalid in 64-bit mode, and encodings not handled here (XOP, 3DNow! aside),
  * make the decoder give up: the caller then refuses to probe the function rather than guess.
- * Checked against objdump over whole Go executables in test/kernel/go-tls-ret.kernel.test.ts.
+ * Checked against objdump over whole Go executables in test/e2e/tls-go-decode.e2e.test.ts.
  */
 
 /** Why a function could not be decoded. */
