@@ -468,4 +468,17 @@ int BPF_PROG(handle_iou_net_complete, struct io_ring_ctx *ring, void *req, struc
 	return 0;
 }
 
+/* Baseline for bench/io-uring.bench.ts: the same tracepoints with programs that do nothing. */
+SEC("tp_btf/io_uring_submit_req")
+int rtev_iou_empty_submit(void *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/io_uring_complete")
+int rtev_iou_empty_complete(void *ctx)
+{
+	return 0;
+}
+
 #endif /* RTEV_IO_URING_H */

@@ -5,7 +5,10 @@
 #include "process.h"
 #include "tcp_state.h"
 #include "net_connect.h"
+/* RTEV_NO_IO_URING: an object without the io_uring programs, for the A/B of bench/io-uring.bench.ts */
+#ifndef RTEV_NO_IO_URING
 #include "io_uring.h"
+#endif
 #include "ssl_op.h"
 #include "function_call.h"
 
