@@ -37,6 +37,7 @@ APT_PACKAGES := \
 	postgresql-client-15 \
 	systemd \
 	chromium \
+	libnss3 \
 	gnutls-bin \
 	liburing-dev \
 	# end of APT_PACKAGES

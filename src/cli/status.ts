@@ -61,6 +61,21 @@ export function summaryLine(ledger: Ledger, bytesWritten: number, elapsedMs: num
     `${bytesWritten} bytes to ${where}`;
 }
 
+/**
+ * tlsCoverageLine is the end-of-run line of ssl_op coverage: which processes mapped a TLS library
+ * that rtev does not probe (so "no TLS records" can be told from "TLS not observable").
+ */
+export function tlsCoverageLine(u: {
+  tlsUncovered: Record<string, number>; tlsUncoveredProcesses: number; tlsExamples: { pid: number; comm: string; library: string; kind: string }[];
+}): string {
+  const n = u.tlsUncoveredProcesses;
+  if (n === 0) return 'rtev: ssl_op: TLS not observable in 0 processes (every TLS library seen mapped was probed)';
+  const kinds = Object.entries(u.tlsUncovered).map(([k, c]) => `${k} ${c}`).join(', ');
+  const examples = u.tlsExamples.map((e) => `pid ${e.pid} ${e.comm} ${e.library.split('/').pop()} (${e.kind})`);
+  return `rtev: ssl_op: TLS not observable in ${n} process${n === 1 ? '' : 'es'} (${kinds}): ${examples.join(', ')}` +
+    `${Object.values(u.tlsUncovered).reduce((a, c) => a + c, 0) > examples.length ? ', ...' : ''}`;
+}
+
 /** What the loss warning can name as the fix. */
 export interface LossContext {
   bulkRingBytes: number;

@@ -224,6 +224,8 @@ export class Collector {
         producer, ledger, notice: (m) => host.notice(m), onError: (err) => sinkFailure(err),
         // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
         ...(functions !== undefined ? { functionCalls: () => functions.totals() } : {}),
+        // which processes map TLS that ssl_op does not observe (docs/probes-network.md, "Counted coverage")
+        ...(config.probes.includes('ssl_op') ? { tlsCoverage: () => uprobes.tlsCoverage() } : {}),
         // the first-seen windows (function calls, file opens) rotate at each seal
         onSeal: () => {
           sealed++;

@@ -9,14 +9,14 @@ import type { SealJob } from './chain-sealer';
 import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
 import { chunkName, PARTIAL_SUFFIX } from './layout';
-import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
+import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, tlsCoverageWindow, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
 import { segmentFileKey, segmentLine, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
-import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink } from './sink';
+import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink, TlsCoverageTotals } from './sink';
 
 /** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
 export const DEFAULT_CHUNK_MAX_BYTES = 16 * 1024 * 1024;
@@ -34,6 +34,8 @@ export interface ChunkSinkConfig {
   functionCalls?: () => FunctionCallTotal[];
   /** package attribution (OutputContext.attribution); absent: no attribution field */
   attribution?: AttributionSource;
+  /** ssl_op coverage (OutputContext.tlsCoverage); absent: no tls_coverage field */
+  tlsCoverage?: () => TlsCoverageTotals;
   /** how long a seal waits for its window's attributions (ms); default 5000, 10000 at shutdown */
   attributionWaitMs?: number;
   /** called once per sealed chunk, right after its facts are taken (OutputContext.onSeal) */
@@ -87,6 +89,8 @@ export class ChunkSink implements RecordSink {
   readonly #cumulative = new Map<string, bigint>();
   #windowStart: Map<string, ProbeTotals> = new Map();
   #functionStart: FunctionCallTotals = new Map();
+  /** TLS coverage pairs already reported in sealed chunks */
+  #tlsStart = 0;
   #failure: RtevError | undefined;
   #failureThrown = false;
   #closed = false;
@@ -358,6 +362,7 @@ export class ChunkSink implements RecordSink {
     if (this.#c.functionCalls !== undefined) {
       for (const [key, t] of functionTotalsOf(this.#c.functionCalls())) if (this.#functionStart.get(key)?.calls !== t.calls) return true;
     }
+    if (this.#c.tlsCoverage !== undefined && this.#c.tlsCoverage().total !== this.#tlsStart) return true;
     return false;
   }
 
@@ -383,6 +388,12 @@ export class ChunkSink implements RecordSink {
       functionCalls = functionCallsWindow(this.#functionStart, fnEnd);
       this.#functionStart = fnEnd;
     }
+    let tlsCoverage: ChunkPredicate['tls_coverage'];
+    if (this.#c.tlsCoverage !== undefined) {
+      const totals = this.#c.tlsCoverage();
+      tlsCoverage = tlsCoverageWindow(this.#tlsStart, totals);
+      this.#tlsStart = totals.total;
+    }
     this.#c.onSeal?.();
     const sealedAnchor = this.#c.env.timeAnchor();
     const final = reason === 'shutdown';
@@ -398,6 +409,7 @@ export class ChunkSink implements RecordSink {
       clock: { ts_clock: 'CLOCK_MONOTONIC', opened: c.opened, sealed: sealedAnchor },
       producer: this.#producer,
       ...(functionCalls !== undefined ? { function_calls: functionCalls } : {}),
+      ...(tlsCoverage !== undefined ? { tls_coverage: tlsCoverage } : {}),
     };
     this.#restart = null;
     fs.closeSync(c.fd);

@@ -3,7 +3,7 @@ import { inFlightOf, lostOf, type Ledger } from '../model/ledger';
 import type { ChunkAttribution } from '../packages/evidence';
 import { EVENT_TYPES, type EventType } from '../model/record';
 import type { HostFacts, TimeAnchor } from './host-facts';
-import type { FunctionCallTotal, ProducerInfo } from './sink';
+import type { FunctionCallTotal, ProducerInfo, TlsCoverageTotals, TlsUncovered } from './sink';
 
 /**
  * The predicate of a chunk statement (predicateType CHUNK_PREDICATE_TYPE). Every field is
@@ -84,6 +84,31 @@ export interface FunctionCallWindow {
   suppressed: bigint;
 }
 
+/** at most this many processes are listed per chunk window (the count stays exact) */
+export const MAX_TLS_LISTED = 64;
+
+/**
+ * ssl_op coverage in a chunk's window (docs/format.md, "tls_coverage"): the (process, library)
+ * pairs found in the window where a process maps TLS that rtev does not observe.
+ */
+export interface TlsCoverageWindow {
+  /** pairs found in this window */
+  uncovered: number;
+  /** pairs found since the run started, this window included */
+  uncovered_total: number;
+  /** the first MAX_TLS_LISTED of this window's pairs, in the order found */
+  processes: TlsUncovered[];
+  /** true when uncovered > processes.length */
+  truncated: boolean;
+}
+
+/** tlsCoverageWindow takes the pairs found after the first `start` ones. */
+export function tlsCoverageWindow(start: number, end: TlsCoverageTotals): TlsCoverageWindow {
+  const uncovered = end.total - start;
+  const processes = end.entries.slice(start, Math.min(end.entries.length, start + MAX_TLS_LISTED)).map((e) => ({ ...e }));
+  return { uncovered, uncovered_total: end.total, processes, truncated: uncovered > processes.length };
+}
+
 export interface ChunkPredicate {
   chain: ChainLink;
   records: RecordSummary;
@@ -103,6 +128,8 @@ export interface ChunkPredicate {
   function_calls?: FunctionCallWindow[];
   /** present only when the collector attributes packages (docs/format.md, "Attribution") */
   attribution?: ChunkAttribution;
+  /** present only when the run probes ssl_op (docs/format.md, "tls_coverage") */
+  tls_coverage?: TlsCoverageWindow;
 }
 
 /** producerFacts maps ProducerInfo to its predicate form. */

@@ -110,6 +110,30 @@ export interface OutputContext {
   onSeal?(): void;
   /** package attribution; absent: chunk predicates have no `attribution` field */
   attribution?: AttributionSource;
+  /**
+   * ssl_op coverage (the run probes ssl_op): read when a chunk is sealed; the predicate's
+   * `tls_coverage` holds what was found in the window. Absent: no such field.
+   */
+  tlsCoverage?(): TlsCoverageTotals;
+}
+
+/** One process that maps TLS rtev does not observe (docs/probes-network.md, "Counted coverage"). */
+export interface TlsUncovered {
+  pid: number;
+  comm: string;
+  exe: string;
+  /** the file as the process maps it */
+  library: string;
+  /** nss, rustls, boringssl, java, go, openssl_nosym, ... */
+  kind: string;
+}
+
+/** The (process, library) pairs found so far where TLS is not observable, in the order found. */
+export interface TlsCoverageTotals {
+  /** all pairs found since the collector started */
+  total: number;
+  /** the first ones (bounded): entries[i] is the i-th pair found */
+  entries: readonly TlsUncovered[];
 }
 
 /** Cumulative call counts of one function target since the collector started. */

@@ -10,7 +10,7 @@ import { lstatMaybe, readBounded } from '../store/fsio';
 import { CHECKPOINT_NAME, chunkName, classify, envelopeName, type Entry } from '../store/layout';
 import { checkAttribution } from '../packages/evidence';
 import { checkContentAgainstPredicate, checkLedgerIdentity, scanChunk } from './chunk';
-import { checkFunctionCalls, parsePredicate, probeField, PROBE_FIELDS, type FunctionCallEntry, type SignedPredicate } from './predicate';
+import { checkFunctionCalls, checkTlsCoverage, parsePredicate, probeField, PROBE_FIELDS, type FunctionCallEntry, type SignedPredicate, type TlsCoverageEntry } from './predicate';
 import { errorMessage } from '../errors';
 
 /**
@@ -55,6 +55,11 @@ export interface VerifyReport {
    * function_calls, docs/function-calls.md); empty when no chunk probes functions
    */
   functionCalls: FunctionCallEntry[];
+  /**
+   * ssl_op coverage summed over the verified chunks that have `tls_coverage`: (process, library)
+   * pairs where TLS is not observable, and the first ones listed; null when no chunk has the field
+   */
+  tlsNotObservable: { pairs: bigint; examples: string[] } | null;
 }
 
 interface ChunkInfo {
@@ -85,6 +90,7 @@ export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyR
   const r: VerifyReport = {
     dir, status: 'valid', problems: [], gaps: [], notes: [], chainId: null, firstSeq: null, lastSeq: null, chunks: 0, runs: 0,
     records: 0n, byType: {}, minTs: null, maxTs: null, keyids: [], ledger: {}, lost: 0n, hosts: [], functionCalls: [],
+    tlsNotObservable: null,
   };
   const entries = listForVerify(dir, r);
   if (entries === undefined) return finish(r);
@@ -206,6 +212,9 @@ function verifyOne(dir: string, seq: number, hasEnv: boolean, hasChunk: boolean,
   const fc = checkFunctionCalls(predicate.raw);
   for (const m of fc.problems) r.problems.push({ file: eName, reason: m });
   addFunctionCalls(fc.entries, r);
+  const tls = checkTlsCoverage(predicate.raw);
+  for (const m of tls.problems) r.problems.push({ file: eName, reason: m });
+  if (tls.entry !== undefined) addTlsCoverage(tls.entry, predicate.chain.run_id, eName, r);
   if (!hasChunk) {
     r.problems.push({ file: cName, reason: 'chunk file is missing (deleted?) but its envelope exists' });
     return { seq, envelopeSha256: env.sha256, predicate };
@@ -348,6 +357,24 @@ function accumulate(p: SignedPredicate, r: VerifyReport): void {
 
 /** addFunctionCalls sums a chunk's function_calls into the report, per (function, symbol, node_hash). */
 const functionIndex = new WeakMap<VerifyReport, Map<string, FunctionCallEntry>>();
+
+const tlsTotals = new WeakMap<VerifyReport, Map<string, bigint>>();
+
+/** addTlsCoverage sums a chunk's tls_coverage; within a run, uncovered_total must grow by exactly uncovered. */
+function addTlsCoverage(e: TlsCoverageEntry, runId: string, file: string, r: VerifyReport): void {
+  let runs = tlsTotals.get(r);
+  if (runs === undefined) tlsTotals.set(r, (runs = new Map()));
+  const prev = runs.get(runId);
+  if (prev !== undefined && prev + e.uncovered !== e.uncoveredTotal) {
+    r.problems.push({ file, reason: `tls_coverage: uncovered_total ${e.uncoveredTotal} != the run's previous ${prev} + uncovered ${e.uncovered}` });
+  }
+  runs.set(runId, e.uncoveredTotal);
+  r.tlsNotObservable ??= { pairs: 0n, examples: [] };
+  r.tlsNotObservable.pairs += e.uncovered;
+  for (const p of e.processes) {
+    if (r.tlsNotObservable.examples.length < 10) r.tlsNotObservable.examples.push(`pid ${p.pid} ${p.comm} ${p.library} (${p.kind})`);
+  }
+}
 
 function addFunctionCalls(entries: readonly FunctionCallEntry[], r: VerifyReport): void {
   let index = functionIndex.get(r);

@@ -5,7 +5,7 @@
 export { evidenceDirProblem, verifyEvidence, type Finding, type Status, type VerifyReport } from './evidence';
 export { checkContentAgainstPredicate, checkLedgerIdentity, MAX_LINE_BYTES, scanChunk, type ChunkContent } from './chunk';
 export {
-  checkFunctionCalls, parsePredicate, probeField, PROBE_FIELDS,
-  type FunctionCallEntry, type PredicateParse, type ProbeField, type SignedChain, type SignedLedger, type SignedPredicate, type SignedRecords,
+  checkFunctionCalls, checkTlsCoverage, parsePredicate, probeField, PROBE_FIELDS,
+  type FunctionCallEntry, type TlsCoverageEntry, type PredicateParse, type ProbeField, type SignedChain, type SignedLedger, type SignedPredicate, type SignedRecords,
 } from './predicate';
 export { checkLine, type LineCheck } from './record-check';

@@ -289,3 +289,47 @@ export function checkFunctionCalls(p: StrictObject): { entries: FunctionCallEntr
   });
   return { entries, problems };
 }
+
+/** One well-formed `tls_coverage` field (docs/format.md, "tls_coverage"). */
+export interface TlsCoverageEntry {
+  uncovered: bigint;
+  uncoveredTotal: bigint;
+  processes: { pid: bigint; comm: string; exe: string; library: string; kind: string }[];
+  truncated: boolean;
+}
+
+const TLS_COVERAGE_FIELDS = ['processes', 'truncated', 'uncovered', 'uncovered_total'];
+const TLS_PROCESS_FIELDS = ['comm', 'exe', 'kind', 'library', 'pid'];
+
+/**
+ * checkTlsCoverage checks the optional `tls_coverage` field (written by runs that probe ssl_op;
+ * absent from older chunks and from runs without ssl_op): exactly its fields, non-negative counts
+ * with uncovered <= uncovered_total, at most 64 processes listed, no more than counted, and
+ * truncated exactly when fewer are listed than counted.
+ */
+export function checkTlsCoverage(p: StrictObject): { entry: TlsCoverageEntry | undefined; problems: string[] } {
+  if (!Object.prototype.hasOwnProperty.call(p, 'tls_coverage')) return { entry: undefined, problems: [] };
+  const t = p['tls_coverage'];
+  const bad = (m: string): { entry: undefined; problems: string[] } => ({ entry: undefined, problems: [`tls_coverage: ${m}`] });
+  if (!isObj(t)) return bad('not an object');
+  const keys = Object.keys(t).sort();
+  if (keys.join(',') !== TLS_COVERAGE_FIELDS.join(',')) return bad(`must have exactly the fields ${TLS_COVERAGE_FIELDS.join(', ')}`);
+  const { uncovered, uncovered_total: total, processes, truncated } = t;
+  if (typeof uncovered !== 'bigint' || typeof total !== 'bigint' || uncovered < 0n || total < uncovered) {
+    return bad('uncovered and uncovered_total must be integers with 0 <= uncovered <= uncovered_total');
+  }
+  if (!Array.isArray(processes) || processes.length > 64 || BigInt(processes.length) > uncovered) {
+    return bad('processes must be an array of at most 64 and at most `uncovered` entries');
+  }
+  if (typeof truncated !== 'boolean' || truncated !== BigInt(processes.length) < uncovered) return bad('truncated must say whether fewer processes are listed than counted');
+  const list: TlsCoverageEntry['processes'] = [];
+  for (const [i, e] of processes.entries()) {
+    if (!isObj(e) || Object.keys(e).sort().join(',') !== TLS_PROCESS_FIELDS.join(',')) return bad(`processes[${i}] must have exactly the fields ${TLS_PROCESS_FIELDS.join(', ')}`);
+    const { pid, comm, exe, library, kind } = e;
+    if (typeof pid !== 'bigint' || pid < 1n || typeof comm !== 'string' || typeof exe !== 'string' || typeof library !== 'string' || typeof kind !== 'string') {
+      return bad(`processes[${i}]: pid must be a positive integer, comm, exe, library and kind strings`);
+    }
+    list.push({ pid, comm, exe, library, kind });
+  }
+  return { entry: { uncovered, uncoveredTotal: total, processes: list, truncated }, problems: [] };
+}

@@ -13,7 +13,7 @@ import { checkCommand, MAX_TIMER_MS, parseArgs, parseDuration, parseInteger, par
 import { configArgs } from '../config-file';
 import type { CliIO, Command } from '../io';
 import { ExitCode } from '../exit-codes';
-import { StatusLine, lossWarning, summaryLine } from '../status';
+import { StatusLine, lossWarning, summaryLine, tlsCoverageLine } from '../status';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'out', kind: 'string', value: 'DIR', help: 'write evidence into DIR (default ./rtev-evidence)' },
@@ -91,6 +91,7 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
   if (!quiet) {
     io.stderr.write(summaryLine(result.ledger, result.bytesWritten, result.elapsedMs, config.output.stdout ? 'stdout' : config.output.outDir!) + '\n');
     if (result.functions !== undefined) io.stderr.write(`rtev: ${result.functions}\n`);
+    if (result.uprobes !== undefined && config.probes.includes('ssl_op')) io.stderr.write(tlsCoverageLine(result.uprobes) + '\n');
     if (config.verbose && result.enrichment !== undefined) io.stderr.write(enrichmentLine(result.enrichment) + '\n');
     if (config.verbose && result.uprobes !== undefined) io.stderr.write(`rtev: uprobes: ${JSON.stringify(result.uprobes)}\n`);
   }

@@ -77,6 +77,10 @@ export function renderText(r: VerifyReport, pubkeys: readonly string[]): string 
     out.push('  function calls (exact, sum over chunks):');
     for (const f of r.functionCalls) out.push(`    ${f.function} calls=${f.calls} emitted=${f.emitted} suppressed=${f.suppressed}`);
   }
+  if (r.tlsNotObservable !== null) {
+    const t = r.tlsNotObservable;
+    out.push(`  ssl_op coverage: TLS not observable in ${t.pairs} process/library pair(s)${t.examples.length > 0 ? `: ${t.examples.join(', ')}` : ''}`);
+  }
   section(out, 'problems (tampering or invalid content)', r.problems);
   section(out, 'gaps and drops (recorded, authentic)', r.gaps);
   section(out, 'notes', r.notes);

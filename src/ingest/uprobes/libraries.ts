@@ -51,6 +51,28 @@ const LIBC_NAME = /^(libc\.so(\.\d+)?|libc-[\d.]+\.so|ld-musl-[\w]+\.so\.1|libc\
 const LIBSSL_NAME = /^libssl\.so(\.[\d.]+)?$/;
 const LIBGNUTLS_NAME = /^libgnutls\.so(\.[\d.]+)?$/;
 
+/**
+ * TLS libraries rtev has no probes for, by basename: a process that maps one may do TLS that no
+ * ssl_op record shows (docs/probes-network.md, "Counted coverage").
+ */
+const UNCOVERED_TLS: [RegExp, string][] = [
+  [/^libnss3\.so$/, 'nss'], [/^libssl3\.so$/, 'nss'], // NSS (Firefox, Thunderbird, some curl builds)
+  [/^librustls[\w.-]*\.so(\.[\d.]+)?$/, 'rustls'],
+  [/^libwolfssl\.so(\.[\d.]+)?$/, 'wolfssl'],
+  [/^libmbedtls\.so(\.[\d.]+)?$/, 'mbedtls'],
+  [/^lib(boringssl|bssl)[\w.-]*\.so(\.[\d.]+)?$/, 'boringssl'],
+  [/^libbearssl\.so(\.[\d.]+)?$/, 'bearssl'],
+  [/^libs2n\.so(\.[\d.]+)?$/, 's2n'],
+  [/^libjvm\.so$/, 'java'], // JSSE is Java code: no native TLS entry points
+];
+
+/** uncoveredTlsKind names the TLS library a mapped file is, when rtev does not probe that library. */
+export function uncoveredTlsKind(file: string): string | undefined {
+  const base = path.posix.basename(file);
+  for (const [re, kind] of UNCOVERED_TLS) if (re.test(base)) return kind;
+  return undefined;
+}
+
 /** classify names a mapped file by its basename; `exe` is decided by the caller. */
 export function classify(file: string): LibraryKind | undefined {
   const base = path.posix.basename(file);
@@ -85,12 +107,19 @@ export interface Candidate {
   path: string;
 }
 
+/** What a process's maps say: the files to probe, and the TLS libraries rtev does not cover. */
+export interface ProcessMaps {
+  candidates: Candidate[];
+  uncoveredTls: { key: string; path: string; kind: string }[];
+}
+
 /**
  * candidatesOf reads /proc/PID/maps and returns the executable file mappings that may hold
- * probe targets: libc, libssl, and the main executable (a statically linked OpenSSL).
- * Returns undefined when the maps cannot be read (the process exited, or no permission).
+ * probe targets: libc, libssl, libgnutls, and the main executable (a statically linked OpenSSL,
+ * a Go program), plus the mapped TLS libraries rtev has no probes for. Returns undefined when the
+ * maps cannot be read (the process exited, or no permission).
  */
-export function candidatesOf(pid: number, procRoot = '/proc'): Candidate[] | undefined {
+export function candidatesOf(pid: number, procRoot = '/proc'): ProcessMaps | undefined {
   let text: string;
   let exe: string | undefined;
   try {
@@ -104,14 +133,44 @@ export function candidatesOf(pid: number, procRoot = '/proc'): Candidate[] | und
     exe = undefined;
   }
   const out = new Map<string, Candidate>();
+  const uncovered = new Map<string, { key: string; path: string; kind: string }>();
   for (const m of parseMaps(text).mappings) {
     if (!m.perms.includes('x') || m.inode === 0n || !m.path.startsWith('/') || m.deleted) continue;
     const kind = classify(m.path) ?? (m.path === exe ? 'exe' : undefined);
-    if (kind === undefined) continue;
     const key = keyOfMapping(m);
+    if (kind === undefined) {
+      const tls = uncoveredTlsKind(m.path);
+      if (tls !== undefined && !uncovered.has(key)) uncovered.set(key, { key, path: m.path, kind: tls });
+      continue;
+    }
     if (!out.has(key)) out.set(key, { key, kind, path: m.path });
   }
-  return [...out.values()];
+  return { candidates: [...out.values()], uncoveredTls: [...uncovered.values()] };
+}
+
+/** bytes of an executable's read-only data searched for a statically linked TLS library's marks */
+const MAX_RODATA_SCAN = 64 << 20;
+const STATIC_TLS_MARKS: [Buffer, string][] = [
+  [Buffer.from('rustls', 'latin1'), 'rustls'], // crate paths in panic locations survive stripping
+  [Buffer.from('BoringSSL', 'latin1'), 'boringssl'],
+];
+
+/**
+ * staticTlsOf looks for a TLS library linked into an executable that exports no probe target:
+ * rustls and BoringSSL leave their names in .rodata even when stripped. Undefined: none seen.
+ */
+export function staticTlsOf(file: string): string | undefined {
+  const src = nodeHost.open(file);
+  try {
+    const elf = ElfFile.parse(src);
+    const ro = elf.section('.rodata');
+    if (ro === undefined || ro.size === 0 || ro.size > MAX_RODATA_SCAN) return undefined;
+    const data = elf.sectionData(ro);
+    for (const [mark, kind] of STATIC_TLS_MARKS) if (data.indexOf(mark) >= 0) return kind;
+    return undefined;
+  } finally {
+    src.close();
+  }
 }
 
 /** Offsets of the targets found in a file, by symbol name. */

@@ -3,9 +3,10 @@ import type { ProbeName } from '../../decode/layout';
 import type { UprobeMode } from '../probes';
 import type { BpfSession, Link } from '../session';
 import { errorMessage } from '../../errors';
+import type { TlsCoverageTotals, TlsUncovered } from '../../store/sink';
 import { resolveGoTls, type GoTlsProbe } from './go';
 import {
-  GNUTLS_TARGETS, HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets, targetsFound,
+  GNUTLS_TARGETS, HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets, staticTlsOf, targetsFound,
   type Candidate, type LibraryKind, type ProbeTarget,
 } from './libraries';
 
@@ -53,6 +54,12 @@ export interface UprobeStats {
   processesUncovered: number;
   /** exec notifications dropped because too many were pending */
   execsDropped: number;
+  /** ssl_op: (process, library) pairs where a mapped TLS library is not probed, by kind */
+  tlsUncovered: Record<string, number>;
+  /** distinct processes among them */
+  tlsUncoveredProcesses: number;
+  /** the first few of them */
+  tlsExamples: { pid: number; comm: string; library: string; kind: string }[];
 }
 
 interface FileState {
@@ -62,9 +69,17 @@ interface FileState {
   links: Link[];
   /** what was found (Go: the version and RET counts, or why it is not probed) */
   detail?: string;
+  /** an executable without probe targets: the TLS library linked in (null: none seen) */
+  staticTls?: string | null;
 }
 
+/** bounds of the TLS coverage bookkeeping */
+const MAX_TLS_SEEN = 65536;
+const MAX_TLS_LOG = 4096;
+
 export type Warn = (message: string) => void;
+
+export type { TlsCoverageTotals, TlsUncovered };
 
 /**
  * UprobeManager attaches the net_connect libc uprobes and the ssl_op OpenSSL uprobes to every
@@ -88,7 +103,12 @@ export class UprobeManager {
   #closed = false;
   #warnedLimit = false;
   readonly #warnedGo = new Set<string>();
-  readonly #stats: Omit<UprobeStats, 'mode'> = {
+  readonly #tlsSeen = new Set<string>();
+  readonly #tlsLog: TlsUncovered[] = [];
+  readonly #tlsByKind = new Map<string, number>();
+  readonly #tlsPids = new Set<number>();
+  #tlsTotal = 0;
+  readonly #stats: Omit<UprobeStats, 'mode' | 'tlsUncovered' | 'tlsUncoveredProcesses' | 'tlsExamples'> = {
     filesAttached: { libc: 0, libssl: 0, libgnutls: 0, exe: 0, go: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
     attachFailures: 0, processesScanned: 0, processesUncovered: 0, execsDropped: 0,
   };
@@ -166,7 +186,9 @@ export class UprobeManager {
   stats(): UprobeStats {
     return {
       mode: this.#session.uprobeMode, ...this.#stats, filesAttached: { ...this.#stats.filesAttached },
-      processesUncovered: this.#uncovered.size,
+      processesUncovered: this.#uncovered.size, tlsUncovered: Object.fromEntries([...this.#tlsByKind].sort()),
+      tlsUncoveredProcesses: this.#tlsPids.size,
+      tlsExamples: this.#tlsLog.slice(0, 5).map((e) => ({ pid: e.pid, comm: e.comm, library: e.library, kind: e.kind })),
     };
   }
 
@@ -279,18 +301,76 @@ export class UprobeManager {
 
   /** scanProcess reads one process's maps; `early` scans do not count a failure (retried later). */
   #scanProcess(pid: number, early = false): void {
-    const candidates = candidatesOf(pid);
-    if (candidates === undefined) {
+    const maps = candidatesOf(pid);
+    if (maps === undefined) {
       if (!early && fs.existsSync(`/proc/${pid}`)) this.#markUncovered(pid);
       return;
     }
     if (!early) this.#stats.processesScanned++;
     let covered = true;
-    for (const c of candidates) {
+    for (const c of maps.candidates) {
       const ok = this.#consider(c, `/proc/${pid}/root${c.path}`);
       if (ok === false && c.kind !== 'exe') covered = false;
+      if (this.#wantSsl) {
+        const gap = this.#tlsGap(c, `/proc/${pid}/root${c.path}`);
+        if (gap !== undefined) this.#noteTls(pid, c.key, c.path, gap);
+      }
     }
+    if (this.#wantSsl) for (const u of maps.uncoveredTls) this.#noteTls(pid, u.key, u.path, u.kind);
     if (!covered && !early) this.#markUncovered(pid);
+  }
+
+  /**
+   * tlsGap says why a TLS-capable file a process maps is not probed (undefined: probed, or no TLS
+   * in it): an OpenSSL/GnuTLS without the symbols, an attach failure, the file limit, a Go
+   * crypto/tls we cannot probe, rustls/BoringSSL linked into an executable without symbols.
+   */
+  #tlsGap(c: Candidate, openPath: string): string | undefined {
+    const f = this.#files.get(c.key);
+    if (f === undefined || f.status === 'attached' || c.kind === 'libc') return undefined;
+    if (c.kind === 'libssl' || c.kind === 'libgnutls') {
+      const lib = c.kind === 'libssl' ? 'openssl' : 'gnutls';
+      return f.status === 'nosym' ? `${lib}_nosym` : f.status === 'over_limit' ? `${lib}_over_limit` : `${lib}_attach_failed`;
+    }
+    if (f.kind === 'go') return f.detail !== undefined ? 'go' : undefined;
+    if (f.status === 'over_limit') return 'exe_over_limit';
+    if (f.staticTls === undefined) {
+      try {
+        f.staticTls = staticTlsOf(pickPath(c.path, openPath, c.key)) ?? null;
+      } catch {
+        f.staticTls = null;
+      }
+    }
+    return f.staticTls ?? undefined;
+  }
+
+  /** noteTls records once that a process maps TLS rtev does not observe (bounded; beyond, counted). */
+  #noteTls(pid: number, key: string, library: string, kind: string): void {
+    const id = `${pid}:${key}`;
+    if (this.#tlsSeen.has(id)) return;
+    if (this.#tlsSeen.size >= MAX_TLS_SEEN) this.#tlsSeen.clear(); // bounded memory; a repeat may then be counted twice
+    this.#tlsSeen.add(id);
+    this.#tlsTotal++;
+    if (this.#tlsPids.size < MAX_TLS_SEEN) this.#tlsPids.add(pid);
+    this.#tlsByKind.set(kind, (this.#tlsByKind.get(kind) ?? 0) + 1);
+    if (this.#tlsLog.length >= MAX_TLS_LOG) return;
+    let comm = '';
+    let exe = '';
+    try {
+      comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim().slice(0, 64);
+      exe = fs.readlinkSync(`/proc/${pid}/exe`).slice(0, 4096);
+    } catch {
+      // exited meanwhile: what maps said is still true
+    }
+    this.#tlsLog.push({ pid, comm, exe, library: library.slice(0, 4096), kind });
+  }
+
+  /**
+   * tlsCoverage gives the (process, library) pairs found so far where TLS is not observable, in
+   * the order found: `total` counts all of them, `entries` holds the first MAX_TLS_LOG.
+   */
+  tlsCoverage(): TlsCoverageTotals {
+    return { total: this.#tlsTotal, entries: this.#tlsLog };
   }
 
   #markUncovered(pid: number): void {

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { compileC, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
+
+type Rec = Record<string, any>;
+
+function predicates(dir: string): Rec[] {
+  return fs.readdirSync(dir).filter((n) => n.startsWith('chunk-') && n.endsWith('.dsse.json')).sort().map((n) => {
+    const env = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { payload: string };
+    return (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: Rec }).predicate;
+  });
+}
+
+const LIBDIR = '/usr/lib/x86_64-linux-gnu';
+
+test('counted coverage: processes mapping NSS, or an OpenSSL-named library without its symbols, are named in the end line and the signed predicate', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const prog = compileC('tls/dlopen-wait.c');
+  const dir = tempDir('rtev-tlscov-');
+  // a library called libssl.so.3 that exports no SSL_* (as BoringSSL built without symbols would be)
+  fs.mkdirSync(path.join(dir, 'fake'));
+  fs.copyFileSync(path.join(LIBDIR, 'libz.so.1'), path.join(dir, 'fake', 'libssl.so.3'));
+  const key = path.join(dir, 'key');
+  assert.equal((await runRtev(['keygen', '--out', key])).code, 0);
+  const out = path.join(dir, 'ev');
+  // three processes at once: NSS, the symbol-less libssl, and (control) the real OpenSSL, which is probed
+  const script = `${prog} ${LIBDIR}/libnss3.so 2 > ${dir}/nss.pid & ${prog} ${dir}/fake/libssl.so.3 2 > ${dir}/fake.pid & ` +
+    `${prog} ${LIBDIR}/libssl.so.3 2 > ${dir}/real.pid & wait`;
+  const res = await runRtev(['collect', '--out', out, '--key', key, '--probes', 'ssl_op,process_exec', '--no-enrich', '--', 'bash', '-c', script],
+    { timeoutMs: 90_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const pid = (name: string): number => Number(fs.readFileSync(path.join(dir, `${name}.pid`), 'utf8').trim());
+  const [nss, fake, real] = [pid('nss'), pid('fake'), pid('real')];
+  // the end-of-run line (host-wide, as the uprobes are: other processes on the host may be named too)
+  const line = /rtev: ssl_op: TLS not observable in (\d+) process(?:es)? \(([^)]*)\): (.*)/.exec(res.stderr);
+  assert.ok(line, res.stderr);
+  assert.ok(Number(line[1]) >= 2, line[0]);
+  assert.match(line[2]!, /nss \d+/);
+  assert.match(line[2]!, /openssl_nosym \d+/);
+  // the signed predicates: our two pairs, once each, in the window where they were found; never the probed OpenSSL
+  const preds = predicates(out);
+  assert.ok(preds.length > 0);
+  assert.ok(preds.every((p) => p.tls_coverage !== undefined), 'every chunk of an ssl_op run says its coverage');
+  const listed = preds.flatMap((p) => p.tls_coverage.processes as Rec[]);
+  const mine = listed.filter((e) => [nss, fake, real].includes(Number(e.pid)));
+  assert.deepEqual(mine.map((e) => [Number(e.pid), e.kind, e.library, e.comm]).sort(), [
+    [nss, 'nss', `${LIBDIR}/libnss3.so`, 'dlopen-wait'], [fake, 'openssl_nosym', `${dir}/fake/libssl.so.3`, 'dlopen-wait'],
+  ].sort());
+  assert.ok(mine.every((e) => e.exe === prog));
+  const sum = preds.reduce((a, p) => a + Number(p.tls_coverage.uncovered), 0);
+  assert.equal(Number(preds.at(-1)!.tls_coverage.uncovered_total), sum);
+  if (sum <= 64) assert.equal(listed.length, sum);
+  // rtev verify accepts and reports it
+  const verify = await runRtev(['verify', out, '--pubkey', key + '.pub']);
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  assert.match(verify.stdout, /ssl_op coverage: TLS not observable in 2 process\/library pair\(s\)/);
+});
+
+test('counted coverage: a run without ssl_op has no tls_coverage field (chunks as before)', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = tempDir('rtev-tlscov0-');
+  const key = path.join(dir, 'key');
+  assert.equal((await runRtev(['keygen', '--out', key])).code, 0);
+  const out = path.join(dir, 'ev');
+  const res = await runRtev(['collect', '--out', out, '--key', key, '--probes', 'process_exec', '--no-enrich', '--', 'true']);
+  assert.equal(res.code, 0, res.stderr);
+  assert.doesNotMatch(res.stderr, /ssl_op: TLS/);
+  const preds = predicates(out);
+  assert.ok(preds.length > 0 && preds.every((p) => !('tls_coverage' in p)));
+});
