@@ -103,7 +103,8 @@ static __always_inline void count(__u32 probe, __u32 counter)
 }
 
 /* filtered_out: true when the event of (tgid, cgroup) must not be recorded.
- * Checked first in every handler so a filtered event costs a map lookup or two. */
+ * Checked first in every handler so a filtered event costs a map lookup or two.
+ * cgroup_id is the cgroup_filter key: cgroup_filter_key() in deny mode, else the v2 id. */
 static __always_inline bool filtered_out(__u32 tgid, __u64 cgroup_id)
 {
 	if (tgid == cfg.self_tgid)
@@ -116,13 +117,6 @@ static __always_inline bool filtered_out(__u32 tgid, __u64 cgroup_id)
 			return true;
 	}
 	return false;
-}
-
-static __always_inline bool current_filtered_out(void)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u64 cgroup_id = cfg.filter_cgroups ? bpf_get_current_cgroup_id() : 0;
-	return filtered_out(tgid, cgroup_id);
 }
 
 /* task_cgroup_ids gives the task's cgroup v2 id and, when the task is in the v2 root, the
@@ -145,6 +139,31 @@ static __always_inline void task_cgroup_ids(struct task_struct *task, __u64 *v2,
 				*v1 = css->cgroup->kn->id;
 		}
 	}
+}
+
+/* The deny list (cfg.filter_cgroups == 2) is keyed as the pipeline keys attribution
+ * (src/ingest/cgroup-gate.ts): the v2 id, or for a task in the v2 root that has a v1 memory
+ * cgroup (a hybrid host), that cgroup's id with bit 63 set. So user space can deny a host
+ * cgroup it decided on, whatever the hierarchy, while new cgroups still pass to it. */
+#define CGROUP_V1_KEY (1ULL << 63)
+static __always_inline __u64 cgroup_filter_key(__u64 v2, __u64 v1)
+{
+	return v2 == 1 && v1 != 0 ? (v1 | CGROUP_V1_KEY) : v2;
+}
+
+static __always_inline bool current_filtered_out(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 cgroup_id = 0;
+
+	if (cfg.filter_cgroups == 2) {
+		__u64 v2, v1;
+		task_cgroup_ids(bpf_get_current_task_btf(), &v2, &v1);
+		cgroup_id = cgroup_filter_key(v2, v1);
+	} else if (cfg.filter_cgroups) {
+		cgroup_id = bpf_get_current_cgroup_id();
+	}
+	return filtered_out(tgid, cgroup_id);
 }
 
 static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { RawFunctionCall } from '../decode/decode';
 import type { ProbeName } from '../decode/layout';
 import { canonicalize } from '../encode/canonical';
@@ -14,7 +15,9 @@ import { processTree } from './host';
 import { ObservedCommand } from './observed';
 import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
-import { Pipeline, type FileOpenMode } from './pipeline';
+import { Pipeline, type FileOpenMode, type HoldStats } from './pipeline';
+import { CgroupGate, listCgroups, type GateStats } from './cgroup-gate';
+import { cgroup2Mount } from '../platform/cgroup2';
 import { bpfObjectPath, packageVersion } from '../platform/paths';
 import { BTF_PATH, preflight } from './preflight';
 import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from './session';
@@ -93,8 +96,8 @@ export interface CollectResult {
   elapsedMs: number;
   /** the reader of --stdout went away: the run stopped early and the sink was not closed */
   outputClosed: boolean;
-  /** container attribution counters, when attribution ran */
-  enrichment?: { counters: EnrichCounters; unattributed: number };
+  /** container attribution counters, when attribution ran; the hold for attribution; the selection's decisions */
+  enrichment?: { counters: EnrichCounters; unattributed: number; hold: HoldStats; selection?: GateStats };
   uprobes?: UprobeStats;
   /** one line of per-function call counts, when functions were probed */
   functions?: string;
@@ -150,13 +153,28 @@ export class Collector {
     // RTEV_BPF_OBJECT: another build of the BPF object (A/B benchmarks); its sha256 goes into the evidence
     const env = host.env ?? process.env;
     const objectPath = host.objectPath ?? bpfObjectPath(env);
-    const session = BpfSession.open(objectPath, kernelConfig(config), config.probes, {
-      verbose: config.verbose, env,
-      ...(host.binding !== undefined ? { binding: host.binding } : {}),
-      ...(host.tracepointExists !== undefined ? { tracepointExists: host.tracepointExists } : {}),
-    });
+    const enricher = config.enrich || !isEmptySelector(config.containers) ? new Enricher({ ...config.enricherOptions, warn }) : undefined;
+    let gate: CgroupGate | undefined;
+    let session: BpfSession;
+    try {
+      if (enricher !== undefined && isNarrowing(config.containers)) {
+        // decided before the probes attach: the kernel denies the cgroups that exist from the first event on
+        const e = enricher;
+        gate = new CgroupGate({ selector: config.containers, facts: (id) => e.containerFacts(id) });
+        const first = await enricher.selectCgroups(config.containers); // resolves every cgroup of the v2 tree
+        for (const entry of first.unmatched) warn(`no running container matches '${entry}' yet; it is picked up when it starts`);
+        await seedGate(enricher, gate, config.enricherOptions.cgroupV1Mount);
+      }
+      session = BpfSession.open(objectPath, kernelConfig(config), config.probes, {
+        verbose: config.verbose, env,
+        ...(host.binding !== undefined ? { binding: host.binding } : {}),
+        ...(host.tracepointExists !== undefined ? { tracepointExists: host.tracepointExists } : {}),
+      });
+    } catch (err) {
+      enricher?.close();
+      throw err;
+    }
     // what is opened below is closed by `teardown` when a later step fails
-    let enricher: Enricher | undefined;
     let containerWatch: { close(): void } | undefined;
     let uprobes: UprobeManager | undefined;
     let functions: FunctionProbes | undefined;
@@ -173,8 +191,8 @@ export class Collector {
       for (const pid of config.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
       session.setCgroupFilter(config.cgroups);
       if (session.attachedProbes.includes('tcp_state')) session.seedSocketOwners(warn);
-      enricher = config.enrich || !isEmptySelector(config.containers) ? new Enricher({ ...config.enricherOptions, warn }) : undefined;
-      containerWatch = enricher ? await selectContainers(enricher, config.containers, session, warn) : undefined;
+      gate?.connect((key) => session.filterCgroup(key));
+      containerWatch = enricher ? await selectContainers(enricher, config.containers, session, gate !== undefined, warn) : undefined;
       if (enricher && config.enrich) await enricher.warmUp();
       uprobes = new UprobeManager(session, config.probes, warn);
       await uprobes.start();
@@ -194,7 +212,7 @@ export class Collector {
         const fp = functions;
         fp.onFrames = (record, d) => writeFrames(framesFd, record, d);
       }
-      return await this.#collect(session, { enricher, uprobes: uprobes!, functions, containerWatch, objectPath, teardown });
+      return await this.#collect(session, { enricher, gate, uprobes: uprobes!, functions, containerWatch, objectPath, teardown });
     } finally {
       if (framesFd !== undefined) fs.closeSync(framesFd);
     }
@@ -202,7 +220,7 @@ export class Collector {
 
   /** collect runs from opening the output to sealing it; the probes are attached. */
   async #collect(session: BpfSession, parts: {
-    enricher: Enricher | undefined; uprobes: UprobeManager; functions: FunctionProbes | undefined;
+    enricher: Enricher | undefined; gate: CgroupGate | undefined; uprobes: UprobeManager; functions: FunctionProbes | undefined;
     containerWatch: { close(): void } | undefined; objectPath: string; teardown: () => Promise<void>;
   }): Promise<CollectResult> {
     const config = this.#config;
@@ -242,7 +260,8 @@ export class Collector {
     this.#stopRequested = () => stop.stop();
     let sinkError: unknown;
     const pathFilter = new PathFilter(config.pathFilter.include, config.pathFilter.exclude);
-    const attribute = enricher !== undefined && config.enrich;
+    // attribution adds container fields, and decides a container selection (even with --no-enrich)
+    const attribute = enricher !== undefined && (config.enrich || !isEmptySelector(config.containers));
     // file_open records encoded in the consumer thread (docs/benchmarks.md, "Fast path")
     const firstSeen = config.fileOpenMode === 'first-seen';
     // (first-seen deduplicates decoded records: it takes the reference path)
@@ -258,7 +277,9 @@ export class Collector {
         }
       },
       ...(functions !== undefined ? { buildFunctionCall: (c: RawFunctionCall) => functions.build(c) } : {}),
-      ...(enricher && config.enrich ? { containers: enricher } : {}),
+      ...(enricher && attribute ? { containers: enricher } : {}),
+      ...(parts.gate !== undefined ? { select: parts.gate } : {}),
+      addFields: config.enrich,
       dropContainerRecords: config.containers.hostOnly === true,
       onError: (err) => { sinkError ??= err; stop.stop(); },
     });
@@ -315,7 +336,12 @@ export class Collector {
     enricher?.close();
     const summary = (closed: boolean): CollectResult => ({
       exitCode, ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started, outputClosed: closed,
-      ...(enricher && config.enrich ? { enrichment: { counters: enricher.counters(), unattributed: activePipeline.unattributed } } : {}),
+      ...(enricher && attribute ? {
+        enrichment: {
+          counters: enricher.counters(), unattributed: activePipeline.unattributed, hold: { ...activePipeline.hold },
+          ...(parts.gate !== undefined ? { selection: { ...parts.gate.stats } } : {}),
+        },
+      } : {}),
       ...(uprobes.active ? { uprobes: uprobes.stats() } : {}),
       ...(functions !== undefined ? { functions: functions.summary() } : {}),
       ...(sink.unwritten !== undefined ? { unwritten: sumOf(sink.unwritten()) } : {}),
@@ -356,7 +382,8 @@ function kernelConfig(config: CollectorConfig): KernelConfig {
   return {
     selfTgid: process.pid,
     filterPids: config.pids.length + config.trees.length > 0 || config.command.length > 0,
-    cgroupFilter: config.cgroups.length > 0 ? 'allow' : isEmptySelector(config.containers) ? 'off' : config.containers.hostOnly ? 'deny' : 'allow',
+    // a container selection denies the cgroups known not to match; new ones reach user space (CgroupGate)
+    cgroupFilter: config.cgroups.length > 0 ? 'allow' : isEmptySelector(config.containers) ? 'off' : 'deny',
     recordFailedOpens: config.recordFailedOpens,
     recordEmptySslOps: config.recordEmptySsl,
     bulkRingBytes: config.bulkRingBytes,
@@ -364,13 +391,28 @@ function kernelConfig(config: CollectorConfig): KernelConfig {
   };
 }
 
+/** isNarrowing: the selector keeps some containers only (--container, --image, --containers-only). */
+function isNarrowing(selector: ContainerSelector): boolean {
+  return !isEmptySelector(selector) && selector.hostOnly !== true;
+}
+
 /**
- * selectContainers pushes the container selection into the kernel's cgroup filter before
- * collection starts, then keeps it current so containers started later are picked up.
+ * selectContainers prepares the kernel's cgroup filter before collection starts.
+ * --host-only: the container cgroups are denied, and kept current (a container started later is
+ * dropped in user space until then). A narrowing selection (--container, --image,
+ * --containers-only): every cgroup that exists now is decided (CgroupGate) and those that do not
+ * match are denied; cgroups made later reach user space and are decided on their first records.
  */
-async function selectContainers(enricher: Enricher, selector: ContainerSelector, session: BpfSession,
+async function selectContainers(enricher: Enricher, selector: ContainerSelector, session: BpfSession, gated: boolean,
   warn: (message: string) => void): Promise<{ close(): void }> {
   if (isEmptySelector(selector)) return enricher.watchSelection({}, () => {}, { intervalMs: 2000 });
+  if (gated) {
+    // the gate was seeded before the probes attached (Collector.#run); this keeps the answers warm (a container started later is resolved before its records ask)
+    return enricher.watchSelection(selector, () => {}, {
+      intervalMs: 2000,
+      onError: (err) => warn(`container selection not refreshed: ${errorMessage(err)}`),
+    });
+  }
   let current: bigint[] = [];
   const apply = (selection: CgroupSelection): void => {
     session.setCgroupFilter(selection.cgroupIds, current);
@@ -383,6 +425,28 @@ async function selectContainers(enricher: Enricher, selector: ContainerSelector,
     intervalMs: 1000,
     onError: (err) => warn(`container selection not refreshed: ${errorMessage(err)}`),
   });
+}
+
+/**
+ * seedGate decides on the cgroups that exist at start (v2, and the v1 memory hierarchy whose
+ * cgroups key tasks in the v2 root on hybrid hosts), so the kernel denies them from the first event.
+ */
+async function seedGate(enricher: Enricher, gate: CgroupGate, v1Mount: string | undefined): Promise<void> {
+  const settle = async (id: bigint, hierarchy: 'v2' | 'v1'): Promise<void> => {
+    const info = await enricher.whenSettled(id, 3000, hierarchy);
+    if (info !== 'pending') gate.keep(`${hierarchy}:${id}`, id, hierarchy, info);
+  };
+  let v2: string | undefined;
+  try {
+    v2 = cgroup2Mount();
+  } catch {
+    v2 = undefined;
+  }
+  const jobs: Promise<void>[] = [];
+  if (v2 !== undefined) for (const id of listCgroups(v2)) jobs.push(settle(id, 'v2'));
+  const v1 = v1Mount ?? '/sys/fs/cgroup/memory';
+  if (v2 !== '/sys/fs/cgroup' && fs.existsSync(path.join(v1, 'cgroup.procs'))) for (const id of listCgroups(v1)) jobs.push(settle(id, 'v1'));
+  await Promise.all(jobs);
 }
 
 /** openFramesFile creates the --frames side file (not evidence: unsigned, for humans and rtev query). */

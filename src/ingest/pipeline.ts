@@ -27,14 +27,44 @@ interface CgroupKey {
 /** FunctionCallBuilder turns a raw function_call into a record, or undefined to not record it. */
 export type FunctionCallBuilder = (call: RawFunctionCall) => EvidenceRecord | undefined;
 
+/**
+ * CgroupDecision is a container selection's user-space half (src/ingest/cgroup-gate.ts): whether
+ * the records of a cgroup, now attributed, are kept.
+ */
+export interface CgroupDecision {
+  keep(key: string, id: bigint, hierarchy: 'v2' | 'v1', info: { containerId?: string; imageDigest?: string }): boolean;
+}
+
+/** How long and how much records waited for attribution (the hold), and what went past its bounds. */
+export interface HoldStats {
+  /** the most records and bytes waiting at once */
+  maxRecords: number;
+  maxBytes: number;
+  /** the longest a cgroup's first record waited, in ms */
+  maxMs: number;
+  /** records whose cgroup was still unattributed when holdMs ran out */
+  expired: number;
+  /** records released before their attribution because maxHeld or maxHeldBytes was reached */
+  evicted: number;
+}
+
 export interface PipelineOptions {
   sink: RecordSink;
   pathFilter: PathFilter;
   containers?: ContainerLookup;
+  /**
+   * a container selection: a record is kept only when its cgroup's attribution says so; one that
+   * is still unattributed past the hold bounds cannot be decided and is shed (counted lost)
+   */
+  select?: CgroupDecision;
+  /** add container_id/image_digest to records (default true; false: attribution only decides --container) */
+  addFields?: boolean;
   /** how long a record may wait for its container attribution */
   holdMs?: number;
-  /** at most this many records wait at once; beyond, the oldest is written unattributed */
+  /** at most this many records wait at once; beyond, the oldest cgroup's are released unattributed */
   maxHeld?: number;
+  /** at most this many bytes (raw records, encoded lines) wait at once; beyond, as for maxHeld */
+  maxHeldBytes?: number;
   buildFunctionCall?: FunctionCallBuilder;
   /** called with every decoded record before filtering (e.g. process_exec feeds the uprobe manager) */
   onRecord?: (record: EvidenceRecord) => void;
@@ -91,6 +121,13 @@ type Held =
   | { record: EvidenceRecord; probe: ProbeName; line?: undefined }
   | { line: Buffer; probe: ProbeName; tsNs: bigint; record?: undefined };
 
+/** The records waiting for one cgroup, since when, and their size. */
+interface HeldQueue {
+  items: Held[];
+  since: number;
+  bytes: number;
+}
+
 /**
  * Pipeline: ring batches → decode → user-space filters → container attribution →
  * canonical line → sink. A record whose cgroup is still being attributed waits (at most
@@ -103,10 +140,12 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode'>> &
-    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode'>;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode' | 'select'>> &
+    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode' | 'select'>;
+  readonly hold: HoldStats = { maxRecords: 0, maxBytes: 0, maxMs: 0, expired: 0, evicted: 0 };
   /** waiting records per cgroup, in arrival order; Map iteration order gives the oldest cgroup first */
-  readonly #held = new Map<string, Held[]>();
+  readonly #held = new Map<string, HeldQueue>();
+  #heldBytes = 0;
   /** the cgroup each waiting queue is for */
   readonly #cgroups = new Map<string, CgroupKey>();
   #heldCount = 0;
@@ -120,7 +159,8 @@ export class Pipeline {
 
   constructor(options: PipelineOptions) {
     // 2 s: resolving a new container (cgroup walk + runtime metadata) took up to ~1 s under load here
-    this.#o = { holdMs: 2000, maxHeld: 65536, ...options };
+    // 32 MiB: the records of about a second of a busy new container (docs/containers.md, "Selecting containers")
+    this.#o = { holdMs: 2000, maxHeld: 65536, maxHeldBytes: 32 << 20, addFields: true, ...options };
     this.user = Object.fromEntries(PROBE_NAMES.map((p) => [p, emptyUserCounters()])) as Record<ProbeName, UserProbeCounters>;
   }
 
@@ -154,10 +194,11 @@ export class Pipeline {
       if (queue === undefined) continue;
       this.#writeSegment(seg, from, i);
       from = i + 1;
-      queue.push({ line: Buffer.from(seg.batch.subarray(l.start, l.end)), probe: l.probe, tsNs: l.tsNs });
-      this.#heldCount++;
+      queue.items.push({ line: Buffer.from(seg.batch.subarray(l.start, l.end)), probe: l.probe, tsNs: l.tsNs });
+      this.#held1(queue, l.end - l.start);
     }
     this.#writeSegment(seg, from, seg.count);
+    this.#bound();
   }
 
   #writeSegment(seg: Segment, first: number, last: number): void {
@@ -179,14 +220,26 @@ export class Pipeline {
     }
   }
 
+  /** #keeps: whether a cgroup's records are kept (--host-only, a container selection), given its attribution */
+  #keeps(cgroup: CgroupKey, info: { containerId?: string }): boolean {
+    if (this.#o.select !== undefined) return this.#o.select.keep(cgroup.key, cgroup.id, cgroup.hierarchy, info);
+    return !(this.#o.dropContainerRecords === true && info.containerId !== undefined);
+  }
+
   /** #teach tells the fast path a cgroup's attribution (once, and again when it changes). */
   #teach(cgroup: CgroupKey, info: { containerId?: string; imageDigest?: string }): void {
     const table = this.#o.fastPath;
     if (table === undefined) return;
-    // --host-only drops container records: those are left to the reference path
-    if (this.#o.dropContainerRecords === true && info.containerId !== undefined) return;
     const known = this.#fastTable.get(cgroup.key);
-    const containerId = info.containerId;
+    // dropped cgroups (--host-only, a container selection) are left to the reference path
+    if (!this.#keeps(cgroup, info)) {
+      if (known !== undefined) {
+        this.#fastTable.delete(cgroup.key);
+        table.forget(cgroup.id, cgroup.hierarchy === 'v1');
+      }
+      return;
+    }
+    const containerId = this.#o.addFields ? info.containerId : undefined;
     const imageDigest = containerId === undefined ? undefined : info.imageDigest;
     if (known !== undefined && known.containerId === containerId && known.imageDigest === imageDigest) return;
     if (known === undefined && this.#fastTable.size >= FAST_TABLE_MAX) {
@@ -243,10 +296,10 @@ export class Pipeline {
       counters.filtered++;
       return;
     }
-    this.#attribute(record, decoded.probe, this.#o.containers === undefined ? 0n : cgroupV1IdOf(rec));
+    this.#attribute(record, decoded.probe, this.#o.containers === undefined ? 0n : cgroupV1IdOf(rec), rec.length);
   }
 
-  #attribute(record: EvidenceRecord, probe: ProbeName, cgroupV1: bigint): void {
+  #attribute(record: EvidenceRecord, probe: ProbeName, cgroupV1: bigint, size: number): void {
     const containers = this.#o.containers;
     if (containers === undefined || record.cgroup_id === undefined) {
       this.#write(record, probe);
@@ -255,31 +308,51 @@ export class Pipeline {
     const cgroup: CgroupKey = record.cgroup_id === CGROUP2_ROOT_ID && cgroupV1 !== 0n
       ? { id: cgroupV1, hierarchy: 'v1', key: `v1:${cgroupV1}` }
       : { id: record.cgroup_id, hierarchy: 'v2', key: `v2:${record.cgroup_id}` };
-    const queue = this.#held.get(cgroup.key);
+    let queue = this.#held.get(cgroup.key);
     if (queue !== undefined) {
-      queue.push({ record, probe });
+      queue.items.push({ record, probe });
     } else {
       const info = containers.lookup(cgroup.id, cgroup.hierarchy);
       if (info !== 'pending') {
+        if (!this.#keeps(cgroup, info)) {
+          this.user[probe].filtered++;
+          return;
+        }
         this.#teach(cgroup, info);
-        this.#write(withContainer(record, info), probe);
+        this.#write(this.#o.addFields ? withContainer(record, info) : record, probe);
         return;
       }
-      this.#held.set(cgroup.key, [{ record, probe }]);
-      this.#waitFor(cgroup);
+      queue = { items: [{ record, probe }], since: Date.now(), bytes: 0 };
+      this.#held.set(cgroup.key, queue);
+      this.#waitFor(cgroup, queue);
     }
-    if (++this.#heldCount > this.#o.maxHeld) {
-      // over the bound: the oldest waiting cgroup is written as it is now
-      const oldest = this.#held.keys().next().value as string;
-      this.#flush(oldest, this.#cgroups.get(oldest)!);
+    this.#held1(queue, size);
+    this.#bound();
+  }
+
+  /** #held1 counts one more waiting record of `bytes` bytes. */
+  #held1(queue: HeldQueue, bytes: number): void {
+    queue.bytes += bytes;
+    this.#heldBytes += bytes;
+    if (++this.#heldCount > this.hold.maxRecords) this.hold.maxRecords = this.#heldCount;
+    if (this.#heldBytes > this.hold.maxBytes) this.hold.maxBytes = this.#heldBytes;
+  }
+
+  /** #bound: over maxHeld records or maxHeldBytes, the oldest waiting cgroups are released as they are now. */
+  #bound(): void {
+    while (this.#heldCount > this.#o.maxHeld || this.#heldBytes > this.#o.maxHeldBytes) {
+      const oldest = this.#held.keys().next().value as string | undefined;
+      if (oldest === undefined) return;
+      this.#flush(oldest, this.#cgroups.get(oldest)!, true);
     }
   }
 
-  #waitFor(cgroup: CgroupKey): void {
+  #waitFor(cgroup: CgroupKey, queue: HeldQueue): void {
     this.#cgroups.set(cgroup.key, cgroup);
     void this.#o.containers!.whenSettled(cgroup.id, this.#o.holdMs, cgroup.hierarchy).finally(() => {
       try {
-        this.#flush(cgroup.key, cgroup);
+        // (the queue may have been released by the bounds, and a new one started since)
+        if (this.#held.get(cgroup.key) === queue) this.#flush(cgroup.key, cgroup);
       } catch (err) {
         this.#fail(err);
       }
@@ -287,24 +360,39 @@ export class Pipeline {
     });
   }
 
-  /** flush writes the records waiting for one cgroup, attributed if it is known by now. */
-  #flush(key: string, cgroup: CgroupKey): void {
+  /**
+   * flush writes the records waiting for one cgroup, attributed if it is known by now (early:
+   * released by the bounds before the attribution's deadline). Under a container selection they
+   * are kept or filtered by that attribution; still unattributed, they cannot be decided and are shed.
+   */
+  #flush(key: string, cgroup: CgroupKey, early = false): void {
     const queue = this.#held.get(key);
     if (queue === undefined) return;
     this.#held.delete(key);
     this.#cgroups.delete(key);
-    this.#heldCount -= queue.length;
+    this.#heldCount -= queue.items.length;
+    this.#heldBytes -= queue.bytes;
+    const waited = Date.now() - queue.since;
+    if (waited > this.hold.maxMs) this.hold.maxMs = waited;
     if (this.#failure !== undefined) return;
     const info = this.#o.containers!.lookup(cgroup.id, cgroup.hierarchy);
-    for (const held of queue) {
-      if (held.line !== undefined) {
+    if (info === 'pending') {
+      if (early) this.hold.evicted += queue.items.length;
+      else this.hold.expired += queue.items.length;
+    }
+    const keep = info === 'pending' ? this.#o.select === undefined : this.#keeps(cgroup, info);
+    for (const held of queue.items) {
+      if (!keep) {
+        if (info === 'pending') this.user[held.probe].shed++;
+        else this.user[held.probe].filtered++;
+      } else if (held.line !== undefined) {
         // a fast-path line: encoded with the attribution the table had, written as it is
         this.#writeLine(held.line, held.probe, held.tsNs);
       } else if (info === 'pending') {
         this.unattributed++;
         this.#write(held.record, held.probe);
       } else {
-        this.#write(withContainer(held.record, info), held.probe);
+        this.#write(this.#o.addFields ? withContainer(held.record, info) : held.record, held.probe);
       }
     }
     if (info !== 'pending') this.#teach(cgroup, info);
@@ -322,10 +410,6 @@ export class Pipeline {
   }
 
   #write(record: EvidenceRecord, probe: ProbeName): void {
-    if (this.#o.dropContainerRecords === true && record.container_id !== undefined) {
-      this.user[probe].filtered++;
-      return;
-    }
     if (record.event.type === 'file_open' && this.#o.fileOpenMode === 'first-seen') {
       const e = record.event;
       const key = `${record.cgroup_id}\0${record.container_id ?? ''}\0${record.pid}\0${e.access}\0${e.path}`;

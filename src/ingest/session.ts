@@ -23,6 +23,18 @@ export interface KernelConfig {
   rareRingBytes: number;
 }
 
+/** bit 63 of a cgroup_filter key: a v1 memory cgroup id (bpf/common.h, cgroup_filter_key) */
+export const CGROUP_V1_KEY = 1n << 63n;
+
+/**
+ * cgroupFilterKey: the cgroup_filter key of a cgroup as the pipeline keys attribution (the v2 id,
+ * or for tasks in the v2 root the v1 memory cgroup id with bit 63 set); what the kernel computes
+ * in deny mode (bpf/common.h, cgroup_filter_key).
+ */
+export function cgroupFilterKey(id: bigint, hierarchy: 'v2' | 'v1'): bigint {
+  return hierarchy === 'v1' ? id | CGROUP_V1_KEY : id;
+}
+
 export const TRACE_SELF = 1;
 export const TRACE_TREE = 2;
 
@@ -362,6 +374,21 @@ export class BpfSession {
     for (const id of ids) {
       key.writeBigUInt64LE(id);
       this.#native.mapUpdate(this.#handle, 'cgroup_filter', key, Buffer.from([1]));
+    }
+  }
+
+  /**
+   * filterCgroup adds one key (cgroupFilterKey) to the cgroup filter set; false when the map is
+   * full (16384 entries): the cgroup's records then keep reaching user space, which drops them.
+   */
+  filterCgroup(key: bigint): boolean {
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(key);
+    try {
+      this.#native.mapUpdate(this.#handle, 'cgroup_filter', k, Buffer.from([1]));
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -187,7 +187,13 @@ function enrichmentLine(e: NonNullable<CollectResult['enrichment']>): string {
   const c = e.counters;
   const errors = Object.entries(c.errors).map(([k, v]) => `${k} ${v}`).join(', ');
   return `rtev: containers: ${c.resolved} resolved, ${c.resolvedNoDigest} without image digest, ${c.unresolved} unresolved cgroups; ` +
-    `${e.unattributed} records written before attribution finished${errors ? `; errors: ${errors}` : ''}`;
+    `${e.unattributed} records written before attribution finished${errors ? `; errors: ${errors}` : ''}; ` +
+    `hold: at most ${e.hold.maxRecords} records, ${formatBytes(e.hold.maxBytes)}, ${e.hold.maxMs} ms; ${e.hold.expired} past the time bound, ${e.hold.evicted} past the size bound` +
+    (e.selection === undefined ? '' : `; selection: ${e.selection.kept} cgroups kept, ${e.selection.dropped} dropped (${e.selection.denied} in the kernel${e.selection.denyFull > 0 ? `, ${e.selection.denyFull} not: its filter map is full` : ''})`);
+}
+
+function formatBytes(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
 function setIf(parsed: ParsedArgs, name: string, apply: (value: string) => void): void {
