@@ -17,6 +17,7 @@ import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
 import { Pipeline, type FileOpenMode, type HoldStats } from './pipeline';
 import { CgroupGate, listCgroups, type GateStats } from './cgroup-gate';
+import { DEFAULT_ORDER_WINDOW_MS, OrderedSink, orderBounds, type OrderStats } from './order';
 import { cgroup2Mount } from '../platform/cgroup2';
 import { bpfObjectPath, packageVersion } from '../platform/paths';
 import { BTF_PATH, preflight } from './preflight';
@@ -51,6 +52,8 @@ export interface CollectorConfig {
   verbose: boolean;
   /** attribute files to packages in the evidence (`attribution` in chunk predicates); default true with --out */
   attribution?: boolean;
+  /** --order-window: the merge of the two rings in ts_ns order (default 250 ms; 0: arrival order) */
+  orderWindowMs?: number;
 }
 
 /** What the collector reports while it runs (rtev collect draws its status line from it). */
@@ -103,6 +106,8 @@ export interface CollectResult {
   functions?: string;
   /** --stdout: records that could not be written (a stalled or closed reader); in the ledger as shed */
   unwritten?: bigint;
+  /** the merge of the two rings in ts_ns order (src/ingest/order.ts) */
+  order?: OrderStats;
 }
 
 /**
@@ -266,8 +271,13 @@ export class Collector {
     const firstSeen = config.fileOpenMode === 'first-seen';
     // (first-seen deduplicates decoded records: it takes the reference path)
     const fastPath = firstSeen ? undefined : session.createFastPath({ fileOpen: session.attachedProbes.includes('file_open'), attribute, pathFilter: pathFilter.active });
+    // the two rings merged in ts_ns order (bounded hold; docs/format.md, "Record order")
+    const window = config.orderWindowMs ?? DEFAULT_ORDER_WINDOW_MS;
+    const ordered = new OrderedSink(sink, window > 0
+      ? { ...orderBounds(window), floor: () => pipeline?.oldestHeldTs, onError: (err) => sinkFailure(err) }
+      : { quietMs: 0, slackMs: 0, lagMs: 0, maxHoldMs: 0, onError: (err) => sinkFailure(err) });
     pipeline = new Pipeline({
-      sink, pathFilter,
+      sink: ordered, pathFilter,
       ...(fastPath !== undefined ? { fastPath } : {}),
       ...(firstSeen ? { fileOpenMode: 'first-seen' as const } : {}),
       onRecord: (r) => {
@@ -285,10 +295,13 @@ export class Collector {
     });
     const activePipeline = pipeline;
     sinkFailure = (err) => { sinkError ??= err; stop.stop(); };
-    session.startRings((_ring, batch, used) => {
+    session.startRings((ring, batch, used) => {
       if (sinkError !== undefined) return;
       try {
+        ordered.beginBatch(ring);
         activePipeline.handleBatch(batch, used);
+        // a batch that filled half its slot or more: the ring has more waiting (a backlog)
+        ordered.endBatch(used >= batch.length / 2);
       } catch (err) {
         sinkError ??= err; // e.g. disk full: stop cleanly below
         stop.stop();
@@ -345,13 +358,14 @@ export class Collector {
       ...(uprobes.active ? { uprobes: uprobes.stats() } : {}),
       ...(functions !== undefined ? { functions: functions.summary() } : {}),
       ...(sink.unwritten !== undefined ? { unwritten: sumOf(sink.unwritten()) } : {}),
+      order: { ...ordered.stats },
     });
     try {
       // the reader of --stdout went away (rtev collect --stdout | head): stop quietly, like other tools
       if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return summary(true);
       if (sinkError !== undefined) throw sinkError;
       await attributor?.idle(10_000);
-      await sink.close(ledger());
+      await ordered.close(ledger());
       attributor?.close();
       return summary(false);
     } finally {

@@ -126,6 +126,8 @@ interface HeldQueue {
   items: Held[];
   since: number;
   bytes: number;
+  /** the oldest ts_ns among them */
+  minTs: bigint;
 }
 
 /**
@@ -195,7 +197,7 @@ export class Pipeline {
       this.#writeSegment(seg, from, i);
       from = i + 1;
       queue.items.push({ line: Buffer.from(seg.batch.subarray(l.start, l.end)), probe: l.probe, tsNs: l.tsNs });
-      this.#held1(queue, l.end - l.start);
+      this.#held1(queue, l.end - l.start, l.tsNs);
     }
     this.#writeSegment(seg, from, seg.count);
     this.#bound();
@@ -322,16 +324,17 @@ export class Pipeline {
         this.#write(this.#o.addFields ? withContainer(record, info) : record, probe);
         return;
       }
-      queue = { items: [{ record, probe }], since: Date.now(), bytes: 0 };
+      queue = { items: [{ record, probe }], since: Date.now(), bytes: 0, minTs: record.ts_ns };
       this.#held.set(cgroup.key, queue);
       this.#waitFor(cgroup, queue);
     }
-    this.#held1(queue, size);
+    this.#held1(queue, size, record.ts_ns);
     this.#bound();
   }
 
   /** #held1 counts one more waiting record of `bytes` bytes. */
-  #held1(queue: HeldQueue, bytes: number): void {
+  #held1(queue: HeldQueue, bytes: number, ts: bigint): void {
+    if (ts < queue.minTs) queue.minTs = ts;
     queue.bytes += bytes;
     this.#heldBytes += bytes;
     if (++this.#heldCount > this.hold.maxRecords) this.hold.maxRecords = this.#heldCount;
@@ -441,6 +444,13 @@ export class Pipeline {
 
   get heldRecords(): number {
     return this.#heldCount;
+  }
+
+  /** the oldest ts_ns of the records waiting for attribution (the output's order waits for them: src/ingest/order.ts) */
+  get oldestHeldTs(): bigint | undefined {
+    let min: bigint | undefined;
+    for (const q of this.#held.values()) if (min === undefined || q.minTs < min) min = q.minTs;
+    return min;
   }
 
   /** the first error of a deferred write (e.g. a full disk), if any */

@@ -3,6 +3,7 @@ import { RtevError, UsageError, errorMessage } from '../../errors';
 import { Collector, type CollectResult, type CollectorConfig } from '../../ingest/collector';
 import { parseFunctionMode } from '../../ingest/function-probes';
 import { parseFileOpenMode } from '../../ingest/pipeline';
+import { DEFAULT_ORDER_WINDOW_MS } from '../../ingest/order';
 import { resolveCgroupId } from '../../ingest/host';
 import { DEFAULT_PROBES, selectProbes } from '../../ingest/probes';
 import { parseFunctionsFile } from '../../symbolize';
@@ -48,7 +49,8 @@ const OPTIONS: OptionSpec[] = [
   { name: 'chunk-age', kind: 'string', value: 'D', help: 'seal a chunk at this age' },
   { name: 'retain-size', kind: 'string', value: 'BYTES', help: 'remove the oldest chunks beyond this total size' },
   { name: 'retain-age', kind: 'string', value: 'D', help: 'remove chunks older than this' },
-  { name: 'flush-interval', kind: 'string', value: 'D', help: `--stdout: write a record at most D after it left the kernel (default ${DEFAULT_FLUSH_INTERVAL_MS}ms)` },
+  { name: 'flush-interval', kind: 'string', value: 'D', help: `--stdout: write a record at most D after it was put in time order (default ${DEFAULT_FLUSH_INTERVAL_MS}ms)` },
+  { name: 'order-window', kind: 'string', value: 'D', help: `merge the two kernel rings in ts_ns order, holding records up to 3 x D (default ${DEFAULT_ORDER_WINDOW_MS}ms; 0: no hold)` },
   { name: 'command-stdout', kind: 'string', value: 'FILE', help: "write CMD's standard output to FILE (with --stdout it goes to rtev's stderr by default)" },
   { name: 'fail-on-loss', kind: 'flag', help: `exit ${ExitCode.LOSS} when any record was lost (and CMD, if any, succeeded)` },
   { name: 'metrics', kind: 'string', value: 'ADDR', help: 'serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9464; docs/fleet.md)' },
@@ -93,6 +95,10 @@ async function runCollect(args: string[], io: CliIO): Promise<number> {
     if (result.functions !== undefined) io.stderr.write(`rtev: ${result.functions}\n`);
     if (result.uprobes !== undefined && config.probes.includes('ssl_op')) io.stderr.write(tlsCoverageLine(result.uprobes) + '\n');
     if (config.verbose && result.enrichment !== undefined) io.stderr.write(enrichmentLine(result.enrichment) + '\n');
+    if (config.verbose && result.order !== undefined) {
+      const o = result.order;
+      io.stderr.write(`rtev: order: at most ${o.maxRecords} records, ${formatBytes(o.maxBytes)} held for ts_ns order; ${o.late} written late (out of order), ${o.forced} released early by the size bound\n`);
+    }
     if (config.verbose && result.uprobes !== undefined) io.stderr.write(`rtev: uprobes: ${JSON.stringify(result.uprobes)}\n`);
   }
   if (loss !== undefined) io.stderr.write(`rtev: warning: ${loss}\n`);
@@ -157,6 +163,11 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
     verbose: parsed.flags.has('verbose'),
   };
   setIf(parsed, 'command-stdout', (v) => { config.commandStdout = v; });
+  setIf(parsed, 'order-window', (v) => {
+    const ms = v === '0' ? 0 : parseDuration(v, 'order-window');
+    if (!(ms >= 0 && ms <= 10_000)) throw new UsageError(`--order-window: ${v} must be from 0 to 10s`, 'e.g. --order-window 250ms (docs/format.md, "Record order")');
+    config.orderWindowMs = ms;
+  });
   if (config.commandStdout !== undefined && config.command.length === 0) throw new UsageError('--command-stdout needs a command', 'add -- CMD ARGS...');
   return { config, quiet: parsed.flags.has('quiet'), failOnLoss: parsed.flags.has('fail-on-loss'), metricsAddr: parsed.values.get('metrics') };
 }
