@@ -106,18 +106,26 @@ async function queryFleet(url: string, filter: EvidenceFilter, out: Output, io: 
   }
 }
 
-/** queryPlainFile streams an unsigned NDJSON file (rtev collect --stdout) through the filter, in file order. */
+/**
+ * A plain NDJSON file is put in ts_ns order within a window of this many records (a file of
+ * `rtev collect --stdout` is in order already; docs/format.md, "Record order"): the window holds
+ * the matching records, the oldest goes out when it is full. Records further apart come in file order.
+ */
+export const PLAIN_ORDER_WINDOW = 65_536;
+
+/** queryPlainFile streams an unsigned NDJSON file (rtev collect --stdout) through the filter, in ts_ns order within PLAIN_ORDER_WINDOW. */
 async function queryPlainFile(file: string, filter: EvidenceFilter, out: Output, io: CliIO, limit: number | undefined): Promise<number> {
   if (filter.sinceWallNs !== undefined || filter.untilWallNs !== undefined) {
     throw new UsageError('--since/--until need an evidence directory (its chunks carry the time anchors); a plain NDJSON file has none');
   }
-  io.stderr.write(`rtev: ${file} is plain NDJSON, not signed evidence: shown in file order, unverified\n`);
+  io.stderr.write(`rtev: ${file} is plain NDJSON, not signed evidence: shown unverified, in ts_ns order within ${PLAIN_ORDER_WINDOW} records\n`);
   const rl = fileLines(file, 'query input', true); // bounded lines; a device such as /dev/zero is refused
   out.begin();
   let shown = 0;
   let bad = 0;
   let records = 0;
   let lineNo = 0;
+  const window = new MinHeap<OutRow>((a, b) => (a.tsNs < b.tsNs ? true : a.tsNs === b.tsNs && a.lineNo < b.lineNo));
   for await (const line of rl) {
     lineNo++;
     if (limit !== undefined && shown >= limit) break;
@@ -137,7 +145,14 @@ async function queryPlainFile(file: string, filter: EvidenceFilter, out: Output,
     rec.ts_ns = ts;
     records++;
     if (!matchRecord(filter, rec)) continue;
-    await out.row({ chainId: '', seq: 0n, chunkSha256: '', lineNo, tsNs: ts, wallNs: null, type: rec.event.type, pid: rec.pid, comm: rec.comm, containerId: rec.container_id ?? null, imageDigest: rec.image_digest ?? null, line, verified: false });
+    window.push({ chainId: '', seq: 0n, chunkSha256: '', lineNo, tsNs: ts, wallNs: null, type: rec.event.type, pid: rec.pid, comm: rec.comm, containerId: rec.container_id ?? null, imageDigest: rec.image_digest ?? null, line, verified: false });
+    if (window.size > PLAIN_ORDER_WINDOW) {
+      await out.row(window.pop()!);
+      shown++;
+    }
+  }
+  while (window.size > 0 && (limit === undefined || shown < limit)) {
+    await out.row(window.pop()!);
     shown++;
   }
   await out.end();
@@ -154,6 +169,47 @@ function exactTs(line: string): bigint | undefined {
 }
 
 type OutRow = Omit<IndexRow, 'wallNs'> & { wallNs: bigint | null };
+
+/** MinHeap: a binary heap by `before` (a bounded reorder window). */
+class MinHeap<T> {
+  readonly #items: T[] = [];
+  constructor(private readonly before: (a: T, b: T) => boolean) {}
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  push(item: T): void {
+    const a = this.#items;
+    a.push(item);
+    for (let i = a.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (!this.before(a[i]!, a[p]!)) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+
+  pop(): T | undefined {
+    const a = this.#items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && this.before(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
 
 /** Output renders rows in one format, waiting when stdout is full. */
 class Output {
