@@ -20,7 +20,7 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? (v as unknown[]).f
 
 const SCOPE = `COALESCE(r.image_digest, r.container_id, 'host')`;
 
-function chunkWhere(f: EvidenceFilter): { where: string; params: unknown[] } {
+export function chunkWhere(f: EvidenceFilter): { where: string; params: unknown[] } {
   const parts: string[] = [];
   const params: unknown[] = [];
   const p = (v: unknown): string => {
@@ -101,7 +101,7 @@ const CHUNK_COLUMNS = `k.chunk_id, k.host_id || '/' || k.chain_id || '/' || k.se
   k.hostname, k.machine_id, k.opened_wall_ns, k.sealed_wall_ns, k.count, k.lost, k.ledger_json, k.function_calls_json, k.restart_json`;
 
 /** chunksOf: the chunks matching w, as the local summary reads them */
-async function chunksOf(fleet: FleetIndex, w: { where: string; params: unknown[] }): Promise<ChunkRow[]> {
+export async function chunksOf(fleet: FleetIndex, w: { where: string; params: unknown[] }): Promise<ChunkRow[]> {
   const r = await fleet.db.query(`SELECT ${CHUNK_COLUMNS} FROM chunks k WHERE ${w.where} ORDER BY k.chain_id, k.seq`, w.params);
   return r.rows.map((k: Row) => ({
     chunk_id: Number(k['chunk_id']), file: k['file'] as string, status: 'ok', reason: null, chain_id: k['chain_id'] as string, seq: big(k['seq']),
@@ -113,7 +113,7 @@ async function chunksOf(fleet: FleetIndex, w: { where: string; params: unknown[]
 }
 
 /** rejected: chunks of the filter's hosts and chains that ingest rejected and that are not indexed under another message */
-async function rejected(fleet: FleetIndex, f: EvidenceFilter): Promise<{ file: string; reason: string }[]> {
+export async function rejected(fleet: FleetIndex, f: EvidenceFilter): Promise<{ file: string; reason: string }[]> {
   const params: unknown[] = [];
   const parts: string[] = [`NOT EXISTS (SELECT 1 FROM chunks c WHERE c.host_id = j.host_id AND c.chain_id = j.chain_id AND c.seq = j.seq)`, `j.code NOT IN ('replay', 'duplicate')`];
   if (f.hosts?.length) {

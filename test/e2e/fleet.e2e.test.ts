@@ -145,6 +145,35 @@ test('three hosts collect and ship, one ingest indexes: fleet queries return exa
   assert.doesNotMatch(metrics, /rtev_ingest_row_builds_total\{by="client"\} [1-9]/);
 });
 
+function osv(id: string, name: string, fixed: string): object {
+  return { id, summary: `synthetic advisory ${id} (test data)`, affected: [{ package: { ecosystem: 'Debian:12', name }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed }] }] }] };
+}
+
+test('report --db gives the verdicts of report on the host\'s directory', { timeout: 180_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const b = hosts['bravo']!;
+  const sbom = path.join(base, 'host.cdx.json');
+  const made = await runRtev(['sbom', '--host', '--out', sbom], { timeoutMs: 120_000 });
+  assert.equal(made.code, 0, made.stderr);
+  const vulns = path.join(base, 'vulns.json');
+  // coreutils ran (/usr/bin/true), libc6 is fixed by version, nats-server is installed and never ran on a host
+  fs.writeFileSync(vulns, JSON.stringify([osv('SYN-COREUTILS', 'coreutils', '99.0-1'), osv('SYN-LIBC-FIXED', 'libc6', '2.0-1'), osv('SYN-NATS', 'nats-server', '99.0-1')]));
+  const args = ['--sbom', sbom, '--vulns', vulns, '--host', '--format', 'json'];
+  const [local, fleet] = await Promise.all([
+    runRtev(['report', b.dir, '--pubkey', b.key + '.pub', '--index', path.join(base, 'bravo-report.duckdb'), ...args], { timeoutMs: 120_000 }),
+    runRtev(['report', '--db', pg.url('rtev_reader'), '--db-host', b.name, ...args], { timeoutMs: 120_000 }),
+  ]);
+  assert.equal(local.code, 0, local.stderr);
+  assert.equal(fleet.code, 0, fleet.stderr);
+  const [l, f] = [JSON.parse(local.stdout), JSON.parse(fleet.stdout)] as { timestamp: string; coverage: unknown; products: { verdicts: { id: string; status: string }[] }[] }[];
+  const statuses = (r: typeof l) => r.products.flatMap((p) => p.verdicts.map((v) => `${v.id}:${v.status}`)).sort();
+  assert.deepEqual(statuses(f!), statuses(l!));
+  assert.ok(statuses(l!).some((x) => x.endsWith(':affected')) && statuses(l!).some((x) => x.endsWith(':fixed')), statuses(l!).join(' '));
+  assert.deepEqual(f!.products, l!.products, 'the same verdicts, evidence references, activity and counts');
+  assert.deepEqual(f!.coverage, l!.coverage);
+  assert.equal(f!.timestamp, l!.timestamp);
+});
+
 test('a host cannot publish on another host\'s subject', { timeout: 60_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const a = hosts['alpha']!;

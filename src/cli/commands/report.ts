@@ -5,6 +5,7 @@ import { toHtml } from '../../report/html';
 import { functionKey } from '../../report/verdict';
 import { buildReport, toJson, type ReportModel } from '../../report/report';
 import { indexObservations } from '../../report/index-observations';
+import type { Observations } from '../../report/observations';
 import { openEvidenceIndex } from '../../index/index';
 import { toOpenVex } from '../../report/openvex';
 import { toTable } from '../../report/table';
@@ -30,9 +31,12 @@ const OPTIONS: OptionSpec[] = [
   { name: 'allow-unverified', kind: 'flag', help: 'use evidence that fails verification; every evidence-based verdict is then at most under_investigation' },
   { name: 'index', kind: 'string', value: 'PATH', help: 'evidence index file (default: $RTEV_INDEX_DIR, /var/cache/rtev/index or ~/.cache/rtev/index)' },
   { name: 'rebuild-index', kind: 'flag', help: 'drop the evidence index and build it again from the chunks' },
+  { name: 'db', kind: 'string', value: 'URL', help: 'read the evidence from the fleet index in PostgreSQL (rtev ingest) instead of a directory' },
+  { name: 'db-host', kind: 'list', value: 'NAME|MACHINE_ID', help: 'with --db: only the evidence of this host (repeatable; default: every host)' },
 ];
 
 const USAGE = usageText(`usage: rtev report DIR --sbom FILE --vulns PATH [--image REF]... [--format table|json|openvex|cyclonedx|html] [--out FILE]
+       rtev report --db postgresql://... [--db-host NAME] --sbom FILE --vulns PATH [...]
 
 One verdict per vulnerability × product from the SBOM, the OSV advisories and the signed
 evidence in DIR: fixed / not_affected by version; affected when a vulnerable function ran
@@ -47,25 +51,41 @@ export const reportCommand: Command = {
   async run(args: string[], io: CliIO): Promise<number> {
     const a = parseArgs(args, OPTIONS, 1);
     const dir = a.positionals[0];
-    if (dir === undefined) throw new UsageError('no evidence directory given', 'rtev report DIR --sbom FILE --vulns PATH');
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`${dir} is not an evidence directory`);
+    const db = a.values.get('db');
+    if (db !== undefined && dir !== undefined) throw new UsageError('report takes an evidence directory or --db, not both');
+    if (db === undefined && a.lists.has('db-host')) throw new UsageError('--db-host needs --db');
+    if (db === undefined && dir === undefined) throw new UsageError('no evidence directory given', 'rtev report DIR --sbom FILE --vulns PATH');
+    if (dir !== undefined && (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())) throw new UsageError(`${dir} is not an evidence directory`);
     const format = a.values.get('format') ?? 'table';
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format ${format}: choose one of ${FORMATS.join(', ')}`);
     const allowUnverified = a.flags.has('allow-unverified');
-    // the report reads the evidence index of DIR (verified once per chunk, reused across runs)
-    const index = await openEvidenceIndex({
-      source: dir, keys: trustedKeys(a), allowUnverified, rebuild: a.flags.has('rebuild-index'),
-      ...(a.values.get('index') !== undefined ? { indexPath: a.values.get('index')! } : {}),
-      onNotice: (line) => io.stderr.write(line + '\n'),
-    });
+    // the report reads the evidence index of DIR (verified once per chunk, reused across runs),
+    // or the fleet index in PostgreSQL (verified at ingest: src/fleet/observations.ts)
+    let observations: Observations;
+    let close: () => Promise<void>;
+    if (db !== undefined) {
+      const { FleetIndex } = require('../../fleet/query') as typeof import('../../fleet/query');
+      const { fleetObservations } = require('../../fleet/observations') as typeof import('../../fleet/observations');
+      const fleet = await FleetIndex.open(db, 'rtev-report');
+      observations = fleetObservations(fleet, a.lists.get('db-host') ?? []);
+      close = () => fleet.close();
+    } else {
+      const index = await openEvidenceIndex({
+        source: dir!, keys: trustedKeys(a), allowUnverified, rebuild: a.flags.has('rebuild-index'),
+        ...(a.values.get('index') !== undefined ? { indexPath: a.values.get('index')! } : {}),
+        onNotice: (line) => io.stderr.write(line + '\n'),
+      });
+      observations = indexObservations(index);
+      close = () => index.close();
+    }
+    const source = db !== undefined ? 'the fleet index' : dir!;
     let model: ReportModel;
     try {
-      const observations = indexObservations(index);
       const cov = await observations.coverage();
       let unverified: string | undefined;
       if (cov.failures.length > 0) {
         const what = `${cov.failures.length} chunk(s) fail verification, first: ${cov.failures[0]}`;
-        if (!allowUnverified) throw new RtevError('VERIFY_INVALID', `evidence in ${dir} fails verification (${what})`, { hint: "check it with 'rtev verify'; --allow-unverified reports at most under_investigation" });
+        if (!allowUnverified) throw new RtevError('VERIFY_INVALID', `evidence in ${source} fails verification (${what})`, { hint: "check it with 'rtev verify'; --allow-unverified reports at most under_investigation" });
         unverified = `evidence failed verification (${what})`;
       }
       const h = cov.hosts[0];
@@ -75,7 +95,7 @@ export const reportCommand: Command = {
         unprobeable: readPlan(a.values.get('plan')), version: (JSON.parse(fs.readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version, now: new Date(),
       });
     } finally {
-      await index.close();
+      await close();
     }
     const text = render(model, format);
     const out = a.values.get('out');
