@@ -28,7 +28,12 @@ export interface GenSbom {
   subject: { name: string; purl?: string; kind: 'host' | 'image' };
   components: GenComponent[];
   notes: string[];
+  /** sha256 (hex) of the files components name (Go executables), for SPDX file elements */
+  fileSha256?: Record<string, string>;
 }
+
+/** Files larger than this are not hashed (SPDX then names them in a package comment only). */
+const MAX_HASHED_FILE = 1 << 30;
 
 const MAX_STATUS = 64 << 20;
 const MAX_LIST = 16 << 20;
@@ -40,6 +45,7 @@ const MAX_BINARIES = 5000;
 export async function generateSbom(root: RootFs, subject: GenSbom['subject'], extraBinaries: readonly string[] = []): Promise<GenSbom> {
   const comps = new Map<string, GenComponent>();
   const notes: string[] = [];
+  const fileSha256: Record<string, string> = {};
   const add = (c: GenComponent): void => {
     const prev = comps.get(c.purl);
     if (prev === undefined) comps.set(c.purl, c);
@@ -91,6 +97,11 @@ export async function generateSbom(root: RootFs, subject: GenSbom['subject'], ex
       if (src.size < 64 || src.read(0, 4).readUInt32BE(0) !== 0x7f454c46) continue;
       const info = readGoBuildInfo(ElfFile.parse(src));
       if (info === undefined) continue;
+      if (src.size <= MAX_HASHED_FILE) {
+        const h = createHash('sha256');
+        for (let off = 0; off < src.size; off += 1 << 20) h.update(src.read(off, Math.min(1 << 20, src.size - off)));
+        fileSha256[b] = h.digest('hex');
+      }
       const v = /^go(\d+(?:\.\d+)*)/.exec(info.goVersion)?.[1];
       if (v !== undefined) add({ name: 'stdlib', version: `v${v}`, purl: golangPurl('stdlib', `v${v}`), kind: 'go', files: [b] });
       for (const m of [...(info.main !== undefined && info.main.version !== '(devel)' ? [info.main] : []), ...info.deps]) {
@@ -103,7 +114,7 @@ export async function generateSbom(root: RootFs, subject: GenSbom['subject'], ex
     }
   }
   const components = [...comps.values()].sort((a, b) => (a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : 0));
-  return { subject, components, notes };
+  return { subject, components, notes, fileSha256 };
 }
 
 async function pythonDirs(root: RootFs, base: string): Promise<string[]> {
@@ -151,26 +162,51 @@ export function toCycloneDxSbom(s: GenSbom, tool: { version: string }, now: Date
   return JSON.stringify(bom, null, 2) + '\n';
 }
 
-/** toSpdxSbom writes SPDX 2.3 JSON: one package per component with its purl, DESCRIBES the subject. */
+/**
+ * toSpdxSbom writes SPDX 2.3 JSON (valid against the official schema, test/unit/report-spdx.test.ts):
+ * one package per component with its purl, the subject DESCRIBED by the document and CONTAINing
+ * every package; the executables a component is built into (Go) as file elements with their
+ * SHA256 that CONTAIN the package (what `rtev plan`/`report` read back as the component's files).
+ */
 export function toSpdxSbom(s: GenSbom, tool: { version: string }, now: Date): string {
   const id = (i: number): string => `SPDXRef-Package-${i + 1}`;
   const digest = createHash('sha256').update(JSON.stringify([s.subject, s.components.map((c) => c.purl)])).digest('hex');
   const subjectPkg: Record<string, unknown> = { SPDXID: 'SPDXRef-Subject', name: s.subject.name, downloadLocation: 'NOASSERTION', filesAnalyzed: false,
-    primaryPackagePurpose: s.subject.kind === 'image' ? 'CONTAINER' : 'OPERATING-SYSTEM' };
+    primaryPackagePurpose: s.subject.kind === 'image' ? 'CONTAINER' : 'OPERATING_SYSTEM' };
   if (s.subject.purl !== undefined) subjectPkg['externalRefs'] = [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: s.subject.purl }];
+  const fileIds = new Map<string, string>();
+  const files: Record<string, unknown>[] = [];
+  for (const c of s.components) {
+    for (const f of c.files) {
+      const sha = s.fileSha256?.[f];
+      if (sha === undefined || fileIds.has(f)) continue;
+      const fid = `SPDXRef-File-${fileIds.size + 1}`;
+      fileIds.set(f, fid);
+      files.push({ SPDXID: fid, fileName: f, checksums: [{ algorithm: 'SHA256', checksumValue: sha }], fileTypes: ['BINARY'] });
+    }
+  }
+  const contains: Record<string, unknown>[] = [];
+  const packages = s.components.map((c, i) => {
+    const unhashed = c.files.filter((f) => !fileIds.has(f));
+    // the executable CONTAINS the (statically linked) module; the package lists no files of its own
+    for (const f of c.files) if (fileIds.has(f)) contains.push({ spdxElementId: fileIds.get(f)!, relationshipType: 'CONTAINS', relatedSpdxElement: id(i) });
+    return {
+      SPDXID: id(i), name: c.name, versionInfo: c.version, downloadLocation: 'NOASSERTION',
+      filesAnalyzed: false, primaryPackagePurpose: 'LIBRARY',
+      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: c.purl }],
+      ...(unhashed.length > 0 ? { comment: `found in: ${unhashed.slice(0, 20).join(', ')}` } : {}),
+    };
+  });
   const doc = {
     spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name: `rtev sbom ${s.subject.name}`,
     documentNamespace: `https://rtev.invalid/spdx/${digest}`,
     creationInfo: { created: now.toISOString().replace(/\.\d{3}Z$/, 'Z'), creators: [`Tool: rtev-${tool.version}`] },
-    packages: [subjectPkg, ...s.components.map((c, i) => ({
-      SPDXID: id(i), name: c.name, versionInfo: c.version, downloadLocation: 'NOASSERTION', filesAnalyzed: false,
-      primaryPackagePurpose: 'LIBRARY',
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: c.purl }],
-      ...(c.files.length > 0 ? { comment: `found in: ${c.files.slice(0, 20).join(', ')}` } : {}),
-    }))],
+    packages: [subjectPkg, ...packages],
+    ...(files.length > 0 ? { files } : {}),
     relationships: [
       { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: 'SPDXRef-Subject' },
       ...s.components.map((_c, i) => ({ spdxElementId: 'SPDXRef-Subject', relationshipType: 'CONTAINS', relatedSpdxElement: id(i) })),
+      ...contains,
     ],
   };
   return JSON.stringify(doc, null, 2) + '\n';

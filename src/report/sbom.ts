@@ -74,12 +74,12 @@ function parseCycloneDx(doc: Record<string, unknown>, source: string): Sbom {
         return;
       }
       const name = typeof c['name'] === 'string' ? c['name'] : '';
-      const label = `${w} ${name || '(no name)'}`;
+      const label = `${w} ${oneLine(name) || '(no name)'}`;
       const purl = c['purl'];
       if (typeof purl !== 'string' || purl === '') skipped.push({ what: label, reason: 'no purl' });
       else {
         const parsed = parsePurl(purl);
-        if (parsed === undefined) skipped.push({ what: label, reason: `invalid purl '${purl.slice(0, 200)}'` });
+        if (parsed === undefined) skipped.push({ what: label, reason: `invalid purl '${oneLine(purl)}'` });
         else {
           let ref = typeof c['bom-ref'] === 'string' && c['bom-ref'] !== '' ? c['bom-ref'] : `rtev-component-${++gen}`;
           if (refs.has(ref)) ref = `${ref}#rtev-${++gen}`;
@@ -113,56 +113,85 @@ function cdxFiles(c: Record<string, unknown>): string[] {
 
 function parseSpdx(doc: Record<string, unknown>, source: string): Sbom {
   const spec = String(doc['spdxVersion']);
-  if (spec !== 'SPDX-2.2' && spec !== 'SPDX-2.3') throw new InputError(`--sbom ${source}: ${spec} (rtev reads SPDX-2.2 and SPDX-2.3 JSON)`);
+  if (spec !== 'SPDX-2.2' && spec !== 'SPDX-2.3') throw new InputError(`--sbom ${source}: ${oneLine(spec)} (rtev reads SPDX-2.2 and SPDX-2.3 JSON)`);
   const skipped: Skip[] = [];
+  const list = (key: string): unknown[] => {
+    const v = doc[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new InputError(`--sbom ${source}: "${key}" is not an array (SPDX ${spec.slice(5)} JSON)`);
+    if (v.length > MAX_COMPONENTS) throw new InputError(`--sbom ${source}: more than ${MAX_COMPONENTS} ${key}`);
+    return v;
+  };
   const files = new Map<string, string>();
-  if (Array.isArray(doc['files'])) {
-    for (const f of doc['files']) if (isObject(f) && typeof f['SPDXID'] === 'string' && typeof f['fileName'] === 'string') files.set(f['SPDXID'], absPath(f['fileName']));
-  }
+  list('files').forEach((f, i) => {
+    if (isObject(f) && typeof f['SPDXID'] === 'string' && typeof f['fileName'] === 'string') files.set(f['SPDXID'], absPath(f['fileName']));
+    else skipped.push({ what: `files[${i}]`, reason: 'not an object with a string SPDXID and fileName' });
+  });
   const contains = new Map<string, string[]>();
   let describes: string | undefined;
-  if (Array.isArray(doc['relationships'])) {
-    for (const r of doc['relationships']) {
-      if (!isObject(r)) continue;
-      const a = r['spdxElementId'];
-      const b = r['relatedSpdxElement'];
-      if (typeof a !== 'string' || typeof b !== 'string') continue;
-      if (r['relationshipType'] === 'CONTAINS' && files.has(b)) contains.set(a, [...(contains.get(a) ?? []), files.get(b)!]);
-      if (r['relationshipType'] === 'DESCRIBES' && a === 'SPDXRef-DOCUMENT') describes = b;
+  list('relationships').forEach((r, i) => {
+    const a = isObject(r) ? r['spdxElementId'] : undefined;
+    const b = isObject(r) ? r['relatedSpdxElement'] : undefined;
+    if (!isObject(r) || typeof a !== 'string' || typeof b !== 'string' || typeof r['relationshipType'] !== 'string') {
+      skipped.push({ what: `relationships[${i}]`, reason: 'not an object with string spdxElementId, relationshipType and relatedSpdxElement' });
+      return;
     }
-  }
+    // package CONTAINS file, or file CONTAINS package (an executable holding a statically linked module)
+    if (r['relationshipType'] === 'CONTAINS' && files.has(b)) contains.set(a, [...(contains.get(a) ?? []), files.get(b)!]);
+    else if (r['relationshipType'] === 'CONTAINS' && files.has(a)) contains.set(b, [...(contains.get(b) ?? []), files.get(a)!]);
+    if (r['relationshipType'] === 'DESCRIBES' && a === 'SPDXRef-DOCUMENT') describes ??= b;
+  });
+  // SPDX 2.2 documents often name the subject in documentDescribes instead of a relationship
+  if (describes === undefined && Array.isArray(doc['documentDescribes']) && typeof doc['documentDescribes'][0] === 'string') describes = doc['documentDescribes'][0];
   const components: SbomComponent[] = [];
+  const ids = new Set<string>();
   let subject: Sbom['subject'];
-  const pkgs = Array.isArray(doc['packages']) ? doc['packages'] : [];
-  if (pkgs.length > MAX_COMPONENTS) throw new InputError(`--sbom ${source}: more than ${MAX_COMPONENTS} packages`);
-  pkgs.forEach((p, i) => {
+  list('packages').forEach((p, i) => {
     const w = `packages[${i}]`;
-    if (!isObject(p) || typeof p['SPDXID'] !== 'string') {
+    if (!isObject(p) || typeof p['SPDXID'] !== 'string' || p['SPDXID'] === '') {
       skipped.push({ what: w, reason: 'not an object with an SPDXID' });
       return;
     }
+    const spdxId = p['SPDXID'];
     const name = typeof p['name'] === 'string' ? p['name'] : '';
-    const label = `${w} ${name || p['SPDXID']}`;
+    const label = `${w} ${oneLine(name || spdxId)}`;
+    if (ids.has(spdxId)) {
+      skipped.push({ what: label, reason: `duplicate SPDXID '${oneLine(spdxId)}'` });
+      return;
+    }
+    ids.add(spdxId);
     const refs = Array.isArray(p['externalRefs']) ? p['externalRefs'] : [];
+    // PACKAGE_MANAGER: the SPDX 2.2 tag-value spelling, found in JSON written by older tools
     const purlRef = refs.find((r) => isObject(r) && (r['referenceCategory'] === 'PACKAGE-MANAGER' || r['referenceCategory'] === 'PACKAGE_MANAGER') && r['referenceType'] === 'purl');
     const purl = isObject(purlRef) && typeof purlRef['referenceLocator'] === 'string' ? purlRef['referenceLocator'] : undefined;
-    if (p['SPDXID'] === describes) subject = { name, purl };
+    // the described package is the product (like CycloneDX metadata.component), not one of its components
+    if (spdxId === describes) {
+      subject = { name, purl };
+      return;
+    }
     if (purl === undefined) {
-      if (p['SPDXID'] !== describes) skipped.push({ what: label, reason: 'no purl external reference' });
+      skipped.push({ what: label, reason: 'no purl external reference' });
       return;
     }
     const parsed = parsePurl(purl);
     if (parsed === undefined) {
-      skipped.push({ what: label, reason: `invalid purl '${purl.slice(0, 200)}'` });
+      skipped.push({ what: label, reason: `invalid purl '${oneLine(purl)}'` });
       return;
     }
-    const own = [...(contains.get(p['SPDXID']) ?? [])];
+    const own = [...(contains.get(spdxId) ?? [])];
     if (Array.isArray(p['hasFiles'])) for (const id of p['hasFiles']) if (typeof id === 'string' && files.has(id)) own.push(files.get(id)!);
     components.push({
-      ref: p['SPDXID'], name, version: typeof p['versionInfo'] === 'string' ? p['versionInfo'] : parsed.version, purl, parsed, files: [...new Set(own)],
+      ref: spdxId, name, version: typeof p['versionInfo'] === 'string' ? p['versionInfo'] : parsed.version, purl, parsed, files: [...new Set(own)],
     });
   });
   return { format: 'spdx', specVersion: spec.slice('SPDX-'.length), serialNumber: undefined, bomVersion: undefined, subject, components, skipped, source };
+}
+
+/** oneLine makes untrusted text safe for a one-line message: control characters escaped, at most 200 characters. */
+export function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  const t = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return t.length > 200 ? `${t.slice(0, 200)}…` : t;
 }
 
 /** absPath strips SPDX's `./` (or syft's missing `/`) so SBOM file names compare as absolute paths. */

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import Ajv from 'ajv';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { CoverageFacts, EvidenceRef, FunctionHit, FunctionProbe, LoadedFile, Observations, ProductKey } from '../../src/report/observations';
@@ -52,6 +53,18 @@ export function openVexValidator(): (doc: unknown) => string[] {
   const schema = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'schemas', 'openvex-0.2.0.schema.json'), 'utf8'));
   const validate = ajv.compile(schema);
   return (doc) => (validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`));
+}
+
+/**
+ * spdxValidator compiles the vendored official SPDX 2.3 JSON schema (draft-07, so ajv's default
+ * class; test/fixtures/schemas/README.md). The schema has no `format` keywords, so the purl/`iri`
+ * trap of the OpenVEX schema does not arise; strict mode makes ajv refuse anything it would ignore.
+ */
+export function spdxValidator(): (doc: unknown) => string[] {
+  const ajv = new Ajv({ strict: true, allErrors: true });
+  const schema = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'schemas', 'spdx-2.3.schema.json'), 'utf8'));
+  const validate = ajv.compile(schema);
+  return (doc) => (validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}${e.params && 'allowedValues' in e.params ? ` ${JSON.stringify(e.params['allowedValues'])}` : ''}`));
 }
 
 /** cycloneDxErrors validates with @cyclonedx/cyclonedx-library's strict JSON validator (1.6). */
