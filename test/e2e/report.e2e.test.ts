@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { REPO, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
-import { cycloneDxErrors, goVexRules, openVexValidator } from '../helpers/report';
+import { cycloneDxErrors, goVexRules, openVexValidator, spdxValidator } from '../helpers/report';
 
 /**
  * plan -> collect -> report on real programs and packages: a C program against Debian's
@@ -197,6 +197,46 @@ test('report --not-observed-as-not-affected: complete coverage gives not_affecte
   }
 });
 
+test('report --not-observed-as-not-affected: a real drop in the ledger (file_open ring full) keeps the never-loaded verdicts at under_investigation, with the reason', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const s = await collect();
+  // a second collection with the same plan: zapp first (loads libz, calls uncompress, never
+  // inflateGetHeader), then an open storm into a 4 KiB file_open ring, so the kernel drops records
+  const ev = path.join(s.dir, 'ev-drop');
+  const zapp = path.join(s.dir, 'zapp');
+  const c = await runRtev(['collect', '--quiet', '--key', path.join(s.dir, 'key.pem'), '--out', ev, '--functions', s.plan, '--ring-size', '4096', '--',
+    'bash', '-c', `${zapp} 2; i=0; while [ $i -lt 20000 ]; do : </etc/hostname; i=$((i+1)); done`], { timeoutMs: 180_000 });
+  assert.equal(c.code, 0, c.stderr);
+  const r = await runRtev(['report', ev, '--pubkey', s.key, ...s.sboms, '--plan', s.plan, '--format', 'json', '--not-observed-as-not-affected'], { timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { coverage: { probes: Array<{ probe: string; lost: string; chunks: number }>; gaps: string[] } };
+  const lost = (probe: string): bigint => BigInt(doc.coverage.probes.find((p) => p.probe === probe)?.lost ?? '0');
+  assert.ok(lost('file_open') > 0n, `the storm filled the 4 KiB ring: ${JSON.stringify(doc.coverage.probes)}`);
+  assert.deepEqual(doc.coverage.gaps, [], 'no chain gaps: the drop is the only reason');
+  const v = verdicts(r.stdout)['host']!;
+  // never loaded: "no file opened" means nothing when file opens were lost
+  const notLoaded = v['SYN-BPFTRACE-NOTLOADED']! as V & { status_notes: string };
+  assert.equal(`${notLoaded.status}/${notLoaded.step}`, 'under_investigation/not_loaded', JSON.stringify(notLoaded.coverage_reasons));
+  assert.equal(notLoaded.justification, undefined);
+  const dropReason = new RegExp(`^drop ledger: ${lost('file_open')} file_open record\\(s\\) lost$`);
+  assert.ok(notLoaded.coverage_reasons.some((x) => dropReason.test(x)), JSON.stringify(notLoaded.coverage_reasons));
+  assert.match(notLoaded.status_notes, /^kept under_investigation \(coverage incomplete\): .*drop ledger: \d+ file_open record\(s\) lost/);
+  // probed and never called: its relevant probe is function_call, judged by that probe's own ledger
+  const probed = v['SYN-ZLIB-PROBED']!;
+  assert.equal(probed.step, 'probed_not_called');
+  if (lost('function_call') === 0n) assert.equal(probed.status, 'not_affected', JSON.stringify(probed.coverage_reasons));
+  else assert.equal(probed.status, 'under_investigation');
+  assert.equal(v['SYN-ZLIB-CALLED']!.status, 'affected', 'the call is evidence whatever was lost');
+  // the same evidence without the drop-sensitive opt-in: under_investigation either way
+  const plain = verdicts((await runRtev(['report', ev, '--pubkey', s.key, ...s.sboms, '--plan', s.plan, '--format', 'json'], { timeoutMs: 120_000 })).stdout)['host']!;
+  assert.equal(plain['SYN-BPFTRACE-NOTLOADED']!.status, 'under_investigation');
+  const vex = JSON.parse((await runRtev(['report', ev, '--pubkey', s.key, ...s.sboms, '--plan', s.plan, '--format', 'openvex', '--not-observed-as-not-affected'], { timeoutMs: 120_000 })).stdout);
+  assert.deepEqual(openVexValidator()(vex), []);
+  const st = vex.statements.find((x: { vulnerability: { name: string } }) => x.vulnerability.name === 'SYN-BPFTRACE-NOTLOADED');
+  assert.equal(st.status, 'under_investigation');
+  assert.match(st.status_notes, /drop ledger: \d+ file_open record\(s\) lost/);
+});
+
 test('report refuses tampered evidence (exit 11); --allow-unverified caps verdicts at under_investigation', async (t) => {
   if (!rootOrSkip(t)) return;
   const s = await collect();
@@ -250,7 +290,21 @@ test('rtev sbom: the host (with the Go program) and the image from their package
   assert.equal(spdx.code, 0, spdx.stderr);
   const doc = JSON.parse(spdx.stdout);
   assert.equal(doc.spdxVersion, 'SPDX-2.3');
+  assert.deepEqual(spdxValidator()(doc), [], 'the host SPDX validates against the official SPDX 2.3 schema');
   assert.ok(doc.packages.some((x: { externalRefs?: Array<{ referenceLocator: string }> }) => x.externalRefs?.[0]?.referenceLocator.startsWith('pkg:deb/debian/libssl3@')));
+  const imgSpdx = await runRtev(['sbom', '--image', IMAGE, '--format', 'spdx']);
+  assert.equal(imgSpdx.code, 0, imgSpdx.stderr);
+  const imgDoc = JSON.parse(imgSpdx.stdout);
+  assert.deepEqual(spdxValidator()(imgDoc), [], 'the image SPDX validates');
+  // the SPDX SBOMs drive plan like the CycloneDX ones: the same targets
+  const hostSpdx = path.join(s.dir, 'rtev-host.spdx.json');
+  const imageSpdx = path.join(s.dir, 'rtev-image.spdx.json');
+  fs.writeFileSync(imageSpdx, imgSpdx.stdout);
+  assert.equal((await runRtev(['sbom', '--host', '--binary', goapp, '--format', 'spdx', '--out', hostSpdx], { timeoutMs: 120_000 })).code, 0);
+  const planSpdx = path.join(s.dir, 'plan-rtev-spdx.json');
+  const ps = await runRtev(['plan', '--sbom', hostSpdx, '--sbom', imageSpdx, '--vulns', s.vulns, '--host', '--image', IMAGE, '--out', planSpdx], { timeoutMs: 120_000 });
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.deepEqual(norm(planSpdx), norm(plan), 'SPDX and CycloneDX SBOMs of the same roots give the same plan');
 });
 
 test('HTML report in headless Chromium (Debian chromium): DOM numbers equal the JSON report, no network, screenshot', async (t) => {
