@@ -145,8 +145,10 @@ export function decide(finding: Finding, product: Product, obs: ProductObservati
 
   const key = product.key;
   const ownedBy = (file: string, signed: string | null): boolean => own.owners(key, file, signed).some((o) => samePackage(o, c.parsed));
-  const loaded = obs.loaded.filter((l) => ownedBy(l.path, l.purl));
-  const names = own.basenames(key, c);
+  // candidates by owner name, computed once per product (a product may have loaded thousands of files)
+  const loaded = (loadedByOwnerName(obs.loaded, own, key).get(c.parsed.name) ?? []).filter((l) => ownedBy(l.path, l.purl));
+  let names: ReadonlySet<string> | undefined;
+  const basenames = (): ReadonlySet<string> => (names ??= own.basenames(key, c));
   const cov = obs.coverage;
   const functions: FunctionStatus[] = finding.functions.map((fn) => {
     const nh = componentNodeHash(c, fn);
@@ -162,7 +164,7 @@ export function decide(finding: Finding, product: Product, obs: ProductObservati
       if (nh !== undefined && p.nodeHash === nh) return true;
       if (fn.kind === 'go') return false;
       const file = probeFile(p.function);
-      return fileMatches(fn.path, file) && names.has(path.basename(file));
+      return fileMatches(fn.path, file) && basenames().has(path.basename(file));
     });
     return {
       fn, probes, hits, wholeWindow: probes.some((p) => cov.chunks > 0 && p.chunks >= cov.chunks),
@@ -216,6 +218,25 @@ export function decide(finding: Finding, product: Product, obs: ProductObservati
   return { ...common, status: 'under_investigation', justification: undefined, step, coverageComplete: complete, coverageReasons: reasons,
     impactStatement: undefined, actionStatement: undefined,
     statusNotes: opts.notObservedAsNotAffected ? `kept under_investigation (coverage incomplete): ${notes}` : notes };
+}
+
+const byOwnerName = new WeakMap<readonly LoadedFile[], Map<string, LoadedFile[]>>();
+
+/** loadedByOwnerName groups a product's loaded files by the names of their owning packages (memoized per list). */
+function loadedByOwnerName(loaded: readonly LoadedFile[], own: Ownership, key: ProductKey): Map<string, LoadedFile[]> {
+  let m = byOwnerName.get(loaded);
+  if (m === undefined) {
+    m = new Map();
+    for (const l of loaded) {
+      for (const name of new Set(own.owners(key, l.path, l.purl).map((o) => o.name))) {
+        const list = m.get(name);
+        if (list === undefined) m.set(name, [l]);
+        else list.push(l);
+      }
+    }
+    byOwnerName.set(loaded, m);
+  }
+  return m;
 }
 
 /** coverageGaps lists why the coverage does not support "not in the execute path". */
