@@ -2,7 +2,7 @@
  * Builds test/progs/tls/gotls (Go crypto/tls client and server) with the Debian golang-go
  * toolchain, normally and stripped (-ldflags='-s -w'), statically (CGO_ENABLED=0) so the same
  * binary runs in a scratch container image. Used by test/e2e/tls-go.e2e.test.ts,
- * test/kernel/go-tls-ret.kernel.test.ts, test/helpers/images.ts and bench/go-tls.bench.ts.
+ * test/e2e/tls-go-decode.e2e.test.ts, test/helpers/images.ts and bench/go-tls.bench.ts.
  */
 import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import * as fs from 'node:fs';
