@@ -52,9 +52,9 @@ run_base() {
 run_rtev_cmd() { # rtev collect <output args> -- openstorm   (scenario name, output args...)
   local r=$1 name=$2; shift 2
   local out=$WORK/out.ndjson
-  /usr/bin/time -f '%U %S %M' -o "$WORK/time" env RTEV_FAST_PATH="${FAST_PATH:-1}" "${RTEV[@]}" collect "$@" -- "$STORM" "$N" "$TARGET" > "$out" 2> "$WORK/err"
+  /usr/bin/time -f '%U %S %M' -o "$WORK/time" env RTEV_FAST_PATH="${FAST_PATH:-1}" "${RTEV[@]}" collect "$@" --command-stdout "$WORK/storm.out" -- "$STORM" "$N" "$TARGET" > "$out" 2> "$WORK/err"
   local line delivered total storm cpu
-  line=$(grep -v '^{' "$out" | tail -1)
+  line=$(tail -1 "$WORK/storm.out")
   if [ -d "$WORK/ev" ]; then delivered=$(cat "$WORK"/ev/chunk-*.ndjson | grep -cF "\"path\":\"$TARGET\"" || true)
   else delivered=$(grep -cF "\"path\":\"$TARGET\"" "$out" || true); fi
   read -r u s m < <(tail -1 "$WORK/time")
@@ -99,7 +99,10 @@ echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$STORM" 20000 "$TARGET" >/dev/null   # warm-up
 # fixed cost of a collector run (node start, BPF load/attach, drain, exit): `rtev collect --stdout -- true`
 STARTUP=$(for _ in 1 2 3; do /usr/bin/time -f '%U %S' -o "$WORK/time" "${RTEV[@]}" collect --stdout --quiet -- true >/dev/null; awk '{print $1+$2}' "$WORK/time"; done | sort -n | sed -n 2p)
-echo "collector fixed cost per run (median of 3, CPU s): $STARTUP"
+# the signed run's own: the seal worker, and package attribution reading the host's dpkg database
+STARTUP_SIGNED=$(for i in 1 2 3; do /usr/bin/time -f '%U %S' -o "$WORK/time" "${RTEV[@]}" collect --out "$WORK/ev-true$i" --key "$WORK/key" --quiet -- true >/dev/null; awk '{print $1+$2}' "$WORK/time"; done | sort -n | sed -n 2p)
+rm -rf "$WORK"/ev-true*
+echo "collector fixed cost per run (median of 3, CPU s): --stdout $STARTUP, signed --out $STARTUP_SIGNED"
 for r in $(seq "$ROUNDS"); do
   run_base "$r"; run_rtev_stdout "$r"; run_bpftrace "$r"; run_rtev_filtered "$r"; run_rtev_signed "$r"
   if [ "${REFERENCE:-1}" = 1 ]; then run_rtev_stdout_ref "$r"; run_rtev_signed_ref "$r"; fi
@@ -107,23 +110,25 @@ done
 
 echo
 echo "medians over $ROUNDS rounds (N=$N opens per run):"
-STARTUP=$STARTUP node -e '
+STARTUP=$STARTUP STARTUP_SIGNED=$STARTUP_SIGNED node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => l.split("\t"));
 const head = rows.shift();
 const med = (xs) => { const v = xs.filter((x) => x !== "-").map(Number).sort((a, b) => a - b); if (!v.length) return NaN; const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
 const by = {};
 for (const r of rows) (by[r[1]] ??= []).push(r);
 const base = med(by.base.map((r) => r[2]));
-const startup = Number(process.env.STARTUP);
+const startup = (name) => Number(name.startsWith("rtev_out_signed") ? process.env.STARTUP_SIGNED : process.env.STARTUP);
 console.log("| scenario | µs/open | added µs/open | slowdown | delivered/expected | drops | collector CPU s | CPU µs/event | CPU µs/event w/o fixed cost | peak RSS MB |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const [name, rs] of Object.entries(by)) {
   const us = med(rs.map((r) => r[2]));
   const col = (i) => med(rs.map((r) => r[i]));
-  console.log(`| ${name} | ${us.toFixed(2)} | ${(us - base).toFixed(2)} | ${(us / base).toFixed(2)}x | ${col(3)}/${rs[0][4]} | ${rs.map((r) => r[5]).join("/")} | ${col(6).toFixed(2)} | ${isNaN(col(7)) ? "-" : col(7).toFixed(2)} | ${name.startsWith("rtev") && col(3) > 0 ? ((col(6) - startup) * 1e6 / col(3)).toFixed(2) : "-"} | ${(col(8) / 1024).toFixed(0)} |`);
+  console.log(`| ${name} | ${us.toFixed(2)} | ${(us - base).toFixed(2)} | ${(us / base).toFixed(2)}x | ${col(3)}/${rs[0][4]} | ${rs.map((r) => r[5]).join("/")} | ${col(6).toFixed(2)} | ${isNaN(col(7)) ? "-" : col(7).toFixed(2)} | ${name.startsWith("rtev") && col(3) > 0 ? ((col(6) - startup(name)) * 1e6 / col(3)).toFixed(2) : "-"} | ${(col(8) / 1024).toFixed(0)} |`);
 }
 const cpu = (name) => med((by[name] ?? []).map((r) => r[7]));
 const ratio = (a, b) => (isNaN(cpu(a)) || isNaN(cpu(b)) ? "-" : (cpu(a) / cpu(b)).toFixed(2) + "x");
+const net = (name) => { const rs = by[name] ?? []; const c = med(rs.map((r) => r[6])), d = med(rs.map((r) => r[3])); return d > 0 ? (c - startup(name)) / d : NaN; };
+console.log(`CPU per event without each mode's fixed cost, signed / stdout: ${(net("rtev_out_signed") / net("rtev_stdout")).toFixed(2)}x`);
 console.log(`\nCPU per event, ratios of medians: bpftrace / rtev --stdout ${ratio("bpftrace", "rtev_stdout")}, bpftrace / rtev signed ${ratio("bpftrace", "rtev_out_signed")}, signed / stdout ${ratio("rtev_out_signed", "rtev_stdout")}, reference / fast path: stdout ${ratio("rtev_stdout_reference", "rtev_stdout")}, signed ${ratio("rtev_out_signed_reference", "rtev_out_signed")}`);' "$RUNS"
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw: $RUNS"

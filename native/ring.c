@@ -6,6 +6,7 @@
  * When every slot is in flight the consumer waits; the kernel ring then fills
  * and the BPF side counts the lost records. Memory stays bounded.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "rtev.h"
 #include "encode.h"
 
@@ -360,6 +361,8 @@ napi_value js_start_ring(napi_env env, napi_callback_info info)
 		throw_error(env, "RINGBUF", "cannot start consumer thread", errno);
 		return NULL;
 	}
+	/* named, so per-thread CPU (/proc/PID/task/TID/comm, perf, top -H) tells it from node's */
+	pthread_setname_np(rc->thread, "rtev-ring");
 	napi_value result;
 	CHECK_NAPI(env, napi_create_external(env, rc, NULL, NULL, &result));
 	return result;

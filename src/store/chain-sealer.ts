@@ -1,4 +1,3 @@
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { serializeEnvelope, signEnvelope } from '../sign/envelope';
@@ -17,6 +16,8 @@ export interface SealJob {
   tmpPath: string;
   seq: number;
   bytes: number;
+  /** sha256 (hex) of the chunk's bytes, taken by the writer as it wrote them */
+  sha256: string;
   /** the predicate without its chain link (prev_envelope_sha256 is filled in here) */
   predicate: ChunkPredicate;
   sealedAtMs: number;
@@ -40,7 +41,6 @@ export interface SealerState {
  */
 export class ChainSealer {
   #s: SealerState;
-  readonly #hashes = new Map<number, crypto.Hash>();
   /** unshipped chunks retention removed (null: none; undefined: not read from the checkpoint yet) */
   #unshipped: { fromSeq: number; throughSeq: number } | null | undefined;
 
@@ -49,18 +49,9 @@ export class ChainSealer {
   }
 
   /** seal runs one job; a failure leaves the chunk unsealed for the next run to record. */
-  /** hash takes the bytes written to chunk SEQ, in order (the ingest thread does not hash). */
-  hash(seq: number, data: Uint8Array): void {
-    let h = this.#hashes.get(seq);
-    if (h === undefined) this.#hashes.set(seq, (h = crypto.createHash('sha256')));
-    h.update(data);
-  }
-
   seal(job: SealJob): void {
     const dir = this.#s.dir;
-    const hash = this.#hashes.get(job.seq) ?? crypto.createHash('sha256');
-    this.#hashes.delete(job.seq);
-    const sha256 = hash.digest('hex');
+    const sha256 = job.sha256;
     const fd = fs.openSync(job.tmpPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
       if (fs.fstatSync(fd).size !== job.bytes) throw new Error(`${job.tmpPath} changed size while it was written`);
@@ -81,8 +72,8 @@ export class ChainSealer {
   }
 
   /** abandon forgets a job that will not be sealed (its file stays for the next run). */
-  abandon(job: SealJob): void {
-    this.#hashes.delete(job.seq);
+  abandon(_job: SealJob): void {
+    // nothing is kept per job: its file stays for the next run to record
   }
 
   /** Unsealed data named by a sealed restart record loses its ".unrecorded" suffix. */

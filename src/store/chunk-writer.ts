@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RtevError } from '../errors';
@@ -55,6 +56,8 @@ interface OpenChunk {
   fd: number;
   tmpPath: string;
   flushedBytes: number;
+  /** sha256 of every byte written so far, updated at each write (no second pass, no copy) */
+  hash: crypto.Hash;
   count: number;
   byType: Record<EventType, number>;
   byProbe: Map<string, number>;
@@ -69,7 +72,7 @@ interface OpenChunk {
 /**
  * ChunkSink writes records into chunk-SEQ.ndjson.partial, and on rotation fsyncs, renames
  * and signs it (DSSE over an in-toto statement), then writes chunk-SEQ.dsse.json the same
- * careful way. write() only appends to a bounded in-memory batch and hashes incrementally;
+ * careful way. write() only appends to a bounded in-memory batch; each batch is hashed as it is written;
  * the fsync/rename/sign steps run asynchronously, in sequence order, off the write path.
  */
 export class ChunkSink implements RecordSink {
@@ -85,6 +88,8 @@ export class ChunkSink implements RecordSink {
   readonly #producer;
   #chunk: OpenChunk | undefined;
   #lines = new LineBuffer(FLUSH_BYTES);
+  /** the buffer of the last write, filled again by the next batch (writes are synchronous) */
+  #spare: Buffer | undefined;
   #totalBytes = 0;
   readonly #cumulative = new Map<string, bigint>();
   #windowStart: Map<string, ProbeTotals> = new Map();
@@ -331,7 +336,7 @@ export class ChunkSink implements RecordSink {
     const seq = this.#nextSeq++;
     const tmpPath = path.join(this.#c.dir, chunkName(seq) + PARTIAL_SUFFIX);
     return {
-      seq, fd: createExclusive(tmpPath), tmpPath, flushedBytes: 0,
+      seq, fd: createExclusive(tmpPath), tmpPath, flushedBytes: 0, hash: crypto.createHash('sha256'),
       count: 0, byType: emptyByType(), byProbe: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null,
       opened: anchor, openedAtMs: this.#c.env.nowMs(),
     };
@@ -341,15 +346,17 @@ export class ChunkSink implements RecordSink {
     this.#failure ??= readFailure(this.#cell);
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#lines.length === 0) return;
-    const data = this.#lines.take();
+    const data = this.#lines.take(this.#spare);
     const c = this.#chunk!;
+    // the chunk's digest is taken from the very bytes written, as they are written: one pass
+    // over memory that is still in cache, no copy, and the buffer is filled again at once
+    // (hashing in the seal worker moved 1 MiB buffers to a second V8 heap, which grew by
+    // about 90 MB under the storm: docs/benchmarks.md, "Signed path")
     writeAll(c.fd, data, path.basename(c.tmpPath));
+    c.hash.update(data);
     c.flushedBytes += data.length;
     this.#totalBytes += data.length;
-    // the seal worker hashes the very bytes written; large Buffers own their ArrayBuffer
-    // and are moved, not copied (measured in bench/sign.bench.ts)
-    const owned = data.byteOffset === 0 && data.buffer.byteLength === data.length ? data : Uint8Array.prototype.slice.call(data);
-    this.#worker.postMessage({ seq: c.seq, data: owned }, [owned.buffer as ArrayBuffer]);
+    this.#spare = data.byteOffset === 0 && data.buffer.byteLength >= this.#lines.capacity ? Buffer.from(data.buffer, 0, data.buffer.byteLength) : undefined;
   }
 
   #ledgerMoved(): boolean {
@@ -421,7 +428,7 @@ export class ChunkSink implements RecordSink {
         this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
       }
     }
-    const job: SealJob = { tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, predicate, sealedAtMs: this.#c.env.nowMs() };
+    const job: SealJob = { tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, sha256: c.hash.digest('hex'), predicate, sealedAtMs: this.#c.env.nowMs() };
     const attribution = this.#c.attribution;
     if (attribution === undefined) {
       this.#worker.postMessage({ job });

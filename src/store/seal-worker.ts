@@ -9,8 +9,8 @@ import { reportFailure, type FailureCell } from './seal-failure';
  * thread (which may not return to the event loop for long under an event storm) neither
  * waits for the disk nor keeps chunks from being sealed.
  *
- * Messages in: { seq, data } with every byte written to chunk SEQ (hashed here, off the
- * ingest thread), { job: SealJob } in sequence order, then { close: true }.
+ * Messages in: { job: SealJob } in sequence order (with the digest the writer took as it
+ * wrote the chunk), then { close: true }.
  * Messages out: { closed: true } once every job before the close is done.
  * A failure is written to the shared FailureCell at once (the ingest thread polls it) and
  * every later job is abandoned: sealing past a hole would break the chain.
@@ -21,10 +21,8 @@ const publicKey = createPublicKey(data.state.privateKey);
 const sealer = new ChainSealer({ ...data.state, key: { privateKey: data.state.privateKey, publicKey, keyid: fingerprint(publicKey) } });
 let broken = false;
 
-parentPort!.on('message', (msg: { job?: SealJob; close?: boolean; seq?: number; data?: Uint8Array }) => {
-  if (msg.data !== undefined && msg.seq !== undefined) {
-    if (!broken) sealer.hash(msg.seq, msg.data);
-  } else if (msg.job !== undefined) {
+parentPort!.on('message', (msg: { job?: SealJob; close?: boolean }) => {
+  if (msg.job !== undefined) {
     if (broken) {
       sealer.abandon(msg.job);
       return;

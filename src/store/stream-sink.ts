@@ -31,7 +31,43 @@ interface Pending {
   data: Buffer;
   offset: number;
   /** the probe of each line in data, in order */
-  probes: string[];
+  probes: ProbeRuns;
+}
+
+/**
+ * ProbeRuns: the probe of each line of a buffer, run-length encoded: a fast-path segment adds one
+ * run for its thousands of lines, not one array element per line (docs/benchmarks.md, "Signed path").
+ */
+class ProbeRuns {
+  readonly probes: string[] = [];
+  readonly counts: number[] = [];
+  total = 0;
+
+  push(probe: string, n = 1): void {
+    if (n <= 0) return;
+    const last = this.probes.length - 1;
+    if (last >= 0 && this.probes[last] === probe) this.counts[last]! += n;
+    else {
+      this.probes.push(probe);
+      this.counts.push(n);
+    }
+    this.total += n;
+  }
+
+  /** after: the runs of the lines from line `skip` on */
+  after(skip: number): Array<[string, number]> {
+    const out: Array<[string, number]> = [];
+    for (let i = 0; i < this.probes.length; i++) {
+      const n = this.counts[i]!;
+      if (skip >= n) {
+        skip -= n;
+        continue;
+      }
+      out.push([this.probes[i]!, n - skip]);
+      skip = 0;
+    }
+    return out;
+  }
 }
 
 /**
@@ -46,7 +82,7 @@ export class StreamSink implements RecordSink {
   readonly #fd: number;
   readonly #o: Required<Omit<StreamSinkOptions, 'onError'>> & Pick<StreamSinkOptions, 'onError'>;
   #lines = new LineBuffer();
-  #lineProbes: string[] = [];
+  #lineProbes = new ProbeRuns();
   readonly #queue: Pending[] = [];
   #queuedBytes = 0;
   #written = 0;
@@ -103,7 +139,8 @@ export class StreamSink implements RecordSink {
     if (!this.#lines.fitsBytes(end - start)) this.#flush();
     this.#lines.appendBytes(seg.batch, start, end);
     const only = seg.byProbe.filter((n) => n > 0).length === 1 ? PROBE_NAMES[seg.byProbe.findIndex((n) => n > 0)] : undefined;
-    for (let i = first; i < last; i++) this.#lineProbes.push(only ?? segmentLine(seg, i).probe);
+    if (only !== undefined) this.#lineProbes.push(only, last - first);
+    else for (let i = first; i < last; i++) this.#lineProbes.push(segmentLine(seg, i).probe);
     this.#arm();
   }
 
@@ -128,7 +165,7 @@ export class StreamSink implements RecordSink {
     // a write still in flight (a blocking reader) cannot be taken back: its records are counted
     // lines of a partly written buffer that did go out count as written
     for (const p of this.#queue.splice(0)) {
-      this.#count(p.probes.slice(p.offset > 0 ? linesIn(p.data, p.offset) : 0), this.#failure !== undefined ? 'reader_closed' : 'reader_stalled');
+      this.#count(p.probes.after(p.offset > 0 ? linesIn(p.data, p.offset) : 0), this.#failure !== undefined ? 'reader_closed' : 'reader_stalled');
     }
     this.#queuedBytes = 0;
     if (this.#failure !== undefined && !isClosedPipe(this.#failure)) throw this.#failure;
@@ -144,7 +181,7 @@ export class StreamSink implements RecordSink {
     // a buffer whose write completed is reused: no 1 MiB of new memory per flush under load
     const data = this.#lines.take(this.#spare.pop());
     const records = this.#lineProbes;
-    this.#lineProbes = [];
+    this.#lineProbes = new ProbeRuns();
     if (this.#failure !== undefined) {
       this.#count(records, 'reader_closed');
       return;
@@ -196,15 +233,19 @@ export class StreamSink implements RecordSink {
   #fail(err: unknown): void {
     if (this.#failure !== undefined) return;
     this.#failure = err;
-    for (const p of this.#queue.splice(0)) this.#count(p.probes.slice(p.offset > 0 ? linesIn(p.data, p.offset) : 0), 'reader_closed');
+    for (const p of this.#queue.splice(0)) this.#count(p.probes.after(p.offset > 0 ? linesIn(p.data, p.offset) : 0), 'reader_closed');
     this.#queuedBytes = 0;
     for (const resolve of this.#idle.splice(0)) resolve();
     this.#o.onError?.(err);
   }
 
-  #count(probes: string[], reason: StreamLossReason): void {
-    for (const probe of probes) this.#lost.set(probe, (this.#lost.get(probe) ?? 0n) + 1n);
-    this.#lostReasons.set(reason, (this.#lostReasons.get(reason) ?? 0n) + BigInt(probes.length));
+  #count(runs: ProbeRuns | Array<[string, number]>, reason: StreamLossReason): void {
+    let total = 0;
+    for (const [probe, n] of runs instanceof ProbeRuns ? runs.after(0) : runs) {
+      this.#lost.set(probe, (this.#lost.get(probe) ?? 0n) + BigInt(n));
+      total += n;
+    }
+    this.#lostReasons.set(reason, (this.#lostReasons.get(reason) ?? 0n) + BigInt(total));
   }
 }
 
