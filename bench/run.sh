@@ -23,10 +23,13 @@ export RTEV_KEY_DIR=$WORK/keys
 "${RTEV[@]}" keygen --out "$WORK/key" >/dev/null 2>&1
 CLK=$(getconf CLK_TCK)
 RUNS=$WORK/runs.tsv
-printf 'round\tscenario\tus_per_open\tdelivered\texpected\tdrops\tcollector_cpu_s\tcpu_us_per_event\tpeak_rss_kb\n' > "$RUNS"
+printf 'round\tscenario\tus_per_open\tdelivered\texpected\tdrops\tcollector_cpu_s\tcpu_us_per_event\tpeak_rss_kb\tstorm_sys_us_per_open\n' > "$RUNS"
 
 # storm prints "N elapsed_ns pid utime_us stime_us" (the last two: its own rusage)
 us_per_open() { awk -v n="$N" '{printf "%.3f", $2/1000/n}' <<<"$1"; }
+# the storm's own system time per open: the syscall plus what the BPF programs and the ring write add
+# to it (CPU time: steadier than wall time on a loaded host)
+sys_us_per_open() { awk -v n="$N" '{printf "%.3f", $5/n}' <<<"$1"; }
 storm_cpu_s() { awk '{printf "%.6f", ($4+$5)/1e6}' <<<"$1"; }
 proc_cpu_s() { awk -v clk="$CLK" '{sub(/.*\) /,""); printf "%.6f", ($12+$13)/clk}' "/proc/$1/stat"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -42,7 +45,7 @@ wait_links() { # until the collector/bpftrace holds a bpf link (probes attached)
 row() { # round scenario storm_line delivered drops cpu_s rss
   local us; us=$(us_per_open "$3")
   local per; per=$(awk -v c="$6" -v d="$4" 'BEGIN{ if (d>0) printf "%.3f", c*1e6/d; else printf "-" }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$us" "$4" "$N" "$5" "$6" "$per" "$7" | tee -a "$RUNS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$us" "$4" "$N" "$5" "$6" "$per" "$7" "$(sys_us_per_open "$3")" | tee -a "$RUNS"
 }
 
 run_base() {
@@ -118,12 +121,13 @@ const by = {};
 for (const r of rows) (by[r[1]] ??= []).push(r);
 const base = med(by.base.map((r) => r[2]));
 const startup = (name) => Number(name.startsWith("rtev_out_signed") ? process.env.STARTUP_SIGNED : process.env.STARTUP);
-console.log("| scenario | µs/open | added µs/open | slowdown | delivered/expected | drops | collector CPU s | CPU µs/event | CPU µs/event w/o fixed cost | peak RSS MB |");
-console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+const sysBase = med(by.base.map((r) => r[9]));
+console.log("| scenario | µs/open | added µs/open | slowdown | storm sys µs/open (added) | delivered/expected | drops | collector CPU s | CPU µs/event | CPU µs/event w/o fixed cost | peak RSS MB |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const [name, rs] of Object.entries(by)) {
   const us = med(rs.map((r) => r[2]));
   const col = (i) => med(rs.map((r) => r[i]));
-  console.log(`| ${name} | ${us.toFixed(2)} | ${(us - base).toFixed(2)} | ${(us / base).toFixed(2)}x | ${col(3)}/${rs[0][4]} | ${rs.map((r) => r[5]).join("/")} | ${col(6).toFixed(2)} | ${isNaN(col(7)) ? "-" : col(7).toFixed(2)} | ${name.startsWith("rtev") && col(3) > 0 ? ((col(6) - startup(name)) * 1e6 / col(3)).toFixed(2) : "-"} | ${(col(8) / 1024).toFixed(0)} |`);
+  console.log(`| ${name} | ${us.toFixed(2)} | ${(us - base).toFixed(2)} | ${(us / base).toFixed(2)}x | ${col(9).toFixed(2)} (+${(col(9) - sysBase).toFixed(2)}) | ${col(3)}/${rs[0][4]} | ${rs.map((r) => r[5]).join("/")} | ${col(6).toFixed(2)} | ${isNaN(col(7)) ? "-" : col(7).toFixed(2)} | ${name.startsWith("rtev") && col(3) > 0 ? ((col(6) - startup(name)) * 1e6 / col(3)).toFixed(2) : "-"} | ${(col(8) / 1024).toFixed(0)} |`);
 }
 const cpu = (name) => med((by[name] ?? []).map((r) => r[7]));
 const ratio = (a, b) => (isNaN(cpu(a)) || isNaN(cpu(b)) ? "-" : (cpu(a) / cpu(b)).toFixed(2) + "x");
