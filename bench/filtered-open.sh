@@ -5,8 +5,8 @@
 #   rtev          rtev collect --stdout --pid 1: every storm open is dropped by rtev's kernel filter
 #                 (sys_enter/sys_exit of openat, openat2, open, creat: 8 syscall tracepoints)
 #   tp8_empty     bpftrace, the same 8 syscall tracepoints, each program a pid compare that fails
-#   raw_empty     bpftrace, raw_syscalls sys_enter/sys_exit as raw tracepoints (every syscall of the
-#                 host runs them), a syscall-number check first, then the same pid compare
+#   raw_empty     bpftrace, the raw_syscalls sys_enter/sys_exit tracepoints (every syscall of the host
+#                 runs them: the storm's close() too), a syscall-number check first, then the pid compare
 # and prints the storm's system time per open (CPU time: what the kernel adds to the syscall) and
 # its wall time per open. Run as root after `make build`: bench/filtered-open.sh [N] [ROUNDS]
 set -euo pipefail
@@ -36,15 +36,17 @@ for sc in openat openat2 open creat; do
   TP8="$TP8 tracepoint:syscalls:sys_enter_$sc /pid == 1/ { @e = count(); } tracepoint:syscalls:sys_exit_$sc /pid == 1/ { @x = count(); }"
 done
 # x86-64 numbers: open 2, creat 85, openat 257, openat2 437
-RAW='rawtracepoint:sys_enter { $id = arg1; if ($id == 257 || $id == 2 || $id == 437 || $id == 85) { if (pid == 1) { @e = count(); } } }
-rawtracepoint:sys_exit { if (pid == 1) { @x = count(); } }'
+RAW='tracepoint:raw_syscalls:sys_enter { $id = args->id; if ($id == 257 || $id == 2 || $id == 437 || $id == 85) { if (pid == 1) { @e = count(); } } }
+tracepoint:raw_syscalls:sys_exit { $id = args->id; if ($id == 257 || $id == 2 || $id == 437 || $id == 85) { if (pid == 1) { @x = count(); } } }'
 with_bg() { # round variant cmd...
   local r=$1 v=$2; shift 2
   "$@" > "$WORK/bg.out" 2> "$WORK/bg.err" &
   local p=$!
   wait_links $p
   storm "$r" "$v"
-  kill -INT $p; wait $p || true
+  # bpftrace can miss a SIGINT that comes while it still attaches: ask again until it exits
+  for _ in $(seq 30); do kill -INT $p 2>/dev/null || break; sleep 1; kill -0 $p 2>/dev/null || break; done
+  wait $p || true
 }
 "$WORK/openstorm" 20000 "$TARGET" >/dev/null
 for r in $(seq "$ROUNDS"); do
