@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A/B of two builds of the addon under the open storm, in alternating rounds of one run
-# (docs/benchmarks.md, "Ring reader"). For each round and addon: `rtev collect --stdout` (or the
-# MODE given) of an open storm of N opens with RTEV_NATIVE_ADDON=ADDON, and
+# A/B of builds under the open storm, in alternating rounds of one run (docs/benchmarks.md,
+# "Signed path"). A build is an addon (NAME=FILE.node: this checkout with RTEV_NATIVE_ADDON=FILE)
+# or a whole built checkout (NAME=DIR: DIR/bin/rtev). For each round and build: `rtev collect
+# --stdout` (or the MODE given) of an open storm of N opens, and
 #   - the collector's CPU (its rusage, the storm's own subtracted), per event;
 #   - the storm's system time per open (the kernel side: syscall, the BPF programs, the ring write);
 #   - the storm's wall time per open; drops; peak RSS.
 # Run as root after `make build`:
-#   bench/addon-ab.sh N ROUNDS NAME=ADDON.node NAME=ADDON.node ...     (MODE=signed for --out --key)
+#   bench/addon-ab.sh N ROUNDS NAME=ADDON.node|DIR NAME=ADDON.node|DIR ...   (MODE=signed: --out --key)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -26,7 +27,8 @@ for r in $(seq "$ROUNDS"); do
   for spec in "$@"; do
     name=${spec%%=*}; addon=${spec#*=}
     if [ "$MODE" = signed ]; then out=(--out "$WORK/ev" --key "$WORK/key"); else out=(--stdout); fi
-    /usr/bin/time -f '%U %S %M' -o "$WORK/time" env RTEV_NATIVE_ADDON="$addon" node "$REPO/bin/rtev" collect "${out[@]}" \
+    if [ -d "$addon" ]; then run=(env node "$addon/bin/rtev"); else run=(env RTEV_NATIVE_ADDON="$addon" node "$REPO/bin/rtev"); fi
+    /usr/bin/time -f '%U %S %M' -o "$WORK/time" "${run[@]}" collect "${out[@]}" \
       --command-stdout "$WORK/storm.out" -- "$WORK/openstorm" "$N" "$TARGET" > "$WORK/out.ndjson" 2> "$WORK/err"
     if [ -d "$WORK/ev" ]; then delivered=$(cat "$WORK"/ev/chunk-*.ndjson | grep -cF "\"path\":\"$TARGET\"" || true)
     else delivered=$(grep -cF "\"path\":\"$TARGET\"" "$WORK/out.ndjson" || true); fi
