@@ -132,7 +132,7 @@ for (const [name, rs] of Object.entries(by)) {
 const cpu = (name) => med((by[name] ?? []).map((r) => r[7]));
 const ratio = (a, b) => (isNaN(cpu(a)) || isNaN(cpu(b)) ? "-" : (cpu(a) / cpu(b)).toFixed(2) + "x");
 const net = (name) => { const rs = by[name] ?? []; const c = med(rs.map((r) => r[6])), d = med(rs.map((r) => r[3])); return d > 0 ? (c - startup(name)) / d : NaN; };
-console.log(`CPU per event without each mode's fixed cost, signed / stdout: ${(net("rtev_out_signed") / net("rtev_stdout")).toFixed(2)}x`);
+console.log(`CPU per event without the fixed cost of each mode, signed / stdout: ${(net("rtev_out_signed") / net("rtev_stdout")).toFixed(2)}x`);
 console.log(`\nCPU per event, ratios of medians: bpftrace / rtev --stdout ${ratio("bpftrace", "rtev_stdout")}, bpftrace / rtev signed ${ratio("bpftrace", "rtev_out_signed")}, signed / stdout ${ratio("rtev_out_signed", "rtev_stdout")}, reference / fast path: stdout ${ratio("rtev_stdout_reference", "rtev_stdout")}, signed ${ratio("rtev_out_signed_reference", "rtev_out_signed")}`);' "$RUNS"
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw: $RUNS"
