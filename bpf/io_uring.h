@@ -383,7 +383,9 @@ int BPF_PROG(handle_iou_net_submit, struct io_kiocb *req)
 		st->multishot = (iou_field(cmd, struct io_accept, iou_flags, __u32) & IOU_ACCEPT_MULTISHOT) != 0;
 		if (st->multishot) {
 			struct iou_mshot_key mk = { .ctx = (__u64)req->ctx, .user_data = st->user_data };
-			bpf_map_update_elem(&iou_mshots, &mk, &key, BPF_ANY);
+			/* full: its per-connection CQEs cannot be matched, so they are lost */
+			if (bpf_map_update_elem(&iou_mshots, &mk, &key, BPF_ANY) != 0)
+				count(PROBE_NET_CONNECT, COUNTER_RING_FULL);
 		}
 	}
 	if (bpf_map_update_elem(&iou_nets, &key, st, BPF_ANY) != 0)
