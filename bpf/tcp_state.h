@@ -112,7 +112,8 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 			bpf_map_delete_elem(&listen_owners, &lkey);
 	}
 
-	if (filtered_out(owner.pid, cfg.filter_cgroups == 2 ? cgroup_filter_key(owner.cgroup_id, owner.cgroup_v1_id) : owner.cgroup_id)) {
+	if (filtered_out(owner.pid, cfg.filter_cgroups == 2 ? cgroup_filter_key(owner.cgroup_id, owner.cgroup_v1_id)
+							    : owner.cgroup_id)) {
 		count(PROBE_TCP_STATE, COUNTER_FILTERED);
 		return 0;
 	}
