@@ -272,7 +272,12 @@ export class Collector {
     // (first-seen deduplicates decoded records: it takes the reference path)
     const fastPath = firstSeen ? undefined : session.createFastPath({ fileOpen: session.attachedProbes.includes('file_open'), attribute, pathFilter: pathFilter.active });
     // the two rings merged in ts_ns order (bounded hold; docs/format.md, "Record order")
-    const window = config.orderWindowMs ?? DEFAULT_ORDER_WINDOW_MS;
+    // A first-seen window rotates at each seal, and its counts go into that chunk's predicate: a
+    // record still held by the merge at a seal would land in the next chunk and break the exact
+    // per-chunk accounting. So first-seen runs (function probes by default, --file-open-mode
+    // first-seen) write in arrival order (docs/format.md, "Record order").
+    const firstSeenWindows = firstSeen || (functions !== undefined && config.functionMode === 'first-seen');
+    const window = firstSeenWindows ? 0 : config.orderWindowMs ?? DEFAULT_ORDER_WINDOW_MS;
     const ordered = new OrderedSink(sink, window > 0
       ? { ...orderBounds(window), floor: () => pipeline?.oldestHeldTs, onError: (err) => sinkFailure(err) }
       : { quietMs: 0, slackMs: 0, lagMs: 0, maxHoldMs: 0, onError: (err) => sinkFailure(err) });

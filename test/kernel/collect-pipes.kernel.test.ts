@@ -23,7 +23,8 @@ const alive = (pid: number): boolean => {
 /** pipeline runs `rtev collect ARGS | head -N` in bash and gives both statuses and rtev's stderr. */
 function pipeline(args: string[], lines: number, dir: string): { rtev: number; head: number; stderr: string; out: string } {
   const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const script = `'${process.execPath}' '${RTEV}' collect ${quoted} 2>'${dir}/stderr' | head -${lines} >'${dir}/out'; echo "\${PIPESTATUS[0]} \${PIPESTATUS[1]}"`;
+  // a background opener, so a system-wide run has records to write even on a quiet host
+  const script = `(for i in $(seq 600); do cat /etc/hostname >/dev/null; sleep 0.05; done) & bg=$!; '${process.execPath}' '${RTEV}' collect ${quoted} 2>'${dir}/stderr' | head -${lines} >'${dir}/out'; st="\${PIPESTATUS[0]} \${PIPESTATUS[1]}"; kill $bg 2>/dev/null; wait $bg 2>/dev/null; echo "$st"`;
   const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.error, undefined, `bash failed: ${String(r.error)}`);
   const [rtev, head] = r.stdout.trim().split(' ').map(Number);
