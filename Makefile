@@ -40,6 +40,7 @@ APT_PACKAGES := \
 	libnss3 \
 	gnutls-bin \
 	liburing-dev \
+	patchelf \
 	# end of APT_PACKAGES
 
 BPF_SOURCES := $(wildcard bpf/*.bpf.c)
@@ -48,7 +49,7 @@ NATIVE_SOURCES := $(wildcard native/*.c)
 NATIVE_HEADERS := $(wildcard native/*.h)
 CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps build bpf native native-asan node22 ts test test-unit test-kernel test-e2e demo bench clean format format-check
+.PHONY: all deps build bpf native native-asan node22 python-perf ts test test-unit test-kernel test-e2e demo bench clean format format-check
 
 all: build
 
@@ -99,6 +100,16 @@ $(NODE22):
 	npm install --no-audit --no-fund --no-save --prefix $(NODE22_DIR) node@22 >/dev/null
 	@$@ --version | grep -q '^v22\.' || { echo "$@ is not Node 22" >&2; rm -f $@; exit 1; }
 
+## python-perf: a CPython >= 3.12 with the perf trampoline (`-X perf`) for the Python case of
+## test/unit/symbolize-runtimes.test.ts (Debian 12's python3 is 3.11). On Debian 12,
+## scripts/install-python-perf.sh unpacks Debian 13's python3.13 and libc6 from the Debian archive
+## apt uses into .cache/python3 (nothing installed system-wide); on Debian 13 it links /usr/bin's.
+## Kept by `make clean`, like node22.
+PYPERF_DIR ?= .cache/python3
+python-perf: $(PYPERF_DIR)/installed
+$(PYPERF_DIR)/installed: scripts/install-python-perf.sh | .deps-stamp
+	./scripts/install-python-perf.sh $(PYPERF_DIR)
+
 ## format-check: bpf/ and native/ follow .clang-format (`make format` rewrites them)
 format-check: deps
 	$(CLANG_FORMAT) --dry-run -Werror $(BPF_SOURCES) $(BPF_HEADERS) $(NATIVE_SOURCES) $(NATIVE_HEADERS)
@@ -108,11 +119,11 @@ format: deps
 
 ## test: every tier (scripts/run-tests.sh). The unit tier runs twice, on Node 20 and on Node 22,
 ## each time as the unprivileged user nobody when make runs as root (scripts/unit-tests.sh).
-test: build native-asan node22 format-check
+test: build native-asan node22 python-perf format-check
 	RTEV_NODE22=$(abspath $(NODE22)) ./scripts/run-tests.sh
 
 ## test-unit: the unit tier alone, on Node 20 and Node 22, unprivileged
-test-unit: build node22
+test-unit: build node22 python-perf
 	./scripts/unit-tests.sh node
 	./scripts/unit-tests.sh $(abspath $(NODE22))
 

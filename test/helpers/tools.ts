@@ -9,7 +9,7 @@ import * as path from 'node:path';
  * that uses one says at its top why a recorded fixture would not do.
  */
 
-/** Debian package of each tool the unit tier runs (all of them are in the Makefile's APT_PACKAGES). */
+/** Debian package of each tool the tests run (all of them are in the Makefile's APT_PACKAGES). */
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   gcc: 'gcc',
   objcopy: 'binutils',
@@ -24,6 +24,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'dpkg-query': 'dpkg',
   'systemd-analyze': 'systemd',
   bpftool: 'bpftool',
+  containerd: 'containerd',
+  ctr: 'containerd',
 };
 
 /** which finds an executable on PATH (no shell), or undefined. */

@@ -12,9 +12,9 @@ import { CgroupGate } from '../../src/ingest/cgroup-gate';
 import { FastPath } from '../../src/ingest/fast-path';
 import { loadBinding } from '../../src/ingest/native';
 import { PathFilter } from '../../src/ingest/path-filter';
-import { Pipeline, type ContainerLookup } from '../../src/ingest/pipeline';
+import { Pipeline } from '../../src/ingest/pipeline';
 import { CGROUP_V1_KEY, cgroupFilterKey } from '../../src/ingest/session';
-import type { RecordSink } from '../../src/store/sink';
+import { fileOpenRecord, frames, memorySink, ScriptedLookup, type FinalAnswer } from '../helpers/ring-records';
 
 const WEB = 'a'.repeat(64);
 const DB = 'b'.repeat(64);
@@ -26,7 +26,7 @@ const FACTS: Record<string, ContainerFacts> = {
 };
 
 /** cgroup 10: web, 11: db, 12: host, 13: a container never resolved, 1 + v1 20: host on a hybrid host */
-const ANSWERS = new Map<string, { containerId?: string; imageDigest?: string } | 'never'>([
+const ANSWERS = new Map<string, FinalAnswer>([
   ['v2:10', { containerId: `podman://${WEB}`, imageDigest: DIGEST }],
   ['v2:11', { containerId: `podman://${DB}`, imageDigest: DIGEST }],
   ['v2:12', {}],
@@ -34,57 +34,10 @@ const ANSWERS = new Map<string, { containerId?: string; imageDigest?: string } |
   ['v1:20', {}],
 ]);
 
-/** attribution that is pending until whenSettled is asked (as the Enricher's first lookup) */
-class Lookup implements ContainerLookup {
-  readonly settled = new Set<string>();
-  lookup(id: bigint, hierarchy: 'v2' | 'v1' = 'v2'): { containerId?: string; imageDigest?: string } | 'pending' {
-    const a = ANSWERS.get(`${hierarchy}:${id}`) ?? {};
-    return a === 'never' || !this.settled.has(`${hierarchy}:${id}`) ? 'pending' : a;
-  }
-  async whenSettled(id: bigint, timeoutMs: number, hierarchy: 'v2' | 'v1' = 'v2'): Promise<unknown> {
-    if (ANSWERS.get(`${hierarchy}:${id}`) === 'never') return new Promise((r) => setTimeout(r, timeoutMs));
-    await new Promise((r) => setTimeout(r, 5));
-    this.settled.add(`${hierarchy}:${id}`);
-    return undefined;
-  }
-}
+/** attribution that is pending until whenSettled is asked (as the Enricher's first lookup), 5 ms later settled */
+const lookup = (): ScriptedLookup => new ScriptedLookup((id, h) => ANSWERS.get(`${h}:${id}`) ?? {}, { settleMs: 5, neverWaits: true });
 
-function openRecord(ts: bigint, cgroup: bigint, v1: bigint, path: string): Buffer {
-  const p = Buffer.from(path);
-  const b = Buffer.alloc(88 + p.length);
-  b.writeBigUInt64LE(ts, 0);
-  b.writeBigUInt64LE(cgroup, 8);
-  b.writeUInt32LE(1, 16); // file_open
-  b.writeUInt32LE(b.length, 20);
-  b.writeUInt32LE(100, 24);
-  b.writeUInt32LE(100, 28);
-  Buffer.from('cat').copy(b, 32);
-  b.writeBigUInt64LE(v1, 48);
-  b.writeBigInt64LE(3n, 56);
-  b.writeInt32LE(-100, 72);
-  b.writeUInt16LE(p.length, 76);
-  b.writeUInt8(1, 82);
-  p.copy(b, 88);
-  return b;
-}
-
-function frames(records: Buffer[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const r of records) {
-    const head = Buffer.alloc(8);
-    head.writeUInt32LE(r.length);
-    parts.push(head, r, Buffer.alloc(((r.length + 7) & ~7) - r.length));
-  }
-  return Buffer.concat(parts);
-}
-
-function memorySink(): RecordSink & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines, backlogBytes: 0, bytesWritten: 0, close: async () => {},
-    write(line) { lines.push(line); },
-  };
-}
+const openRecord = (ts: bigint, cgroup: bigint, v1: bigint, path: string): Buffer => fileOpenRecord({ ts, cgroup, v1, path });
 
 test('gate: a narrowing selection keeps its containers, drops the rest, denies in the kernel only what is decided for good', () => {
   const denied: bigint[] = [];
@@ -124,7 +77,7 @@ async function run(records: Buffer[], fast: boolean, holdMs = 200): Promise<{ li
   const gate = new CgroupGate({ selector: { containers: ['web'] }, facts: (id) => FACTS[id] });
   const fp = fast ? FastPath.create(loadBinding(), { fileOpen: true, attribute: true }, {}) : undefined;
   if (fast) assert.ok(fp !== undefined, 'the addon has the fast path');
-  const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: new Lookup(), select: gate, holdMs, ...(fp !== undefined ? { fastPath: fp } : {}) });
+  const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: lookup(), select: gate, holdMs, ...(fp !== undefined ? { fastPath: fp } : {}) });
   // two batches: the second comes after the attributions settled (fast path lines for kept cgroups)
   for (const part of [records, records.map((r) => Buffer.from(r))]) {
     const raw = frames(part);
@@ -163,8 +116,7 @@ test('pipeline + gate: new cgroups wait for attribution, then are kept or filter
 
 test('pipeline: the hold is bounded in bytes: past maxHeldBytes the oldest cgroup is released early and counted', async () => {
   const sink = memorySink();
-  const lookup = new Lookup();
-  const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: lookup, holdMs: 100, maxHeldBytes: 300 });
+  const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: lookup(), holdMs: 100, maxHeldBytes: 300 });
   const raw = frames([openRecord(1n, 13n, 0n, '/never/a'), openRecord(2n, 13n, 0n, '/never/b'), openRecord(3n, 12n, 0n, '/host/a'), openRecord(4n, 12n, 0n, '/host/b')]);
   pipeline.handleBatch(raw, raw.length);
   await pipeline.idle();

@@ -17,52 +17,15 @@ import { FrameKind } from '../../src/decode/segment';
 import { FastPath } from '../../src/ingest/fast-path';
 import { loadBinding } from '../../src/ingest/native';
 import { PathFilter } from '../../src/ingest/path-filter';
-import { Pipeline, type ContainerLookup } from '../../src/ingest/pipeline';
+import { Pipeline } from '../../src/ingest/pipeline';
 import { StreamSink } from '../../src/store/output';
 import { makeHarness } from '../helpers/evidence-fixtures';
 import { REPO } from '../helpers/collector';
 import { readSamples } from '../helpers/fake-binding';
+import { fileOpenRecord, frames, ScriptedLookup, type FinalAnswer, type OpenSpec } from '../helpers/ring-records';
 
 const FIXTURE = path.join(REPO, 'test', 'fixtures', 'ringbuf', 'trigger');
 const binding = loadBinding();
-
-function frames(records: Buffer[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const r of records) {
-    const head = Buffer.alloc(8);
-    head.writeUInt32LE(r.length);
-    parts.push(head, r, Buffer.alloc(((r.length + 7) & ~7) - r.length));
-  }
-  return Buffer.concat(parts);
-}
-
-type Answer = { containerId?: string; imageDigest?: string } | 'pending';
-type Final = { containerId?: string; imageDigest?: string } | 'never';
-
-/**
- * Attribution as the Enricher gives it: a cgroup's answer is 'pending' until its resolution
- * settles (whenSettled), then stable; `evictedAt` makes a known cgroup pending again at the
- * start of a batch (the cache dropped it), until it settles again.
- */
-class ScriptedLookup implements ContainerLookup {
-  readonly #resolved = new Set<string>();
-  constructor(readonly final: (id: bigint, hierarchy: 'v2' | 'v1') => Final, readonly evictedAt: (id: bigint, hierarchy: 'v2' | 'v1') => number = () => -1) {}
-  startBatch(n: number): void {
-    for (const key of [...this.#resolved]) {
-      const [h, id] = key.split(':') as ['v2' | 'v1', string];
-      if (this.evictedAt(BigInt(id), h) === n) this.#resolved.delete(key);
-    }
-  }
-  lookup(id: bigint, hierarchy: 'v2' | 'v1' = 'v2'): Answer {
-    const f = this.final(id, hierarchy);
-    if (f === 'never' || !this.#resolved.has(`${hierarchy}:${id}`)) return 'pending';
-    return f;
-  }
-  async whenSettled(id: bigint, _timeoutMs: number, hierarchy: 'v2' | 'v1' = 'v2'): Promise<unknown> {
-    if (this.final(id, hierarchy) !== 'never') this.#resolved.add(`${hierarchy}:${id}`);
-    return undefined;
-  }
-}
 
 interface Run {
   bytes: Buffer;
@@ -133,35 +96,6 @@ test('fast path: the recorded fixture gives the bytes of the reference path and 
 
 const O_CREAT = 0o100;
 
-interface OpenSpec {
-  ts: bigint; cgroup: bigint; v1: bigint; pid: number; tid: number; comm: Uint8Array; ret: number; flags: number; mode: number;
-  dfd: number; path: Uint8Array; dir: Uint8Array; pathFlags: number; syscall: number; sizeDelta: number; kind: number;
-}
-
-function openRecord(s: OpenSpec): Buffer {
-  const size = 88 + s.path.length + s.dir.length;
-  const b = Buffer.alloc(size);
-  b.writeBigUInt64LE(s.ts, 0);
-  b.writeBigUInt64LE(s.cgroup, 8);
-  b.writeUInt32LE(s.kind, 16);
-  b.writeUInt32LE((size + s.sizeDelta) >>> 0, 20);
-  b.writeUInt32LE(s.pid, 24);
-  b.writeUInt32LE(s.tid, 28);
-  Buffer.from(s.comm).copy(b, 32, 0, 16);
-  b.writeBigUInt64LE(s.v1, 48);
-  b.writeBigInt64LE(BigInt(s.ret), 56);
-  b.writeUInt32LE(s.flags >>> 0, 64);
-  b.writeUInt32LE(s.mode >>> 0, 68);
-  b.writeInt32LE(s.dfd, 72);
-  b.writeUInt16LE(s.path.length, 76);
-  b.writeUInt16LE(s.dir.length, 78);
-  b.writeUInt16LE(s.pathFlags, 80);
-  b.writeUInt8(s.syscall, 82);
-  Buffer.from(s.path).copy(b, 88);
-  Buffer.from(s.dir).copy(b, 88 + s.path.length);
-  return b;
-}
-
 /** bytes that make hostile text: valid and broken UTF-8, controls, quotes, '.', '/' */
 const hostileByte = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...Buffer.from('abc./-_ ')) },
@@ -204,7 +138,7 @@ const openSpec: fc.Arbitrary<OpenSpec> = fc.record({
 test('fast path: fuzzed file_open records (hostile text, 4 KiB paths, relative joins) give the same bytes and counters', async () => {
   let fastLines = 0;
   await fc.assert(fc.asyncProperty(fc.array(openSpec, { minLength: 1, maxLength: 30 }), async (specs) => {
-    const records = specs.map(openRecord);
+    const records = specs.map((s) => fileOpenRecord(s));
     const r = await runBoth([records]);
     assertSame(r);
     fastLines += r.fast.fastLines;
@@ -223,7 +157,7 @@ test('fast path: hostile paths written out in full, one by one', async () => {
   const utf8 = ['/ok/é/😀', '/' + 'é'.repeat(2047), 'é/./€'].map((p) => Buffer.from(p, 'utf8'));
   const records: Buffer[] = [];
   for (const p of [...bytes, ...utf8]) {
-    for (const pathFlags of [0, 1, 4, 5, 12]) records.push(openRecord({ ...base, path: Uint8Array.from(p), pathFlags }));
+    for (const pathFlags of [0, 1, 4, 5, 12]) records.push(fileOpenRecord({ ...base, path: Uint8Array.from(p), pathFlags }));
   }
   const r = await runBoth([records]);
   assertSame(r);
@@ -233,7 +167,7 @@ test('fast path: hostile paths written out in full, one by one', async () => {
 // ---------- attribution ----------
 
 /** by cgroup id: every case of attribution */
-function finalAnswer(id: bigint, hierarchy: 'v2' | 'v1'): Final {
+function finalAnswer(id: bigint, hierarchy: 'v2' | 'v1'): FinalAnswer {
   if (hierarchy === 'v1') return { containerId: `v1-${id}`, imageDigest: 'sha256:' + 'a'.repeat(64) };
   switch (Number(id % 8n)) {
     case 0: return {};                                                    // a host cgroup
@@ -252,7 +186,7 @@ const exec = fixture.find((rec) => rec.readUInt32LE(16) === 2)!;
 /** records of cgroups 0-15 (v1 ids when in the root), with a process_exec of the same cgroup every 4th */
 function attributed(specs: OpenSpec[]): Buffer[] {
   return specs.flatMap((s, i) => {
-    const rec = openRecord({ ...s, cgroup: s.cgroup % 16n, v1: s.v1 % 4n === 0n ? 0n : 100n + (s.v1 % 4n) });
+    const rec = fileOpenRecord({ ...s, cgroup: s.cgroup % 16n, v1: s.v1 % 4n === 0n ? 0n : 100n + (s.v1 % 4n) });
     if (i % 4 !== 0) return [rec];
     // the reference path takes it, and may hold it while its cgroup is pending
     const e = Buffer.from(exec);
@@ -271,7 +205,7 @@ test('fast path: every attribution case gives the same bytes, over batches (the 
     fastLines += r.fast.fastLines;
   }), { numRuns: 150 });
   assert.ok(fastLines > 300, `${fastLines} fast lines`);
-  const one = [0n, 1n, 2n, 3n, 4n, 6n, 7n].map((cgroup) => openRecord({
+  const one = [0n, 1n, 2n, 3n, 4n, 6n, 7n].map((cgroup) => fileOpenRecord({
     ts: 1n, cgroup, v1: cgroup === 1n ? 77n : 0n, pid: 1, tid: 1, comm: new Uint8Array(), ret: 3, flags: 0, mode: 0, dfd: -100,
     path: Uint8Array.from(Buffer.from('/x')), dir: new Uint8Array(), pathFlags: 0, syscall: 1, sizeDelta: 0, kind: 1,
   }));
@@ -286,7 +220,7 @@ test('fast path: a known cgroup that goes pending again (evicted) keeps each cgr
     const records = attributed(specs);
     // the order across cgroups may differ (the fast path does not hold lines of a cgroup until a
     // record of it waits); per cgroup, the lines and their order are the same
-    const r = await runBoth([records, records, records], { lookup: () => new ScriptedLookup(finalAnswer, (id) => (id % 3n === 0n ? 1 : -1)) });
+    const r = await runBoth([records, records, records], { lookup: () => new ScriptedLookup(finalAnswer, { evictedAt: (id) => (id % 3n === 0n ? 1 : -1) }) });
     const byCgroup = (b: Buffer): Map<string, string[]> => {
       const m = new Map<string, string[]>();
       for (const line of b.toString('latin1').split('\n').filter((l) => l.length > 0)) {
@@ -348,7 +282,7 @@ test('fast path: package attribution of signed chunks notes the same files and s
     ...s, kind: 1, sizeDelta: 0, pid: 1 + (i % 7), cgroup: BigInt(i % 5), v1: 0n,
     path: Uint8Array.from(Buffer.from(`/usr/lib/x86_64-linux-gnu/f${i % 300}.so`)), dir: new Uint8Array(), pathFlags: 0,
   }));
-  const records = specs.map(openRecord);
+  const records = specs.map((s) => fileOpenRecord(s));
   const run = async (fast: boolean): Promise<{ files: string[]; predicates: unknown[] }> => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-fast-attr-'));
     const keyFile = path.join(root, 'k');

@@ -7,31 +7,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FrameKind, segmentLine, type Segment } from '../../src/decode/segment';
+import { FrameKind } from '../../src/decode/segment';
 import { FastPath } from '../../src/ingest/fast-path';
 import { loadBinding } from '../../src/ingest/native';
 import { OrderedSink } from '../../src/ingest/order';
 import { PathFilter } from '../../src/ingest/path-filter';
 import { Pipeline } from '../../src/ingest/pipeline';
-import type { LineInfo, RecordSink } from '../../src/store/sink';
+import type { LineInfo } from '../../src/store/sink';
+import { fileOpenRecord, frames, memorySink } from '../helpers/ring-records';
 
 const MS = 1_000_000n;
-
-function memorySink(): RecordSink & { lines: string[]; ts: bigint[]; segments: number } {
-  const sink = {
-    lines: [] as string[], ts: [] as bigint[], segments: 0, backlogBytes: 0, bytesWritten: 0, close: async () => {},
-    write(line: string, info: LineInfo) { sink.lines.push(line); sink.ts.push(info.tsNs); },
-    writeSegment(seg: Segment, first: number, last: number) {
-      sink.segments++;
-      for (let i = first; i < last; i++) {
-        const l = segmentLine(seg, i);
-        sink.lines.push(seg.batch.toString('utf8', l.start, l.end - 1));
-        sink.ts.push(l.tsNs);
-      }
-    },
-  };
-  return sink;
-}
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const info = (ts: bigint): LineInfo => ({ type: 'file_open', tsNs: ts, probe: 'file_open' });
@@ -43,7 +28,7 @@ function nonDecreasing(ts: bigint[]): boolean {
 
 test('order: an exec of the rare ring that arrives after later opens is written before them', async () => {
   let now = 1000n * MS;
-  const sink = memorySink();
+  const sink = memorySink({ segments: true });
   const o = new OrderedSink(sink, { now: () => now });
   // the bulk ring delivers opens at 950..990 ms; the rare ring then an exec at 960 ms
   o.beginBatch('bulk');
@@ -64,7 +49,7 @@ test('order: an exec of the rare ring that arrives after later opens is written 
 
 test('order: a record held is never held past maxHoldMs, and one that comes after newer ones were written is counted late', async () => {
   let now = 10_000n * MS;
-  const sink = memorySink();
+  const sink = memorySink({ segments: true });
   const o = new OrderedSink(sink, { now: () => now, maxHoldMs: 500 });
   o.beginBatch('bulk');
   o.write('a', info(now + 1000n * MS)); // a timestamp ahead of the clock
@@ -85,7 +70,7 @@ test('order: a record held is never held past maxHoldMs, and one that comes afte
 
 test('order: past maxRecords the oldest are released early (counted), the rest in order', async () => {
   const now = 0n;
-  const sink = memorySink();
+  const sink = memorySink({ segments: true });
   const o = new OrderedSink(sink, { now: () => now, maxRecords: 4 });
   o.beginBatch('bulk');
   for (const t of [50n, 10n, 40n, 20n, 30n, 60n]) o.write(String(t), info(t));
@@ -100,7 +85,7 @@ test('order: past maxRecords the oldest are released early (counted), the rest i
 
 test('order: records waiting for attribution (the floor) hold the release back', async () => {
   let now = 1000n * MS;
-  const sink = memorySink();
+  const sink = memorySink({ segments: true });
   let floor: bigint | undefined = 940n * MS;
   const o = new OrderedSink(sink, { now: () => now, floor: () => floor });
   o.beginBatch('bulk');
@@ -125,40 +110,15 @@ test('order: records waiting for attribution (the floor) hold the release back',
 
 // ---------- fast-path segments ----------
 
-function openRecord(ts: bigint, path: string): Buffer {
-  const p = Buffer.from(path);
-  const b = Buffer.alloc(88 + p.length);
-  b.writeBigUInt64LE(ts, 0);
-  b.writeBigUInt64LE(5n, 8);
-  b.writeUInt32LE(1, 16);
-  b.writeUInt32LE(b.length, 20);
-  b.writeUInt32LE(7, 24);
-  b.writeUInt32LE(7, 28);
-  Buffer.from('cat').copy(b, 32);
-  b.writeBigInt64LE(3n, 56);
-  b.writeInt32LE(-100, 72);
-  b.writeUInt16LE(p.length, 76);
-  b.writeUInt8(1, 82);
-  p.copy(b, 88);
-  return b;
-}
-
-function frames(records: Buffer[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const r of records) {
-    const head = Buffer.alloc(8);
-    head.writeUInt32LE(r.length);
-    parts.push(head, r, Buffer.alloc(((r.length + 7) & ~7) - r.length));
-  }
-  return Buffer.concat(parts);
-}
+/** an open by pid 7 in cgroup 5 */
+const openRecord = (ts: bigint, path: string): Buffer => fileOpenRecord({ ts, path, pid: 7, tid: 7 });
 
 const START = 1000n * MS;
 
 /** runs batches (bulk: opens, rare: other rings' records as lines) through Pipeline -> OrderedSink */
 async function merge(batches: { ring: 'bulk' | 'rare'; ts: bigint[] }[], fast: boolean): Promise<{ lines: string[]; ts: bigint[]; segments: number; late: number }> {
   let now = START;
-  const sink = memorySink();
+  const sink = memorySink({ segments: true });
   const o = new OrderedSink(sink, { now: () => now });
   const fp = fast ? FastPath.create(loadBinding(), { fileOpen: true, attribute: false }, {}) : undefined;
   if (fast) assert.ok(fp !== undefined);
@@ -203,7 +163,7 @@ test('order: fuzzed batches of both rings, reference and fast path: non-decreasi
 });
 
 test('order: a backlog catching up: a sorted segment older than what both rings delivered goes straight through as one range', async () => {
-  const sink = memorySink();
+  const sink = memorySink({ segments: true });
   const o = new OrderedSink(sink, { now: () => 9500n * MS });
   const fp = FastPath.create(loadBinding(), { fileOpen: true, attribute: false }, {})!;
   const pipeline = new Pipeline({ sink: o, pathFilter: new PathFilter([], []), fastPath: fp });

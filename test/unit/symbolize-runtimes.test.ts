@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { computeNodeHash, resolveTargets, Symbolizer } from '../../src/symbolize';
 import { buildGo, runtimeAddr, start, tempDir } from '../progs/func/build';
+import { perfPython } from '../helpers/python';
 import { requireTools } from '../helpers/tools';
 
 /*
@@ -15,7 +16,8 @@ import { requireTools } from '../helpers/tools';
  * live process, so the program must run here: the Go binary is built by the toolchain users
  * have (its pclntab and build info are what is under test), and the OpenSSL case must be this
  * machine's libssl3 with the dpkg record that names it. A missing tool fails the test (the
- * Makefile installs them); only the Python case is conditional (below).
+ * Makefile installs them). The Python case needs a CPython >= 3.12 (perf trampoline), which
+ * `make python-perf` installs (below).
  */
 
 // Package main's functions are named `main.…` in Go binaries (and in govulncheck).
@@ -137,38 +139,49 @@ test('node: --perf-basic-prof JIT frame named from the perf map, runtime node', 
   }
 });
 
-function python312(): string | undefined {
-  const pyenv = path.join(process.env['HOME'] ?? '/root', '.pyenv/versions');
-  const extra = fs.existsSync(pyenv) ? fs.readdirSync(pyenv).sort().reverse().map((v) => path.join(pyenv, v, 'bin/python3')) : [];
-  for (const cand of ['python3.13', 'python3.12', 'python3', ...extra]) {
-    const r = spawnSync(cand, ['-c', 'import sys,sysconfig;print(sys.version_info>=(3,12) and sysconfig.get_config_var("PY_HAVE_PERF_TRAMPOLINE")==1)'], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim() === 'True') return cand;
-  }
-  return undefined;
-}
-// Debian 12 ships Python 3.11, which has no perf trampoline: this case runs where a Python >= 3.12
-// built with it is on PATH (or under ~/.pyenv), and says so in its skip reason elsewhere.
-const py = python312();
+// Debian 12's python3 is 3.11, which has no perf trampoline: `make python-perf` (part of `make test`
+// and `make test-unit`) installs Debian 13's python3.13 into .cache/python3 (test/helpers/python.ts).
+// Without it this case fails in CI and, elsewhere, skips naming the command that installs it.
+const py = perfPython();
 
-test('python: -X perf trampoline frame named from the perf map, runtime python', { skip: py === undefined ? 'no Python >= 3.12 with perf trampoline support on this machine' : false }, async () => {
+test('python: -X perf trampoline frames named from the perf map, runtime python', async (t) => {
+  if ('missing' in py) {
+    if (process.env['CI'] === 'true') throw new Error(py.missing);
+    t.skip(py.missing);
+    return;
+  }
   const script = [
     'import os, sys',
     'def hot_py_function(n):',
     '    return sum(range(n))',
-    'for _ in range(1000): hot_py_function(10)',
+    'def outer_py_function(n):',
+    '    return hot_py_function(n)',
+    'for _ in range(1000): outer_py_function(10)',
     'print(f"pid={os.getpid()} ready=0x1", flush=True)',
     'sys.stdin.read()',
   ].join('\n');
-  const p = await start(py!, ['-X', 'perf', '-c', script]);
+  const p = await start(py.python, ['-X', 'perf', '-c', script]);
   try {
-    const map = fs.readFileSync(`/tmp/perf-${p.pid}.map`, 'utf8');
-    const line = map.split('\n').find((l) => / py::hot_py_function:/.test(l));
-    assert.ok(line, 'perf map has hot_py_function');
-    const tramp = BigInt('0x' + line.split(' ')[0]);
-    const d = new Symbolizer().describeCall(p.pid, undefined, tramp, [tramp]);
-    assert.equal(d.runtime, 'python');
+    const map = fs.readFileSync(`/tmp/perf-${p.pid}.map`, 'utf8').split('\n');
+    const addrOf = (fn: string): bigint => {
+      const line = map.find((l) => new RegExp(` py::${fn}:`).test(l));
+      assert.ok(line, `perf map has ${fn}`);
+      return BigInt('0x' + line.split(' ')[0]) + 1n; // inside the trampoline, not at its first byte
+    };
+    const inner = addrOf('hot_py_function');
+    const outer = addrOf('outer_py_function');
+    const s = new Symbolizer();
+    const d = s.describeCall(p.pid, undefined, inner, [inner, outer]);
+    assert.equal(d.runtime, 'python', 'the process is python3.x (exe basename)');
+    assert.equal(d.frames.length, 2);
     assert.match(d.frames[0]!.symbol!, /^py::hot_py_function:/);
-    assert.equal(d.frames[0]!.kind, 'python');
+    assert.match(d.frames[1]!.symbol!, /^py::outer_py_function:/);
+    for (const f of d.frames) {
+      assert.equal(f.kind, 'python');
+      assert.equal(f.source, 'perfmap');
+      assert.equal(f.library, `/tmp/perf-${p.pid}.map`);
+    }
+    assert.equal(s.counters.perfMapFrames, 2);
   } finally {
     await p.stop();
     fs.rmSync(`/tmp/perf-${p.pid}.map`, { force: true });
