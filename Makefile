@@ -39,6 +39,7 @@ APT_PACKAGES := \
 	chromium \
 	libnss3 \
 	gnutls-bin \
+	libgnutls28-dev \
 	liburing-dev \
 	patchelf \
 	# end of APT_PACKAGES

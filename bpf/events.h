@@ -173,6 +173,9 @@ enum ssl_fn {
 	/* Go crypto/tls (bpf/ssl_op.h, entry-style probes at the RET instructions): ssl_ptr = the *tls.Conn */
 	SSL_FN_GO_READ = 9,
 	SSL_FN_GO_WRITE = 10,
+	/* GnuTLS, like 5-8: length-hiding sends and zero-copy receives (neither calls 5-8) */
+	SSL_FN_GNUTLS_SEND_RANGE = 11,
+	SSL_FN_GNUTLS_RECV_PACKET = 12,
 };
 
 /* Followed by stack_len u64 return addresses, innermost first. */

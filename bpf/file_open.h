@@ -5,7 +5,7 @@
  * certain to be resident (reading at entry loses about 2% of paths) and the
  * result tells a successful open from a failed one.
  */
-#include "path.h"
+#include "record.h"
 
 #define O_CREAT 0100
 #define O_WRONLY 01
@@ -78,21 +78,8 @@ static __always_inline void open_exit(long ret)
 	 * symlink as the last component) are resolved as the kernel resolved them, and path
 	 * filters and package attribution see that file. The walk replaces the read of the
 	 * caller's string (docs/probes.md, "Which path"). */
-	if (ret >= 0) {
-		struct dir_path fp = {};
-		if (dir_of_fd((int)ret, s->tmp, &fp) && fp.flags == 0 && fp.at_root && !fp.unlinked) {
-			__u32 len = fp.len & (RTEV_PATH_MAX - 1);
-			if (len > 0 &&
-			    bpf_probe_read_kernel(&s->rec[sizeof(*e)], len, &s->tmp[fp.start & TMP_MASK]) == 0) {
-				e->path_len = len;
-				e->path_flags = PATH_CANONICAL;
-				__u64 csize = sizeof(*e) + len;
-				e->hdr.size = csize;
-				emit(&events_bulk, s->rec, csize, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
-				return;
-			}
-		}
-	}
+	if (ret >= 0 && open_emit_canonical(s, e, (int)ret))
+		return;
 
 	/* a failed open, or a file outside the task's root or unlinked: the path as passed */
 	__u32 path_len = 0;
@@ -108,22 +95,8 @@ static __always_inline void open_exit(long ret)
 		}
 	}
 	e->path_len = path_len;
-
 	/* a relative path gets the directory it was resolved against */
-	if (path_len > 0 && s->rec[sizeof(*e)] != '/') {
-		struct dir_path dir = {};
-		if (dir_of_fd(args.dfd, s->tmp, &dir)) {
-			__u32 dir_len = dir.len & (RTEV_DIR_MAX - 1);
-			__u32 off = (sizeof(*e) + path_len) & (SCRATCH_SIZE / 2 - 1);
-			if (bpf_probe_read_kernel(&s->rec[off], dir_len, &s->tmp[dir.start & TMP_MASK]) == 0) {
-				e->dir_len = dir_len;
-				e->path_flags |= DIR_RESOLVED | dir.flags;
-			}
-		}
-	}
-	__u64 size = sizeof(*e) + path_len + e->dir_len;
-	e->hdr.size = size;
-	emit(&events_bulk, s->rec, size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
+	open_emit_as_passed(s, e, true);
 }
 
 SEC("tp/syscalls/sys_enter_openat")

@@ -21,10 +21,12 @@
  *    with the path read from the SQE, so --include-failed-opens sees it too.
  *
  * Multishot accepts post one CQE per connection without the request (req is NULL in the
- * tracepoint); their stash is also keyed by (ring, user_data). Not recorded, and counted:
- * requests with IOSQE_CQE_SKIP_SUCCESS (no completion is posted on success: `skipped`),
- * accepts into a fixed-file slot without an address buffer (no fd to read the peer from:
- * `skipped`), a stash table full (`ring_full`: lost).
+ * tracepoint); their stash is also keyed by (ring, user_data). Requests with
+ * IOSQE_CQE_SKIP_SUCCESS post a CQE only when they fail (the kernel's req_set_fail clears
+ * REQ_F_CQE_SKIP): no tracepoint ever fires for their success, so a success cannot be seen and
+ * each such request counts once as `skipped` at submission; its failure is still recorded like any
+ * other (its CQE comes). Not recorded, and counted: accepts into a fixed-file slot without an
+ * address buffer (no fd to read the peer from: `skipped`), a stash table full (`ring_full`: lost).
  *
  * Strings are compared byte by byte and no string constants are used (a .rodata.str map
  * would break the object's load).
@@ -32,9 +34,8 @@
 #ifndef RTEV_IO_URING_H
 #define RTEV_IO_URING_H
 
-/* needs bpf/net_connect.h (peer_from_socket, struct rtev_sockaddr) included before it */
 #include "common.h"
-#include "path.h"
+#include "record.h"
 
 /* UAPI values (include/uapi/linux/io_uring.h), stable since they were introduced */
 #define IOU_OP_ACCEPT 13
@@ -52,7 +53,8 @@ struct iou_open_stash {
 	__u32 tgid; /* the submitter's: only its threads share the file table the result's fd is in */
 	__u32 file_slot;
 	__u8 opcode;
-	__u8 _pad[7];
+	__u8 skip_success; /* IOSQE_CQE_SKIP_SUCCESS: counted as skipped at submission already */
+	__u8 _pad[6];
 	struct evt_file_open rec;
 	__u8 path[RTEV_PATH_MAX];
 };
@@ -65,8 +67,9 @@ struct iou_net_stash {
 	__u32 file_slot;
 	__u8 opcode;
 	__u8 multishot;
-	__u8 have_addr; /* connect: e.addr/family/port read at submit */
-	__u8 _pad[5];
+	__u8 have_addr;    /* connect: e.addr/family/port read at submit */
+	__u8 skip_success; /* IOSQE_CQE_SKIP_SUCCESS: counted as skipped at submission already */
+	__u8 _pad[4];
 	struct evt_net_connect rec;
 };
 
@@ -146,6 +149,7 @@ static __always_inline struct iou_open_stash *iou_open_stash_begin(struct scratc
 	st->tgid = bpf_get_current_pid_tgid() >> 32;
 	st->file_slot = slot;
 	st->opcode = opcode;
+	st->skip_success = 0;
 	struct evt_file_open *e = &st->rec;
 	iou_header(&e->hdr, EVT_FILE_OPEN);
 	e->ret = 0;
@@ -177,10 +181,14 @@ int BPF_PROG(handle_iou_open_submit, struct io_kiocb *req)
 		bpf_map_delete_elem(&iou_opens, &key); /* a stale stash must not meet this request's CQE */
 		return 0;
 	}
-	if (req->flags & IOU_REQ_F_CQE_SKIP) {
-		count(PROBE_FILE_OPEN, COUNTER_SKIPPED); /* no CQE on success: the result is not observable */
-		bpf_map_delete_elem(&iou_opens, &key);
-		return 0;
+	/* no CQE on success: the result is not observable, only a failure is (its CQE is posted) */
+	bool skip_success = (req->flags & IOU_REQ_F_CQE_SKIP) != 0;
+	if (skip_success) {
+		count(PROBE_FILE_OPEN, COUNTER_SKIPPED);
+		if (!cfg.record_failed_opens) {
+			bpf_map_delete_elem(&iou_opens, &key);
+			return 0;
+		}
 	}
 	__u8 cmd[IOU_CMD_SIZE];
 	struct scratch *s = get_scratch();
@@ -192,6 +200,7 @@ int BPF_PROG(handle_iou_open_submit, struct io_kiocb *req)
 	__u64 flags = iou_field(cmd, struct io_open, how.flags, __u64);
 	__u64 mode = iou_field(cmd, struct io_open, how.mode, __u64);
 	struct iou_open_stash *st = iou_open_stash_begin(s, opcode, req->cqe.user_data, dfd, flags, mode, slot);
+	st->skip_success = skip_success;
 
 	const char *name = NULL;
 	long n = -1;
@@ -265,7 +274,8 @@ static __always_inline void iou_open_complete(__u64 key, __s32 res, __u64 user_d
 	}
 	if (res < 0 && !cfg.record_failed_opens) {
 		bpf_map_delete_elem(&iou_opens, &key);
-		count(PROBE_FILE_OPEN, COUNTER_SKIPPED);
+		if (!st->skip_success)
+			count(PROBE_FILE_OPEN, COUNTER_SKIPPED);
 		return;
 	}
 	struct scratch *s = get_scratch();
@@ -280,43 +290,18 @@ static __always_inline void iou_open_complete(__u64 key, __s32 res, __u64 user_d
 	bool same_files = (bpf_get_current_pid_tgid() >> 32) == st->tgid;
 
 	/* a new fd (not a fixed-file slot) in a thread of the submitter: its canonical path */
-	if (res >= 0 && st->file_slot == 0 && same_files) {
-		struct dir_path fp = {};
-		if (dir_of_fd(res, s->tmp, &fp) && fp.flags == 0 && fp.at_root && !fp.unlinked) {
-			__u32 len = fp.len & (RTEV_PATH_MAX - 1);
-			if (len > 0 &&
-			    bpf_probe_read_kernel(&s->rec[sizeof(*e)], len, &s->tmp[fp.start & TMP_MASK]) == 0) {
-				bpf_map_delete_elem(&iou_opens, &key);
-				e->path_len = len;
-				e->path_flags = PATH_CANONICAL;
-				__u64 csize = sizeof(*e) + len;
-				e->hdr.size = csize;
-				emit(&events_bulk, s->rec, csize, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
-				return;
-			}
-		}
+	if (res >= 0 && st->file_slot == 0 && same_files && open_emit_canonical(s, e, res)) {
+		bpf_map_delete_elem(&iou_opens, &key);
+		return;
 	}
 
-	/* the path as submitted */
+	/* the path as submitted; a relative one resolved against dfd where the descriptor table is the submitter's */
 	__u32 path_len = e->path_len & (RTEV_PATH_MAX - 1);
 	if (path_len > 0)
 		bpf_probe_read_kernel(&s->rec[sizeof(*e)], path_len, st->path);
 	bpf_map_delete_elem(&iou_opens, &key);
 	e->path_len = path_len;
-	if (path_len > 0 && s->rec[sizeof(*e)] != '/' && same_files) {
-		struct dir_path dir = {};
-		if (dir_of_fd(e->dfd, s->tmp, &dir)) {
-			__u32 dir_len = dir.len & (RTEV_DIR_MAX - 1);
-			__u32 off = (sizeof(*e) + path_len) & (SCRATCH_SIZE / 2 - 1);
-			if (bpf_probe_read_kernel(&s->rec[off], dir_len, &s->tmp[dir.start & TMP_MASK]) == 0) {
-				e->dir_len = dir_len;
-				e->path_flags |= DIR_RESOLVED | dir.flags;
-			}
-		}
-	}
-	__u64 size = sizeof(*e) + path_len + e->dir_len;
-	e->hdr.size = size;
-	emit(&events_bulk, s->rec, size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
+	open_emit_as_passed(s, e, same_files);
 }
 
 SEC("tp_btf/io_uring_complete")
@@ -342,11 +327,10 @@ int BPF_PROG(handle_iou_net_submit, struct io_kiocb *req)
 		bpf_map_delete_elem(&iou_nets, &key);
 		return 0;
 	}
-	if (req->flags & IOU_REQ_F_CQE_SKIP) {
+	/* no CQE on success (counted as not observable); a failure posts one and is recorded */
+	bool skip_success = (req->flags & IOU_REQ_F_CQE_SKIP) != 0;
+	if (skip_success)
 		count(PROBE_NET_CONNECT, COUNTER_SKIPPED);
-		bpf_map_delete_elem(&iou_nets, &key);
-		return 0;
-	}
 	__u8 cmd[IOU_CMD_SIZE];
 	struct scratch *s = get_scratch();
 	if (!s || !iou_read_cmd(req, cmd))
@@ -356,6 +340,7 @@ int BPF_PROG(handle_iou_net_submit, struct io_kiocb *req)
 	st->user_data = req->cqe.user_data;
 	st->tgid = bpf_get_current_pid_tgid() >> 32;
 	st->opcode = opcode;
+	st->skip_success = skip_success;
 	struct evt_net_connect *e = &st->rec;
 	iou_header(&e->hdr, EVT_NET_CONNECT);
 	e->hdr.size = sizeof(*e);
@@ -364,18 +349,9 @@ int BPF_PROG(handle_iou_net_submit, struct io_kiocb *req)
 	if (opcode == IOU_OP_CONNECT) {
 		e->op = NET_OP_CONNECT;
 		/* the caller's sockaddr, in its memory now (the submitter or its SQPOLL thread) */
-		void *uaddr = iou_field(cmd, struct io_connect, addr, void *);
-		struct rtev_sockaddr sa = {};
-		if (uaddr && bpf_probe_read_user(&sa, sizeof(sa), uaddr) == 0 &&
-		    (sa.family == AF_INET || sa.family == AF_INET6)) {
-			e->family = sa.family;
-			e->port = net_ntohs(sa.port);
-			if (sa.family == AF_INET)
-				__builtin_memcpy(e->addr, &sa.v4, 4);
-			else
-				__builtin_memcpy(e->addr, sa.v6, 16);
+		__u64 uaddr = (__u64)iou_field(cmd, struct io_connect, addr, void *);
+		if (net_addr_from_user(e, uaddr) && (e->family == AF_INET || e->family == AF_INET6))
 			st->have_addr = 1;
-		}
 	} else {
 		e->op = NET_OP_ACCEPT;
 		st->addr = (__u64)iou_field(cmd, struct io_accept, addr, void *);
@@ -403,7 +379,8 @@ static __always_inline void iou_net_emit(struct iou_net_stash *st, __s32 res)
 	bool same_task = (bpf_get_current_pid_tgid() >> 32) == st->tgid;
 	if (st->opcode == IOU_OP_CONNECT) {
 		if (!st->have_addr) {
-			count(PROBE_NET_CONNECT, COUNTER_SKIPPED); /* not AF_INET/AF_INET6, or unreadable */
+			if (!st->skip_success)
+				count(PROBE_NET_CONNECT, COUNTER_SKIPPED); /* not AF_INET/AF_INET6, or unreadable */
 			return;
 		}
 	} else if (res >= 0) {
@@ -412,24 +389,15 @@ static __always_inline void iou_net_emit(struct iou_net_stash *st, __s32 res)
 		bool have = false;
 		if (same_task && st->file_slot == 0)
 			have = peer_from_socket(&e, res);
-		if (!have && same_task && st->addr) {
-			struct rtev_sockaddr sa = {};
-			if (bpf_probe_read_user(&sa, sizeof(sa), (void *)st->addr) == 0) {
-				e.family = sa.family;
-				e.port = net_ntohs(sa.port);
-				if (sa.family == AF_INET)
-					__builtin_memcpy(e.addr, &sa.v4, 4);
-				else if (sa.family == AF_INET6)
-					__builtin_memcpy(e.addr, sa.v6, 16);
-				have = true;
-			}
-		}
+		if (!have && same_task)
+			have = net_addr_from_user(&e, st->addr);
 		if (!have || (e.family != AF_INET && e.family != AF_INET6)) {
 			count(PROBE_NET_CONNECT, COUNTER_SKIPPED);
 			return;
 		}
 	} else {
-		count(PROBE_NET_CONNECT, COUNTER_SKIPPED); /* a failed accept has no peer, as for syscalls */
+		if (!st->skip_success)
+			count(PROBE_NET_CONNECT, COUNTER_SKIPPED); /* a failed accept has no peer, as for syscalls */
 		return;
 	}
 	emit_rare(&e, sizeof(e), PROBE_NET_CONNECT);

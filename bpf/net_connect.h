@@ -21,6 +21,7 @@
  * families (AF_UNIX, AF_NETLINK, ...) count as COUNTER_SKIPPED.
  */
 #include "common.h"
+#include "record.h"
 
 struct net_call {
 	__u64 addr;    /* user sockaddr pointer */
@@ -53,23 +54,6 @@ struct {
 
 #define thread_call(map, flags) ((struct net_call *)bpf_task_storage_get(map, bpf_get_current_task_btf(), 0, flags))
 
-struct rtev_sockaddr {
-	__u16 family;
-	__u16 port; /* network order */
-	union {
-		__u32 v4;
-		struct {
-			__u32 flowinfo;
-			__u8 v6[16];
-		};
-	};
-};
-
-static __always_inline __u16 net_ntohs(__u16 v)
-{
-	return (v >> 8) | (v << 8);
-}
-
 #define EINPROGRESS 115
 #define TCP_SYN_SENT_ 2
 #define TCP_ESTABLISHED_ 1
@@ -87,41 +71,6 @@ struct {
 	__type(value, struct evt_net_connect);
 } net_pending SEC(".maps");
 
-/* sock_of_fd: the struct sock behind a descriptor of the current task. */
-static __always_inline struct sock *sock_of_fd(__s64 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
-}
-
-/* peer_from_socket fills e from the socket behind fd (accept with a NULL address). */
-static __always_inline bool peer_from_socket(struct evt_net_connect *e, __s64 fd)
-{
-	struct sock *sk = sock_of_fd(fd);
-	if (!sk)
-		return false;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->family = family;
-	e->port = net_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		__u32 v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->addr, &v4, 4);
-	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
-	return true;
-}
-
 static __always_inline void net_emit(struct net_call *c, __s64 ret, __u8 hook)
 {
 	struct evt_net_connect e = {};
@@ -129,18 +78,9 @@ static __always_inline void net_emit(struct net_call *c, __s64 ret, __u8 hook)
 
 	/* a failed accept has no peer; a failed connect still names its target */
 	if (c->op == NET_OP_CONNECT || ret >= 0) {
-		struct rtev_sockaddr sa = {};
-		if (c->addr && bpf_probe_read_user(&sa, sizeof(sa), (void *)c->addr) == 0 && sa.family != 0) {
-			e.family = sa.family;
-			e.port = net_ntohs(sa.port);
-			if (sa.family == AF_INET)
-				__builtin_memcpy(e.addr, &sa.v4, 4);
-			else if (sa.family == AF_INET6)
-				__builtin_memcpy(e.addr, sa.v6, 16);
-			have = true;
-		} else if (c->op != NET_OP_CONNECT) {
+		have = net_addr_from_user(&e, c->addr);
+		if (!have && c->op != NET_OP_CONNECT)
 			have = peer_from_socket(&e, ret);
-		}
 	}
 	if (!have || (e.family != AF_INET && e.family != AF_INET6)) {
 		count(PROBE_NET_CONNECT, COUNTER_SKIPPED);

@@ -6,8 +6,9 @@
  * returned 1). The data buffers are never read: no plaintext is captured.
  * GnuTLS gnutls_record_send2 (or gnutls_record_send where there is no send2: send
  * jumps to send2 through the PLT, so probing both would count a call twice),
- * gnutls_record_recv and gnutls_record_recv_seq go through the same programs
- * (ssize_t returns; ssl_ptr = the gnutls_session_t).
+ * gnutls_record_recv, gnutls_record_recv_seq, gnutls_record_send_range (length hiding) and
+ * gnutls_record_recv_packet (the packet's data size is the return value) go through the same
+ * programs (ssize_t returns; ssl_ptr = the gnutls_session_t).
  * Calls that transfer nothing (errors, WANT_READ/WANT_WRITE, EOF) count as
  * COUNTER_SKIPPED unless cfg.record_empty_ssl_ops.
  */
@@ -192,7 +193,8 @@ SEC("uprobe")
 int BPF_KPROBE(rtev_tls_enter, void *session)
 {
 	__u8 op = bpf_get_attach_cookie(ctx);
-	if (op < SSL_FN_GNUTLS_RECV || op > SSL_FN_GNUTLS_SEND2)
+	if ((op < SSL_FN_GNUTLS_RECV || op > SSL_FN_GNUTLS_SEND2) && op != SSL_FN_GNUTLS_SEND_RANGE &&
+	    op != SSL_FN_GNUTLS_RECV_PACKET)
 		return 0;
 	ssl_enter(op, (__u64)session, 0);
 	return 0;

@@ -57,8 +57,10 @@ function writtenOf(ledger: Ledger): bigint {
 /** summaryLine is the one line printed when collect ends. */
 export function summaryLine(ledger: Ledger, bytesWritten: number, elapsedMs: number, where: string): string {
   const parts = Object.entries(ledger).map(([probe, l]) => `${probe} ${l.user.written}`);
+  // a class a probe does not observe is never "nothing lost": say it on the same line
+  const unseen = Object.entries(ledger).flatMap(([probe, l]) => (l.notObserved ?? []).map((n) => `${probe} ${n.sources.join('/')}`));
   return `rtev: ${writtenOf(ledger)} records (${parts.join(', ')}) in ${(elapsedMs / 1000).toFixed(1)}s, ${ledgerLost(ledger)} lost, ` +
-    `${bytesWritten} bytes to ${where}`;
+    `${bytesWritten} bytes to ${where}${unseen.length > 0 ? `; NOT OBSERVED (not recorded, not counted): ${unseen.join(', ')}` : ''}`;
 }
 
 /**

@@ -268,6 +268,8 @@ const SSL_FN: Record<number, { src: string; operation: 'read' | 'write' }> = {
   8: { src: 'uprobe:gnutls_record_send2', operation: 'write' },
   9: { src: 'uprobe:crypto/tls.(*Conn).Read', operation: 'read' },
   10: { src: 'uprobe:crypto/tls.(*Conn).Write', operation: 'write' },
+  11: { src: 'uprobe:gnutls_record_send_range', operation: 'write' },
+  12: { src: 'uprobe:gnutls_record_recv_packet', operation: 'read' },
 };
 
 function decodeSslOp(rec: Buffer, header: Header): Decoded {

@@ -78,7 +78,7 @@ class FleetObservations implements Observations {
     const failed = await rejected(this.fleet, this.#filter);
     return {
       fromWallNs: c.fromWallNs, toWallNs: c.toWallNs, chunks: c.chunks, records: c.records, lost: c.lost,
-      probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost })),
+      probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost, ...(p.notObserved !== undefined ? { notObserved: p.notObserved } : {}) })),
       gaps, unverifiedChunks: failed.length, failures: failed.map((f) => `${f.file}: ${f.reason}`), hosts: [...hosts.values()],
     };
   }

@@ -79,6 +79,8 @@ export interface ProbeCoverage {
   inChunk: bigint;
   ringFull: bigint;
   lost: bigint;
+  /** classes of its events some chunks say the probe did not observe (ledger `not_observed`), as text; absent: none */
+  notObserved?: string[];
 }
 
 export interface ChainCoverage {
@@ -260,7 +262,10 @@ export function coverageOf(rows: ChunkRow[], all: ChunkRow[]): Coverage {
     if (k.seq < ch.c.firstSeq) ch.c.firstSeq = k.seq;
     if (k.seq > ch.c.lastSeq) ch.c.lastSeq = k.seq;
     if (k.ledger_json !== null) {
-      const ledger = JSON.parse(k.ledger_json) as { probes?: Record<string, { in_chunk: number; lost: number; kernel: { submitted: number; ring_full: number } }> };
+      const ledger = JSON.parse(k.ledger_json) as { probes?: Record<string, {
+        in_chunk: number; lost: number; kernel: { submitted: number; ring_full: number };
+        not_observed?: { class: string; sources: string[]; reason: string }[];
+      }> };
       for (const [name, w] of Object.entries(ledger.probes ?? {})) {
         const p = probes.get(name) ?? { probe: name, chunks: 0, submitted: 0n, inChunk: 0n, ringFull: 0n, lost: 0n };
         p.chunks++;
@@ -268,6 +273,10 @@ export function coverageOf(rows: ChunkRow[], all: ChunkRow[]): Coverage {
         p.inChunk += BigInt(w.in_chunk);
         p.ringFull += BigInt(w.kernel.ring_full);
         p.lost += BigInt(w.lost);
+        for (const n of Array.isArray(w.not_observed) ? w.not_observed : []) {
+          const text = `${String(n.class)} (${Array.isArray(n.sources) ? n.sources.join(', ') : ''}): ${String(n.reason)}`;
+          if (!(p.notObserved ??= []).includes(text) && p.notObserved.length < 16) p.notObserved.push(text);
+        }
         probes.set(name, p);
       }
     }

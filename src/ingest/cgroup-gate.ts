@@ -95,6 +95,11 @@ export class CgroupGate {
     return keep;
   }
 
+  /** decided: the last decision on a cgroup key (`v2:ID` or `v1:ID`, as keep() is given), if any. */
+  decided(key: string): boolean | undefined {
+    return this.#decisions.get(key)?.keep;
+  }
+
   #decide(id: bigint, info: EnrichInfo): { keep: boolean; final: boolean } {
     if (info.containerId === undefined) return { keep: false, final: true }; // a host cgroup never matches a narrowing selector
     const facts = this.#o.facts(info.containerId);

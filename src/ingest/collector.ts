@@ -21,8 +21,10 @@ import { DEFAULT_ORDER_WINDOW_MS, OrderedSink, orderBounds, type OrderStats } fr
 import { cgroup2Mount } from '../platform/cgroup2';
 import { bpfObjectPath, packageVersion } from '../platform/paths';
 import { BTF_PATH, preflight } from './preflight';
-import { BpfSession, TRACE_SELF, TRACE_TREE, type KernelConfig } from './session';
+import type { ProbeSpec } from './probes';
+import { BpfSession, TRACE_SELF, TRACE_TREE, cgroupFilterKey, type KernelConfig } from './session';
 import { UprobeManager, type UprobeStats } from './uprobes';
+import { ObservedScope } from './uprobes/scope';
 
 /** CollectorConfig is the validated configuration of one run (rtev collect parses it from options). */
 export interface CollectorConfig {
@@ -88,6 +90,8 @@ export interface CollectorHost {
   handleSignals?: boolean;
   env?: NodeJS.ProcessEnv;
   tracepointExists?(tracepoint: string): boolean;
+  /** the probe table (default KERNEL_PROBES) */
+  probeSpecs?: readonly ProbeSpec[];
 }
 
 /** CollectResult is what a finished run gives back (rtev collect prints its summary from it). */
@@ -174,6 +178,7 @@ export class Collector {
         verbose: config.verbose, env,
         ...(host.binding !== undefined ? { binding: host.binding } : {}),
         ...(host.tracepointExists !== undefined ? { tracepointExists: host.tracepointExists } : {}),
+        ...(host.probeSpecs !== undefined ? { specs: host.probeSpecs } : {}),
       });
     } catch (err) {
       enricher?.close();
@@ -199,7 +204,8 @@ export class Collector {
       gate?.connect((key) => session.filterCgroup(key));
       containerWatch = enricher ? await selectContainers(enricher, config.containers, session, gate !== undefined, warn) : undefined;
       if (enricher && config.enrich) await enricher.warmUp();
-      uprobes = new UprobeManager(session, config.probes, warn);
+      // the TLS coverage names only the processes this run observes (docs/probes-network.md, "Counted coverage")
+      uprobes = new UprobeManager(session, config.probes, warn, {}, observedScope(config, session, gate));
       await uprobes.start();
       if (config.functions.length > 0) {
         functions = await FunctionProbes.create(session, { specs: config.functions, mode: config.functionMode, warn });
@@ -410,6 +416,32 @@ function kernelConfig(config: CollectorConfig): KernelConfig {
   };
 }
 
+/**
+ * observedScope: the processes whose events the run records, decided from the same kernel maps
+ * as bpf/common.h filtered_out() (pid filter, cgroup allow/deny list) and the container gate.
+ */
+function observedScope(config: CollectorConfig, session: BpfSession, gate: CgroupGate | undefined): ObservedScope {
+  const k = kernelConfig(config);
+  let v2 = '/sys/fs/cgroup';
+  try {
+    v2 = cgroup2Mount();
+  } catch {
+    // keep the conventional place
+  }
+  const v1 = config.enricherOptions.cgroupV1Mount ?? '/sys/fs/cgroup/memory';
+  return new ObservedScope({
+    ...(k.filterPids ? { traced: (tgid: number) => session.isTraced(tgid) } : {}),
+    ...(k.cgroupFilter === 'allow' ? { allowCgroups: new Set(config.cgroups) } : {}),
+    ...(k.cgroupFilter === 'deny' ? {
+      keepCgroup: ({ v2: id2, v1: id1 }: { v2: bigint; v1: bigint }) => {
+        const inV1 = id2 === 1n && id1 !== 0n;
+        if (session.cgroupListed(inV1 ? cgroupFilterKey(id1, 'v1') : id2)) return false; // denied in the kernel
+        return gate?.decided(inV1 ? `v1:${id1}` : `v2:${id2}`);
+      },
+    } : {}),
+  }, { cgroup2: v2, ...(v2 !== '/sys/fs/cgroup' ? { memoryV1: v1 } : {}) });
+}
+
 /** isNarrowing: the selector keeps some containers only (--container, --image, --containers-only). */
 function isNarrowing(selector: ContainerSelector): boolean {
   return !isEmptySelector(selector) && selector.hostOnly !== true;
@@ -500,7 +532,8 @@ function buildLedger(session: BpfSession, pipeline: Pipeline | undefined, unwrit
     const lost = unwritten?.get(probe) ?? 0n;
     user.written -= lost;
     user.shed += lost;
-    ledger[probe] = { kernel: kernel[probe], user };
+    const notObserved = session.notObserved.filter((n) => n.probe === probe).map(({ class: c, sources, reason }) => ({ class: c, sources, reason }));
+    ledger[probe] = { kernel: kernel[probe], user, ...(notObserved.length > 0 ? { notObserved } : {}) };
   }
   return ledger;
 }

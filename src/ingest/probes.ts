@@ -29,18 +29,28 @@ export interface ProbeSpec {
   }[];
 }
 
-/** A part of a probe that a kernel may lack; `unobserved` says what is then not seen. */
+/**
+ * A part of a probe that a kernel may lack; `unobserved` says what is then not seen. When the group
+ * cannot be loaded or attached, the class goes into the signed ledger of every chunk of the run
+ * (`ledger.probes.<probe>.not_observed`, docs/format.md) as `{class, sources, reason}`.
+ */
 export interface ProbeGroup {
   name: string;
+  /** the ledger's name of the class of events (e.g. `io_uring`) */
+  class: string;
+  /** the record `src` values the group would give */
+  sources: string[];
   unobserved: string;
 }
 
 /** io_uring requests (bpf/io_uring.h): BTF-typed tracepoints, Linux >= 6.0 (io_uring_submit_req) */
-const IO_URING_OPENS: ProbeGroup = {
-  name: 'io_uring opens', unobserved: 'file opens submitted through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2) are not observed',
+export const IO_URING_OPENS: ProbeGroup = {
+  name: 'io_uring opens', class: 'io_uring', sources: ['io_uring:openat', 'io_uring:openat2'],
+  unobserved: 'file opens submitted through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2) are not observed',
 };
-const IO_URING_NET: ProbeGroup = {
-  name: 'io_uring connects', unobserved: 'connects and accepts submitted through io_uring (IORING_OP_CONNECT, IORING_OP_ACCEPT) are not observed',
+export const IO_URING_NET: ProbeGroup = {
+  name: 'io_uring connects', class: 'io_uring', sources: ['io_uring:connect', 'io_uring:accept'],
+  unobserved: 'connects and accepts submitted through io_uring (IORING_OP_CONNECT, IORING_OP_ACCEPT) are not observed',
 };
 
 /** Programs every run needs whatever probes are selected (subtree filter bookkeeping). */

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addonError, RtevError, UsageError, errorMessage } from '../errors';
 import { COUNTER_STRIDE, Counter, PROBE_NAMES, type ProbeName } from '../decode/layout';
-import { emptyKernelCounters, type KernelProbeCounters } from '../model/ledger';
+import { emptyKernelCounters, type KernelProbeCounters, type NotObservedClass } from '../model/ledger';
 import { encodeListenerOwner, findListenerOwners, type ListenerOwner } from './listeners';
 import {
   isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle, type UprobeMultiKind,
@@ -91,6 +91,17 @@ export interface AttachStep {
   /** for a group of a probe (ProbeGroup): what is not observed when it cannot be attached; the
    * rest of the probe stays attached */
   unobserved?: string;
+  /** the group, for the ledger's not_observed when it cannot be attached */
+  group?: ProbeGroup;
+}
+
+/** A class of a probe's events the run does not observe (ledger `not_observed`, docs/format.md). */
+export interface ProbeNotObserved extends NotObservedClass {
+  probe: ProbeName;
+}
+
+function notObservedOf(probe: ProbeName, group: ProbeGroup, reason: string): ProbeNotObserved {
+  return { probe, class: group.class, sources: [...group.sources], reason };
 }
 
 /** groupsOf lists a probe's program groups (ProbeGroup), each with its programs. */
@@ -121,6 +132,8 @@ export interface LoadPlan {
   /** attached in this order right after load; uprobes (per library) and iterators are not here */
   attach: AttachStep[];
   warnings: string[];
+  /** the groups not loaded because the kernel lacks a tracepoint of theirs */
+  notObserved: ProbeNotObserved[];
 }
 
 /** planLoad computes the load plan from the options and the kernel facts. Pure. */
@@ -128,6 +141,7 @@ export function planLoad(config: KernelConfig, probes: readonly ProbeName[], fac
   specs: readonly ProbeSpec[] = KERNEL_PROBES): LoadPlan {
   const { uprobeMode } = facts;
   const warnings: string[] = [];
+  const notObserved: ProbeNotObserved[] = [];
   const expectedAttachTypes: LoadPlan['expectedAttachTypes'] = [];
   const wanted = new Set<string>(SUPPORT_PROGRAMS.map((p) => p.name));
   for (const spec of specs) {
@@ -142,7 +156,9 @@ export function planLoad(config: KernelConfig, probes: readonly ProbeName[], fac
     for (const group of groupsOf(spec)) {
       const missing = group.programs.filter((p) => p.tracepoint !== undefined && !facts.tracepointExists(p.tracepoint));
       if (missing.length > 0) {
-        warnings.push(`${spec.name}: ${group.group.unobserved} (this kernel has no tracepoint ${missing.map((p) => p.tracepoint).join(', ')})`);
+        const reason = `this kernel has no tracepoint ${missing.map((p) => p.tracepoint).join(', ')}`;
+        warnings.push(`${spec.name}: ${group.group.unobserved} (${reason})`);
+        notObserved.push(notObservedOf(spec.name, group.group, reason));
       } else {
         for (const p of group.programs) wanted.add(p.name);
       }
@@ -156,7 +172,7 @@ export function planLoad(config: KernelConfig, probes: readonly ProbeName[], fac
     if (programs.length > 0) attach.push({ probe: spec.name, label: spec.name, programs });
     for (const group of groupsOf(spec)) {
       const names = group.programs.filter((p) => wanted.has(p.name)).map((p) => p.name);
-      if (names.length > 0) attach.push({ probe: spec.name, label: `${spec.name} (${group.group.name})`, programs: names, unobserved: group.group.unobserved });
+      if (names.length > 0) attach.push({ probe: spec.name, label: `${spec.name} (${group.group.name})`, programs: names, unobserved: group.group.unobserved, group: group.group });
     }
   }
   for (const program of SUPPORT_PROGRAMS) attach.push({ probe: undefined, label: 'process tracking', programs: [program.name] });
@@ -168,6 +184,7 @@ export function planLoad(config: KernelConfig, probes: readonly ProbeName[], fac
     autoload: facts.programs.map((program) => ({ program, load: wanted.has(program) })),
     attach,
     warnings,
+    notObserved,
   };
 }
 
@@ -179,6 +196,8 @@ export interface SessionOptions {
   binding?: NativeBinding;
   env?: NodeJS.ProcessEnv;
   tracepointExists?: (tracepoint: string) => boolean;
+  /** the probe table (default KERNEL_PROBES; kernel tests give one naming a missing tracepoint) */
+  specs?: readonly ProbeSpec[];
 }
 
 /** The kinds of link, in the order close() tears them down: uprobes first, then tracepoints. */
@@ -226,6 +245,8 @@ export class BpfSession {
   readonly #links = new Map<Link, number>();
   readonly #rings: { handle: RingHandle; done: Promise<void> }[] = [];
   readonly warnings: string[] = [];
+  /** classes of the selected probes' events this session does not observe (ledger `not_observed`) */
+  readonly notObserved: ProbeNotObserved[] = [];
   readonly #attached: ProbeName[] = [];
   readonly #cpus: number;
   /** how the libc and OpenSSL uprobe programs were loaded, and must be attached */
@@ -259,9 +280,10 @@ export class BpfSession {
     const handle = native.openObject(objectPath);
     const plan = planLoad(config, probes, {
       programs: native.programs(handle).map((p) => p.name), uprobeMode, tracepointExists: options.tracepointExists ?? tracepointExists,
-    });
+    }, options.specs);
     const session = new BpfSession(native, handle, plan);
     session.warnings.push(...plan.warnings);
+    session.notObserved.push(...plan.notObserved);
     native.setGlobal(handle, 'cfg', plan.config);
     for (const { map, entries } of plan.mapMaxEntries) native.setMapMaxEntries(handle, map, entries);
     for (const { program, kind } of plan.expectedAttachTypes) native.setExpectedAttachType(handle, program, kind);
@@ -280,6 +302,7 @@ export class BpfSession {
     const disabled = new Set<ProbeName>();
     for (const step of plan.attach) {
       // a group of a probe (io_uring) goes with its probe: not attached when the probe's own programs failed
+      // (the probe is then absent from the ledger altogether)
       if (step.unobserved !== undefined && step.probe !== undefined && disabled.has(step.probe)) continue;
       if (session.#attachStep(step)) {
         if (step.probe !== undefined) session.markAttached(step.probe);
@@ -296,8 +319,10 @@ export class BpfSession {
       for (const program of step.programs) links.push(this.#track('probe', this.#native.attach(this.#handle, program)));
     } catch (err) {
       for (const link of links) link.close();
-      if (step.unobserved !== undefined) this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): ${step.unobserved}`);
-      else this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): probe disabled`);
+      if (step.unobserved !== undefined) {
+        this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): ${step.unobserved}`);
+        if (step.probe !== undefined && step.group !== undefined) this.notObserved.push(notObservedOf(step.probe, step.group, `cannot attach: ${errorMessage(err)}`));
+      } else this.warnings.push(`cannot attach ${step.label} (${errorMessage(err)}): probe disabled`);
       return false;
     }
     return true;
@@ -362,6 +387,20 @@ export class BpfSession {
     const key = Buffer.alloc(4);
     key.writeUInt32LE(tgid);
     this.#native.mapUpdate(this.#handle, 'traced_tgids', key, Buffer.from([mode]));
+  }
+
+  /** isTraced: the tgid is in the pid filter (traced_tgids), as the kernel's filtered_out() checks it. */
+  isTraced(tgid: number): boolean {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(tgid);
+    return this.#native.mapLookup(this.#handle, 'traced_tgids', key) !== null;
+  }
+
+  /** cgroupListed: the key (a v2 id, or cgroupFilterKey in deny mode) is in the cgroup filter set. */
+  cgroupListed(key: bigint): boolean {
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(key);
+    return this.#native.mapLookup(this.#handle, 'cgroup_filter', k) !== null;
   }
 
   /** setCgroupFilter replaces the cgroup filter set. */

@@ -37,9 +37,25 @@ export interface UserProbeCounters {
   deduplicated: bigint;
 }
 
+/**
+ * A class of a probe's events that this run does not observe at all (e.g. io_uring opens on a
+ * kernel without the io_uring tracepoints): no counter can count what is never seen, so the
+ * ledger says so instead (docs/format.md, `not_observed`).
+ */
+export interface NotObservedClass {
+  /** e.g. `io_uring` */
+  class: string;
+  /** the record `src` values the class would give, e.g. `io_uring:openat` */
+  sources: string[];
+  /** why: the missing tracepoint, or the attach error */
+  reason: string;
+}
+
 export interface ProbeLedger {
   kernel: KernelProbeCounters;
   user: UserProbeCounters;
+  /** absent: every class of the probe is observed */
+  notObserved?: NotObservedClass[];
 }
 
 /** Ledger maps a probe name (file_open, process_exec, ...) to its counters. */

@@ -62,7 +62,7 @@ class IndexObservations implements Observations {
     for (const f of [...this.index.sync.failed, ...c.unverified]) if (!failures.has(f.file)) failures.set(f.file, f.reason);
     return {
       fromWallNs: c.fromWallNs, toWallNs: c.toWallNs, chunks: c.chunks, records: c.records, lost: c.lost,
-      probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost })),
+      probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost, ...(p.notObserved !== undefined ? { notObserved: p.notObserved } : {}) })),
       gaps, unverifiedChunks: c.unverified.length,
       failures: [...failures].map(([file, reason]) => `${file}: ${reason}`),
       hosts: [...hosts.values()],

@@ -66,6 +66,8 @@ export interface ProbeCoverage {
   /** chunks whose run had this probe on */
   chunks: number;
   lost: bigint;
+  /** classes of its events the probe did not observe in some chunks (ledger `not_observed`); absent: none */
+  notObserved?: string[];
 }
 
 export interface CoverageFacts {

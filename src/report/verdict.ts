@@ -253,6 +253,7 @@ export function coverageGaps(cov: CoverageFacts, functions: readonly FunctionSta
     else {
       if (p.chunks < cov.chunks) out.push(`probe ${probe} active in ${p.chunks} of ${cov.chunks} chunks`);
       if (p.lost > 0n) out.push(`drop ledger: ${p.lost} ${probe} record(s) lost`);
+      for (const n of p.notObserved ?? []) out.push(`${probe} events not observed: ${n}`);
     }
   }
   if (step === 'probed_not_called' || (step === 'not_loaded' && functions.length > 0)) {

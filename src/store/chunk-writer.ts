@@ -10,7 +10,7 @@ import type { SealJob } from './chain-sealer';
 import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
 import { chunkName, PARTIAL_SUFFIX } from './layout';
-import { emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, tlsCoverageWindow, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
+import { addNotObserved, emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, tlsCoverageWindow, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
@@ -383,8 +383,10 @@ export class ChunkSink implements RecordSink {
     }
     const c = this.#chunk!;
     for (const [probe, n] of c.byProbe) this.#cumulative.set(probe, (this.#cumulative.get(probe) ?? 0n) + BigInt(n));
-    const end = totalsOf(finalLedger ?? this.#c.ledger(), this.#cumulative);
+    const ledger = finalLedger ?? this.#c.ledger();
+    const end = totalsOf(ledger, this.#cumulative);
     const window = ledgerWindow(this.#windowStart, end);
+    addNotObserved(window, ledger); // classes of events the run does not observe (docs/format.md)
     this.#windowStart = end;
     // function calls counted up to now belong to this chunk; the first-seen window rotates
     // at this very point (synchronously: no record is decoded in between), so a record

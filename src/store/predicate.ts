@@ -1,5 +1,5 @@
 import type { CanonicalValue } from '../encode/canonical';
-import { inFlightOf, lostOf, type Ledger } from '../model/ledger';
+import { inFlightOf, lostOf, type Ledger, type NotObservedClass } from '../model/ledger';
 import type { ChunkAttribution } from '../packages/evidence';
 import { EVENT_TYPES, type EventType } from '../model/record';
 import type { HostFacts, TimeAnchor } from './host-facts';
@@ -47,6 +47,11 @@ export interface ProbeWindow {
   in_flight_end: bigint;
   /** ring_full + rejected + shed in this window */
   lost: bigint;
+  /**
+   * classes of this probe's events the run does not observe (docs/format.md, `not_observed`),
+   * sorted by class then first source; absent when every class is observed
+   */
+  not_observed?: NotObservedClass[];
 }
 
 export interface LedgerWindow {
@@ -203,6 +208,19 @@ export function ledgerWindow(start: ReadonlyMap<string, ProbeTotals>, end: Reado
     probes[name] = w;
   }
   return { complete: lost === 0n, lost, probes };
+}
+
+/**
+ * addNotObserved copies each probe's unobserved classes from the ledger into its window: they
+ * hold for the whole run (a part that could not be attached at start stays unattached).
+ */
+export function addNotObserved(window: LedgerWindow, ledger: Ledger): void {
+  for (const [probe, l] of Object.entries(ledger)) {
+    const w = window.probes[probe];
+    if (w === undefined || l.notObserved === undefined || l.notObserved.length === 0) continue;
+    w.not_observed = l.notObserved.map((n) => ({ class: n.class, sources: [...n.sources], reason: n.reason }))
+      .sort((a, b) => (a.class !== b.class ? (a.class < b.class ? -1 : 1) : (a.sources[0] ?? '') < (b.sources[0] ?? '') ? -1 : 1));
+  }
 }
 
 function inFlight(t: ProbeTotals): bigint {

@@ -60,6 +60,11 @@ export interface VerifyReport {
    * pairs where TLS is not observable, and the first ones listed; null when no chunk has the field
    */
   tlsNotObservable: { pairs: bigint; examples: string[] } | null;
+  /**
+   * classes of events some chunks' probes did not observe at all (ledger `not_observed`): per
+   * (probe, class, sources, reason), the chunks that say so; empty when every class was observed
+   */
+  notObserved: { probe: string; class: string; sources: string[]; reason: string; chunks: number; first: string; last: string }[];
 }
 
 interface ChunkInfo {
@@ -90,7 +95,7 @@ export function verifyEvidence(dir: string, keys: readonly VerifyKey[]): VerifyR
   const r: VerifyReport = {
     dir, status: 'valid', problems: [], gaps: [], notes: [], chainId: null, firstSeq: null, lastSeq: null, chunks: 0, runs: 0,
     records: 0n, byType: {}, minTs: null, maxTs: null, keyids: [], ledger: {}, lost: 0n, hosts: [], functionCalls: [],
-    tlsNotObservable: null,
+    tlsNotObservable: null, notObserved: [],
   };
   const entries = listForVerify(dir, r);
   if (entries === undefined) return finish(r);
@@ -350,6 +355,17 @@ function accumulate(p: SignedPredicate, r: VerifyReport): void {
     }
     acc['in_flight_end'] = w.in_flight_end;
   }
+  for (const [name, w] of p.ledger.probes) {
+    for (const n of w.not_observed ?? []) {
+      const file = chunkName(Number(p.chain.seq));
+      const e = r.notObserved.find((x) => x.probe === name && x.class === n.class && x.reason === n.reason && x.sources.join() === n.sources.join());
+      if (e === undefined) r.notObserved.push({ probe: name, class: n.class, sources: [...n.sources], reason: n.reason, chunks: 1, first: file, last: file });
+      else {
+        e.chunks++;
+        e.last = file;
+      }
+    }
+  }
   const lost = p.ledger.lost;
   r.lost += lost;
   if (lost > 0n) r.gaps.push({ file: chunkName(Number(p.chain.seq)), reason: `recorded drops: ${lost} records lost in this chunk's window (see the ledger)` });
@@ -411,6 +427,11 @@ function checkLeftover(dir: string, e: Entry, lastSeq: number, r: VerifyReport):
 }
 
 function finish(r: VerifyReport): VerifyReport {
+  // a class not observed is not "nothing lost": its events were never seen, so never counted
+  for (const n of r.notObserved) {
+    const where = n.chunks === 1 ? n.first : `${n.first} .. ${n.last} (${n.chunks} chunks)`;
+    r.gaps.push({ file: where, reason: `not observed: ${n.probe} events of class ${n.class} (${n.sources.join(', ')}) were not recorded and cannot be counted: ${n.reason}` });
+  }
   r.functionCalls.sort((a, b) => (a.function < b.function ? -1 : a.function > b.function ? 1 : a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
   r.status = r.problems.length > 0 ? 'invalid' : r.gaps.length > 0 ? 'incomplete' : 'valid';
   return r;

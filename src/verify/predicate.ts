@@ -1,4 +1,5 @@
 import { isObj, type StrictObject, type StrictValue } from '../encode/strict-json';
+import type { NotObservedClass } from '../model/ledger';
 import type { FunctionCallWindow, ProbeWindow } from '../store/predicate';
 
 /**
@@ -112,13 +113,13 @@ export function parsePredicate(p: StrictObject): PredicateParse {
   };
   const probes = new Map<string, ProbeWindow>();
   if (probesObj !== undefined) {
-    for (const [name, w] of Object.entries(probesObj)) probes.set(name, probeWindow(new Fields(w, `ledger.probes.${name}.`), f.bad));
+    for (const [name, w] of Object.entries(probesObj)) probes.set(name, probeWindow(new Fields(w, `ledger.probes.${name}.`), f.bad, w));
   }
   if (f.bad.length > 0) return { ok: false, bad: f.bad };
   return { ok: true, predicate: { chain, records, ledger: { complete, lost, probes }, restart: restart ?? null, host, clock, producer, raw: p } };
 }
 
-function probeWindow(f: Fields, bad: string[]): ProbeWindow {
+function probeWindow(f: Fields, bad: string[], raw: StrictValue): ProbeWindow {
   const n = (field: ProbeField): bigint => f.int(field);
   const w: ProbeWindow = {
     kernel: { submitted: n('kernel.submitted'), filtered: n('kernel.filtered'), ring_full: n('kernel.ring_full'), skipped: n('kernel.skipped'), truncated: n('kernel.truncated') },
@@ -129,8 +130,33 @@ function probeWindow(f: Fields, bad: string[]): ProbeWindow {
     },
     in_chunk: n('in_chunk'), in_flight_start: n('in_flight_start'), in_flight_end: n('in_flight_end'), lost: n('lost'),
   };
+  const notObserved = notObservedOf(raw);
+  if (notObserved === 'bad') f.bad.push(`${f.prefix}not_observed`);
+  else if (notObserved !== undefined) w.not_observed = notObserved;
   bad.push(...f.bad);
   return w;
+}
+
+const NOT_OBSERVED_FIELDS = ['class', 'reason', 'sources'];
+
+/**
+ * notObservedOf reads a probe window's optional `not_observed` (docs/format.md): absent, or a
+ * non-empty array of at most 16 entries with exactly {class, sources, reason}, strings of at most
+ * 1024 characters, sources a non-empty array of at most 16 strings; 'bad' otherwise.
+ */
+function notObservedOf(w: StrictValue): NotObservedClass[] | undefined | 'bad' {
+  if (!isObj(w) || !Object.prototype.hasOwnProperty.call(w, 'not_observed')) return undefined;
+  const list = w['not_observed'];
+  if (!Array.isArray(list) || list.length === 0 || list.length > 16) return 'bad';
+  const out: NotObservedClass[] = [];
+  const short = (v: StrictValue | undefined): v is string => typeof v === 'string' && v.length > 0 && v.length <= 1024;
+  for (const e of list) {
+    if (!isObj(e) || Object.keys(e).sort().join(',') !== NOT_OBSERVED_FIELDS.join(',')) return 'bad';
+    const { class: c, sources, reason } = e;
+    if (!short(c) || !short(reason) || !Array.isArray(sources) || sources.length === 0 || sources.length > 16 || !sources.every(short)) return 'bad';
+    out.push({ class: c, sources: sources as string[], reason });
+  }
+  return out;
 }
 
 /** probeField reads one of PROBE_FIELDS from a typed probe window. */
@@ -163,7 +189,7 @@ function integerEntries(o: StrictObject | undefined): Map<string, bigint> {
 /** Fields reads typed values at dotted paths, collecting the names of those that are missing or of the wrong type. */
 class Fields {
   readonly bad: string[] = [];
-  constructor(private readonly root: StrictValue, private readonly prefix: string) {}
+  constructor(private readonly root: StrictValue, readonly prefix: string) {}
 
   #at(dotted: string): StrictValue | undefined {
     let cur: StrictValue | undefined = this.root;

@@ -12,6 +12,8 @@ import { compileC, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
  * once (no syscall or libc record besides), attributed to the program, with the kernel's result;
  * the failed open only with --include-failed-opens. Run on a plain ring (some requests forced
  * into io-wq workers with IOSQE_ASYNC) and on an SQPOLL ring (the kernel's thread submits).
+ * Requests with IOSQE_CQE_SKIP_SUCCESS: a success posts no CQE and gives no record (counted as
+ * skipped); a failure posts its CQE and is recorded like any failure (docs/probes.md, "io_uring").
  */
 const K = 6;
 
@@ -26,6 +28,7 @@ interface UringFacts {
   accept_res: number;
   connect_res: number;
   multishot: { accepted: number[]; client_fds: number[]; client_ports: number[]; connect_res: number[]; last: number };
+  skip: { ok: string; missing: { path: string; res: number }; refused: { fd: number; port: number; res: number } };
 }
 
 async function collect(prog: string, dir: string, mode: 'plain' | 'sqpoll', failed: boolean) {
@@ -92,7 +95,22 @@ function check(records: Record<string, any>[], facts: UringFacts, dir: string, f
     expectConnect(m.client_fds[i]!);
     expectAccept(m.accepted[i]!, m.client_ports[i]!);
   }
-  assert.equal(nets.length, 6, `${what}: nothing else: ${JSON.stringify(nets)}`);
+  // IOSQE_CQE_SKIP_SUCCESS: the success is not observable (no CQE, no record); the failures are
+  const s = facts.skip;
+  assert.deepEqual([s.missing.res, s.refused.res], [-2, -111], JSON.stringify(s));
+  assert.deepEqual(opensOf(s.ok), [], `${what}: a skipped success gives no record`);
+  const skipMissing = opensOf(s.missing.path);
+  if (failed) {
+    assert.equal(skipMissing.length, 1, `${what}: the failed skip-success open recorded once: ${JSON.stringify(skipMissing)}`);
+    assert.equal(skipMissing[0].src, 'io_uring:openat:failed:ENOENT');
+  } else {
+    assert.deepEqual(skipMissing, []);
+  }
+  const refused = nets.filter((r) => r.event.fd === s.refused.fd);
+  assert.equal(refused.length, 1, `${what}: the refused skip-success connect recorded once: ${JSON.stringify(nets)}`);
+  assert.deepEqual([refused[0].src, refused[0].event], ['io_uring:connect',
+    { type: 'net_connect', fd: s.refused.fd, addr: '127.0.0.1', port: s.refused.port, success: false, error: 111 }]);
+  assert.equal(nets.length, 7, `${what}: nothing else: ${JSON.stringify(nets)}`);
   for (const r of nets) assert.equal(r.comm, 'uring');
 }
 
@@ -102,6 +120,7 @@ test('io_uring opens, connect and accept are recorded once each, attributed to t
   const dir = fs.realpathSync(tempDir());
   for (let i = 0; i < K; i++) fs.writeFileSync(path.join(dir, `f${i}`), `${i}\n`);
   fs.writeFileSync(path.join(dir, 'rel'), 'rel\n');
+  fs.writeFileSync(path.join(dir, 'skipok'), 'skip\n');
 
   const plain = await collect(prog, dir, 'plain', false);
   check(plain.run.records, plain.facts, dir, false, 'plain ring');

@@ -118,3 +118,29 @@ test('a Collector run with uprobe probes: libraries attached through tracked lin
   const ops = fake.ops();
   assert.ok(ops.indexOf('detachMany') < ops.lastIndexOf('detach'), 'uprobe links go before the tracepoint links');
 });
+
+test('an io_uring group that cannot be attached is in every chunk\'s signed ledger as not observed; verify reports it as a gap', async () => {
+  const { dir, keyFile, host } = setup();
+  const out = path.join(dir, 'ev');
+  const log: string[] = [];
+  const fake = new FakeBinding({ refuse: ['handle_iou_open_complete'] });
+  const result = await new Collector(config({ probes: ['file_open', 'process_exec'], output: { stdout: false, outDir: out, keyFile }, durationMs: 300 }), host(fake, log)).run();
+  assert.equal(result.exitCode, 0);
+  assert.ok(log.some((w) => /io_uring.*are not observed/.test(w)), log.join('\n'));
+  const IOU = { class: 'io_uring', sources: ['io_uring:openat', 'io_uring:openat2'], reason: 'cannot attach: fake: handle_iou_open_complete refused' };
+  assert.deepEqual(result.ledger['file_open']!.notObserved, [IOU]);
+  assert.equal(result.ledger['process_exec']!.notObserved, undefined);
+  const preds = fs.readdirSync(out).filter((f) => f.endsWith('.dsse.json')).sort().map((f) =>
+    JSON.parse(Buffer.from((JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as { payload: string }).payload, 'base64').toString('utf8')).predicate);
+  assert.ok(preds.length >= 1);
+  for (const p of preds) {
+    assert.deepEqual(p.ledger.probes.file_open.not_observed, [IOU]);
+    assert.equal('not_observed' in p.ledger.probes.process_exec, false, 'a probe that observes everything has no field');
+  }
+  const verify = spawnSync(process.execPath, [RTEV, 'verify', out, '--pubkey', keyFile + '.pub'], { encoding: 'utf8' });
+  assert.equal(verify.status, 10, `valid but incomplete: ${verify.stdout}${verify.stderr}`);
+  assert.match(verify.stdout, /nothing lost of what was observed; NOT OBSERVED \(not recorded, not counted\): file_open io_uring:openat\/io_uring:openat2/);
+  assert.match(verify.stdout, /not observed: file_open events of class io_uring \(io_uring:openat, io_uring:openat2\) were not recorded and cannot be counted: cannot attach: fake: handle_iou_open_complete refused/);
+  const json = JSON.parse(spawnSync(process.execPath, [RTEV, 'verify', out, '--pubkey', keyFile + '.pub', '--json'], { encoding: 'utf8' }).stdout);
+  assert.deepEqual(json.notObserved.map((n: { probe: string }) => n.probe), ['file_open']);
+});

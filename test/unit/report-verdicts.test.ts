@@ -7,7 +7,8 @@ import { parseOsvText } from '../../src/report/osv';
 import { buildReport, jsonValue, statusCounts, type ReportModel } from '../../src/report/report';
 import { parseSbomText } from '../../src/report/sbom';
 import { toTable } from '../../src/report/table';
-import { componentNodeHash, type Product } from '../../src/report/verdict';
+import { componentNodeHash, coverageGaps, type Product } from '../../src/report/verdict';
+import { coverageOf, type ChunkRow } from '../../src/index/summary';
 import { cycloneDxErrors, fixtureObservations, goVexRules, mapOwnership, openVexValidator, ref } from '../helpers/report';
 
 const SSL = 'pkg:deb/debian/libssl3@3.0.19-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl';
@@ -183,4 +184,27 @@ test('JSON report: bigint values exact as strings, counts present', async () => 
   assert.equal(j.coverage.fromWallNs, T0.toString());
   assert.deepEqual(j.counts, { affected: 3, not_affected: 1, fixed: 2, under_investigation: 2 });
   assert.equal(typeof j.products[0]!.verdicts[0]!.evidence.length, 'number');
+});
+
+test('coverage: a probe whose ledger says a class was not observed (not_observed) is incomplete coverage for "never loaded"', () => {
+  const IOU = { class: 'io_uring', sources: ['io_uring:openat', 'io_uring:openat2'], reason: 'this kernel has no tracepoint io_uring/io_uring_submit_req' };
+  const ledger = (no: boolean) => JSON.stringify({
+    complete: true, lost: 0, probes: {
+      file_open: { in_chunk: 1, lost: 0, kernel: { submitted: 1, ring_full: 0 }, ...(no ? { not_observed: [IOU] } : {}) },
+      process_exec: { in_chunk: 0, lost: 0, kernel: { submitted: 0, ring_full: 0 } },
+    },
+  });
+  const row = (seq: number, no: boolean): ChunkRow => ({
+    chunk_id: seq, file: `chunk-${seq}`, status: 'ok', reason: null, chain_id: 'c', seq: BigInt(seq), envelope_sha256: `e${seq}`,
+    prev_envelope_sha256: seq === 1 ? null : `e${seq - 1}`, run_id: 'r', final: seq === 2, hostname: 'h', machine_id: 'm',
+    opened_wall_ns: BigInt(seq), sealed_wall_ns: BigInt(seq + 1), count: 1n, lost: 0n, ledger_json: ledger(no), function_calls_json: null, restart_json: null,
+  });
+  const facts = (rows: ChunkRow[]): CoverageFacts => {
+    const c = coverageOf(rows, rows);
+    return { ...coverage(0n, rows.length), probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost, ...(p.notObserved !== undefined ? { notObserved: p.notObserved } : {}) })) };
+  };
+  const partial = facts([row(1, false), row(2, true)]);
+  assert.deepEqual(partial.probes.find((p) => p.probe === 'file_open')!.notObserved, [`io_uring (io_uring:openat, io_uring:openat2): ${IOU.reason}`]);
+  assert.deepEqual(coverageGaps(partial, [], 'not_loaded'), [`file_open events not observed: io_uring (io_uring:openat, io_uring:openat2): ${IOU.reason}`]);
+  assert.deepEqual(coverageGaps(facts([row(1, false)]), [], 'not_loaded'), []);
 });

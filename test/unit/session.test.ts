@@ -61,6 +61,13 @@ test('load plan: the io_uring programs are a group of file_open and net_connect:
     'file_open: file opens submitted through io_uring (IORING_OP_OPENAT, IORING_OP_OPENAT2) are not observed (this kernel has no tracepoint io_uring/io_uring_submit_req)',
     'net_connect: connects and accepts submitted through io_uring (IORING_OP_CONNECT, IORING_OP_ACCEPT) are not observed (this kernel has no tracepoint io_uring/io_uring_submit_req)',
   ]);
+  // and what goes into the ledger (not_observed): per probe, the class and its sources
+  const reason = 'this kernel has no tracepoint io_uring/io_uring_submit_req';
+  assert.deepEqual(old.notObserved, [
+    { probe: 'file_open', class: 'io_uring', sources: ['io_uring:openat', 'io_uring:openat2'], reason },
+    { probe: 'net_connect', class: 'io_uring', sources: ['io_uring:connect', 'io_uring:accept'], reason },
+  ]);
+  assert.deepEqual(plan.notObserved, []);
 });
 
 test('an io_uring group the kernel refuses leaves the rest of its probe attached, with a warning', () => {
@@ -72,6 +79,9 @@ test('an io_uring group the kernel refuses leaves the rest of its probe attached
   ]);
   assert.ok([...fake.attached.values()].includes('handle_openat_exit'));
   assert.ok(![...fake.attached.values()].includes('handle_iou_open_submit'));
+  assert.deepEqual(session.notObserved, [
+    { probe: 'file_open', class: 'io_uring', sources: ['io_uring:openat', 'io_uring:openat2'], reason: 'cannot attach: fake: handle_iou_open_complete refused' },
+  ]);
 });
 
 test('load plan: uprobe programs follow the attach mode and are never attached at load', () => {

@@ -89,3 +89,23 @@ test('ledger arithmetic: lost, in flight and the window identity', () => {
   assert.equal(probeLost(ledger.a), 6n);
   assert.equal(ledgerLost(ledger), 7n);
 });
+
+test('a probe\'s not_observed (a class of events the run does not observe): read when well-formed, else the predicate is malformed', () => {
+  const IOU = { class: 'io_uring', sources: ['io_uring:openat', 'io_uring:openat2'], reason: 'this kernel has no tracepoint io_uring/io_uring_submit_req' };
+  const ok = predicate() as any;
+  ok.ledger.probes.file_open.not_observed = [IOU];
+  const r = parsePredicate(ok);
+  assert.ok(r.ok);
+  assert.deepEqual(r.predicate.ledger.probes.get('file_open')!.not_observed, [IOU]);
+  const none = parsePredicate(predicate());
+  assert.ok(none.ok);
+  assert.equal(none.predicate.ledger.probes.get('file_open')!.not_observed, undefined);
+  for (const bad of [[], 'io_uring', [{ class: 'io_uring', sources: [], reason: 'x' }], [{ ...IOU, extra: 1 }], [{ class: 'io_uring', sources: ['a', 2], reason: 'x' }],
+    [{ class: '', sources: ['a'], reason: 'x' }], [{ class: 'a', sources: ['a'], reason: 'x'.repeat(1025) }], Array(17).fill(IOU)]) {
+    const raw = predicate() as any;
+    raw.ledger.probes.file_open.not_observed = bad;
+    const b = parsePredicate(raw);
+    assert.ok(!b.ok, JSON.stringify(bad).slice(0, 80));
+    assert.deepEqual(b.bad, ['ledger.probes.file_open.not_observed']);
+  }
+});

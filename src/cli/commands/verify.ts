@@ -65,7 +65,9 @@ export function renderText(r: VerifyReport, pubkeys: readonly string[]): string 
   out.push(`  records: ${r.records}${types !== '' ? ` (${types})` : ''}${r.minTs !== null ? `, ts_ns ${r.minTs}..${r.maxTs}` : ''}`);
   const probes = Object.keys(r.ledger).sort();
   if (probes.length > 0) {
-    out.push(`  drop ledger (sum over chunks): ${r.lost === 0n ? 'nothing lost' : `${r.lost} record(s) LOST`}`);
+    const unseen = r.notObserved.map((n) => `${n.probe} ${n.sources.join('/')}`).join(', ');
+    const lostText = r.lost === 0n ? (unseen === '' ? 'nothing lost' : 'nothing lost of what was observed') : `${r.lost} record(s) LOST`;
+    out.push(`  drop ledger (sum over chunks): ${lostText}${unseen !== '' ? `; NOT OBSERVED (not recorded, not counted): ${unseen}` : ''}`);
     out.push(`    ${'probe'.padEnd(14)} ${['submitted', 'k_filtered', 'ring_full', 'skipped', 'truncated', 'written', 'u_filtered', 'dedup', 'rejected', 'shed', 'in_flight'].map((h) => h.padStart(10)).join(' ')}`);
     for (const p of probes) {
       const l = r.ledger[p]!;

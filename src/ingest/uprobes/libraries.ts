@@ -45,6 +45,9 @@ export const GNUTLS_TARGETS: ProbeTarget[] = [
   { symbol: 'gnutls_record_send', session: 'rtev_ssl_session', cookie: 6n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret', unless: 'gnutls_record_send2' },
   { symbol: 'gnutls_record_recv_seq', session: 'rtev_ssl_session', cookie: 7n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
   { symbol: 'gnutls_record_send2', session: 'rtev_ssl_session', cookie: 8n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
+  // length hiding and zero-copy receive: their own record layer calls, never through the four above
+  { symbol: 'gnutls_record_send_range', session: 'rtev_ssl_session', cookie: 11n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
+  { symbol: 'gnutls_record_recv_packet', session: 'rtev_ssl_session', cookie: 12n, entry: 'rtev_tls_enter', ret: 'rtev_ssl_ret' },
 ];
 
 const LIBC_NAME = /^(libc\.so(\.\d+)?|libc-[\d.]+\.so|ld-musl-[\w]+\.so\.1|libc\.musl-[\w]+\.so\.1)$/;

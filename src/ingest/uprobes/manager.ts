@@ -5,6 +5,7 @@ import type { BpfSession, Link } from '../session';
 import { errorMessage } from '../../errors';
 import type { TlsCoverageTotals, TlsUncovered } from '../../store/sink';
 import { resolveGoTls, type GoTlsProbe } from './go';
+import type { ObservedScope } from './scope';
 import {
   GNUTLS_TARGETS, HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets, staticTlsOf, targetsFound,
   type Candidate, type LibraryKind, type ProbeTarget,
@@ -60,6 +61,8 @@ export interface UprobeStats {
   tlsUncoveredProcesses: number;
   /** the first few of them */
   tlsExamples: { pid: number; comm: string; library: string; kind: string }[];
+  /** pairs not counted because the process is outside the run's scope (--pid, --container, -- CMD) */
+  tlsOutOfScope: number;
 }
 
 interface FileState {
@@ -108,13 +111,21 @@ export class UprobeManager {
   readonly #tlsByKind = new Map<string, number>();
   readonly #tlsPids = new Set<number>();
   #tlsTotal = 0;
-  readonly #stats: Omit<UprobeStats, 'mode' | 'tlsUncovered' | 'tlsUncoveredProcesses' | 'tlsExamples'> = {
+  readonly #scope: ObservedScope | undefined;
+  readonly #outOfScope = new Set<string>();
+  #outOfScopeCount = 0;
+  readonly #stats: Omit<UprobeStats, 'mode' | 'tlsUncovered' | 'tlsUncoveredProcesses' | 'tlsExamples' | 'tlsOutOfScope'> = {
     filesAttached: { libc: 0, libssl: 0, libgnutls: 0, exe: 0, go: 0 }, links: 0, filesOverLimit: 0, filesWithoutSymbols: 0,
     attachFailures: 0, processesScanned: 0, processesUncovered: 0, execsDropped: 0,
   };
 
-  constructor(session: BpfSession, probes: ProbeName[], warn: Warn, limits: Partial<UprobeLimits> = {}) {
+  /**
+   * `scope`: the processes the run observes (src/ingest/uprobes/scope.ts); the TLS coverage names
+   * only those. Absent: every process (a run without --pid, --cgroup, --container or a command).
+   */
+  constructor(session: BpfSession, probes: ProbeName[], warn: Warn, limits: Partial<UprobeLimits> = {}, scope?: ObservedScope) {
     this.#session = session;
+    this.#scope = scope?.narrowing === true ? scope : undefined;
     this.#warn = warn;
     this.#limits = { ...DEFAULT_UPROBE_LIMITS, ...limits };
     // the libc uprobes need the syscall tracepoints (they supply the errno and the dedup mark)
@@ -189,6 +200,7 @@ export class UprobeManager {
       processesUncovered: this.#uncovered.size, tlsUncovered: Object.fromEntries([...this.#tlsByKind].sort()),
       tlsUncoveredProcesses: this.#tlsPids.size,
       tlsExamples: this.#tlsLog.slice(0, 5).map((e) => ({ pid: e.pid, comm: e.comm, library: e.library, kind: e.kind })),
+      tlsOutOfScope: this.#outOfScopeCount,
     };
   }
 
@@ -348,6 +360,14 @@ export class UprobeManager {
   #noteTls(pid: number, key: string, library: string, kind: string): void {
     const id = `${pid}:${key}`;
     if (this.#tlsSeen.has(id)) return;
+    // a process the run does not observe is not the run's coverage gap (counted apart, once per pair)
+    if (this.#scope !== undefined && !this.#scope.inScope(pid)) {
+      if (this.#outOfScope.has(id)) return;
+      if (this.#outOfScope.size >= MAX_TLS_SEEN) this.#outOfScope.clear();
+      this.#outOfScope.add(id);
+      this.#outOfScopeCount++;
+      return;
+    }
     if (this.#tlsSeen.size >= MAX_TLS_SEEN) this.#tlsSeen.clear(); // bounded memory; a repeat may then be counted twice
     this.#tlsSeen.add(id);
     this.#tlsTotal++;

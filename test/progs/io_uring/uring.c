@@ -9,8 +9,10 @@
  * after chdir(DIR), the relative "./rel" (canonical: DIR/rel). Then a listener on 127.0.0.1
  * (made with plain syscalls) gets an IORING_OP_ACCEPT and a second socket an
  * IORING_OP_CONNECT to it; then a multishot IORING_OP_ACCEPT takes two more connects and is
- * cancelled. With "sqpoll" the ring is an IORING_SETUP_SQPOLL ring: the
- * kernel's SQPOLL thread submits every request.
+ * cancelled. Last, three requests with IOSQE_CQE_SKIP_SUCCESS: an open of DIR/skipok (succeeds:
+ * no CQE at all), an open of DIR/skipmissing (fails: its CQE is posted) and a connect to a
+ * closed loopback port (refused: its CQE is posted). With "sqpoll" the ring is an
+ * IORING_SETUP_SQPOLL ring: the kernel's SQPOLL thread submits every request.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
 		die("io_uring_queue_init_params", r);
 
 	static char paths[MAX_K + 1][4096];
-	int res[MAX_K + 8];
+	int res[MAX_K + 16];
 	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC };
 	for (int i = 0; i < k; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "%s/f%d", dir, i);
@@ -154,6 +156,34 @@ int main(int argc, char **argv)
 		mport[i] = ntohs(a.sin_port);
 	}
 
+	/* IOSQE_CQE_SKIP_SUCCESS: only the two failures post CQEs */
+	static char skipok[4096], skipmissing[4096];
+	snprintf(skipok, sizeof(skipok), "%s/skipok", dir);
+	snprintf(skipmissing, sizeof(skipmissing), "%s/skipmissing", dir);
+	int closed = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in ca = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t calen = sizeof(ca);
+	if (closed < 0 || bind(closed, (struct sockaddr *)&ca, sizeof(ca)) != 0 ||
+	    getsockname(closed, (struct sockaddr *)&ca, &calen) != 0)
+		die("closed port", errno);
+	close(closed); /* nothing listens there now: a connect is refused */
+	int rfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (rfd < 0)
+		die("socket", errno);
+	struct io_uring_sqe *q = sqe_for(k + 8);
+	io_uring_prep_openat(q, AT_FDCWD, skipok, O_RDONLY, 0);
+	q->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	q = sqe_for(k + 9);
+	io_uring_prep_openat(q, AT_FDCWD, skipmissing, O_RDONLY, 0);
+	q->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	q = sqe_for(k + 10);
+	io_uring_prep_connect(q, rfd, (struct sockaddr *)&ca, sizeof(ca));
+	q->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	res[k + 8] = 1;
+	run(2, res);
+	if (res[k + 8] != 1)
+		die("a CQE for the successful IOSQE_CQE_SKIP_SUCCESS open", res[k + 8]);
+
 	printf("{\"pid\":%d,\"opens\":[", getpid());
 	for (int i = 0; i < k; i++)
 		printf("%s{\"path\":\"%s\",\"res\":%d,\"op\":\"%s\"}", i ? "," : "", paths[i], res[i],
@@ -162,8 +192,10 @@ int main(int argc, char **argv)
 	printf("\"port\":%d,\"client_port\":%d,\"listen_fd\":%d,\"client_fd\":%d,\"accept_res\":%d,\"connect_res\":%d,",
 	       ntohs(la.sin_port), ntohs(local.sin_port), lfd, cfd, res[k + 2], res[k + 3]);
 	printf("\"multishot\":{\"accepted\":[%d,%d],\"client_fds\":[%d,%d],\"client_ports\":[%d,%d],"
-	       "\"connect_res\":[%d,%d],\"last\":%d}}\n",
+	       "\"connect_res\":[%d,%d],\"last\":%d},",
 	       accepted[0], accepted[1], mfd[0], mfd[1], mport[0], mport[1], mres[0], mres[1], res[k + 4]);
+	printf("\"skip\":{\"ok\":\"%s\",\"missing\":{\"path\":\"%s\",\"res\":%d},\"refused\":{\"fd\":%d,\"port\":%d,\"res\":%d}}}\n",
+	       skipok, skipmissing, res[k + 9], rfd, ntohs(ca.sin_port), res[k + 10]);
 	io_uring_queue_exit(&ring);
 	return 0;
 }
