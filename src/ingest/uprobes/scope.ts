@@ -44,11 +44,13 @@ export class ObservedScope {
   readonly #c: ScopeChecks;
   readonly #cgroup2: string;
   readonly #memoryV1: string | undefined;
+  readonly #procRoot: string;
 
-  constructor(checks: ScopeChecks, mounts: { cgroup2: string; memoryV1?: string }) {
+  constructor(checks: ScopeChecks, mounts: { cgroup2: string; memoryV1?: string; procRoot?: string }) {
     this.#c = checks;
     this.#cgroup2 = mounts.cgroup2;
     this.#memoryV1 = mounts.memoryV1;
+    this.#procRoot = mounts.procRoot ?? '/proc';
   }
 
   /** narrowing: false when the run observes every process (then inScope is always true) */
@@ -61,7 +63,7 @@ export class ObservedScope {
     if (!this.narrowing) return true;
     if (this.#c.traced !== undefined && !this.#c.traced(pid)) return false;
     if (this.#c.allowCgroups === undefined && this.#c.keepCgroup === undefined) return true;
-    const ids = processCgroups(pid, this.#cgroup2, this.#memoryV1);
+    const ids = processCgroups(pid, this.#cgroup2, this.#memoryV1, this.#procRoot);
     if (ids === undefined) return false;
     if (this.#c.allowCgroups !== undefined && !this.#c.allowCgroups.has(ids.v2)) return false;
     if (this.#c.keepCgroup !== undefined && this.#c.keepCgroup(ids) === false) return false;
