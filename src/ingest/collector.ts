@@ -16,7 +16,7 @@ import { ObservedCommand } from './observed';
 import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
 import { Pipeline, type FileOpenMode, type HoldStats } from './pipeline';
-import { CgroupGate, listCgroups, type GateStats } from './cgroup-gate';
+import { CgroupGate, listCgroups, presentCgroupKeys, type GateStats } from './cgroup-gate';
 import { DEFAULT_ORDER_WINDOW_MS, OrderedSink, orderBounds, type OrderStats } from './order';
 import { cgroup2Mount } from '../platform/cgroup2';
 import { bpfObjectPath, packageVersion } from '../platform/paths';
@@ -78,6 +78,11 @@ export interface CollectorHost {
   notice(message: string): void;
   /** called about once a second while the run lasts */
   onProgress?(progress: CollectorProgress): void;
+  /**
+   * called once when collection runs: probes attached, output open, rings started, the observed
+   * command started, and the host's package databases read (rtev collect --verbose prints it)
+   */
+  onReady?(ready: CollectorReady): void;
   /** the addon binding (default: the real one) */
   binding?: NativeBinding;
   /** privilege and kernel checks; returns warnings (default: preflight of src/ingest/preflight.ts) */
@@ -92,6 +97,15 @@ export interface CollectorHost {
   tracepointExists?(tracepoint: string): boolean;
   /** the probe table (default KERNEL_PROBES) */
   probeSpecs?: readonly ProbeSpec[];
+}
+
+/** What the collector says once it is ready (CollectorHost.onReady). */
+export interface CollectorReady {
+  /** from Collector.run() to ready */
+  startupMs: number;
+  probes: readonly ProbeName[];
+  /** the host's package databases were read (package attribution runs: --out) */
+  packageDatabases: boolean;
 }
 
 /** CollectResult is what a finished run gives back (rtev collect prints its summary from it). */
@@ -130,6 +144,7 @@ export class Collector {
   readonly #host: CollectorHost;
   #stopRequested: (() => void) | undefined;
   #stopEarly = false;
+  #startedAt = 0;
 
   constructor(config: CollectorConfig, host: CollectorHost) {
     this.#config = config;
@@ -143,6 +158,7 @@ export class Collector {
   }
 
   async run(): Promise<CollectResult> {
+    this.#startedAt = Date.now();
     const host = this.#host;
     const warn = (m: string): void => host.warn(m);
     // a stop signal while loading ends the run as soon as it runs (instead of killing rtev unsealed)
@@ -201,7 +217,7 @@ export class Collector {
       for (const pid of config.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
       session.setCgroupFilter(config.cgroups);
       if (session.attachedProbes.includes('tcp_state')) session.seedSocketOwners(warn);
-      gate?.connect((key) => session.filterCgroup(key));
+      gate?.connect((key) => session.filterCgroup(key), (key) => session.unfilterCgroup(key));
       containerWatch = enricher ? await selectContainers(enricher, config.containers, session, gate !== undefined, warn) : undefined;
       if (enricher && config.enrich) await enricher.warmUp();
       // the TLS coverage names only the processes this run observes (docs/probes-network.md, "Counted coverage")
@@ -246,7 +262,7 @@ export class Collector {
     const attributor = !config.output.stdout && config.attribution !== false
       ? new Attributor(enricher !== undefined ? { containerFacts: (id) => enricher.containerFacts(id) } : {})
       : undefined;
-    attributor?.warm();
+    const warmed = attributor?.warm();
     try {
       const producer = producerInfo(parts.objectPath, host.btfPath ?? BTF_PATH, config, session.attachedProbes);
       sink = await openOutput(config.output, {
@@ -321,6 +337,7 @@ export class Collector {
 
     const started = Date.now();
     const timer = config.durationMs !== undefined ? setTimeout(() => stop.stop(), config.durationMs) : undefined;
+    const pruner = parts.gate !== undefined ? startPruning(parts.gate, config.enricherOptions.cgroupV1Mount, env(host), (m) => host.warn(m)) : undefined;
     const ticker = setInterval(() => host.onProgress?.({ ledger: ledger(), bytesWritten: sink.bytesWritten, elapsedMs: Date.now() - started, chunksSealed: sealed }), 1000);
 
     let command: ObservedCommand | undefined;
@@ -342,10 +359,16 @@ export class Collector {
       }
       this.#stopRequested = () => onSignal('SIGTERM');
       if (this.#stopEarly) onSignal('SIGTERM');
+      let stopped = false;
+      void stop.stopped.then(() => { stopped = true; });
+      void Promise.resolve(warmed).then(() => {
+        if (!stopped) host.onReady?.({ startupMs: Date.now() - this.#startedAt, probes: [...session.attachedProbes], packageDatabases: warmed !== undefined });
+      });
       await stop.stopped;
     } finally {
       if (timer) clearTimeout(timer);
       clearInterval(ticker);
+      if (pruner !== undefined) clearInterval(pruner);
     }
     // whatever stopped the run, the command is signalled and reaped before the probes go
     const exitCode = command !== undefined ? await command.stop() : 0;
@@ -487,17 +510,48 @@ async function seedGate(enricher: Enricher, gate: CgroupGate, v1Mount: string | 
     const info = await enricher.whenSettled(id, 3000, hierarchy);
     if (info !== 'pending') gate.keep(`${hierarchy}:${id}`, id, hierarchy, info);
   };
+  const { v2, v1 } = gateHierarchies(v1Mount);
+  const jobs: Promise<void>[] = [];
+  if (v2 !== undefined) for (const id of listCgroups(v2)) jobs.push(settle(id, 'v2'));
+  if (v1 !== undefined) for (const id of listCgroups(v1)) jobs.push(settle(id, 'v1'));
+  await Promise.all(jobs);
+}
+
+/** The hierarchies a container selection decides on: the v2 tree, and the v1 memory one on hybrid hosts. */
+function gateHierarchies(v1Mount: string | undefined): { v2: string | undefined; v1: string | undefined } {
   let v2: string | undefined;
   try {
     v2 = cgroup2Mount();
   } catch {
     v2 = undefined;
   }
-  const jobs: Promise<void>[] = [];
-  if (v2 !== undefined) for (const id of listCgroups(v2)) jobs.push(settle(id, 'v2'));
   const v1 = v1Mount ?? '/sys/fs/cgroup/memory';
-  if (v2 !== '/sys/fs/cgroup' && fs.existsSync(path.join(v1, 'cgroup.procs'))) for (const id of listCgroups(v1)) jobs.push(settle(id, 'v1'));
-  await Promise.all(jobs);
+  return { v2, v1: v2 !== '/sys/fs/cgroup' && fs.existsSync(path.join(v1, 'cgroup.procs')) ? v1 : undefined };
+}
+
+/** How often the kernel's cgroup deny list is pruned of gone cgroups (RTEV_CGROUP_PRUNE_MS: tests). */
+const DEFAULT_PRUNE_MS = 10_000;
+
+/**
+ * startPruning lists the cgroups that exist every few seconds (while some cgroup is denied) and
+ * removes the gone ones from the kernel's deny list (CgroupGate.prune).
+ */
+function startPruning(gate: CgroupGate, v1Mount: string | undefined, env: NodeJS.ProcessEnv, warn: (message: string) => void): NodeJS.Timeout {
+  const fromEnv = Number(env['RTEV_CGROUP_PRUNE_MS']);
+  const every = Number.isInteger(fromEnv) && fromEnv >= 10 && fromEnv <= 3_600_000 ? fromEnv : DEFAULT_PRUNE_MS;
+  const { v2, v1 } = gateHierarchies(v1Mount);
+  let warned = false;
+  const timer = setInterval(() => {
+    if (gate.deniedCount === 0) return;
+    try {
+      gate.prune(presentCgroupKeys(v2, v1));
+    } catch (err) {
+      if (!warned) warn(`cgroup deny list not pruned: ${errorMessage(err)}`);
+      warned = true;
+    }
+  }, every);
+  timer.unref();
+  return timer;
 }
 
 /** openFramesFile creates the --frames side file (not evidence: unsigned, for humans and rtev query). */
@@ -516,6 +570,10 @@ function writeFrames(fd: number, record: Parameters<NonNullable<FunctionProbes['
     frames: d.frames.map((f) => ({ addr: f.addr, symbol: f.symbol, offset: f.offset, library: f.library, kind: f.kind, source: f.source })),
   });
   fs.writeSync(fd, line + '\n');
+}
+
+function env(host: CollectorHost): NodeJS.ProcessEnv {
+  return host.env ?? process.env;
 }
 
 class StopSignal {

@@ -431,6 +431,13 @@ export class BpfSession {
     }
   }
 
+  /** unfilterCgroup removes one key from the cgroup filter set (a pruned cgroup: it is gone). */
+  unfilterCgroup(key: bigint): void {
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(key);
+    this.#native.mapDelete(this.#handle, 'cgroup_filter', k);
+  }
+
   /**
    * seedSocketOwners tells the tcp_state probe who holds the TCP sockets that exist already: the
    * listening ones from /proc (listen_owners is keyed by port), the others with a BPF iterator over

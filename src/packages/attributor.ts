@@ -123,9 +123,12 @@ export class Attributor {
     this.#host = new PackageResolver(options.hostRoot ?? hostRoot());
   }
 
-  /** warm starts reading the host's package databases (about 1 s for dpkg here) before records arrive. */
-  warm(): void {
-    void this.#host.attribute('/', 'open');
+  /**
+   * warm starts reading the host's package databases (about 1 s for dpkg here) before records
+   * arrive; the promise settles once they were read (the collector's readiness, rtev collect --verbose).
+   */
+  warm(): Promise<void> {
+    return this.#host.attribute('/', 'open').then(() => undefined, () => undefined);
   }
 
   /** note takes one written record; cheap for a (scope, path) already seen in this window. */

@@ -12,9 +12,14 @@ import { RTEV, rootOrSkip, tempDir } from '../helpers/collector';
  * The window is 1 s, not the default 250 ms: on a loaded CI machine (load 14 on 2 cores was seen)
  * the consumer threads and the event loop run late by hundreds of ms, past which a record is
  * written out of order and counted (docs/format.md, "Record order"); test/unit/order.test.ts
- * holds the default bounds to their rules with a scripted clock.
+ * holds the default bounds to their rules with a scripted clock. Even at 1 s about one run in 16
+ * under load wrote a few records late: so the test does not count on timing. Every record that is
+ * out of order in the output (below the newest before it) must be one the summary line counts as
+ * written out of order, exactly, and such records stay rare (at most 1 in LATE_RATIO; arrival
+ * order, --order-window 0, gave 217 of 965 here, execs behind the opens).
  */
 const WINDOW = ['--order-window', '1s'];
+const LATE_RATIO = 20;
 
 // each round: an exec (a new process) and opens, so execs fall between opens in time
 const SCRIPT = 'i=0; while [ $i -lt 40 ]; do /bin/cat /etc/hostname /etc/passwd >/dev/null; /bin/true; i=$((i+1)); done';
@@ -29,6 +34,39 @@ function tsOf(line: string): bigint {
 function firstInversion(lines: string[]): number {
   for (let i = 1; i < lines.length; i++) if (tsOf(lines[i]!) < tsOf(lines[i - 1]!)) return i;
   return -1;
+}
+
+/** outOfOrder: the lines whose ts_ns is below the newest one before them (what the merge counts as late) */
+function outOfOrder(lines: string[]): number[] {
+  const at: number[] = [];
+  let newest = -1n;
+  lines.forEach((l, i) => {
+    const ts = tsOf(l);
+    if (ts < newest) at.push(i);
+    else newest = ts;
+  });
+  return at;
+}
+
+/** lateOf: "N written out of ts_ns order" of the summary line (absent: none) */
+function lateOf(stderr: string): number {
+  const summary = stderr.split('\n').filter((l) => /^rtev: \d+ records /.test(l));
+  assert.equal(summary.length, 1, `one summary line: ${stderr}`);
+  const m = /; (?:.*, )?(\d+) written out of ts_ns order/.exec(summary[0]!);
+  return m === null ? 0 : Number(m[1]);
+}
+
+/**
+ * assertOrdered: the output is in ts_ns order but for the records the merge counted as late
+ * (exactly those), which are rare
+ */
+function assertOrdered(lines: string[], stderr: string, what: string): void {
+  const late = outOfOrder(lines);
+  const counted = lateOf(stderr);
+  const show = late.slice(0, 3).map((i) => `line ${i + 1}: ${lines[i]!.slice(0, 160)}`).join('; ');
+  assert.equal(late.length, counted, `${what}: ${late.length} records out of ts_ns order, the summary counts ${counted} (${show})`);
+  assert.ok(late.length * LATE_RATIO <= lines.length, `${what}: ${late.length} of ${lines.length} records out of ts_ns order (${show})`);
+  if (late.length > 0) console.log(`${what}: ${late.length} of ${lines.length} records written late, counted (${show})`);
 }
 
 function rtev(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
@@ -49,11 +87,10 @@ function assertInterleaved(lines: string[]): void {
 for (const fastPath of ['1', '0']) {
   test(`--stdout: execs and opens in ts_ns order (RTEV_FAST_PATH=${fastPath})`, { timeout: 120_000 }, async (t) => {
     if (!rootOrSkip(t)) return;
-    const r = rtev(['collect', '--stdout', '--quiet', ...WINDOW, '--probes', 'file_open,process_exec', '--', 'sh', '-c', SCRIPT], { RTEV_FAST_PATH: fastPath });
+    const r = rtev(['collect', '--stdout', ...WINDOW, '--probes', 'file_open,process_exec', '--', 'sh', '-c', SCRIPT], { RTEV_FAST_PATH: fastPath });
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('{'));
-    const at = firstInversion(lines);
-    assert.equal(at, -1, `ts_ns decreases at line ${at}: ${lines[at - 1]} then ${lines[at]}`);
+    assertOrdered(lines, r.stderr, '--stdout');
     assertInterleaved(lines);
   });
 }
@@ -62,18 +99,14 @@ test('--out: each chunk in ts_ns order, and rtev query output too', { timeout: 1
   if (!rootOrSkip(t)) return;
   const dir = path.join(tempDir(), 'ev');
   // small chunks: the run spans several
-  const r = rtev(['collect', '--out', dir, '--quiet', ...WINDOW, '--chunk-size', '16K', '--probes', 'file_open,process_exec', '--', 'sh', '-c', SCRIPT]);
+  const r = rtev(['collect', '--out', dir, ...WINDOW, '--chunk-size', '16K', '--probes', 'file_open,process_exec', '--', 'sh', '-c', SCRIPT]);
   assert.equal(r.status, 0, r.stderr);
   const chunks = fs.readdirSync(dir).filter((f) => /^chunk-\d+\.ndjson$/.test(f)).sort();
   assert.ok(chunks.length >= 2, `several chunks: ${chunks.join(' ')}`);
   const all: string[] = [];
-  for (const c of chunks) {
-    const lines = fs.readFileSync(path.join(dir, c), 'utf8').split('\n').filter((l) => l.startsWith('{'));
-    const at = firstInversion(lines);
-    assert.equal(at, -1, `${c}: ts_ns decreases at line ${at + 1}: ${lines[at - 1]} then ${lines[at]}`);
-    all.push(...lines);
-  }
-  assert.equal(firstInversion(all), -1, 'chunks follow each other in time');
+  for (const c of chunks) all.push(...fs.readFileSync(path.join(dir, c), 'utf8').split('\n').filter((l) => l.startsWith('{')));
+  // in written order, chunk after chunk: in ts_ns order but for the records counted late
+  assertOrdered(all, r.stderr, 'chunks');
   assertInterleaved(all);
   const q = rtev(['query', dir, '--format', 'ndjson']);
   assert.equal(q.status, 0, q.stderr);

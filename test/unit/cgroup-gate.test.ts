@@ -52,7 +52,7 @@ test('gate: a narrowing selection keeps its containers, drops the rest, denies i
   assert.equal(cgroupFilterKey(20n, 'v1'), (1n << 63n) | 20n, 'bit 63 marks a v1 memory cgroup (bpf/common.h CGROUP_V1_KEY)');
   // decisions are remembered: asking again denies nothing more
   assert.equal(gate.keep('v2:12', 12n, 'v2', {}), false);
-  assert.deepEqual(gate.stats, { kept: 1, dropped: 4, denied: 3, denyFull: 0 });
+  assert.deepEqual(gate.stats, { kept: 1, dropped: 4, denied: 3, denyFull: 0, pruned: 0, pruneSkipped: 0 });
   // by image, and containers-only
   const byImage = new CgroupGate({ selector: { images: [DIGEST] }, facts: (id) => FACTS[id] });
   assert.equal(byImage.keep('v2:11', 11n, 'v2', { containerId: `podman://${DB}`, imageDigest: DIGEST }), true);
@@ -68,7 +68,7 @@ test('gate: keys decided before the kernel filter exists are denied once it is c
   const denied: bigint[] = [];
   gate.connect((k) => { denied.push(k); return k !== 11n; });
   assert.deepEqual(denied, [12n, 11n]);
-  assert.deepEqual(gate.stats, { kept: 0, dropped: 2, denied: 1, denyFull: 1 });
+  assert.deepEqual(gate.stats, { kept: 0, dropped: 2, denied: 1, denyFull: 1, pruned: 0, pruneSkipped: 0 });
 });
 
 /** run: the records through a pipeline with the selection, by the reference or the fast path */
