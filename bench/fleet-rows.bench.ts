@@ -16,6 +16,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { checkContent, checkEnvelope } from '../src/fleet/chunk-check';
 import { COPY_RECORDS, initSchema } from '../src/fleet/pg-schema';
 import { encodeRows } from '../src/fleet/rows';
+import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../src/fleet/rows-binary';
 import { buildRowsInDb, STAGE_DDL, STAGE_SETTINGS } from '../src/fleet/stage';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
 import { startPostgres } from '../test/helpers/fleet-servers';
@@ -57,11 +58,11 @@ async function main(): Promise<void> {
       const f = fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(f[11]) + Number(f[12])) * 10;
     };
-    const total = { js: { ms: 0, n: 0, cpu: 0, pg: 0 }, sql: { ms: 0, n: 0, cpu: 0, pg: 0 } };
+    const total = { js: { ms: 0, n: 0, cpu: 0, pg: 0 }, bin: { ms: 0, n: 0, cpu: 0, pg: 0 }, sql: { ms: 0, n: 0, cpu: 0, pg: 0 } };
     let id = 1n;
     // both builders on every chunk, the order alternating (each chunk is indexed twice, under two ids)
     for (const [i, c] of chunks.entries()) {
-      for (const kind of i % 2 === 0 ? ['js', 'sql'] as const : ['sql', 'js'] as const) {
+      for (const kind of ([['js', 'bin', 'sql'], ['bin', 'sql', 'js'], ['sql', 'js', 'bin']] as const)[i % 3]!) {
         const t0 = performance.now();
         const u0 = process.cpuUsage();
         const b0 = backendCpuMs();
@@ -70,9 +71,10 @@ async function main(): Promise<void> {
           const r = await buildRowsInDb(db, c.body, c.facts, id++, false);
           if (r === undefined || checkContent(r.content, c.predicate) !== undefined) throw new Error('the server path refused a synthetic chunk');
         } else {
-          const rows = encodeRows(c.body, c.facts, id++);
+          const rows = kind === 'bin' ? encodeRowsBinary(c.body, c.facts, id++, false) : encodeRows(c.body, c.facts, id++);
+          if (rows === undefined) throw new Error('the binary builder refused a synthetic chunk');
           if (checkContent(rows.content, c.predicate) !== undefined) throw new Error('content');
-          const stream = db.query(copyFrom(COPY_RECORDS));
+          const stream = db.query(copyFrom(kind === 'bin' ? COPY_RECORDS_BINARY : COPY_RECORDS));
           await new Promise<void>((resolve, reject) => {
             stream.on('error', reject);
             stream.on('finish', resolve);
@@ -89,11 +91,12 @@ async function main(): Promise<void> {
       }
     }
     await db.end();
-    for (const kind of ['js', 'sql'] as const) {
+    const label = { js: 'encodeRows + text COPY of rows      ', bin: 'encodeRowsBinary + binary COPY      ', sql: 'COPY of lines + INSERT..SELECT (jsonb)' };
+    for (const kind of ['js', 'bin', 'sql'] as const) {
       const t = total[kind];
-      console.log(`${kind === 'js' ? 'encodeRows + COPY of rows ' : 'COPY of lines + INSERT..SELECT'}: ${t.n} records in ${(t.ms / 1000).toFixed(2)} s = ${(t.n / (t.ms / 1000)).toFixed(0)} records/s; CPU: node ${(t.cpu / 1000).toFixed(2)} s + PostgreSQL backend ${(t.pg / 1000).toFixed(2)} s = ${(t.n / ((t.cpu + t.pg) / 1000)).toFixed(0)} records per CPU-second`);
+      console.log(`${label[kind]}: ${t.n} records in ${(t.ms / 1000).toFixed(2)} s = ${(t.n / (t.ms / 1000)).toFixed(0)} records/s; CPU: node ${(t.cpu / 1000).toFixed(2)} s + PostgreSQL backend ${(t.pg / 1000).toFixed(2)} s = ${(t.n / ((t.cpu + t.pg) / 1000)).toFixed(0)} records per CPU-second`);
     }
-    console.log(`ratio: the server path takes ${(total.sql.ms / total.js.ms).toFixed(2)}x the wall time of the JavaScript builder; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`wall time ratios: text ${(total.js.ms / total.bin.ms).toFixed(2)}x, server ${(total.sql.ms / total.bin.ms).toFixed(2)}x the binary builder; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     pg.stop();
     fs.rmSync(base, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { canonicalize, type CanonicalValue } from '../encode/canonical';
 import { isObj, type StrictObject } from '../encode/strict-json';
 import { verifyEnvelope } from '../sign/envelope';
 import type { VerifyKey } from '../sign/keys';
-import { CHUNK_PREDICATE_TYPE } from '../sign/statement';
+import { CHECKPOINT_PREDICATE_TYPE, CHUNK_PREDICATE_TYPE } from '../sign/statement';
 import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
 import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, parsePredicate, probeField, PROBE_FIELDS, type ChunkContent, type SignedPredicate } from '../verify';
 import { checkAttribution } from '../packages/evidence';
@@ -148,4 +148,55 @@ export function checkContent(content: ChunkContent, predicate: SignedPredicate):
   if (Object.prototype.hasOwnProperty.call(predicate.raw, 'attribution')) problems.push(...checkAttribution(predicate.raw['attribution'], content.subjects));
   if (problems.length > 0) return { code: 'content-mismatch', reason: problems.slice(0, 3).join('; ') };
   return undefined;
+}
+
+/** A retention checkpoint as ingest reads it: which chunks the host removed, and which of them were never shipped. */
+export interface CheckpointFacts {
+  envelopeSha256: string;
+  keyid: string;
+  chainId: string;
+  firstSeq: bigint;
+  removedFrom: bigint;
+  removedThrough: bigint;
+  unshipped: { from: bigint; through: bigint } | null;
+}
+
+export type CheckpointVerdict = { ok: true; facts: CheckpointFacts } | { ok: false; code: RejectCode; reason: string; partial: Partial<ChunkFacts> };
+
+/**
+ * checkCheckpoint verifies a shipped retention checkpoint (src/store/retention.ts): a DSSE
+ * envelope signed by a trusted key, of the checkpoint predicate, with seq ranges in bounds and
+ * in order (removed ends right before first_seq, and so does or before it unshipped).
+ */
+export function checkCheckpoint(bytes: Uint8Array, keys: readonly VerifyKey[]): CheckpointVerdict {
+  const no = (code: RejectCode, reason: string, partial: Partial<ChunkFacts> = {}): CheckpointVerdict => ({ ok: false, code, reason, partial });
+  if (bytes.length > MAX_ENVELOPE_BYTES) return no('too-large', `checkpoint envelope of ${bytes.length} bytes`);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const envelopeSha256 = crypto.createHash('sha256').update(buf).digest('hex');
+  const opened = openStatement(buf);
+  if (!opened.ok) return no('bad-envelope', opened.reason, { envelopeSha256 });
+  const st = opened.value;
+  const keyid = verifyEnvelope(st.envelope, st.payload, keys);
+  const claimed = st.envelope.signatures.map((x) => x.keyid).filter((k) => /^[0-9a-f]{64}$/.test(k))[0] ?? '';
+  const p = st.predicate;
+  const chainId = typeof p['chain_id'] === 'string' ? p['chain_id'].slice(0, 64) : undefined;
+  const partial: Partial<ChunkFacts> = { envelopeSha256, keyid: keyid ?? claimed, ...(chainId !== undefined ? { chainId } : {}) };
+  if (keyid === undefined) return no('untrusted-key', `no trusted key verifies the checkpoint (envelope keyid ${claimed.slice(0, 16) || '?'}...)`, partial);
+  if (st.predicateType !== CHECKPOINT_PREDICATE_TYPE) return no('bad-predicate', `checkpoint predicateType ${st.predicateType.slice(0, 100)}`, partial);
+  const seqOf = (v: unknown): bigint | undefined => (typeof v === 'bigint' && v >= 1n && v <= 999_999_999_999n ? v : undefined);
+  const removed = isObj(p['removed']) ? p['removed'] : undefined;
+  const unshipped = isObj(p['unshipped']) ? p['unshipped'] : undefined;
+  const firstSeq = seqOf(p['first_seq']);
+  const removedFrom = seqOf(removed?.['from_seq']);
+  const removedThrough = seqOf(removed?.['through_seq']);
+  const uFrom = seqOf(unshipped?.['from_seq']);
+  const uThrough = seqOf(unshipped?.['through_seq']);
+  if (chainId === undefined || firstSeq === undefined || removedFrom === undefined || removedThrough === undefined || removedFrom > removedThrough || removedThrough !== firstSeq - 1n) {
+    return no('bad-predicate', 'checkpoint fields missing or out of order (chain_id, first_seq, removed.from_seq..through_seq = first_seq - 1)', partial);
+  }
+  // unshipped accumulates over the removals (src/store/chain-sealer.ts), removed is the last one
+  if (unshipped !== undefined && (uFrom === undefined || uThrough === undefined || uFrom > uThrough || uThrough > removedThrough)) {
+    return no('bad-predicate', 'checkpoint unshipped range is not before first_seq', partial);
+  }
+  return { ok: true, facts: { envelopeSha256, keyid, chainId, firstSeq, removedFrom, removedThrough, unshipped: uFrom !== undefined && uThrough !== undefined ? { from: uFrom, through: uThrough } : null } };
 }

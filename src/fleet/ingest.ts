@@ -8,13 +8,13 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { UsageError } from '../errors';
 import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
-import { checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
+import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
 import { backoffMs, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
-import { ENVELOPE_STREAM, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
+import { ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
 import { encodeRows } from './rows';
-import { buildRowsInDb, STAGE_DDL, STAGE_SETTINGS } from './stage';
+import { COPY_RECORDS_BINARY, encodeRowsBinary } from './rows-binary';
 import { checkNoPassword } from './secrets';
 import { MAX_CHUNK_BYTES } from './ship';
 
@@ -29,13 +29,13 @@ import { MAX_CHUNK_BYTES } from './ship';
  * gives exactly-once records.
  */
 
-export type IngestResult = 'indexed' | 'duplicate' | 'rejected' | 'deferred' | 'error';
+export type IngestResult = 'indexed' | 'duplicate' | 'rejected' | 'deferred' | 'error' | 'checkpoint';
 
 export interface IngestHooks {
   chunk?(result: IngestResult, records: number): void;
   lagSeconds?(s: number): void;
-  /** who built a chunk's rows: the database server, or ingest for a body the server path does not take */
-  rowsBuiltBy?(by: 'server' | 'client'): void;
+  /** how a chunk's rows went to the database: binary COPY, or text COPY for a body the binary path does not take */
+  rowsBuiltBy?(by: 'binary' | 'text'): void;
 }
 
 export interface IngestOptions {
@@ -93,14 +93,20 @@ export interface LateSlot {
 }
 
 type Decision =
-  | { kind: 'index'; gap?: { from: bigint; through: bigint }; late?: boolean }
+  | { kind: 'index'; gap?: { from: bigint; through: bigint; kind?: 'retention' }; late?: boolean }
   | { kind: 'reject'; code: RejectCode; reason: string }
   | { kind: 'defer'; reason: string }
   | { kind: 'duplicate' };
 
-/** decide applies the chain rules to a verified chunk and the host's head (pure). */
-export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: boolean, late?: LateSlot): Decision {
+/**
+ * decide applies the chain rules to a verified chunk and the host's head (pure). `retained`:
+ * a signed retention checkpoint of this chain names the chunks before this one that are not
+ * indexed (from the head, or from seq 1) as removed on the host before they were shipped; the
+ * chunk is indexed at once, with a `retention` gap instead of a `missing` one.
+ */
+export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: boolean, late?: LateSlot, retained = false): Decision {
   if (head === undefined) {
+    if (f.seq !== 1n && retained) return { kind: 'index', gap: { from: 1n, through: f.seq - 1n, kind: 'retention' } };
     if (f.seq === 1n || waitedEnough) return f.seq === 1n ? { kind: 'index' } : { kind: 'index', gap: { from: 1n, through: f.seq - 1n } };
     return { kind: 'defer', reason: `first chunk seen of this host is seq ${f.seq}` };
   }
@@ -121,9 +127,13 @@ export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: bool
     }
     return { kind: 'index' };
   }
+  if (retained) return { kind: 'index', gap: { from: headSeq + 1n, through: f.seq - 1n, kind: 'retention' } };
   if (!waitedEnough) return { kind: 'defer', reason: `seq ${f.seq} arrived before seq ${headSeq + 1n}` };
   return { kind: 'index', gap: { from: headSeq + 1n, through: f.seq - 1n } };
 }
+
+const RETENTION_DETAIL = (next: bigint | null): string =>
+  `removed on the host by retention before they were shipped, as its signed retention checkpoint records${next !== null ? `; seq ${next}'s link to them is unverified` : ''}`;
 
 export class Ingester {
   readonly #o: IngestOptions;
@@ -164,6 +174,7 @@ export class Ingester {
         }
       }
     } finally {
+      await Promise.all(this.#deletes);
       await this.#nc.drain().catch(() => undefined);
       await Promise.all(this.#dbs.map((db) => db.end().catch(() => undefined)));
     }
@@ -177,8 +188,6 @@ export class Ingester {
       try {
         await db.connect();
         await checkSchema(db);
-        await db.query(STAGE_DDL);
-        await db.query(STAGE_SETTINGS);
         return db;
       } catch (err) {
         await db.end().catch(() => undefined);
@@ -205,12 +214,45 @@ export class Ingester {
       else list.push(m);
     }
     const queue = [...byHost.values()];
-    await Promise.all(this.#dbs.map(async (_, slot) => {
-      for (let list = queue.shift(); list !== undefined; list = queue.shift()) {
-        for (const m of list) await this.#one(slot, m);
-      }
-    }));
+    // the bodies are read ahead, about in the order the sessions take the chunks, so that the
+    // object store read of the next chunk runs while this one is in the database
+    const order = queue.flat();
+    let next = 0;
+    const ahead = (): void => {
+      for (; next < order.length && this.#prefetched.size < this.#dbs.length + 1; next++) this.#prefetch(order[next]!);
+    };
+    try {
+      await Promise.all(this.#dbs.map(async (_, slot) => {
+        for (let list = queue.shift(); list !== undefined; list = queue.shift()) {
+          for (const m of list) {
+            ahead();
+            await this.#one(slot, m);
+            this.#prefetched.delete(m.seq);
+          }
+        }
+      }));
+    } finally {
+      this.#prefetched.clear();
+    }
     return n;
+  }
+
+  /** bodies being read ahead, by stream sequence */
+  readonly #prefetched = new Map<number, Promise<{ name: string; body: Buffer | undefined; size: number } | undefined>>();
+
+  #prefetch(m: JsMsg): void {
+    const name = m.headers?.get(HDR_OBJECT) ?? '';
+    if (name === '' || this.#prefetched.has(m.seq)) return;
+    this.#prefetched.set(m.seq, this.#readBody(name).catch(() => undefined));
+  }
+
+  /** the object, if stored and not over the limit (size tells which); a read error throws */
+  async #readBody(name: string): Promise<{ name: string; body: Buffer | undefined; size: number }> {
+    const info = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
+    if (info === null || info.deleted) return { name, body: undefined, size: 0 };
+    if (info.size > MAX_CHUNK_BYTES) return { name, body: undefined, size: info.size };
+    const blob = await withTimeout(this.#bucket!.getBlob(name), 60_000, 'object store read');
+    return { name, body: blob === null ? undefined : Buffer.from(blob.buffer, blob.byteOffset, blob.length), size: info.size };
   }
 
   async #one(slot: number, m: JsMsg): Promise<void> {
@@ -239,6 +281,7 @@ export class Ingester {
 
   async #handle(db: Client, m: JsMsg): Promise<[IngestResult, number]> {
     const host = hostOfSubject(m.subject) ?? '?';
+    if (m.headers?.get(HDR_KIND) === 'checkpoint') return this.#checkpoint(db, m, host);
     const v = checkEnvelope(m.data, host, this.#keys);
     if (!v.ok) {
       await this.#reject(db, m, host, v.code, v.reason, v.partial);
@@ -258,10 +301,21 @@ export class Ingester {
       return ['rejected', 0];
     }
     const headRows = await db.query<Head>('SELECT chain_id, head_seq, head_envelope_sha256 FROM hosts WHERE host_id = $1 FOR UPDATE', [host]);
-    const head = headRows.rows[0];
+    let head: Head | undefined = headRows.rows[0];
+    // a new chain an operator accepted (rtev fleet accept-chain) starts over as a first chain
+    let replaces: Head | undefined;
+    if (head !== undefined && f.chainId !== head.chain_id) {
+      const accepted = await db.query('SELECT 1 FROM chain_accepts WHERE host_id = $1 AND old_chain_id = $2 AND new_chain_id = $3', [host, head.chain_id, f.chainId]);
+      if (accepted.rowCount !== 0) [replaces, head] = [head, undefined];
+    }
     const ageMs = Date.now() - Number(BigInt(m.info.timestampNanos) / 1_000_000n);
     const late = head !== undefined && f.chainId === head.chain_id && f.seq <= BigInt(head.head_seq) ? await this.#lateSlot(db, f) : undefined;
-    const d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2, late);
+    // the chunks this one skips (from the head, or from seq 1): named by a signed checkpoint?
+    const skipFrom = head === undefined ? 1n : BigInt(head.head_seq) + 1n;
+    const retained = (head === undefined || f.chainId === head.chain_id) && f.seq > skipFrom
+      && (await db.query(`SELECT 1 FROM checkpoints WHERE host_id = $1 AND chain_id = $2 AND unshipped_from <= $3 AND unshipped_through >= $4 LIMIT 1`,
+        [host, f.chainId, String(skipFrom), String(f.seq - 1n)])).rowCount !== 0;
+    const d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2, late, retained);
     if (d.kind === 'defer') {
       await db.query('ROLLBACK');
       m.nak(Math.min(1000, Math.max(100, this.#o.gapWaitMs / 4)));
@@ -280,15 +334,14 @@ export class Ingester {
     let body: Buffer | undefined;
     if (named === expected) {
       m.working();
-      const info = await withTimeout(this.#bucket!.info(expected), 15_000, 'object store info');
-      if (info !== null && !info.deleted && info.size <= MAX_CHUNK_BYTES) {
-        const blob = await withTimeout(this.#bucket!.getBlob(expected), 60_000, 'object store read');
-        if (blob !== null) body = Buffer.from(blob.buffer, blob.byteOffset, blob.length);
-      } else if (info !== null && info.size > MAX_CHUNK_BYTES) {
+      // read ahead (#batch) or now; a read that failed ahead is tried again here
+      const got = (await this.#prefetched.get(m.seq)) ?? await this.#readBody(expected);
+      if (got.size > MAX_CHUNK_BYTES) {
         await db.query('ROLLBACK');
-        await this.#reject(db, m, host, 'too-large', `body of ${info.size} bytes`, f);
+        await this.#reject(db, m, host, 'too-large', `body of ${got.size} bytes`, f);
         return ['rejected', 0];
       }
+      body = got.body;
     }
     if (body === undefined && m.info.deliveryCount < 3) {
       // the store may still be recovering (a restarted cluster): try again before rejecting
@@ -308,24 +361,35 @@ export class Ingester {
     const chunkId = BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id);
     m.working();
     const hasAttribution = Object.prototype.hasOwnProperty.call(v.predicate.raw, 'attribution');
-    // the rows are built by PostgreSQL from the lines as shipped (src/fleet/stage.ts); a body
-    // that path does not take is built here, line by line, with the same rules
-    const staged = await buildRowsInDb(db, body!, f, chunkId, hasAttribution);
-    const rows = staged === undefined ? encodeRows(body!, f, chunkId) : undefined;
-    this.#o.hooks?.rowsBuiltBy?.(staged === undefined ? 'client' : 'server');
-    const bad2 = checkContent(staged?.content ?? rows!.content, v.predicate);
+    // the typed columns are built here and go straight into records with a binary COPY
+    // (src/fleet/rows-binary.ts); a body that path does not take goes as text COPY rows
+    // (encodeRows: the same columns, and the diagnosis of lines that are not records)
+    const bin = encodeRowsBinary(body!, f, chunkId, hasAttribution);
+    const rows = bin === undefined ? encodeRows(body!, f, chunkId) : undefined;
+    this.#o.hooks?.rowsBuiltBy?.(bin === undefined ? 'text' : 'binary');
+    const bad2 = checkContent(bin?.content ?? rows!.content, v.predicate);
     if (bad2 !== undefined) {
       await db.query('ROLLBACK');
       await this.#reject(db, m, host, bad2.code, bad2.reason, f);
       return ['rejected', 0];
     }
     m.working();
-    if (rows !== undefined) await this.#copy(db, COPY_RECORDS, rows.pieces);
+    // a value the database refuses (a data error: a NUL in a string, a number out of range) is
+    // a property of the signed body: redelivering it would fail the same way forever
+    try {
+      await this.#copy(db, bin !== undefined ? COPY_RECORDS_BINARY : COPY_RECORDS, bin?.pieces ?? rows!.pieces);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (typeof code !== 'string' || !/^2[23]/.test(code)) throw err;
+      await db.query('ROLLBACK');
+      await this.#reject(db, m, host, 'content-mismatch', `the database refused its records: ${(err as Error).message}`, f);
+      return ['rejected', 0];
+    }
     const attr = attributionRows(chunkId, v.predicate.raw['attribution']);
     await this.#copy(db, COPY_CONTAINERS, attr.containers);
     await this.#copy(db, COPY_IMAGES, attr.images);
     await this.#copy(db, COPY_ATTRIBUTION, attr.files);
-    await this.#insertChunk(db, m, f, chunkId, head, d.gap, d.late === true);
+    await this.#insertChunk(db, m, f, chunkId, head, d.gap, d.late === true, replaces !== undefined);
     await db.query('COMMIT');
     await this.#ack(m, host, f);
     this.stats.indexed++;
@@ -363,7 +427,7 @@ export class Ingester {
     return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
   }
 
-  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false): Promise<void> {
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, head: Head | undefined, gap: { from: bigint; through: bigint; kind?: 'retention' } | undefined, late = false, replacing = false): Promise<void> {
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
       `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
@@ -392,6 +456,11 @@ export class Ingester {
     if (late) {
       await db.query(`UPDATE hosts SET last_indexed_at = now(), chunks = chunks + 1, records = records + $2, lost = lost + $3 WHERE host_id = $1`, [f.hostId, s(f.count), s(f.lost)]);
       await db.query(`UPDATE gaps SET filled_at = now() WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing' AND from_seq = $3 AND through_seq = $3`, [f.hostId, f.chainId, s(f.seq)]);
+    } else if (head === undefined && replacing) {
+      // the first chunk of an accepted new chain: the head moves to it, the host's totals go on
+      await db.query(`UPDATE hosts SET hostname = $2, chain_id = $3, head_seq = $4, head_envelope_sha256 = $5, head_sealed_wall_ns = $6, last_indexed_at = now(),
+        chunks = chunks + 1, records = records + $7, lost = lost + $8 WHERE host_id = $1`,
+      [f.hostId, f.hostname, f.chainId, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
     } else if (head === undefined) {
       await db.query(`INSERT INTO hosts (host_id, hostname, machine_id, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, chunks, records, lost)
         VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9)`, [f.hostId, f.hostname, f.machineId, f.chainId, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
@@ -402,7 +471,10 @@ export class Ingester {
     }
     await db.query(`INSERT INTO host_keys (host_id, keyid, chunks) VALUES ($1, $2, 1)
       ON CONFLICT (host_id, keyid) DO UPDATE SET last_seen = now(), chunks = host_keys.chunks + 1`, [f.hostId, f.keyid]);
-    if (gap !== undefined) {
+    if (gap?.kind === 'retention') {
+      await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'retention',$3,$4,$5) ON CONFLICT DO NOTHING`,
+        [f.hostId, f.chainId, s(gap.from), s(gap.through), RETENTION_DETAIL(f.seq)]);
+    } else if (gap !== undefined) {
       // one row per missing seq, so that a chunk arriving late fills its own; a long range stays one row
       const single = gap.through - gap.from < 1000n;
       const detail = `never arrived before seq ${f.seq} was indexed (removed on the host, rejected, or lost before shipping); seq ${f.seq}'s link to them is unverified`;
@@ -421,6 +493,36 @@ export class Ingester {
     }
   }
 
+  /**
+   * A retention checkpoint: recorded, and the open `missing` gaps of its chain that it names as
+   * removed before shipping are closed and recorded as `retention` gaps (accounted for, signed).
+   */
+  async #checkpoint(db: Client, m: JsMsg, host: string): Promise<[IngestResult, number]> {
+    const v = checkCheckpoint(m.data, this.#keys);
+    if (!v.ok) {
+      await this.#reject(db, m, host, v.code, v.reason, v.partial);
+      return ['rejected', 0];
+    }
+    const c = v.facts;
+    const s = (x: bigint | undefined): string | null => (x === undefined ? null : String(x));
+    await db.query('BEGIN');
+    await db.query(`INSERT INTO checkpoints (host_id, chain_id, first_seq, removed_from, removed_through, unshipped_from, unshipped_through, keyid, envelope_sha256, stream_seq)
+      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (envelope_sha256) DO NOTHING`,
+    [host, c.chainId, s(c.firstSeq), s(c.removedFrom), s(c.removedThrough), s(c.unshipped?.from), s(c.unshipped?.through), c.keyid, c.envelopeSha256, m.seq]);
+    if (c.unshipped !== null) {
+      const closed = await db.query<{ from_seq: string; through_seq: string }>(`UPDATE gaps SET filled_at = now() WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing'
+        AND filled_at IS NULL AND from_seq >= $3 AND through_seq <= $4 RETURNING from_seq, through_seq`, [host, c.chainId, s(c.unshipped.from), s(c.unshipped.through)]);
+      for (const g of closed.rows) {
+        await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'retention',$3,$4,$5) ON CONFLICT DO NOTHING`,
+          [host, c.chainId, g.from_seq, g.through_seq, RETENTION_DETAIL(null)]);
+      }
+    }
+    await db.query('COMMIT');
+    await withTimeout(m.ackAck(), 15_000, 'ack');
+    this.#o.log(`ingest: ${m.subject.slice(0, 80)} #${m.seq}: retention checkpoint of chain ${c.chainId}: chunks before seq ${c.firstSeq} removed${c.unshipped !== null ? `, seq ${c.unshipped.from}..${c.unshipped.through} never shipped` : ''}`);
+    return ['checkpoint', 0];
+  }
+
   async #reject(db: Client, m: JsMsg, host: string, code: RejectCode, reason: string, f: Partial<ChunkFacts>): Promise<void> {
     await db.query(`INSERT INTO rejections (host_id, subject, stream_seq, code, reason, chain_id, seq, keyid, envelope_sha256)
       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING`,
@@ -433,7 +535,13 @@ export class Ingester {
 
   async #ack(m: JsMsg, host: string, f: ChunkFacts): Promise<void> {
     await withTimeout(m.ackAck(), 15_000, 'ack');
-    // the body is in PostgreSQL now; the object store only buffers
-    await withTimeout(this.#bucket!.delete(objectName(host, f.chainId, Number(f.seq))), 15_000, 'object delete').catch(() => undefined);
+    // the body is in PostgreSQL now; the object store only buffers. The delete does not hold
+    // up the next chunk (at most 32 outstanding; run() waits for them before it returns)
+    if (this.#deletes.size >= 32) await Promise.race(this.#deletes);
+    const done: Promise<void> = withTimeout(this.#bucket!.delete(objectName(host, f.chainId, Number(f.seq))), 15_000, 'object delete')
+      .then(() => undefined, () => undefined).finally(() => this.#deletes.delete(done));
+    this.#deletes.add(done);
   }
+
+  readonly #deletes = new Set<Promise<void>>();
 }

@@ -19,7 +19,7 @@ export class Metrics {
   readonly shipRetries = new Counter({ name: 'rtev_ship_retries_total', help: 'Failed ship attempts that were retried', registers: [this.registry] });
   readonly ingestChunks = new Counter({ name: 'rtev_ingest_chunks_total', help: 'Chunks handled by ingest, by result (indexed, duplicate, rejected, deferred, error)', labelNames: ['result'], registers: [this.registry] });
   readonly ingestRecords = new Counter({ name: 'rtev_ingest_records_total', help: 'Records committed to PostgreSQL', registers: [this.registry] });
-  readonly ingestRowBuilds = new Counter({ name: 'rtev_ingest_row_builds_total', help: 'Chunks whose records were built by the database server (server) or, for a body that path does not take, by ingest (client)', labelNames: ['by'], registers: [this.registry] });
+  readonly ingestRowBuilds = new Counter({ name: 'rtev_ingest_row_builds_total', help: 'Chunks whose records went to the database as binary COPY rows (binary) or, for a body that path does not take, as text COPY rows (text)', labelNames: ['by'], registers: [this.registry] });
   readonly ingestLag = new Gauge({ name: 'rtev_ingest_lag_seconds', help: 'Seconds from the seal of the last indexed chunk to its commit', registers: [this.registry] });
   readonly buildInfo = new Gauge({ name: 'rtev_build_info', help: 'rtev version', labelNames: ['version'], registers: [this.registry] });
 

@@ -10,7 +10,7 @@ import { RECORD_COLUMNS } from './rows';
  * role that can only read and append (and move heads), never delete or change the schema.
  */
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -63,6 +63,17 @@ CREATE TABLE IF NOT EXISTS gaps (
   id bigserial PRIMARY KEY, host_id text NOT NULL, chain_id text NOT NULL, kind text NOT NULL,
   from_seq bigint NOT NULL, through_seq bigint NOT NULL, detail text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
   filled_at timestamptz, UNIQUE (host_id, chain_id, kind, from_seq));
+-- an operator's acceptance of a host's new chain (rtev fleet accept-chain), written by the
+-- database owner, read by ingest: the chain that replaces old_chain_id is indexed from then on
+CREATE TABLE IF NOT EXISTS chain_accepts (
+  id bigserial PRIMARY KEY, host_id text NOT NULL, old_chain_id text NOT NULL, old_head_seq bigint NOT NULL,
+  new_chain_id text NOT NULL, reason text NOT NULL, accepted_by text NOT NULL DEFAULT current_user,
+  at timestamptz NOT NULL DEFAULT now(), UNIQUE (host_id, old_chain_id, new_chain_id));
+-- signed retention checkpoints the hosts shipped: chunks removed on the host, and which of them were never shipped
+CREATE TABLE IF NOT EXISTS checkpoints (
+  host_id text NOT NULL, chain_id text NOT NULL, first_seq bigint NOT NULL, removed_from bigint NOT NULL, removed_through bigint NOT NULL,
+  unshipped_from bigint, unshipped_through bigint, keyid text NOT NULL, envelope_sha256 text NOT NULL UNIQUE, stream_seq bigint NOT NULL,
+  at timestamptz NOT NULL DEFAULT now());
 `;
 
 function ident(name: string, option: string): string {
@@ -89,7 +100,7 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   await db.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${ingest}, ${reader}`);
   await db.query(`GRANT USAGE ON SCHEMA public TO ${ingest}, ${reader}`);
   await db.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ingest}, ${reader}`);
-  await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, images, attribution TO ${ingest}`);
+  await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, images, attribution, checkpoints TO ${ingest}`);
   await db.query(`GRANT UPDATE (hostname, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, last_indexed_at, chunks, records, lost) ON hosts TO ${ingest}`);
   await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
   await db.query(`GRANT UPDATE (filled_at) ON gaps TO ${ingest}`);
@@ -106,6 +117,9 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
 export async function checkSchema(db: Client): Promise<void> {
   const r = await db.query(`SELECT to_regclass('public.rtev_meta') AS t`);
   if (r.rows[0]?.t === null) throw new UsageError('the fleet database has no rtev schema', "run 'rtev fleet init --db URL' once as the database owner");
+  const v = await db.query<{ value: string }>(`SELECT value FROM rtev_meta WHERE key = 'schema_version'`);
+  const have = Number(v.rows[0]?.value ?? 0);
+  if (have < SCHEMA_VERSION) throw new UsageError(`the fleet database has schema v${have}, this rtev needs v${SCHEMA_VERSION}`, "run 'rtev fleet init --db URL' again as the database owner (it only adds)");
 }
 
 export const COPY_RECORDS = `COPY records (${RECORD_COLUMNS.join(', ')}) FROM STDIN`;

@@ -41,6 +41,12 @@ export interface ShipOptions {
   follow: boolean;
   /** how often --follow looks for newly sealed chunks */
   pollMs?: number;
+  /**
+   * ship the sealed chunks from this seq on again, under message ids of this run (the server
+   * would drop a plain repeat as a duplicate for 24 h): after an operator accepted the
+   * directory's new chain, or to fill gaps a simultaneous crash of every NATS node left
+   */
+  resendFrom?: number;
   signal?: AbortSignal;
   log: (line: string) => void;
   hooks?: ShipHooks;
@@ -95,6 +101,9 @@ export class Shipper {
   #bucket: ObjectStore | undefined;
   #hostId: string | undefined;
   readonly #result: ShipResult = { shipped: 0, duplicates: 0, bytes: 0, ackedSeq: 0 };
+  /** with resendFrom: the seqs up to this one go under this run's message ids */
+  #resendThrough = 0;
+  readonly #resendNonce = crypto.randomBytes(8).toString('hex');
 
   constructor(o: ShipOptions) {
     this.#o = o;
@@ -107,10 +116,17 @@ export class Shipper {
     if (st === undefined || !st.isDirectory()) throw new RtevError('USAGE', `${dir} is not an evidence directory`);
     // the cursor's presence tells retention that this directory is shipped
     if (readShipCursor(dir) === undefined) writeShipCursor(dir, { chain_id: null, acked_seq: 0, acked_envelope_sha256: null });
+    if (this.#o.resendFrom !== undefined) {
+      const sealed = listSealed(dir);
+      const cursor = readShipCursor(dir)!;
+      this.#resendThrough = sealed[sealed.length - 1]?.seq ?? 0;
+      if (cursor.acked_seq >= this.#o.resendFrom) writeShipCursor(dir, { chain_id: cursor.chain_id, acked_seq: this.#o.resendFrom - 1, acked_envelope_sha256: null });
+    }
     try {
       for (;;) {
         const pending = this.#pending();
         this.#o.hooks?.pending?.(pending.length);
+        await this.#shipCheckpoint();
         for (const seq of pending) {
           if (signal?.aborted) return this.#result;
           await this.#shipWithRetry(seq);
@@ -141,8 +157,51 @@ export class Shipper {
     return sealed.map((s) => s.seq).filter((s) => s > cursor.acked_seq);
   }
 
+  /** the retention checkpoint last shipped by this process (sha256 of its envelope) */
+  #checkpointShipped: string | undefined;
+
+  /**
+   * #shipCheckpoint ships the directory's retention checkpoint when it changed, before the
+   * chunks after it: ingest then knows which chunks the host removed, and which of them were
+   * never shipped (a signed account instead of a gap with no reason). Its message id is
+   * its digest, so a repeat after a restart is a duplicate.
+   */
+  async #shipCheckpoint(): Promise<void> {
+    let bytes: Buffer;
+    try {
+      bytes = readBounded(path.join(this.#o.dir, CHECKPOINT_NAME), MAX_ENVELOPE_BYTES);
+    } catch {
+      return;
+    }
+    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+    if (sha === this.#checkpointShipped) return;
+    const first = listSealed(this.#o.dir)[0];
+    const hostId = this.#hostId ?? (first !== undefined ? readEnvelopeFacts(this.#o.dir, envelopeName(first.seq)).hostId : undefined);
+    if (hostId === undefined) return;
+    this.#hostId ??= hostId;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#connect();
+        const h = headers();
+        h.set(HDR_KIND, 'checkpoint');
+        await this.#js!.publish(envelopeSubject(hostId), bytes, { msgID: `checkpoint:${sha}`, headers: h, timeout: 10_000 });
+        this.#checkpointShipped = sha;
+        return;
+      } catch (err) {
+        if (this.#o.signal?.aborted) return;
+        this.#o.hooks?.retry?.((err as Error).message);
+        const wait = backoffMs(attempt);
+        if (attempt === 0 || attempt % 10 === 9) this.#o.log(`ship: ${CHECKPOINT_NAME} not acknowledged (${(err as Error).message}); retrying in ${wait} ms`);
+        await sleep(wait, this.#o.signal);
+      }
+    }
+  }
+
   async #shipWithRetry(seq: number): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      // removed by retention (told to remove unshipped chunks) since the directory was listed:
+      // the checkpoint accounts for it
+      if (lstatMaybe(path.join(this.#o.dir, envelopeName(seq))) === undefined) return;
       try {
         await this.#connect();
         await this.#shipOne(seq);
@@ -200,7 +259,8 @@ export class Shipper {
       }
       // a missing chunk file is shipped as an envelope without a body: ingest records it
     }
-    const ack = await this.#js!.publish(envelopeSubject(hostId), env.bytes, { msgID: env.sha256, headers: h, timeout: 10_000 });
+    const msgID = seq <= this.#resendThrough ? `${env.sha256}:resend:${this.#resendNonce}` : env.sha256;
+    const ack = await this.#js!.publish(envelopeSubject(hostId), env.bytes, { msgID, headers: h, timeout: 10_000 });
     const cursor: ShipCursor = { chain_id: env.chainId, acked_seq: seq, acked_envelope_sha256: env.sha256 };
     writeShipCursor(dir, cursor);
     this.#result.ackedSeq = seq;

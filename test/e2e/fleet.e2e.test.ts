@@ -56,6 +56,23 @@ function startIngest(): ChildProcess & { log: string[] } {
   return child;
 }
 
+/**
+ * Each fault test leaves the servers as it found them, even when it fails: a test that stopped
+ * the cluster and then failed must not make the next tests time out against a dead NATS (a
+ * failure of one test is reported as that test's failure, not as three).
+ */
+async function serversUp(): Promise<void> {
+  let restarted = false;
+  for (const [i, node] of nats.nodes.entries()) {
+    if (node.proc === undefined || node.proc.exitCode !== null) {
+      await nats.start(i);
+      restarted = true;
+    }
+  }
+  if (restarted) await nats.ready();
+  if (ingest === undefined || ingest.exitCode !== null || ingest.signalCode !== null) ingest = startIngest();
+}
+
 async function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise((r) => child.once('close', r));
@@ -140,9 +157,9 @@ test('three hosts collect and ship, one ingest indexes: fleet queries return exa
   const indexed = Number(/rtev_ingest_chunks_total\{result="indexed"\} (\d+)/.exec(metrics)?.[1]);
   assert.equal(indexed, three.reduce((n, h) => n + sealedCount(h.dir), 0));
   assert.match(metrics, /rtev_ingest_records_total \d+/);
-  // the collectors' chunks take the server path (rows built by PostgreSQL), none falls back
-  assert.equal(Number(/rtev_ingest_row_builds_total\{by="server"\} (\d+)/.exec(metrics)?.[1]), indexed);
-  assert.doesNotMatch(metrics, /rtev_ingest_row_builds_total\{by="client"\} [1-9]/);
+  // the collectors' chunks take the binary COPY path, none falls back to text rows
+  assert.equal(Number(/rtev_ingest_row_builds_total\{by="binary"\} (\d+)/.exec(metrics)?.[1]), indexed);
+  assert.doesNotMatch(metrics, /rtev_ingest_row_builds_total\{by="text"\} [1-9]/);
 });
 
 function osv(id: string, name: string, fixed: string): object {
@@ -191,22 +208,31 @@ test('a host cannot publish on another host\'s subject', { timeout: 60_000 }, as
   assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${b.machineId}'`), '0', 'nothing reached ingest');
 });
 
-test('NATS faults: one node of three killed mid-stream, then the whole cluster down for 30 s; ship catches up, nothing lost or doubled', { timeout: 300_000 }, async (t) => {
+test('NATS faults: one node of three killed mid-stream, then the whole cluster down for 30 s; ship catches up, nothing lost or doubled', { timeout: 420_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const d = hosts['delta']!;
-  const collector = collectOn(d, 'for i in $(seq 1 420); do /bin/true; sleep 0.1; done', ['--chunk-age', '1s']);
-  await until('the first chunk', () => fs.existsSync(d.dir) && sealedCount(d.dir) >= 1);
-  const shipper = spawn(process.execPath, [RTEV, 'ship', d.dir, '--follow', '--nats', nats.urls, '--nats-creds', d.creds, '--metrics', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // the workload runs until the test has seen the outage through (the stop file), not for a
+  // fixed number of iterations: on a loaded machine a fixed loop can end before NATS is back
+  const stopFile = path.join(base, 'delta-stop');
+  const collector = collectOn(d, `i=0; while [ ! -e '${stopFile}' ] && [ $i -lt 2400 ]; do /bin/true; sleep 0.1; i=$((i+1)); done`, ['--chunk-age', '1s']);
   const shipLog: string[] = [];
-  shipper.stderr!.on('data', (b: Buffer) => shipLog.push(b.toString()));
-  t.after(() => {
+  let shipper: ChildProcess | undefined;
+  t.after(async () => {
+    fs.writeFileSync(stopFile, '');
+    await stop(shipper);
+    await Promise.race([collector.done, new Promise((r) => setTimeout(r, 30_000))]);
+    if (collector.exitCode === null) collector.kill('SIGKILL');
+    await serversUp();
     if (shipLog.length > 0) t.diagnostic(`ship log:\n${shipLog.join('').slice(-4000)}`);
   });
+  await until('the first chunk', () => fs.existsSync(d.dir) && sealedCount(d.dir) >= 1);
+  shipper = spawn(process.execPath, [RTEV, 'ship', d.dir, '--follow', '--nats', nats.urls, '--nats-creds', d.creds, '--metrics', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  shipper.stderr!.on('data', (b: Buffer) => shipLog.push(b.toString()));
   await until('shipping', () => indexedChunks(d) >= 1);
   await nats.kill(1);
   await new Promise((r) => setTimeout(r, 3000));
   const duringKill = indexedChunks(d);
-  await until('progress with one node down', () => indexedChunks(d) > duringKill, 30_000);
+  await until('progress with one node down', () => indexedChunks(d) > duringKill, 90_000);
   await nats.start(1);
   await nats.ready();
   await new Promise((r) => setTimeout(r, 2000));
@@ -215,22 +241,28 @@ test('NATS faults: one node of three killed mid-stream, then the whole cluster d
   await nats.stopAll('SIGTERM');
   const sealedAtOutage = sealedCount(d.dir);
   await new Promise((r) => setTimeout(r, 30_000));
-  assert.ok(sealedCount(d.dir) > sealedAtOutage + 10, 'the collector kept sealing while NATS was down');
+  // at least 30 s down, and longer until the collector sealed 10 chunks without NATS (at
+  // --chunk-age 1s that takes 10 s on an idle machine): a collector that waits for the
+  // network never gets there
+  await until('the collector kept sealing while NATS was down', () => sealedCount(d.dir) > sealedAtOutage + 10, 90_000);
+  assert.ok(shipper.exitCode === null, 'ship --follow keeps running while NATS is down');
   for (let i = 0; i < 3; i++) await nats.start(i);
   await nats.ready();
+  fs.writeFileSync(stopFile, '');
   assert.equal(await collector.done, 0);
   const total = sealedCount(d.dir);
-  await until('ship caught up', () => JSON.parse(fs.readFileSync(path.join(d.dir, '.rtev-ship.json'), 'utf8')).acked_seq === total, 120_000);
+  await until('ship caught up', () => JSON.parse(fs.readFileSync(path.join(d.dir, '.rtev-ship.json'), 'utf8')).acked_seq === total, 180_000);
   await stop(shipper);
-  await until('ingest caught up', () => indexedChunks(d) === total, 120_000);
+  await until('ingest caught up', () => indexedChunks(d) === total, 180_000);
   const lines = await queryHost(d);
   assert.deepEqual(lines, byTs(hostLines(d.dir)));
   assert.equal(psql(`SELECT count(*) FROM gaps WHERE host_id = '${d.machineId}' AND filled_at IS NULL`), '0');
   assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${d.machineId}'`), '0', 'no honest repeat is taken for a replay');
 });
 
-test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and indexed once', { timeout: 180_000 }, async (t) => {
+test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and indexed once', { timeout: 240_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
+  await serversUp();
   const a = hosts['alpha']!;
   const before = indexedChunks(a);
   // hold ingest inside its transaction by real means: a lock that its insert of the chunk's key
@@ -256,8 +288,9 @@ test('ingest killed inside a chunk\'s transaction: the chunk is redelivered and 
   assert.deepEqual(await queryHost(a), byTs(hostLines(a.dir)), 'exactly once');
 });
 
-test('rejected, each with its reason in fleet status: flipped byte, untrusted key, replayed chunk, deleted and rewritten chain', { timeout: 240_000 }, async (t) => {
+test('rejected, each with its reason in fleet status: flipped byte, untrusted key, replayed chunk, deleted and rewritten chain; the operator accepts the new chain', { timeout: 300_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
+  await serversUp();
   const [a, e, f] = [hosts['alpha']!, hosts['echo']!, hosts['foxtrot']!];
   const threeWindows = 'for i in $(seq 1 10); do /bin/true; done; sleep 1.6; for i in $(seq 1 10); do /bin/true; done; sleep 1.6; /bin/true';
   assert.deepEqual(await Promise.all([collectOn(e, threeWindows, ['--chunk-age', '1s']).done, collectOn(f, WORKLOAD, ['--chunk-age', '1s']).done]), [0, 0]);
@@ -309,4 +342,50 @@ test('rejected, each with its reason in fleet status: flipped byte, untrusted ke
   assert.equal(indexedChunks(a), alphaBefore, 'the rewritten chain is not indexed');
   const json = JSON.parse((await runRtev(['fleet', 'status', '--db', pg.url('rtev_reader'), '--json'])).stdout) as { hostId: string; keys: { keyid: string }[] }[];
   assert.ok(json.find((x) => x.hostId === a.machineId)!.keys.length === 1, 'key fingerprints are listed');
+
+  // the operator accepts alpha's new chain (recorded), the host ships it again, it is indexed
+  const newChain = JSON.parse(Buffer.from(JSON.parse(fs.readFileSync(path.join(a.dir, 'chunk-000000000001.dsse.json'), 'utf8')).payload, 'base64').toString()).predicate.chain.chain_id as string;
+  const denied = await runRtev(['fleet', 'accept-chain', '--db', pg.url('rtev_ingest'), '--host', a.name, '--chain', newChain, '--reason', 'by ingest']);
+  assert.notEqual(denied.code, 0, 'the ingest role cannot accept a chain');
+  assert.match(denied.stderr, /permission denied/);
+  assert.notEqual((await runRtev(['fleet', 'accept-chain', '--db', pg.url(), '--host', a.name, '--chain', 'f'.repeat(36), '--reason', 'typo'])).code, 0, 'only a chain that was rejected as chain-replaced');
+  const acc = await runRtev(['fleet', 'accept-chain', '--db', pg.url(), '--host', a.name, '--chain', newChain, '--reason', 'reinstalled (test)']);
+  assert.equal(acc.code, 0, acc.stderr);
+  assert.match(acc.stdout, new RegExp(`accepted chain ${newChain} for alpha`));
+  const resent = await ship(a, ['--resend-from', '1']);
+  assert.equal(resent.code, 0, resent.stderr);
+  await until('the accepted chain indexed', () => indexedChunks(a) === alphaBefore + sealedCount(a.dir), 90_000);
+  assert.equal(psql(`SELECT chain_id FROM hosts WHERE host_id = '${a.machineId}'`), newChain);
+  assert.equal(psql(`SELECT count(*) FROM records WHERE host_id = '${a.machineId}' AND chain_id = '${newChain}'`), String(hostLines(a.dir).length));
+  const after = await status();
+  assert.match(after, new RegExp(`chain accepted: ${newChain} replaces \\S+ \\(at seq \\d+\\), by postgres at \\S+: reinstalled \\(test\\)`));
+  assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${a.machineId}' AND code = 'replay' AND chain_id = '${newChain}'`), '0', 'the resent chunks are no replays');
+});
+
+test('retention removes unshipped chunks: ship sends the signed checkpoint, ingest accounts the removed chunks as a retention gap', { timeout: 240_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  await serversUp();
+  const c = hosts['charlie']!;
+  const before = indexedChunks(c);
+  assert.ok(before >= 1, 'charlie was shipped and indexed before');
+  // the collector goes on with charlie's chain, ship is not running, and retention may remove
+  // what was never shipped: only the newest chunk stays
+  const bursts = 'for i in $(seq 1 5); do for j in $(seq 1 5); do /bin/true; done; sleep 1.3; done';
+  assert.equal(await collectOn(c, bursts, ['--chunk-age', '1s', '--retain-size', '1', '--retain-unshipped']).done, 0);
+  const cp = JSON.parse(Buffer.from(JSON.parse(fs.readFileSync(path.join(c.dir, 'checkpoint.dsse.json'), 'utf8')).payload, 'base64').toString()).predicate as { first_seq: number; unshipped?: { from_seq: number; through_seq: number } };
+  assert.ok(cp.unshipped !== undefined, 'the checkpoint names removed unshipped chunks');
+  assert.equal(cp.unshipped.from_seq, before + 1, 'everything after the last shipped chunk');
+  const left = sealedCount(c.dir);
+  const t0 = Date.now();
+  const shipped = await ship(c);
+  assert.equal(shipped.code, 0, shipped.stderr);
+  await until('the chunks after the checkpoint indexed', () => indexedChunks(c) === before + left, 60_000);
+  const gaps = psql(`SELECT kind, from_seq, through_seq FROM gaps WHERE host_id = '${c.machineId}' AND filled_at IS NULL ORDER BY from_seq`);
+  assert.equal(gaps, `retention|${cp.unshipped.from_seq}|${cp.unshipped.through_seq}`, 'a retention gap, no missing one');
+  assert.equal(psql(`SELECT count(*) FROM checkpoints WHERE host_id = '${c.machineId}' AND unshipped_from = ${cp.unshipped.from_seq}`), '1');
+  // fleet status shows the account (without the checkpoint the gap would be 'missing', after --gap-wait)
+  const s = (await runRtev(['fleet', 'status', '--db', pg.url('rtev_reader')])).stdout;
+  assert.match(s, new RegExp(`gap \\(retention\\) seq ${cp.unshipped.from_seq}\\.\\.${cp.unshipped.through_seq}: removed on the host by retention before they were shipped`));
+  assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${c.machineId}'`), '0');
+  t.diagnostic(`shipped and indexed ${left} chunk(s) after the checkpoint in ${Date.now() - t0} ms`);
 });

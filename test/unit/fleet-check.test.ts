@@ -104,6 +104,10 @@ test('decide: next link indexes; fork, replaced chain, broken link reject; ahead
   assert.equal((decide(late, head, false, { open: true, prevEnvelope: 'e2', nextLinks: 'other' }) as { code: string }).code, 'broken-link');
   assert.equal((decide(late, head, false, { open: true, prevEnvelope: 'x', nextLinks: null }) as { code: string }).code, 'broken-link');
   assert.equal((decide(late, head, false, { open: false, prevEnvelope: 'e2', nextLinks: 'e3' }) as { code: string }).code, 'fork');
+  // chunks a signed retention checkpoint names as removed before shipping: indexed at once, a retention gap
+  assert.deepEqual(decide({ ...f, seq: 7n }, head, false, undefined, true), { kind: 'index', gap: { from: 5n, through: 6n, kind: 'retention' } });
+  assert.deepEqual(decide({ ...f, seq: 3n }, undefined, false, undefined, true), { kind: 'index', gap: { from: 1n, through: 2n, kind: 'retention' } });
+  assert.equal((decide({ ...f, chainId: 'c2', seq: 3n }, head, false, undefined, true) as { code: string }).code, 'chain-replaced', 'a checkpoint does not open another chain');
 });
 
 test('names, secrets and addresses', () => {

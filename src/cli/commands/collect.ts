@@ -49,6 +49,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'chunk-age', kind: 'string', value: 'D', help: 'seal a chunk at this age' },
   { name: 'retain-size', kind: 'string', value: 'BYTES', help: 'remove the oldest chunks beyond this total size' },
   { name: 'retain-age', kind: 'string', value: 'D', help: 'remove chunks older than this' },
+  { name: 'retain-unshipped', kind: 'flag', help: 'retention may remove chunks rtev ship has not had acknowledged (the signed checkpoint names them)' },
   { name: 'flush-interval', kind: 'string', value: 'D', help: `--stdout: write a record at most D after it was put in time order (default ${DEFAULT_FLUSH_INTERVAL_MS}ms)` },
   { name: 'order-window', kind: 'string', value: 'D', help: `merge the two kernel rings in ts_ns order, holding records up to 3 x D (default ${DEFAULT_ORDER_WINDOW_MS}ms; 0: no hold)` },
   { name: 'command-stdout', kind: 'string', value: 'FILE', help: "write CMD's standard output to FILE (with --stdout it goes to rtev's stderr by default)" },
@@ -155,6 +156,7 @@ function planFromArgs(args: string[]): { config: CollectorConfig; quiet: boolean
   setIf(parsed, 'chunk-age', (v) => { output.chunkMaxAgeMs = parseDuration(v, 'chunk-age'); });
   setIf(parsed, 'retain-size', (v) => { output.retainMaxBytes = parseSize(v, 'retain-size'); });
   setIf(parsed, 'retain-age', (v) => { output.retainMaxAgeMs = parseDuration(v, 'retain-age'); });
+  if (parsed.flags.has('retain-unshipped')) output.retainUnshipped = true;
   setIf(parsed, 'flush-interval', (v) => {
     if (!output.stdout) throw new UsageError('--flush-interval applies to --stdout only', 'under --out, records reach the chunk file at least once a second');
     output.flushIntervalMs = parseDuration(v, 'flush-interval');

@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { createUser } from '@nats-io/nkeys';
 import { UsageError } from '../../errors';
 import { clusterSize, connectNats, ensureTopology } from '../../fleet/nats';
+import { acceptChain } from '../../fleet/accept';
 import { initSchema } from '../../fleet/pg-schema';
 import { checkNoPassword } from '../../fleet/secrets';
 import { fleetStatus, renderStatus } from '../../fleet/status';
@@ -19,14 +20,21 @@ const OPTIONS: OptionSpec[] = [
   { name: 'nats-creds', kind: 'string', value: 'FILE', help: 'NATS credentials file' },
   { name: 'replicas', kind: 'string', value: 'N', help: 'init: JetStream replicas (default: cluster size, at most 3)' },
   { name: 'out', kind: 'string', value: 'FILE', help: 'nkey: where to write the seed (0600)' },
+  { name: 'host', kind: 'string', value: 'NAME|ID', help: 'accept-chain: the host (hostname or host id)' },
+  { name: 'chain', kind: 'string', value: 'ID', help: 'accept-chain: the new chain id (from fleet status)' },
+  { name: 'reason', kind: 'string', value: 'TEXT', help: 'accept-chain: why (recorded)' },
 ];
 
 const USAGE = usageText(`usage: rtev fleet status --db URL [--json]
        rtev fleet init --db URL [--ingest-role NAME] [--reader-role NAME] [--nats URL [--replicas N]]
+       rtev fleet accept-chain --db URL --host NAME|ID --chain ID --reason TEXT
        rtev fleet nkey --out FILE
 
 status: per host, the last chunk, lag, gaps, drops, rejected chunks with reasons, keys.
 init:   create the fleet schema and least-privilege roles (run once as the database owner).
+accept-chain: accept a host's new chain after its evidence was deleted and rewritten
+        (recorded with who, when and why; run as the database owner), then ship the
+        host's directory again with 'rtev ship DIR --resend-from 1'.
 nkey:   create an nkey user seed for a host or ingest (prints the public key for the
         NATS server configuration).`, OPTIONS);
 
@@ -49,7 +57,7 @@ export const fleetCommand: Command = {
       io.stdout.write(`${kp.getPublicKey()}\n`);
       return ExitCode.OK;
     }
-    if (sub !== 'status' && sub !== 'init') throw new UsageError(`fleet: unknown subcommand '${sub ?? ''}'`, 'rtev fleet status|init|nkey');
+    if (sub !== 'status' && sub !== 'init' && sub !== 'accept-chain') throw new UsageError(`fleet: unknown subcommand '${sub ?? ''}'`, 'rtev fleet status|init|accept-chain|nkey');
     const url = parsed.values.get('db');
     if (url === undefined) throw new UsageError(`fleet ${sub} needs --db URL`);
     checkNoPassword(url, 'db', 'put the password in PGPASSWORD or ~/.pgpass');
@@ -68,6 +76,17 @@ export const fleetCommand: Command = {
           await nc.drain();
           io.stdout.write(`jetstream stream, bucket and consumer ready (${replicas} replica(s))\n`);
         }
+        return ExitCode.OK;
+      }
+      if (sub === 'accept-chain') {
+        const need = (n: string): string => {
+          const v = parsed.values.get(n);
+          if (v === undefined) throw new UsageError(`fleet accept-chain needs --${n}`);
+          return v;
+        };
+        const a = await acceptChain(db, need('host'), need('chain'), need('reason'));
+        io.stdout.write(`accepted chain ${a.newChainId} for ${a.hostname} [${a.hostId}] (replaces chain ${a.oldChainId} at seq ${a.oldHeadSeq}; ${a.rejectedChunks} chunk(s) of it were rejected), by ${a.acceptedBy} at ${a.at}\n`);
+        io.stdout.write(`ship that host's evidence directory again: rtev ship DIR --resend-from 1\n`);
         return ExitCode.OK;
       }
       const list = await fleetStatus(db);

@@ -2,7 +2,7 @@ import { UsageError } from '../../errors';
 import { Metrics, serveMetrics } from '../../fleet/metrics';
 import { Shipper } from '../../fleet/ship';
 import { packageVersion } from '../../platform/paths';
-import { parseArgs, parseDuration, usageText, type OptionSpec } from '../args';
+import { parseArgs, parseDuration, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
 
@@ -11,6 +11,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'nats-creds', kind: 'string', value: 'FILE', help: 'NATS user credentials (.creds) or nkey seed file (mode 0600)' },
   { name: 'follow', kind: 'flag', help: 'keep shipping chunks as they are sealed (until SIGINT/SIGTERM)' },
   { name: 'poll', kind: 'string', value: 'D', help: 'with --follow, how often to look for new chunks (default 500ms)' },
+  { name: 'resend-from', kind: 'string', value: 'SEQ', help: 'ship the chunks from SEQ on again, under new message ids (after rtev fleet accept-chain, or to fill gaps a crash of every NATS node left)' },
   { name: 'metrics', kind: 'string', value: 'ADDR', help: 'serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9465)' },
   { name: 'quiet', kind: 'flag', help: 'no progress lines on stderr' },
 ];
@@ -43,6 +44,7 @@ in DIR/.rtev-ship.json. Without --follow it exits 0 once every sealed chunk is a
         dir, follow: parsed.flags.has('follow'), signal: abort.signal, log,
         nats: { servers, credsFile: parsed.values.get('nats-creds'), name: 'rtev-ship' },
         ...(parsed.values.has('poll') ? { pollMs: parseDuration(parsed.values.get('poll')!, 'poll') } : {}),
+        ...(parsed.values.has('resend-from') ? { resendFrom: parseInteger(parsed.values.get('resend-from')!, 'resend-from', 1, Number.MAX_SAFE_INTEGER) } : {}),
         hooks: {
           pending: (n) => metrics.shipPending.set(n),
           shipped: (bytes, dup) => {
