@@ -99,17 +99,22 @@ static __always_inline void open_exit(long ret)
 	open_emit_as_passed(s, e, true);
 }
 
-SEC("tp/syscalls/sys_enter_openat")
-int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	open_enter(ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], OPEN_SYSCALL_OPENAT);
-	return 0;
-}
-
+/* One exit program for the four syscalls: the sys_exit_* tracepoints share one layout (syscall
+ * number, ret) and open_exit takes what differs from the stashed arguments. It is attached to
+ * sys_exit_openat, _openat2, _open and _creat (src/ingest/probes.ts), so the verifier checks
+ * open_exit (two path walks) once instead of four times: it was most of the BPF load time
+ * (docs/benchmarks.md, "Session 3"). */
 SEC("tp/syscalls/sys_exit_openat")
 int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	open_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	open_enter(ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], OPEN_SYSCALL_OPENAT);
 	return 0;
 }
 
@@ -122,24 +127,10 @@ int handle_openat2_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tp/syscalls/sys_exit_openat2")
-int handle_openat2_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	open_exit(ctx->ret);
-	return 0;
-}
-
 SEC("tp/syscalls/sys_enter_open")
 int handle_open_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	open_enter(AT_FDCWD, (const char *)ctx->args[0], ctx->args[1], ctx->args[2], OPEN_SYSCALL_OPEN);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_exit_open")
-int handle_open_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	open_exit(ctx->ret);
 	return 0;
 }
 
@@ -148,12 +139,5 @@ int handle_creat_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	open_enter(AT_FDCWD, (const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1],
 		   OPEN_SYSCALL_CREAT);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_exit_creat")
-int handle_creat_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	open_exit(ctx->ret);
 	return 0;
 }

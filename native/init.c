@@ -21,6 +21,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "programs", NULL, js_programs, NULL, NULL, NULL, napi_default, NULL },
 		{ "load", NULL, js_load, NULL, NULL, NULL, napi_default, NULL },
 		{ "attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL },
+		{ "attachTracepoint", NULL, js_attach_tracepoint, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachUprobe", NULL, js_attach_uprobe, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachUprobeMulti", NULL, js_attach_uprobe_multi, NULL, NULL, NULL, napi_default, NULL },
 		{ "setExpectedAttachType", NULL, js_set_expected_attach_type, NULL, NULL, NULL, napi_default, NULL },

@@ -89,6 +89,7 @@ bool attachment_used(const struct attachment *a);
 void destroy_attachment(struct attachment *a);
 
 napi_value js_attach(napi_env env, napi_callback_info info);
+napi_value js_attach_tracepoint(napi_env env, napi_callback_info info);
 napi_value js_attach_uprobe(napi_env env, napi_callback_info info);
 napi_value js_set_expected_attach_type(napi_env env, napi_callback_info info);
 napi_value js_attach_uprobe_multi(napi_env env, napi_callback_info info);

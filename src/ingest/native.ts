@@ -17,6 +17,8 @@ export interface NativeBinding {
   programs(h: ObjectHandle): { name: string; section: string }[];
   load(h: ObjectHandle, echoLog: boolean): void;
   attach(h: ObjectHandle, program: string): number;
+  /** attachTracepoint attaches a tracepoint program to `category/name` instead of its section's tracepoint */
+  attachTracepoint?(h: ObjectHandle, program: string, tracepoint: string): number;
   attachUprobe(h: ObjectHandle, program: string, retprobe: boolean, pid: number, binary: string, fileOffset: bigint, cookie: bigint): number;
   /**
    * attachUprobeMulti attaches one program to several offsets of one file with a single

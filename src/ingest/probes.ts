@@ -20,6 +20,9 @@ export interface ProbeSpec {
     name: string; tracepoint?: string; optional?: boolean; uprobe?: boolean; uprobeMode?: UprobeMode;
     /** in session mode the program is loaded for `uprobe_multi` links of this kind */
     multiAttach?: UprobeMultiKind;
+    /** attached to `tracepoint` explicitly, not by its section name: one program for several
+     * tracepoints (the file_open exit program: verified once, attached four times) */
+    explicit?: true;
     /** a BPF iterator: loaded here, run (not attached) by its user */
     iterator?: true;
     /** attached as a unit of its own (e.g. the io_uring programs): loaded only when every tracepoint of
@@ -67,11 +70,12 @@ export const KERNEL_PROBES: ProbeSpec[] = [
       { name: 'handle_openat_enter', tracepoint: 'syscalls/sys_enter_openat' },
       { name: 'handle_openat_exit', tracepoint: 'syscalls/sys_exit_openat' },
       { name: 'handle_openat2_enter', tracepoint: 'syscalls/sys_enter_openat2', optional: true },
-      { name: 'handle_openat2_exit', tracepoint: 'syscalls/sys_exit_openat2', optional: true },
+      // one exit program for the four syscalls (bpf/file_open.h handle_openat_exit)
+      { name: 'handle_openat_exit', tracepoint: 'syscalls/sys_exit_openat2', optional: true, explicit: true },
       { name: 'handle_open_enter', tracepoint: 'syscalls/sys_enter_open', optional: true },
-      { name: 'handle_open_exit', tracepoint: 'syscalls/sys_exit_open', optional: true },
+      { name: 'handle_openat_exit', tracepoint: 'syscalls/sys_exit_open', optional: true, explicit: true },
       { name: 'handle_creat_enter', tracepoint: 'syscalls/sys_enter_creat', optional: true },
-      { name: 'handle_creat_exit', tracepoint: 'syscalls/sys_exit_creat', optional: true },
+      { name: 'handle_openat_exit', tracepoint: 'syscalls/sys_exit_creat', optional: true, explicit: true },
       { name: 'handle_iou_open_submit', tracepoint: 'io_uring/io_uring_submit_req', group: IO_URING_OPENS },
       { name: 'handle_iou_open_failed', tracepoint: 'io_uring/io_uring_req_failed', group: IO_URING_OPENS },
       { name: 'handle_iou_open_complete', tracepoint: 'io_uring/io_uring_complete', group: IO_URING_OPENS },

@@ -88,6 +88,8 @@ export interface AttachStep {
   probe: ProbeName | undefined;
   label: string;
   programs: string[];
+  /** per program: the tracepoint it is attached to explicitly (ProbeSpec `explicit`), else undefined (by section) */
+  tracepoints?: (string | undefined)[];
   /** for a group of a probe (ProbeGroup): what is not observed when it cannot be attached; the
    * rest of the probe stays attached */
   unobserved?: string;
@@ -168,8 +170,13 @@ export function planLoad(config: KernelConfig, probes: readonly ProbeName[], fac
   for (const spec of specs) {
     if (!probes.includes(spec.name)) continue;
     // uprobe programs are attached per library by src/ingest/uprobes (UprobeManager); iterators are run once
-    const programs = spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true && p.group === undefined).map((p) => p.name);
-    if (programs.length > 0) attach.push({ probe: spec.name, label: spec.name, programs });
+    const entries = spec.programs.filter((p) => wanted.has(p.name) && p.uprobe !== true && p.iterator !== true && p.group === undefined
+      && (p.explicit !== true || facts.tracepointExists(p.tracepoint!)));
+    const programs = entries.map((p) => p.name);
+    if (programs.length > 0) {
+      const tracepoints = entries.map((p) => (p.explicit === true ? p.tracepoint : undefined));
+      attach.push({ probe: spec.name, label: spec.name, programs, ...(tracepoints.some((t) => t !== undefined) ? { tracepoints } : {}) });
+    }
     for (const group of groupsOf(spec)) {
       const names = group.programs.filter((p) => wanted.has(p.name)).map((p) => p.name);
       if (names.length > 0) attach.push({ probe: spec.name, label: `${spec.name} (${group.group.name})`, programs: names, unobserved: group.group.unobserved, group: group.group });
@@ -316,7 +323,12 @@ export class BpfSession {
   #attachStep(step: AttachStep): boolean {
     const links: Link[] = [];
     try {
-      for (const program of step.programs) links.push(this.#track('probe', this.#native.attach(this.#handle, program)));
+      step.programs.forEach((program, i) => {
+        const tp = step.tracepoints?.[i];
+        const native = this.#native;
+        const id = tp !== undefined && native.attachTracepoint !== undefined ? native.attachTracepoint(this.#handle, program, tp) : native.attach(this.#handle, program);
+        links.push(this.#track('probe', id));
+      });
     } catch (err) {
       for (const link of links) link.close();
       if (step.unobserved !== undefined) {

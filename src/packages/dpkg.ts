@@ -1,4 +1,6 @@
 import { debPurl } from './purl';
+import { isAscii } from 'node:buffer';
+import { PathTable, pathHash, viewOf } from './path-table';
 import { DEFAULT_PACKAGE_LIMITS, TooLargeError, type PackageLimits } from './limits';
 import type { OsRelease } from './os-release';
 
@@ -120,6 +122,15 @@ export function parseDpkgList(text: string, each: (path: string) => void): numbe
   return skipped;
 }
 
+/** plainRange: buf[start, end) has no NUL and no byte >= 0x80 */
+function plainRange(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c === 0 || c >= 0x80) return false;
+  }
+  return true;
+}
+
 /** usrMergeAliases: a path and its merged-/usr twin (`/lib/x` and `/usr/lib/x`). */
 export function usrMergeAliases(p: string): string[] {
   const m = /^\/usr(\/(?:lib|lib32|lib64|libx32|bin|sbin)\/.*)$/.exec(p);
@@ -152,9 +163,11 @@ export interface DpkgCounters {
 /**
  * DpkgIndex answers "which installed package owns this path" for one root. It is built
  * from the status text, the list files and the root's os-release; it never reads a file.
+ * The owned paths are kept as bytes in a PathTable (one arena, typed arrays), not as a
+ * Map of strings: ≈ 11 MB instead of ≈ 40 MB for a host's 138k paths.
  */
 export class DpkgIndex {
-  readonly #owner = new Map<string, number>();
+  readonly #owner = new PathTable(1 << 16);
   readonly #pkgs: DpkgPackage[] = [];
   readonly #byStem = new Map<string, number>();
   readonly #os: OsRelease;
@@ -171,20 +184,70 @@ export class DpkgIndex {
     this.counters = { packages: status.packages.length, lists: 0, ownedPaths: 0, malformedStanzas: status.malformed, skippedListLines: 0, orphanLists: 0 };
   }
 
-  /** addList records the paths of info/<stem>.list; throws TooLargeError past maxOwnedPaths. */
-  addList(stem: string, text: string, limits: PackageLimits = DEFAULT_PACKAGE_LIMITS): void {
+  /** addList records the paths of info/<stem>.list (its text or bytes); throws TooLargeError past maxOwnedPaths. */
+  addList(stem: string, text: string | Buffer, limits: PackageLimits = DEFAULT_PACKAGE_LIMITS): void {
     const i = this.#byStem.get(stem);
     if (i === undefined) {
       this.counters.orphanLists++;
       return;
     }
     this.counters.lists++;
-    this.counters.skippedListLines += parseDpkgList(text, (p) => {
-      if (this.#owner.has(p)) return; // first owner wins, as the status order gives it
-      if (this.#owner.size >= limits.maxOwnedPaths) throw new TooLargeError(`more than ${limits.maxOwnedPaths} dpkg-owned paths`);
-      this.#owner.set(p, i);
-    });
-    this.counters.ownedPaths = this.#owner.size;
+    const owner = this.#owner;
+    const tooMany = (): Error => new TooLargeError(`more than ${limits.maxOwnedPaths} dpkg-owned paths`);
+    // first owner wins, as the status order gives it
+    const add = (b: Buffer): void => {
+      if (owner.getBytes(b, 0, b.length) === undefined && owner.size >= limits.maxOwnedPaths) throw tooMany();
+      owner.addBytes(b, 0, b.length, i);
+    };
+    if (typeof text === 'string') {
+      this.counters.skippedListLines += parseDpkgList(text, (p) => add(Buffer.from(p, 'utf8')));
+    } else {
+      this.counters.skippedListLines += this.#scanList(text, i, limits.maxOwnedPaths, tooMany, add);
+    }
+    this.counters.ownedPaths = owner.size;
+  }
+
+  /**
+   * #scanList is parseDpkgList over the list's bytes in one pass that also hashes each line:
+   * the list is copied into the table's arena once and its accepted lines are added where they
+   * lie (no string, no copy per path). A non-ASCII line takes parseDpkgList's string rules (invalid UTF-8 as
+   * U+FFFD, lengths in UTF-16 units), so both give the same paths.
+   */
+  #scanList(buf: Buffer, value: number, limit: number, tooMany: () => Error, addString: (b: Buffer) => void): number {
+    const owner = this.#owner;
+    const base = owner.appendRaw(buf);
+    const arena = owner.arena;
+    const dv = viewOf(arena);
+    // the common case, an ASCII list without NUL: byte rules; a line with NUL or non-ASCII bytes is taken as parseDpkgList takes it
+    const plain = isAscii(buf) && buf.indexOf(0) < 0;
+    let skipped = 0;
+    let s = 0;
+    while (s < buf.length) {
+      let e = buf.indexOf(10, s);
+      if (e < 0) e = buf.length;
+      const len = e - s;
+      if (!plain && !plainRange(buf, s, e)) {
+        const line = buf.toString('utf8', s, e);
+        if (line.length > 1 && line[0] === '/' && line.length <= 4096 && !line.includes('\0')) addString(Buffer.from(line, 'utf8'));
+        else if (line !== '/.' && line !== '') skipped++;
+      } else if (len > 1 && buf[s] === 0x2f && len <= 4096) {
+        owner.addAt(base + s, len, pathHash(arena, dv, base + s, base + e), value, limit, tooMany);
+      } else if (!(len === 2 && buf[s] === 0x2f && buf[s + 1] === 0x2e) && len !== 0) {
+        skipped++;
+      }
+      s = e + 1;
+    }
+    return skipped;
+  }
+
+  /** done: no more lists; the path table gives its unused space back */
+  done(): void {
+    this.#owner.trim();
+  }
+
+  /** bytes the owned-path table holds */
+  get tableBytes(): number {
+    return this.#owner.bytes;
   }
 
   /** ownerOf looks a path up as listed, in both merged-/usr forms. */

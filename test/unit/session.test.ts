@@ -40,7 +40,13 @@ test('load plan: a missing mandatory tracepoint disables its probe with a warnin
   assert.deepEqual(plan.warnings, ['tracepoint sched/sched_process_exec is missing: probe process_exec disabled']);
   assert.ok(!plan.attach.some((s) => s.probe === 'process_exec'));
   const fileOpen = plan.attach.find((s) => s.probe === 'file_open')!;
-  assert.ok(!fileOpen.programs.includes('handle_creat_enter') && fileOpen.programs.includes('handle_creat_exit'));
+  assert.ok(!fileOpen.programs.includes('handle_creat_enter'));
+  // one exit program for the four syscalls, attached explicitly where it is not its section's tracepoint
+  assert.ok(fileOpen.tracepoints!.includes('syscalls/sys_exit_creat'));
+  assert.equal(fileOpen.programs[fileOpen.tracepoints!.indexOf('syscalls/sys_exit_creat')], 'handle_openat_exit');
+  const noCreat = planLoad(CONFIG, ['file_open'], { ...ALL_TRACEPOINTS, tracepointExists: (tp: string) => tp !== 'syscalls/sys_exit_creat' });
+  assert.ok(!noCreat.attach.find((s) => s.probe === 'file_open')!.tracepoints!.includes('syscalls/sys_exit_creat'));
+  assert.deepEqual(noCreat.warnings, []);
 });
 
 test('load plan: the io_uring programs are a group of file_open and net_connect: all or none, and a kernel without them is said at start', () => {

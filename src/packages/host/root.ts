@@ -27,6 +27,14 @@ export interface RootFs {
   readdir(p: string): Promise<string[] | undefined>;
   /** random access to a regular file (ELF, jar); the caller closes it */
   open(p: string): Promise<ByteSource | undefined>;
+  /**
+   * readFileInSync reads the regular file `name` (one component, no `/`) of `dir`, a path this
+   * root's resolve() returned, without resolving the directory again: for many files of one
+   * directory (dpkg's info/*.list: 774 files here, 0.5 CPU s through readFile, 27 ms this way;
+   * docs/benchmarks.md, "Session 3"). Undefined when absent or not a regular file (a symlink
+   * included); TooLargeError past `max`. Roots that cannot do it leave it out.
+   */
+  readFileInSync?(dir: string, name: string, max: number): Buffer | undefined;
   close(): void;
 }
 
@@ -164,6 +172,34 @@ export class DirRoot implements RootFs {
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
+    }
+  }
+
+  readFileInSync(dir: string, name: string, max: number): Buffer | undefined {
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || !dir.startsWith('/')) return undefined;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.#host(dir === '/' ? `/${name}` : `${dir}/${name}`), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) return undefined;
+      if (st.size > max) throw new TooLargeError(`${dir}/${name} has ${st.size} bytes (limit ${max})`);
+      const buf = Buffer.allocUnsafe(Math.min(max + 1, st.size + 1));
+      let got = 0;
+      for (;;) {
+        const n = fs.readSync(fd, buf, got, buf.length - got, got);
+        if (n <= 0) break;
+        got += n;
+        if (got >= buf.length) break;
+      }
+      if (got > max) throw new TooLargeError(`${dir}/${name} grew past ${max} bytes`);
+      return buf.subarray(0, got);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
