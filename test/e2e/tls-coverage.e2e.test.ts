@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { cgroup2Mount } from '../../src/platform/cgroup2';
 import { compileC, rootOrSkip, runRtev, tempDir } from '../helpers/collector';
 
 type Rec = Record<string, any>;
@@ -98,6 +99,39 @@ test('counted coverage is scoped: --pid names that process only, not the host\'s
   const stats = /rtev: uprobes: (\{.*\})/.exec(res.stderr);
   assert.ok(stats, res.stderr);
   assert.ok((JSON.parse(stats[1]!) as { tlsOutOfScope: number }).tlsOutOfScope >= 1, stats[1]);
+});
+
+test('counted coverage is scoped: --cgroup names the processes of that cgroup only', async (t) => {
+  if (!rootOrSkip(t)) return;
+  const prog = compileC('tls/dlopen-wait.c');
+  const dir = tempDir('rtev-tlscovcg-');
+  const cg2 = cgroup2Mount();
+  const cg = path.join(cg2, `rtev-tlscov-${process.pid}`);
+  fs.mkdirSync(cg);
+  const inside = await outsider(prog, 60);
+  const outside = await outsider(prog, 60);
+  t.after(() => {
+    inside.stop();
+    outside.stop();
+    for (let i = 0; i < 50; i++) {
+      try {
+        fs.rmdirSync(cg);
+        return;
+      } catch {
+        spawnSync('sleep', ['0.1']);
+      }
+    }
+  });
+  fs.writeFileSync(path.join(cg, 'cgroup.procs'), String(inside.pid));
+  const key = path.join(dir, 'key');
+  assert.equal((await runRtev(['keygen', '--out', key])).code, 0);
+  const out = path.join(dir, 'ev');
+  const res = await runRtev(['collect', '--out', out, '--key', key, '--probes', 'ssl_op', '--no-enrich', '--cgroup', cg, '--duration', '2s'],
+    { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const listed = predicates(out).flatMap((p) => p.tls_coverage.processes as Rec[]);
+  assert.deepEqual(listed.map((e) => [Number(e.pid), e.kind]), [[inside.pid, 'nss']]);
+  assert.match(res.stderr, /rtev: ssl_op: TLS not observable in 1 process \(nss 1\)/);
 });
 
 test('counted coverage: a run without ssl_op has no tls_coverage field (chunks as before)', async (t) => {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseProcCgroup } from '../../enrich';
 
 /**
  * The processes a run observes, as its filters select them (`--pid`, `--tree`, `-- CMD`,
@@ -82,17 +83,9 @@ export function processCgroups(pid: number, cgroup2: string, memoryV1: string | 
   } catch {
     return undefined;
   }
-  let v2Path: string | undefined;
-  let memPath: string | undefined;
-  for (const line of text.split('\n')) {
-    const first = line.indexOf(':');
-    const second = line.indexOf(':', first + 1);
-    if (first < 0 || second < 0) continue;
-    const controllers = line.slice(first + 1, second);
-    const p = line.slice(second + 1);
-    if (line.slice(0, first) === '0' && controllers === '') v2Path = p;
-    else if (controllers.split(',').includes('memory')) memPath = p;
-  }
+  const parsed = parseProcCgroup(text);
+  const v2Path = parsed.v2;
+  const memPath = parsed.v1.get('memory');
   if (v2Path === undefined || !v2Path.startsWith('/') || v2Path.includes('/../')) return undefined;
   const ino = (dir: string): bigint | undefined => {
     try {
