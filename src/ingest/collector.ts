@@ -15,7 +15,7 @@ import { processTree } from './host';
 import { ObservedCommand } from './observed';
 import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
-import { Pipeline, type FileOpenMode, type HoldStats } from './pipeline';
+import { FirstSeenOpens, Pipeline, type FileOpenMode, type HoldStats } from './pipeline';
 import { CgroupGate, listCgroups, presentCgroupKeys, type GateStats } from './cgroup-gate';
 import { DEFAULT_ORDER_WINDOW_MS, OrderedSink, orderBounds, type OrderStats } from './order';
 import { cgroup2Mount } from '../platform/cgroup2';
@@ -254,6 +254,8 @@ export class Collector {
     const host = this.#host;
     const { enricher, uprobes, functions } = parts;
     let pipeline: Pipeline | undefined;
+    /** --file-open-mode first-seen: the deduplication after the ts_ns merge */
+    let opensFirstSeen: FirstSeenOpens | undefined;
     let sink: RecordSink | undefined;
     let sinkFailure: (err: unknown) => void = () => {};
     const ledger = (): Ledger => buildLedger(session, pipeline, sink?.unwritten?.());
@@ -276,6 +278,7 @@ export class Collector {
           sealed++;
           functions?.rotateWindow();
           pipeline?.rotateWindow();
+          opensFirstSeen?.rotateWindow();
         },
         ...(attributor !== undefined ? { attribution: attributor } : {}),
       });
@@ -294,19 +297,21 @@ export class Collector {
     // (first-seen deduplicates decoded records: it takes the reference path)
     const fastPath = firstSeen ? undefined : session.createFastPath({ fileOpen: session.attachedProbes.includes('file_open'), attribute, pathFilter: pathFilter.active });
     // the two rings merged in ts_ns order (bounded hold; docs/format.md, "Record order")
-    // A first-seen window rotates at each seal, and its counts go into that chunk's predicate: a
-    // record still held by the merge at a seal would land in the next chunk and break the exact
-    // per-chunk accounting. So first-seen runs (function probes by default, --file-open-mode
-    // first-seen) write in arrival order (docs/format.md, "Record order").
-    const firstSeenWindows = firstSeen || (functions !== undefined && config.functionMode === 'first-seen');
-    const window = firstSeenWindows ? 0 : config.orderWindowMs ?? DEFAULT_ORDER_WINDOW_MS;
-    const ordered = new OrderedSink(sink, window > 0
+    // A function first-seen window rotates at each seal, and its counts go into that chunk's
+    // predicate: a record still held by the merge at a seal would land in the next chunk and break
+    // the exact per-chunk accounting. So runs with function probes in first-seen mode (the default)
+    // write in arrival order. File opens under --file-open-mode first-seen are deduplicated after
+    // the merge instead, next to the chunk writer (FirstSeenOpens), and keep the ts_ns order.
+    const functionWindows = functions !== undefined && config.functionMode === 'first-seen';
+    const window = functionWindows ? 0 : config.orderWindowMs ?? DEFAULT_ORDER_WINDOW_MS;
+    opensFirstSeen = firstSeen ? new FirstSeenOpens(sink, (probe, outcome) => pipeline?.countReleased(probe, outcome)) : undefined;
+    const ordered = new OrderedSink(opensFirstSeen ?? sink, window > 0
       ? { ...orderBounds(window), floor: () => pipeline?.oldestHeldTs, onError: (err) => sinkFailure(err) }
       : { quietMs: 0, slackMs: 0, lagMs: 0, maxHoldMs: 0, onError: (err) => sinkFailure(err) });
     pipeline = new Pipeline({
       sink: ordered, pathFilter,
       ...(fastPath !== undefined ? { fastPath } : {}),
-      ...(firstSeen ? { fileOpenMode: 'first-seen' as const } : {}),
+      ...(firstSeen ? { fileOpenMode: 'first-seen' as const, firstSeenAtOutput: true } : {}),
       onRecord: (r) => {
         if (r.event.type === 'process_exec') {
           uprobes.onExec(r.pid);
@@ -399,7 +404,7 @@ export class Collector {
       if (sinkError instanceof RtevError && sinkError.code === 'OUTPUT_CLOSED') return summary(true);
       if (sinkError !== undefined) throw sinkError;
       await attributor?.idle(10_000);
-      await ordered.close(ledger());
+      await ordered.close(ledger);
       attributor?.close();
       return summary(false);
     } finally {

@@ -377,12 +377,14 @@ export class OrderedSink implements RecordSink {
   }
 
   /** close writes everything held, in order, then closes the sink. */
-  async close(finalLedger: Ledger): Promise<void> {
+  async close(finalLedger: Ledger | (() => Ledger)): Promise<void> {
     if (this.#turn !== undefined) clearImmediate(this.#turn);
     this.#turn = undefined;
     if (this.#failure !== undefined) throw this.#failure;
     this.release(true);
-    await this.#sink.close(finalLedger);
+    // a function: the ledger is taken once everything held was released (what a stage after the
+    // merge counts at release, FirstSeenOpens, is in it)
+    await this.#sink.close(typeof finalLedger === 'function' ? finalLedger() : finalLedger);
   }
 }
 

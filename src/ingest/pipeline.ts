@@ -4,7 +4,7 @@ import { forEachFrameOf, segmentLine, type Segment } from '../decode/segment';
 import { encodeRecord } from '../encode/record';
 import { emptyUserCounters, type UserProbeCounters } from '../model/ledger';
 import type { EvidenceRecord } from '../model/record';
-import type { RecordSink } from '../store/sink';
+import type { LineInfo, RecordSink } from '../store/sink';
 import { UsageError } from '../errors';
 import type { PathFilter } from './path-filter';
 
@@ -79,6 +79,11 @@ export interface PipelineOptions {
   fastPath?: FastPathTable;
   /** default 'all'; 'first-seen' is taken by the reference path only (no fast path) */
   fileOpenMode?: FileOpenMode;
+  /**
+   * first-seen: file opens are deduplicated after the ts_ns merge, next to the output (a
+   * FirstSeenOpens stage calls countReleased), not here; they count as written once released
+   */
+  firstSeenAtOutput?: boolean;
 }
 
 /**
@@ -142,8 +147,8 @@ export class Pipeline {
   readonly rejectReasons: Record<string, number> = {};
   /** records written without container fields because attribution was still pending */
   unattributed = 0;
-  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode' | 'select'>> &
-    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode' | 'select'>;
+  readonly #o: Required<Omit<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode' | 'select' | 'firstSeenAtOutput'>> &
+    Pick<PipelineOptions, 'containers' | 'buildFunctionCall' | 'onRecord' | 'dropContainerRecords' | 'onError' | 'fastPath' | 'fileOpenMode' | 'select' | 'firstSeenAtOutput'>;
   readonly hold: HoldStats = { maxRecords: 0, maxBytes: 0, maxMs: 0, expired: 0, evicted: 0 };
   /** waiting records per cgroup, in arrival order; Map iteration order gives the oldest cgroup first */
   readonly #held = new Map<string, HeldQueue>();
@@ -414,8 +419,12 @@ export class Pipeline {
 
   #write(record: EvidenceRecord, probe: ProbeName): void {
     if (record.event.type === 'file_open' && this.#o.fileOpenMode === 'first-seen') {
-      const e = record.event;
-      const key = `${record.cgroup_id}\0${record.container_id ?? ''}\0${record.pid}\0${e.access}\0${e.path}`;
+      if (this.#o.firstSeenAtOutput === true) {
+        // decided and counted once the merge releases it (FirstSeenOpens, countReleased)
+        this.#o.sink.write(encodeRecord(record), { type: record.event.type, tsNs: record.ts_ns, probe, record });
+        return;
+      }
+      const key = firstSeenKey(record);
       if (this.#seen.has(key)) {
         this.user[probe].deduplicated++;
         return;
@@ -425,6 +434,11 @@ export class Pipeline {
     }
     this.#o.sink.write(encodeRecord(record), { type: record.event.type, tsNs: record.ts_ns, probe, record });
     this.user[probe].written++;
+  }
+
+  /** countReleased counts a file_open that FirstSeenOpens wrote or deduplicated (firstSeenAtOutput). */
+  countReleased(probe: ProbeName, outcome: 'written' | 'deduplicated'): void {
+    this.user[probe][outcome]++;
   }
 
   /** rotateWindow starts a new first-seen window: called when a chunk is sealed (OutputContext.onSeal). */
@@ -465,4 +479,71 @@ function withContainer(record: EvidenceRecord, info: { containerId?: string; ima
   record.container_id = info.containerId;
   if (info.imageDigest !== undefined) record.image_digest = info.imageDigest;
   return record;
+}
+
+/** The key of a file_open under --file-open-mode first-seen: (cgroup, container, pid, access, path). */
+function firstSeenKey(record: EvidenceRecord): string {
+  const e = record.event as Extract<EvidenceRecord['event'], { type: 'file_open' }>;
+  return `${record.cgroup_id}\0${record.container_id ?? ''}\0${record.pid}\0${e.access}\0${e.path}`;
+}
+
+/**
+ * FirstSeenOpens deduplicates file opens (--file-open-mode first-seen) where records reach the
+ * output: after the ts_ns merge (src/ingest/order.ts), next to the chunk writer whose seal
+ * rotates its window (rotateWindow, from OutputContext.onSeal). A record that the merge still
+ * held at a seal is decided in the window of the chunk it lands in, so each chunk holds the
+ * first open of each key among its own records, and its `deduplicated` counts only opens of
+ * keys it holds, while the merge keeps the output in ts_ns order. Other records pass as they are.
+ */
+export class FirstSeenOpens implements RecordSink {
+  readonly #next: RecordSink;
+  readonly #count: (probe: ProbeName, outcome: 'written' | 'deduplicated') => void;
+  readonly #seen = new Set<string>();
+
+  constructor(next: RecordSink, count: (probe: ProbeName, outcome: 'written' | 'deduplicated') => void) {
+    this.#next = next;
+    this.#count = count;
+  }
+
+  write(line: string, info: LineInfo): void {
+    // (the pipeline passes the whole record: LineInfo types only what attribution reads)
+    const r = info.record as EvidenceRecord | undefined;
+    if (r === undefined || r.event.type !== 'file_open') {
+      this.#next.write(line, info);
+      return;
+    }
+    const key = firstSeenKey(r);
+    if (this.#seen.has(key)) {
+      this.#count(info.probe as ProbeName, 'deduplicated');
+      return;
+    }
+    if (this.#seen.size >= FIRST_SEEN_MAX) this.#seen.clear();
+    // noted before the write: a seal the write causes (after this line: a size seal) clears it;
+    // one before this line (a full attribution window) lands the record in the new chunk,
+    // whose window then lacks it, so a later duplicate is written again: twice, never not at all
+    this.#seen.add(key);
+    this.#next.write(line, info);
+    this.#count(info.probe as ProbeName, 'written');
+  }
+
+  get backlogBytes(): number {
+    return this.#next.backlogBytes;
+  }
+
+  get bytesWritten(): number {
+    return this.#next.bytesWritten;
+  }
+
+  close(finalLedger: Parameters<RecordSink['close']>[0]): Promise<void> {
+    return this.#next.close(finalLedger);
+  }
+
+  unwritten(): Map<string, bigint> {
+    return this.#next.unwritten?.() ?? new Map();
+  }
+
+  /** rotateWindow: a chunk was sealed; the next one starts a new window */
+  rotateWindow(): void {
+    this.#seen.clear();
+  }
 }

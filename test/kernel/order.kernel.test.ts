@@ -114,3 +114,29 @@ test('--out: each chunk in ts_ns order, and rtev query output too', { timeout: 1
   assert.equal(out.length, all.length);
   assert.equal(firstInversion(out), -1, 'rtev query output is in ts_ns order');
 });
+
+test('--out --file-open-mode first-seen: chunks in ts_ns order too, each key once per chunk, verified', { timeout: 180_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const dir = path.join(tempDir(), 'ev');
+  // sh itself opens /etc/passwd each round: one per chunk is written, the others deduplicated
+  const script = 'i=0; while [ $i -lt 40 ]; do /bin/cat /etc/hostname >/dev/null; : </etc/passwd; /bin/true; i=$((i+1)); done';
+  const r = rtev(['collect', '--out', dir, ...WINDOW, '--chunk-size', '16K', '--file-open-mode', 'first-seen', '--probes', 'file_open,process_exec', '--', 'sh', '-c', script]);
+  assert.equal(r.status, 0, r.stderr);
+  const chunks = fs.readdirSync(dir).filter((f) => /^chunk-\d+\.ndjson$/.test(f)).sort();
+  assert.ok(chunks.length >= 2, `several chunks: ${chunks.join(' ')}`);
+  const all: string[] = [];
+  let deduplicated = 0;
+  for (const c of chunks) {
+    const lines = fs.readFileSync(path.join(dir, c), 'utf8').split('\n').filter((l) => l.startsWith('{'));
+    const keys = lines.map((l) => JSON.parse(l)).filter((x) => x.event.type === 'file_open').map((x) => `${x.cgroup_id} ${x.pid} ${x.event.access} ${x.event.path}`);
+    assert.equal(new Set(keys).size, keys.length, `${c}: a (cgroup, pid, access, path) twice`);
+    const env = JSON.parse(fs.readFileSync(path.join(dir, c.replace('.ndjson', '.dsse.json')), 'utf8'));
+    deduplicated += JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')).predicate.ledger.probes.file_open.user.deduplicated;
+    all.push(...lines);
+  }
+  assert.ok(deduplicated >= 20, `sh's repeated opens were deduplicated: ${deduplicated}`);
+  assertOrdered(all, r.stderr, 'first-seen chunks');
+  assertInterleaved(all);
+  const v = spawnSync(process.execPath, [RTEV, 'verify', dir], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
