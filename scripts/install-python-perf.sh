@@ -44,9 +44,10 @@ case $(dpkg --print-architecture) in
 esac
 command -v patchelf >/dev/null || { echo "python-perf: patchelf is missing: make deps (Makefile APT_PACKAGES)" >&2; exit 1; }
 # the URI of the Debian archive that apt uses here (a mirror or a snapshot): the source whose
-# suite is this system's codename (bookworm), as written in the apt sources
+# suite is this system's codename (bookworm), as written in the apt sources (--no-release-info: no
+# downloaded lists needed)
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(TARGET_OF)' 'Created-By: Packages' 2>/dev/null |
+uri=$(apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE) $(TARGET_OF)' 'Created-By: Packages' 2>/dev/null |
   awk -v c="$codename" '$2 == c && $3 == "deb" { print $1; exit }')
 [ -n "$uri" ] || { echo "python-perf: apt has no Debian archive configured (apt-get indextargets)" >&2; exit 1; }
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg

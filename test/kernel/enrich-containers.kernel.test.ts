@@ -149,8 +149,12 @@ test('containerd (Debian containerd 1.6, started by the test): ctr container and
   const daemon = spawn('containerd', ['--config', path.join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', logFd] });
   closeSync(logFd);
   let exited = false;
-  const gone = new Promise<void>((r) => daemon.once('exit', () => { exited = true; r(); }));
-  daemon.once('error', () => {}); // a spawn failure shows as the exit below
+  // listened for from the start: 'exit' of a daemon that died early is not emitted again later
+  const gone = new Promise<void>((r) => {
+    const done = (): void => { exited = true; r(); };
+    daemon.once('exit', done);
+    daemon.once('error', done); // could not be started
+  });
   const ctr = (...args: string[]): string => sh('ctr', ['-a', sock, ...args]);
   const id = 'c7'.repeat(32);
   const criId = 'cc'.repeat(32);
@@ -183,7 +187,6 @@ test('containerd (Debian containerd 1.6, started by the test): ctr container and
       }
     }
   } finally {
-    // (an exited daemon never emits 'exit' again: waiting for it unconditionally could hang the tier)
     if (!exited) daemon.kill('SIGTERM');
     const kill = setTimeout(() => daemon.kill('SIGKILL'), 10_000);
     await gone;
