@@ -238,18 +238,24 @@ export class Enricher {
    * records held for attribution. `root` defaults to the cgroup2 mount as rtev collect sees it.
    */
   async warmUp(root = cgroup2Mount(), timeoutMs = 3000): Promise<void> {
-    const ids: bigint[] = [];
-    const walk = (dir: string, depth: number): void => {
+    const ids: { id: bigint; hierarchy: Hierarchy }[] = [];
+    const walk = (dir: string, depth: number, hierarchy: Hierarchy): void => {
       if (ids.length >= 256 || depth > 8) return;
       try {
-        ids.push(fs.statSync(dir, { bigint: true }).ino);
-        for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) walk(path.join(dir, d.name), depth + 1);
+        ids.push({ id: fs.statSync(dir, { bigint: true }).ino, hierarchy });
+        for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) walk(path.join(dir, d.name), depth + 1, hierarchy);
       } catch {
         // removed while walking
       }
     };
-    walk(root, 0);
-    await Promise.all(ids.map((id) => this.whenSettled(id, timeoutMs)));
+    walk(root, 0, 'v2');
+    // a host with the v1 memory controller: records of processes outside cgroup2 carry their v1
+    // memory cgroup (the observed command inherits rtev's). Unwarmed, the first records of such a
+    // cgroup wait for its answer on the reference path: 5-8% of a 500k-open storm, about twice the
+    // collector's CPU and +80 MB peak RSS (docs/benchmarks.md, "Session 3").
+    const v1 = this.#options.cgroupV1Mount ?? path.join(this.#options.fsRoot ?? '/', 'sys/fs/cgroup/memory');
+    if (fs.existsSync(path.join(v1, 'memory.usage_in_bytes'))) walk(v1, 0, 'v1');
+    await Promise.all(ids.map(({ id, hierarchy }) => this.whenSettled(id, timeoutMs, hierarchy)));
   }
 
   /** close stops background work; later lookups answer from the cache only. */

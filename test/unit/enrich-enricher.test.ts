@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -231,5 +231,36 @@ test('watchSelection picks up containers created later', { timeout: 60_000 }, as
     clearInterval(keepAlive);
     w.close();
     t.cleanup();
+  }
+});
+
+test('warmUp also answers the v1 memory cgroups (a hybrid host): their first records need not wait', async () => {
+  const v2 = withTree(['system.slice']);
+  const v1 = withTree(['process_api/05f5553d', 'system.slice/sshd.service']);
+  writeFileSync(path.join(v1.mount, 'memory.usage_in_bytes'), '0\n');
+  const { e } = enricher(v2.mount, { cgroupV1Mount: v1.mount });
+  try {
+    await e.warmUp(v2.mount, CEILING_MS);
+    assert.deepEqual(e.lookup(v1.id('process_api/05f5553d'), 'v1'), {});
+    assert.deepEqual(e.lookup(v1.id('system.slice/sshd.service'), 'v1'), {});
+    assert.deepEqual(e.lookup(v2.id('system.slice')), {});
+  } finally {
+    e.close();
+    v1.cleanup();
+    v2.cleanup();
+  }
+});
+
+test('warmUp leaves a directory without the v1 memory controller alone', async () => {
+  const v2 = withTree(['system.slice']);
+  const v1 = withTree(['process_api/05f5553d']);
+  const { e } = enricher(v2.mount, { cgroupV1Mount: v1.mount });
+  try {
+    await e.warmUp(v2.mount, CEILING_MS);
+    assert.equal(e.lookup(v1.id('process_api/05f5553d'), 'v1'), 'pending');
+  } finally {
+    e.close();
+    v1.cleanup();
+    v2.cleanup();
   }
 });
