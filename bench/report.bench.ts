@@ -4,7 +4,10 @@
  * signer (test/helpers/synthetic-evidence.ts: every event type, 97 processes, two containers,
  * function_call records of two probed functions), generated once and kept in --dir.
  *
- *   node dist/bench/report.bench.js [--records 10000000] [--dir /var/tmp/rtev-bench-report] [--reps 3]
+ *   node dist/bench/report.bench.js [--records 10000000] [--dir /var/tmp/rtev-bench-report] [--reps 3] [--index FILE]
+ *
+ * --index FILE: the index file to build or reuse (default DIR/index-RECORDS.duckdb); an index of
+ * another version is rebuilt by the first report.
  *
  * Phases: generate (once), index (the first `rtev report`, which builds the index), then --reps
  * warm `rtev report` runs of the real CLI (index reused, nothing new), and one in-process run that
@@ -22,10 +25,10 @@ import { indexObservations } from '../src/report/index-observations';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
 import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
 
-interface Args { records: number; dir: string; reps: number }
+interface Args { records: number; dir: string; reps: number; index: string | undefined }
 
 function args(): Args {
-  const a: Args = { records: 10_000_000, dir: '/var/tmp/rtev-bench-report', reps: 3 };
+  const a: Args = { records: 10_000_000, dir: '/var/tmp/rtev-bench-report', reps: 3, index: undefined };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i++) {
     const k = v[i]!;
@@ -33,6 +36,7 @@ function args(): Args {
     if (k === '--records') a.records = Number(next());
     else if (k === '--dir') a.dir = next();
     else if (k === '--reps') a.reps = Number(next());
+    else if (k === '--index') a.index = next();
   }
   return a;
 }
@@ -101,7 +105,7 @@ async function main(): Promise<void> {
   console.log(`report benchmark: ${a.records} records, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, load ${load()}`);
   const { evidence, pub } = await generate(a);
   const { sbom, vulns } = inputs(a.dir);
-  const index = path.join(a.dir, `index-${a.records}.duckdb`);
+  const index = a.index ?? path.join(a.dir, `index-${a.records}.duckdb`);
   const out = path.join(a.dir, 'report.json');
   if (!fs.existsSync(index)) {
     const first = report(evidence, pub, sbom, vulns, index, out);

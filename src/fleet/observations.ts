@@ -1,6 +1,8 @@
 import type { EvidenceFilter } from '../index/filter';
 import { coverageOf, functionCountsOf } from '../index/summary';
+import { activityOf, coverageFacts, emptyBuckets, functionProbesOf, stackOf } from '../report/observation-groups';
 import type { ActivityBucket, CoverageFacts, EvidenceRef, FunctionHit, FunctionProbe, LoadedFile, Observations, ObservedProduct, ProductKey } from '../report/observations';
+import { productKeyString } from '../report/observations';
 import type { FleetIndex } from './query';
 import { chunksOf, chunkWhere, rejected } from './summary';
 
@@ -71,16 +73,8 @@ class FleetObservations implements Observations {
     const chains = [...new Set(window.map((k) => k.chain_id!))];
     const all = chains.length === 0 ? [] : await chunksOf(this.fleet, { where: 'k.chain_id = ANY($1::text[])', params: [chains] });
     const c = coverageOf(window, all);
-    const hosts = new Map<string, { hostname: string; machineId: string }>();
-    for (const ch of c.chains) hosts.set(`${ch.hostname}\0${ch.machineId}`, { hostname: ch.hostname, machineId: ch.machineId });
-    // as indexObservations: a chain whose last chunk is not final is still being written
-    const gaps = c.chains.flatMap((ch) => ch.gaps.filter((g) => !/ is not final: /.test(g)).map((g) => `chain ${ch.chainId.slice(0, 8)}: ${g}`));
-    const failed = await rejected(this.fleet, this.#filter);
-    return {
-      fromWallNs: c.fromWallNs, toWallNs: c.toWallNs, chunks: c.chunks, records: c.records, lost: c.lost,
-      probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost, ...(p.notObserved !== undefined ? { notObserved: p.notObserved } : {}) })),
-      gaps, unverifiedChunks: failed.length, failures: failed.map((f) => `${f.file}: ${f.reason}`), hosts: [...hosts.values()],
-    };
+    // the shared assembly (src/report/observation-groups.ts), as for a directory's index
+    return coverageFacts(c, [...(await rejected(this.fleet, this.#filter)), ...c.unverified]);
   }
 
   async products(): Promise<ObservedProduct[]> {
@@ -112,12 +106,12 @@ class FleetObservations implements Observations {
       `WITH g AS (
          SELECT COALESCE(r.path, r.library) AS path, COALESCE(r.container_id, 'host') AS scope, COUNT(*) AS n, MIN(r.wall_ns) AS first, MAX(r.wall_ns) AS last
          FROM records r WHERE ${where} GROUP BY 1, 2),
-       a AS (SELECT DISTINCT ON (scope, path) scope, path, purl FROM attribution
-         WHERE purl IS NOT NULL AND (scope, path) IN (SELECT scope, path FROM g) ORDER BY scope, path, chunk_id),
+       a AS (SELECT scope, path, MIN(purl COLLATE "C") AS purl FROM attribution
+         WHERE purl IS NOT NULL AND (scope, path) IN (SELECT scope, path FROM g) GROUP BY 1, 2),
        ref AS (SELECT DISTINCT ON (COALESCE(r.path, r.library)) COALESCE(r.path, r.library) AS path, ${REF_COLUMNS}
          FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${where} ORDER BY COALESCE(r.path, r.library), ${ORDER}),
        s AS (SELECT g.path, SUM(g.n) AS n, MIN(g.first) AS first, MAX(g.last) AS last,
-           (array_agg(a.purl ORDER BY g.first) FILTER (WHERE a.purl IS NOT NULL))[1] AS purl
+           MIN(a.purl COLLATE "C") AS purl
          FROM g LEFT JOIN a ON a.scope = g.scope AND a.path = g.path GROUP BY 1)
        SELECT s.path, s.n, s.first, s.last, s.purl, ref.chain_id, ref.seq, ref.chunk_sha256, ref.line_no, ref.ts_ns, ref.wall_ns, ref.pid, ref.comm, ref.container_id, ref.image_digest
        FROM s JOIN ref ON ref.path = s.path ORDER BY s.path COLLATE "C"`, ps);
@@ -155,7 +149,7 @@ class FleetObservations implements Observations {
 
   async functionProbes(): Promise<FunctionProbe[]> {
     const window = await chunksOf(this.fleet, chunkWhere(this.#filter));
-    return (await functionCountsOf(window, {}, async () => [])).map((f) => ({ function: f.function, symbol: f.symbol, nodeHash: f.nodeHash, calls: f.calls, chunks: f.chunks }));
+    return functionProbesOf(await functionCountsOf(window, {}, async () => []));
   }
 
   async activity(p: ProductKey, n: number): Promise<ActivityBucket[]> {
@@ -163,23 +157,14 @@ class FleetObservations implements Observations {
     if (cov.fromWallNs === null || cov.toWallNs === null || n <= 0) return [];
     const from = cov.fromWallNs;
     const span = cov.toWallNs - from > 0n ? cov.toWallNs - from : 1n;
-    const buckets: ActivityBucket[] = Array.from({ length: n }, (_, i) => ({ startWallNs: from + (span * BigInt(i)) / BigInt(n), counts: {} }));
+    // a record counts at the start of its wall-clock second (iface-observations.md); seconds merged per bucket here, bucketed by the shared activityOf
     const ps: unknown[] = [String(from), String(span), n];
     const rows = await this.#q(
-      `SELECT LEAST(GREATEST(floor(((r.wall_ns::numeric - $1::numeric) * $3::int) / $2::numeric), 0), $3::int - 1)::int AS b, r.type, COUNT(*) AS c
-       FROM records r WHERE ${this.#where(p, ps)} GROUP BY 1, 2`, ps);
-    for (const r of rows) buckets[Number(r['b'])]!.counts[r['type'] as string] = Number(r['c']);
-    return buckets;
-  }
-}
-
-/** stackOf reads event.stack (frame addresses as strings) from a record line. */
-function stackOf(line: string | null): string[] {
-  if (line === null) return [];
-  try {
-    const rec = JSON.parse(line) as { event?: { stack?: unknown } };
-    return Array.isArray(rec.event?.stack) ? rec.event.stack.slice(0, 256).map(String) : [];
-  } catch {
-    return [];
+      `SELECT LEAST(GREATEST(floor(((floor(r.wall_ns::numeric / 1000000000) * 1000000000 - $1::numeric) * $3::int) / $2::numeric), 0), $3::int - 1)::int AS b,
+         MIN(floor(r.wall_ns::numeric / 1000000000))::text AS sec, r.type, COUNT(*) AS c
+       FROM records r WHERE ${this.#where(p, ps)} GROUP BY 1, 3`, ps);
+    const key = productKeyString(p);
+    return activityOf(rows.map((r) => ({ product: key, second: BigInt(r['sec'] as string), type: r['type'] as string, records: big(r['c']) })), from, cov.toWallNs, n).get(key)
+      ?? emptyBuckets(from, cov.toWallNs, n);
   }
 }

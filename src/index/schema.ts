@@ -6,7 +6,7 @@
 
 export const INDEX_FORMAT = 'rtev-evidence-index';
 /** bump when a table changes: an index of another version is rebuilt */
-export const INDEX_VERSION = '2';
+export const INDEX_VERSION = '3';
 
 export const RECORD_COLUMNS = [
   ['chunk_id', 'UINTEGER'], ['seq', 'UBIGINT'], ['line_no', 'UINTEGER'],
@@ -32,6 +32,27 @@ export const recordSelect = (wallExpr: string): string => `l.line_no, j.ts_ns, $
   CASE j.event.type WHEN 'tcp_state' THEN j.event.saddr END, CASE j.event.type WHEN 'tcp_state' THEN j.event.sport END,
   j.event.symbol, j.event.library, j.event.node_hash, j.event.runtime, j.event.bytes, j.event.operation, l.line_offset, l.line_len, l.line_sha`;
 
+/**
+ * Per-chunk aggregates of the records, written when a chunk is indexed (aggregateChunk() in
+ * index.ts) and deleted with it: what `rtev report` reads instead of the records
+ * (src/report/index-observations.ts). `product` is the record's product (iface-observations.md):
+ * 'host' without container, else its own image digest, else its container's image in the
+ * signed facts of its own chunk; agg_products keeps the records without a product (NULL).
+ * `verified` is the chunk's (records.verified). The ref_* columns are the earliest record of the
+ * group in the chunk (wall_ns, then line_no); refs the 5 earliest.
+ */
+export const AGGREGATE_TABLES = ['agg_products', 'agg_files', 'agg_hits', 'agg_activity'] as const;
+export const AGGREGATE_SQL = [
+  `CREATE TABLE agg_products (chunk_id UINTEGER, verified BOOLEAN, product VARCHAR, container_id VARCHAR, n UBIGINT)`,
+  `CREATE TABLE agg_files (chunk_id UINTEGER, verified BOOLEAN, product VARCHAR, scope VARCHAR, path VARCHAR, n UBIGINT, first_wall BIGINT, last_wall BIGINT,
+    ref_line UINTEGER, ref_ts UBIGINT, ref_wall BIGINT, ref_pid UINTEGER, ref_comm VARCHAR, ref_container VARCHAR, ref_image VARCHAR)`,
+  `CREATE TABLE agg_hits (chunk_id UINTEGER, verified BOOLEAN, product VARCHAR, library VARCHAR, symbol VARCHAR, node_hash VARCHAR, runtime VARCHAR,
+    n UBIGINT, first_wall BIGINT, last_wall BIGINT,
+    refs STRUCT(line_no UINTEGER, ts_ns UBIGINT, wall_ns BIGINT, pid UINTEGER, comm VARCHAR, container_id VARCHAR, image_digest VARCHAR)[])`,
+  // sec = floor(wall_ns / 1e9)
+  `CREATE TABLE agg_activity (chunk_id UINTEGER, verified BOOLEAN, product VARCHAR, type VARCHAR, sec BIGINT, n UBIGINT)`,
+];
+
 export const SCHEMA_SQL = [
   `CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,
   `CREATE TABLE chunks (
@@ -49,4 +70,5 @@ export const SCHEMA_SQL = [
   `CREATE TABLE images (chunk_id UINTEGER, image_digest VARCHAR, image_name VARCHAR)`,
   // purl_base: pkg:type/namespace/name decoded; version: decoded version (NULL if none)
   `CREATE TABLE attribution (chunk_id UINTEGER, scope VARCHAR, path VARCHAR, purl VARCHAR, purl_base VARCHAR, version VARCHAR, via VARCHAR, root VARCHAR, reason VARCHAR, components VARCHAR)`,
+  ...AGGREGATE_SQL,
 ];

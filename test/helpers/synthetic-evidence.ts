@@ -8,7 +8,7 @@ import { writeKeyPair } from '../../src/sign/key-files';
 import { generateSigningKey, type SigningKey } from '../../src/sign/keys';
 import type { Environment } from '../../src/store/host-facts';
 import { openEvidenceDir } from '../../src/store/output';
-import type { FunctionCallTotal, OutputContext } from '../../src/store/sink';
+import type { AttributionSource, FunctionCallTotal, OutputContext } from '../../src/store/sink';
 
 /**
  * Synthetic signed evidence written with the real chunk writer and signer, for index tests
@@ -28,6 +28,12 @@ export interface SyntheticOptions {
   wallStart?: bigint;
   /** ns between records */
   stepNs?: bigint;
+  /** package attribution of the chunks (predicate `attribution`); the records are noted to it */
+  attribution?: AttributionSource;
+  /** records of SYNTH_CONTAINERS[1] carry no image_digest (their image comes from the container facts, if any) */
+  omitSecondImage?: boolean;
+  /** every this many records, one more is counted lost (ring_full) in its probe's ledger */
+  dropEvery?: number;
 }
 
 export const SYNTH_CONTAINERS = ['podman://a1b2c3d4e5f6' + '0'.repeat(52), 'docker://f00dfeed' + '1'.repeat(56)];
@@ -38,7 +44,7 @@ export const SYNTH_FUNCTIONS = [
 ];
 
 /** syntheticEvent returns record i (deterministic). */
-export function syntheticLine(i: number, tsNs: bigint): { line: string; type: EventType; fn?: number } {
+export function syntheticLine(i: number, tsNs: bigint, omitSecondImage = false): { line: string; type: EventType; fn?: number } {
   const h = (i * 2654435761) >>> 0;
   const pid = 1000 + (h % 97);
   const inContainer = h % 5 === 0;
@@ -73,7 +79,7 @@ export function syntheticLine(i: number, tsNs: bigint): { line: string; type: Ev
   const rec: Record<string, CanonicalValue> = { ts_ns: tsNs, src, pid, tid: pid, comm: `proc${pid % 17}`, cgroup_id: 18446744073709551615n - BigInt(h % 3), event };
   if (inContainer) {
     rec['container_id'] = SYNTH_CONTAINERS[c]!;
-    rec['image_digest'] = SYNTH_IMAGES[c]!;
+    if (!(omitSecondImage && c === 1)) rec['image_digest'] = SYNTH_IMAGES[c]!;
   }
   return { line: canonicalize(rec), type, ...(fn !== undefined ? { fn } : {}) };
 }
@@ -122,12 +128,13 @@ export async function writeSynthetic(dir: string, keyFile: string, n: number, o:
     ledger: () => structuredClone(ledger),
     functionCalls: () => fnTotals.map((t) => ({ ...t })),
     notice: () => undefined,
+    ...(o.attribution !== undefined ? { attribution: o.attribution } : {}),
   };
   const sink = openEvidenceDir({ stdout: false, outDir: dir, keyFile, chunkMaxBytes: o.chunkMaxBytes ?? 16 * 1024 * 1024, chunkMaxAgeMs: 1e12 }, context, env, false);
   const lines: string[] = [];
   for (let i = from; i < from + n; i++) {
     const tsNs = mono;
-    const r = syntheticLine(i, tsNs);
+    const r = syntheticLine(i, tsNs, o.omitSecondImage === true);
     const p = (ledger[r.type] ??= { kernel: emptyKernelCounters(), user: emptyUserCounters() });
     p.kernel.submitted++;
     p.user.received++;
@@ -137,7 +144,8 @@ export async function writeSynthetic(dir: string, keyFile: string, n: number, o:
       t.emitted += 1n;
       t.suppressed += 2n;
     }
-    sink.write(r.line, { type: r.type, tsNs, probe: r.type });
+    if (o.dropEvery !== undefined && i % o.dropEvery === 0) p.kernel.ringFull++;
+    sink.write(r.line, { type: r.type, tsNs, probe: r.type, ...(o.attribution !== undefined ? { record: JSON.parse(r.line) } : {}) });
     p.user.written++;
     if (keepLines) lines.push(r.line);
     mono += step;
