@@ -3,7 +3,7 @@
  * report benchmark's evidence (hard links) and times each phase of EvidenceIndex's per-chunk
  * ingest by wrapping its methods: ingest (all), load (read_json + raw lines into records),
  * checkLoaded (parsed rows against the bytes and the signed summary), loadAttribution,
- * commitStaged (staged rows into records, per-chunk aggregates), insertChunk; the rest of ingest is the envelope
+ * aggregateChunk (per-chunk aggregates), insertChunk; the rest of ingest is the envelope
  * check, reading the chunk and its sha256. Plus the final CHECKPOINT (refresh minus ingests).
  *
  *   nice -n 10 node dist/bench/report-ingest-phases.js [--chunks 8] [--evidence /var/tmp/rtev-bench-report/ev-10000000]
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     }
     const spent = new Map<string, number>();
     const proto = EvidenceIndex.prototype as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-    for (const name of ['ingest', 'load', 'checkLoaded', 'loadAttribution', 'commitStaged', 'insertChunk', 'refresh']) {
+    for (const name of ['ingest', 'load', 'checkLoaded', 'loadAttribution', 'aggregateChunk', 'insertChunk', 'refresh']) {
       const orig = proto[name];
       if (orig === undefined) continue;
       proto[name] = async function (this: unknown, ...a: unknown[]) {
@@ -53,9 +53,9 @@ async function main(): Promise<void> {
     const records = idx.sync.records;
     await idx.close();
     const g = (k: string): number => spent.get(k) ?? 0;
-    const inner = g('load') + g('checkLoaded') + g('loadAttribution') + g('commitStaged') + g('insertChunk');
-    const parts = [['load', g('load')], ['checkLoaded', g('checkLoaded')], ['loadAttribution', g('loadAttribution')], ['commitStaged (records+aggregates)', g('commitStaged')],
-      ['insertChunk', g('insertChunk')], ['envelope+read+sha256', g('ingest') - inner], ['checkpoint+discovery', g('refresh') - g('ingest')], ['open', total - g('refresh')]] as const;
+    const inner = g('load') + g('checkLoaded') + g('loadAttribution') + g('aggregateChunk') + g('insertChunk');
+    const parts = [['load', g('load')], ['checkLoaded', g('checkLoaded')], ['loadAttribution', g('loadAttribution')], ['aggregateChunk', g('aggregateChunk')],
+      ['insertChunk', g('insertChunk')], ['envelope+read+sha256', g('ingest') - inner], ['checkpoints+discovery', g('refresh') - g('ingest')], ['open', total - g('refresh')]] as const;
     console.log(`total ${(total / 1000).toFixed(2)} s, ${records} records, ${(Number(records) / (total / 1000)).toFixed(0)} records/s; load ${load()}`);
     for (const [k, ms] of parts) console.log(`  ${k.padEnd(34)} ${(ms / 1000).toFixed(2)} s  ${((100 * ms) / total).toFixed(0)}%`);
   } finally {

@@ -104,7 +104,12 @@ function loadDuck(): Duck {
 }
 
 // insertion order is kept: the positional join of the parsed and the raw lines relies on file order
-const DB_OPTIONS = { threads: '2', memory_limit: '256MB', preserve_insertion_order: 'true' };
+// checkpoints are explicit (refresh(): every CHECKPOINT_RECORDS and at the end): DuckDB's default, one
+// whenever the WAL passes 16 MB (about every 2 chunks), costs more the larger the table already is,
+// which made a 10M-record build grow quadratically (bench/report-ingest.sh, docs/benchmarks.md)
+const DB_OPTIONS = { threads: '2', memory_limit: '256MB', preserve_insertion_order: 'true', checkpoint_threshold: '1GB' };
+/** an index build checkpoints after this many records (bounds the WAL and the unflushed rows in memory) */
+const CHECKPOINT_RECORDS = 500_000n;
 
 /** openEvidenceIndex opens (creating or rebuilding when needed) and synchronizes the index of a source. */
 export async function openEvidenceIndex(o: OpenIndexOptions): Promise<EvidenceIndex> {
@@ -258,6 +263,7 @@ export class EvidenceIndex {
     for (const t of ['records', ...AGGREGATE_TABLES]) await this.conn.run(`DELETE FROM ${t} WHERE chunk_id NOT IN (SELECT chunk_id FROM chunks)`);
     let nextId = Number((await this.scalar('SELECT COALESCE(MAX(chunk_id), 0) + 1 FROM chunks')) as bigint | number);
     let failedNow = 0;
+    let sinceCheckpoint = 0n;
     for (const c of todo) {
       const r = await this.ingest(c, nextId++);
       if (r.failure !== undefined) {
@@ -266,6 +272,11 @@ export class EvidenceIndex {
       }
       report.records += r.records;
       report.added++;
+      sinceCheckpoint += r.records;
+      if (sinceCheckpoint >= CHECKPOINT_RECORDS) {
+        await this.conn.run('CHECKPOINT');
+        sinceCheckpoint = 0n;
+      }
     }
     report.chunks = Number(await this.scalar('SELECT COUNT(*) FROM chunks'));
     if (report.added > 0 || report.removed > 0) {
@@ -302,28 +313,26 @@ export class EvidenceIndex {
       if (problems.length === 0 || this.allowUnverified) {
         try {
           n = await this.load(id, facts, bytes, problems.length === 0);
-          if (problems.length === 0) problems.push(...(await this.checkLoaded(facts, bytes)));
+          if (problems.length === 0) problems.push(...(await this.checkLoaded(id, facts, bytes)));
         } catch (err) {
           problems.push(`cannot index the chunk's lines: ${(err as Error).message.split('\n')[0]!.slice(0, 200)}`);
         }
       }
     }
-    try {
-      if (problems.length > 0) {
-        if (this.allowUnverified && n > 0n) {
-          await this.commitStaged(id, false);
-        } else {
-          n = 0n;
-        }
-        await this.insertChunk(id, c, facts, 'failed', problems[0]!, this.allowUnverified && n > 0n);
-        return { records: n, failure: { file: c.file, reason: problems[0]! } };
+    if (problems.length > 0) {
+      if (this.allowUnverified) {
+        await this.conn.run(`UPDATE records SET verified = false WHERE chunk_id = ${id}`);
+        if (n > 0n) await this.aggregateChunk(id, false);
+      } else {
+        await this.conn.run(`DELETE FROM records WHERE chunk_id = ${id}`);
+        n = 0n;
       }
-      await this.loadAttribution(id, facts.attribution);
-      if (n > 0n) await this.commitStaged(id, true);
-      await this.insertChunk(id, c, facts, 'ok', null, true);
-    } finally {
-      await this.conn.run(`DROP TABLE IF EXISTS ${STAGE}`);
+      await this.insertChunk(id, c, facts, 'failed', problems[0]!, this.allowUnverified && n > 0n);
+      return { records: n, failure: { file: c.file, reason: problems[0]! } };
     }
+    await this.loadAttribution(id, facts.attribution);
+    if (n > 0n) await this.aggregateChunk(id, true);
+    await this.insertChunk(id, c, facts, 'ok', null, true);
     return { records: n };
   }
 
@@ -354,11 +363,8 @@ export class EvidenceIndex {
       const offOpened = f.opened.wall - f.opened.mono;
       const offSealed = f.sealed.wall - f.sealed.mono;
       const wall = `(CASE WHEN j.ts_ns < ${mid}::UBIGINT THEN j.ts_ns::BIGINT + (${offOpened})::BIGINT ELSE j.ts_ns::BIGINT + (${offSealed})::BIGINT END)`;
-      // staged in a temporary table: the checks and the aggregates read the chunk's rows there, not the records table
-      await this.conn.run(`DROP TABLE IF EXISTS ${STAGE}`);
-      await this.conn.run(`CREATE TEMP TABLE ${STAGE} AS SELECT * FROM records LIMIT 0`);
       const r = await this.conn.run(
-        `INSERT INTO ${STAGE} SELECT ${id}, ${f.seq}, ${recordSelect(wall)}, ${verified}
+        `INSERT INTO records SELECT ${id}, ${f.seq}, ${recordSelect(wall)}, ${verified}
          FROM read_json(${sqlString(parseFile)}, format = 'newline_delimited', records = true, maximum_object_size = ${MAX_LINE_BYTES * 2}, columns = ${RECORD_JSON_COLUMNS}) j
          POSITIONAL JOIN (SELECT row_number() OVER () AS line_no, strlen(line) AS line_len,
              (SUM(strlen(line) + 1) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - strlen(line) - 1)::UBIGINT AS line_offset,
@@ -374,25 +380,25 @@ export class EvidenceIndex {
   }
 
   /**
-   * commitStaged moves the staged rows of a chunk into records (verified or not) and writes the
-   * per-chunk aggregates (schema.ts AGGREGATE_SQL) of exactly those rows, after the chunk's
-   * container facts are loaded (the product of a record without its own image
+   * aggregateChunk writes the per-chunk aggregates (schema.ts AGGREGATE_SQL) of a chunk's rows,
+   * after its container facts are loaded (the product of a record without its own image
    * digest is its container's image in those facts). Exactly the groups of the records: the
    * report over the aggregates equals the report over the records (test/unit/index-aggregates.test.ts).
    */
-  private async commitStaged(id: number, verified: boolean): Promise<void> {
+  private async aggregateChunk(id: number, verified: boolean): Promise<void> {
     const v = verified ? 'TRUE' : 'FALSE';
-    await this.conn.run(`INSERT INTO records SELECT * EXCLUDE (verified), ${v} FROM ${STAGE}`);
     const rows = `(SELECT r.*, CASE WHEN r.container_id IS NULL THEN 'host' ELSE COALESCE(r.image_digest, ci.image_digest) END AS product
-      FROM ${STAGE} r LEFT JOIN (SELECT container_id, min(image_digest) AS image_digest FROM containers WHERE chunk_id = ${id} AND image_digest IS NOT NULL GROUP BY 1) ci
-        ON ci.container_id = r.container_id)`;
+      FROM records r LEFT JOIN (SELECT container_id, min(image_digest) AS image_digest FROM containers WHERE chunk_id = ${id} AND image_digest IS NOT NULL GROUP BY 1) ci
+        ON ci.container_id = r.container_id
+      WHERE r.chunk_id = ${id})`;
     await this.conn.run(`INSERT INTO agg_products SELECT ${id}, ${v}, product, container_id, COUNT(*) FROM ${rows} r GROUP BY product, container_id`);
     await this.conn.run(
-      `INSERT INTO agg_files SELECT ${id}, ${v}, product, COALESCE(container_id, 'host'), COALESCE(path, library), COUNT(*), MIN(wall_ns), MAX(wall_ns),
-         arg_min(line_no, (wall_ns, line_no)), arg_min(ts_ns, (wall_ns, line_no)), MIN(wall_ns), arg_min(pid, (wall_ns, line_no)), arg_min(comm, (wall_ns, line_no)),
-         arg_min(container_id, (wall_ns, line_no)), arg_min(image_digest, (wall_ns, line_no))
-       FROM ${rows} r WHERE product IS NOT NULL AND type IN ('file_open', 'process_exec', 'function_call') AND COALESCE(path, library) IS NOT NULL
-       GROUP BY product, COALESCE(container_id, 'host'), COALESCE(path, library)`,
+      `INSERT INTO agg_files SELECT ${id}, ${v}, product, scope, path, n, m.w, last, m.line, m.ts, m.w, m.pid, m.comm, m.cont, m.img FROM (
+         -- the earliest record: the smallest (wall_ns, line_no, ...) struct
+         SELECT product, COALESCE(container_id, 'host') AS scope, COALESCE(path, library) AS path, COUNT(*) AS n, MAX(wall_ns) AS last,
+           MIN({w: wall_ns, line: line_no, ts: ts_ns, pid: pid, comm: comm, cont: container_id, img: image_digest}) AS m
+         FROM ${rows} r WHERE product IS NOT NULL AND type IN ('file_open', 'process_exec', 'function_call') AND COALESCE(path, library) IS NOT NULL
+         GROUP BY 1, 2, 3)`,
     );
     await this.conn.run(
       `INSERT INTO agg_hits SELECT ${id}, ${v}, product, library, symbol, node_hash, MIN(runtime), COUNT(*), MIN(wall_ns), MAX(wall_ns),
@@ -407,7 +413,7 @@ export class EvidenceIndex {
   }
 
   /** checkLoaded compares what DuckDB parsed with the chunk bytes and its signed record summary. */
-  private async checkLoaded(f: ChunkFacts, bytes: Buffer): Promise<string[]> {
+  private async checkLoaded(id: number, f: ChunkFacts, bytes: Buffer): Promise<string[]> {
     let lines = 0;
     for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) lines++;
     const tail = bytes.length === 0 || bytes[bytes.length - 1] === 10 ? 0 : bytes.length - bytes.lastIndexOf(10) - 1;
@@ -415,10 +421,10 @@ export class EvidenceIndex {
       `SELECT COUNT(*) AS n, MIN(ts_ns) AS min_ts, MAX(ts_ns) AS max_ts, arg_min(ts_ns, line_no) AS first_ts, arg_max(ts_ns, line_no) AS last_ts,
         COUNT(*) FILTER (WHERE type IS NULL OR pid IS NULL OR comm IS NULL OR src IS NULL) AS misaligned,
         COUNT(DISTINCT line_no) AS distinct_lines, MAX(line_no) AS max_line
-       FROM ${STAGE}`,
+       FROM records WHERE chunk_id = ${id}`,
     ))[0]!;
     // each row's place: lines back to back, each ending with its own ts_ns (the positional join held)
-    const places = await this.conn.runAndReadAll(`SELECT line_offset, line_len, ts_ns, line_sha FROM ${STAGE} ORDER BY line_no`);
+    const places = await this.conn.runAndReadAll(`SELECT line_offset, line_len, ts_ns, line_sha FROM records WHERE chunk_id = ${id} ORDER BY line_no`);
     let expect = 0;
     let misplaced = 0;
     for (const [off, len, ts, sha] of places.getRowsJS() as [bigint, number, bigint, bigint][]) {
@@ -429,7 +435,7 @@ export class EvidenceIndex {
       expect = end + 1;
     }
     if (misplaced > 0) stats['misaligned'] = BigInt(stats['misaligned'] as bigint) + BigInt(misplaced);
-    const byType = (await this.objects(`SELECT type, COUNT(*) AS n FROM ${STAGE} GROUP BY type`)) as { type: string; n: bigint }[];
+    const byType = (await this.objects(`SELECT type, COUNT(*) AS n FROM records WHERE chunk_id = ${id} GROUP BY type`)) as { type: string; n: bigint }[];
     const count = Number(stats['n'] as bigint);
     const out: string[] = [];
     if (Number(stats['misaligned'] as bigint) > 0) out.push(`${stats['misaligned']} line(s) are not well-formed records`);
@@ -708,9 +714,6 @@ function writePrivate(file: string, data: Buffer): void {
     fs.closeSync(fd);
   }
 }
-
-/** the temporary table one chunk's parsed rows are staged in (one ingest at a time per connection) */
-const STAGE = 'rtev_stage';
 
 /** SECOND_SQL: floor(col / 1e9) for a BIGINT column (DuckDB's // truncates toward zero). */
 export const SECOND_SQL = (col: string): string => `(CASE WHEN ${col} >= 0 THEN ${col} // 1000000000 ELSE -((-${col} - 1) // 1000000000) - 1 END)`;

@@ -14,34 +14,25 @@ import { productKeyString } from './observations';
  * the records themselves had been grouped once.
  */
 
-/** Verified file_open / process_exec / function_call records of one product with COALESCE(path, library). */
-export interface FileGroup {
+/**
+ * Verified file_open / process_exec / function_call records of one product with
+ * COALESCE(path, library) = path, in one scope (COALESCE(container_id, 'host')). `purl`: the
+ * smallest signed attribution purl for (scope, path) over all chunks, null if none; `ref`: the
+ * earliest record of the group in refOrder.
+ */
+export interface FileGroup extends LoadedFile {
   /** productKeyString: 'host' or the image digest */
   product: string;
-  /** COALESCE(container_id, 'host') */
   scope: string;
-  path: string;
-  /** the smallest signed attribution purl for (scope, path) over all chunks, null if none */
-  purl: string | null;
-  records: bigint;
-  firstWallNs: bigint;
-  lastWallNs: bigint;
-  /** the earliest record of the group in refOrder */
-  ref: EvidenceRef;
 }
 
-/** Verified function_call records (with symbol and library) of one product and (library, symbol, node_hash). */
-export interface HitGroup {
+/**
+ * Verified function_call records (with symbol and library) of one product and (library,
+ * symbol, node_hash); `refs`: at least the 5 earliest records of the group in refOrder (more
+ * is fine). The stack is read by the assembly.
+ */
+export interface HitGroup extends Omit<FunctionHit, 'stack'> {
   product: string;
-  library: string;
-  symbol: string;
-  nodeHash: string | null;
-  runtime: string;
-  records: bigint;
-  firstWallNs: bigint;
-  lastWallNs: bigint;
-  /** at least the 5 earliest records of the group in refOrder (more is fine) */
-  refs: EvidenceRef[];
 }
 
 /** Verified records of one product, type and wall-clock second (floor(wall_ns / 1e9)). */
