@@ -61,19 +61,23 @@ class IndexSource implements ObservationSource {
   }
 
   async fileGroups(): Promise<FileGroup[]> {
-    // merged per (product, scope, path) in SQL (the per-chunk rows stay in DuckDB); purl: the smallest attribution of (scope, path)
+    // merged per (product, scope, path) in SQL, the per-chunk rows stay in DuckDB: the earliest
+    // group is the smallest (wall, chunk rank in (chain, seq) order, line), its ref read back by
+    // a join; purl: the smallest attribution of (scope, path)
     const rows = await this.index.objects(
-      `WITH g AS (
-         SELECT a.product, a.scope, a.path, SUM(a.n)::UBIGINT AS n, MIN(a.first_wall) AS first, MAX(a.last_wall) AS last,
-           arg_min({chain_id: k.chain_id, seq: k.seq, sha: k.chunk_sha256, line_no: a.ref_line, ts_ns: a.ref_ts, wall_ns: a.ref_wall, pid: a.ref_pid, comm: a.ref_comm,
-             container_id: a.ref_container, image_digest: a.ref_image}, (a.ref_wall, k.chain_id, k.seq, a.ref_line)) AS ref
-         FROM agg_files a JOIN chunks k ON k.chunk_id = a.chunk_id WHERE ${this.#verified} GROUP BY 1, 2, 3),
+      `WITH k AS (SELECT chunk_id, chain_id, seq, chunk_sha256, row_number() OVER (ORDER BY chain_id, seq, chunk_id)::UINTEGER AS rk FROM chunks),
+       g AS (SELECT a.product, a.scope, a.path, SUM(a.n)::UBIGINT AS n, MIN(a.first_wall) AS first, MAX(a.last_wall) AS last,
+           MIN({w: a.ref_wall, rk: k.rk, line: a.ref_line, cid: a.chunk_id}) AS m
+         FROM agg_files a JOIN k ON k.chunk_id = a.chunk_id WHERE ${this.#verified} GROUP BY 1, 2, 3),
        p AS (SELECT scope, path, MIN(purl) AS purl FROM attribution WHERE purl IS NOT NULL AND (scope, path) IN (SELECT scope, path FROM g) GROUP BY 1, 2)
-       SELECT g.product, g.scope, g.path, g.n, g.first, g.last, g.ref, p.purl FROM g LEFT JOIN p ON p.scope = g.scope AND p.path = g.path`,
+       SELECT g.product, g.scope, g.path, g.n, g.first, g.last, p.purl, k.chain_id, k.seq, k.chunk_sha256 AS sha, r.ref_line AS line_no, r.ref_ts AS ts_ns,
+         r.ref_wall AS wall_ns, r.ref_pid AS pid, r.ref_comm AS comm, r.ref_container AS container_id, r.ref_image AS image_digest
+       FROM g JOIN agg_files r ON r.chunk_id = g.m.cid AND r.product = g.product AND r.scope = g.scope AND r.path = g.path
+         JOIN k ON k.chunk_id = g.m.cid LEFT JOIN p ON p.scope = g.scope AND p.path = g.path`,
     );
     return rows.map((r) => ({
       product: r['product'] as string, scope: r['scope'] as string, path: r['path'] as string, purl: str(r['purl']),
-      records: big(r['n']), firstWallNs: big(r['first']), lastWallNs: big(r['last']), ref: refOf(r['ref'] as Row),
+      records: big(r['n']), firstWallNs: big(r['first']), lastWallNs: big(r['last']), ref: refOf(r),
     }));
   }
 
