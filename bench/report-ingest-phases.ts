@@ -1,6 +1,6 @@
 /**
  * Where the index build's time goes (issue 15): builds the index of the first K chunks of the
- * report benchmark's evidence (hard links) and times each phase of EvidenceIndex's per-chunk
+ * report benchmark's evidence (copied) and times each phase of EvidenceIndex's per-chunk
  * ingest by wrapping its methods: ingest (all), load (read_json + raw lines into records),
  * checkLoaded (parsed rows against the bytes and the signed summary), loadAttribution,
  * aggregateChunk (per-chunk aggregates), insertChunk; the rest of ingest is the envelope
@@ -28,7 +28,8 @@ async function main(): Promise<void> {
     for (let s = 1; s <= chunks; s++) {
       for (const ext of ['ndjson', 'dsse.json']) {
         const f = `chunk-${String(s).padStart(12, '0')}.${ext}`;
-        fs.linkSync(path.join(evidence, f), path.join(work, 'ev', f));
+        // a copy: a hard link would change the chunk's ctime, and every index of the evidence would re-ingest it
+        fs.copyFileSync(path.join(evidence, f), path.join(work, 'ev', f));
       }
     }
     const spent = new Map<string, number>();

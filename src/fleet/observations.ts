@@ -1,7 +1,7 @@
 import type { EvidenceFilter } from '../index/filter';
 import { coverageOf, functionCountsOf } from '../index/summary';
-import { activityOf, coverageFacts, emptyBuckets, functionProbesOf, stackOf } from '../report/observation-groups';
-import type { ActivityBucket, CoverageFacts, EvidenceRef, FunctionHit, FunctionProbe, LoadedFile, Observations, ObservedProduct, ProductKey } from '../report/observations';
+import { activityOf, coverageFacts, emptyBuckets, functionProbesOf, refFromRow as refOf, stackOf } from '../report/observation-groups';
+import type { ActivityBucket, CoverageFacts, FunctionHit, FunctionProbe, LoadedFile, Observations, ObservedProduct, ProductKey } from '../report/observations';
 import { productKeyString } from '../report/observations';
 import type { FleetIndex } from './query';
 import { chunksOf, chunkWhere, rejected } from './summary';
@@ -25,14 +25,6 @@ const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const REF_COLUMNS = `k.chain_id, r.seq, k.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.pid, r.comm, r.container_id, r.image_digest`;
 /** the earliest record first; chain ids in code point order, whatever the database collation */
 const ORDER = `r.wall_ns, k.chain_id COLLATE "C", r.seq, r.line_no`;
-
-function refOf(x: Row): EvidenceRef {
-  return {
-    chainId: str(x['chain_id']) ?? '', seq: big(x['seq']), chunkSha256: str(x['chunk_sha256']) ?? '', lineNo: Number(x['line_no']),
-    tsNs: big(x['ts_ns']), wallNs: big(x['wall_ns']), pid: Number(x['pid']), comm: str(x['comm']) ?? '',
-    containerId: str(x['container_id']), imageDigest: str(x['image_digest']),
-  };
-}
 
 class FleetObservations implements Observations {
   #coverage: Promise<CoverageFacts> | undefined;

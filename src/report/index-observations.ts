@@ -2,7 +2,7 @@ import type { EvidenceIndex } from '../index/index';
 import { coverage as indexCoverage, functionCounts } from '../index/summary';
 import type { CoverageFacts, EvidenceRef, FunctionProbe, Observations } from './observations';
 import {
-  coverageFacts, functionProbesOf, groupedObservations,
+  coverageFacts, functionProbesOf, groupedObservations, refFromRow,
   type ActivityGroup, type ActivityWindow, type FileGroup, type HitGroup, type ObservationSource, type ProductGroup,
 } from './observation-groups';
 
@@ -22,13 +22,6 @@ export function indexObservations(index: EvidenceIndex): Observations {
 type Row = Record<string, unknown>;
 const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt((v as number | null) ?? 0));
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-
-/** the ref struct of a group row (chain, seq and digest from the chunks table) */
-const refOf = (x: Row): EvidenceRef => ({
-  chainId: str(x['chain_id']) ?? '', seq: big(x['seq']), chunkSha256: str(x['sha']) ?? '', lineNo: Number(x['line_no']),
-  tsNs: big(x['ts_ns']), wallNs: big(x['wall_ns']), pid: Number(x['pid']), comm: str(x['comm']) ?? '',
-  containerId: str(x['container_id']), imageDigest: str(x['image_digest']),
-});
 
 class IndexSource implements ObservationSource {
   readonly #verified: string;
@@ -81,7 +74,7 @@ class IndexSource implements ObservationSource {
       const k = chunks.get(Number(r['chunk_id']));
       return {
         product: r['product'] as string, scope: r['scope'] as string, path: r['path'] as string, purl: str(r['purl']),
-        records: big(r['n']), firstWallNs: big(r['first']), lastWallNs: big(r['last']), ref: refOf({ ...r, chain_id: k?.chainId, seq: k?.seq, sha: k?.sha }),
+        records: big(r['n']), firstWallNs: big(r['first']), lastWallNs: big(r['last']), ref: refFromRow({ ...r, chain_id: k?.chainId, seq: k?.seq, chunk_sha256: k?.sha }),
       };
     });
   }
@@ -89,14 +82,14 @@ class IndexSource implements ObservationSource {
   async hitGroups(): Promise<HitGroup[]> {
     const rows = await this.index.objects(
       `SELECT a.product, a.library, a.symbol, a.node_hash, MIN(a.runtime) AS runtime, SUM(a.n)::UBIGINT AS n, MIN(a.first_wall) AS first, MAX(a.last_wall) AS last,
-         list({chain_id: k.chain_id, seq: k.seq, sha: k.chunk_sha256, refs: a.refs}) AS chunks
+         list({chain_id: k.chain_id, seq: k.seq, chunk_sha256: k.chunk_sha256, refs: a.refs}) AS chunks
        FROM agg_hits a JOIN chunks k ON k.chunk_id = a.chunk_id WHERE ${this.#verified} GROUP BY 1, 2, 3, 4`,
     );
     return rows.map((g) => ({
       product: g['product'] as string, library: g['library'] as string, symbol: g['symbol'] as string, nodeHash: str(g['node_hash']), runtime: str(g['runtime']) ?? '',
       records: big(g['n']), firstWallNs: big(g['first']), lastWallNs: big(g['last']),
       // each chunk's 5 earliest, with the chunk's chain, seq and digest
-      refs: ((g['chunks'] as Row[] | null) ?? []).flatMap((k) => ((k['refs'] as Row[] | null) ?? []).map((x) => refOf({ ...x, chain_id: k['chain_id'], seq: k['seq'], sha: k['sha'] }))),
+      refs: ((g['chunks'] as Row[] | null) ?? []).flatMap((k) => ((k['refs'] as Row[] | null) ?? []).map((x) => refFromRow({ ...x, chain_id: k['chain_id'], seq: k['seq'], chunk_sha256: k['chunk_sha256'] }))),
     }));
   }
 

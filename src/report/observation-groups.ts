@@ -87,6 +87,21 @@ export function refOrder(a: EvidenceRef, b: EvidenceRef): number {
   return cmp(a.wallNs, b.wallNs) || cmp(a.chainId, b.chainId) || cmp(a.seq, b.seq) || a.lineNo - b.lineNo;
 }
 
+/**
+ * refFromRow reads an EvidenceRef from a database row with the column names of both stores
+ * (chain_id, seq, chunk_sha256, line_no, ts_ns, wall_ns, pid, comm, container_id, image_digest);
+ * u64 values may come as bigint, number or decimal string.
+ */
+export function refFromRow(x: Record<string, unknown>): EvidenceRef {
+  const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : BigInt((v as string | number | null) ?? 0));
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return {
+    chainId: str(x['chain_id']) ?? '', seq: big(x['seq']), chunkSha256: str(x['chunk_sha256']) ?? '', lineNo: Number(x['line_no']),
+    tsNs: big(x['ts_ns']), wallNs: big(x['wall_ns']), pid: Number(x['pid']), comm: str(x['comm']) ?? '',
+    containerId: str(x['container_id']), imageDigest: str(x['image_digest']),
+  };
+}
+
 /** floorSecond: floor(wallNs / 1e9), also below 0. */
 export function floorSecond(wallNs: bigint): bigint {
   const q = wallNs / NS_PER_SECOND;
