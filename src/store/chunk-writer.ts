@@ -102,6 +102,9 @@ export class ChunkSink implements RecordSink {
   #timer: NodeJS.Timeout | undefined;
   /** file keys of the fast path's lines noted for attribution in the open window (segmentFileKey) */
   readonly #windowFiles = new Set<number>();
+  /** the file key of the last line noted into #windowFiles (-1: none since the window began): a run
+   * of lines of one file (an open storm) skips the Set lookup (docs/benchmarks.md, "Session 3") */
+  #lastFileKey = -1;
   /** seals waiting for their attributions, in sequence order */
   #sealQueue: Promise<void> = Promise.resolve();
 
@@ -198,6 +201,8 @@ export class ChunkSink implements RecordSink {
         this.#guard(() => this.#rotate('size', undefined));
       }
       const key = segmentFileKey(seg, i);
+      if (key === this.#lastFileKey) continue;
+      this.#lastFileKey = key;
       if (this.#windowFiles.has(key)) continue;
       this.#windowFiles.add(key);
       attribution.note(segmentRecord(seg, i));
@@ -439,6 +444,7 @@ export class ChunkSink implements RecordSink {
       // answers are awaited, bounded, and seals stay in sequence order behind one another
       const ticket = attribution.takeWindow();
       this.#windowFiles.clear();
+      this.#lastFileKey = -1;
       const waitMs = this.#c.attributionWaitMs ?? (final ? 10_000 : 5000);
       this.#sealQueue = this.#sealQueue.then(async () => {
         try {
