@@ -38,7 +38,7 @@ function args(): Args {
   return a;
 }
 
-interface Run { code: number; ms: number; peakRssKiB: number; stderr: string }
+interface Run { code: number; ms: number; peakRssKiB: number; cpuMs: number; stderr: string }
 
 /** run spawns bin/rtev and samples its VmRSS every 50 ms (peak resident memory). */
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
@@ -48,19 +48,52 @@ function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let peak = 0;
+    let cpu = 0;
     const sample = setInterval(() => {
       try {
         const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
         if (m !== null) peak = Math.max(peak, Number(m[1]));
+        cpu = cpuMsOf(child.pid!);
       } catch {
         // exited
       }
     }, 50);
     child.on('close', (code) => {
       clearInterval(sample);
-      resolve({ code: code ?? -1, ms: performance.now() - t0, peakRssKiB: peak, stderr });
+      resolve({ code: code ?? -1, ms: performance.now() - t0, peakRssKiB: peak, cpuMs: cpu, stderr });
     });
   });
+}
+
+/** user + system CPU of a process, ms (clock ticks of 10 ms) */
+function cpuMsOf(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/**
+ * the CPU of the servers, ms: every process whose command line contains `needle` (nats-server,
+ * the postmaster), with the CPU of its children that ended (the backends of closed sessions) and
+ * of its children still running (PostgreSQL backends do not name the data directory)
+ */
+function cpuMsOfAll(needle: string): number {
+  let ms = 0;
+  const stats = new Map<number, string[]>();
+  const tops: number[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
+    try {
+      stats.set(pid, fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '));
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(needle)) tops.push(pid);
+    } catch {
+      // gone
+    }
+  }
+  for (const top of tops) {
+    const f = stats.get(top)!;
+    ms += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+    for (const [, c] of stats) if (Number(c[1]) === top) ms += (Number(c[11]) + Number(c[12])) * 10;
+  }
+  return ms;
 }
 
 function pct(xs: number[], p: number): number {
@@ -102,7 +135,9 @@ async function main(): Promise<void> {
         const ships = await ship();
         const shipMs = performance.now() - tShip;
         if (ships.some((s) => s.code !== 0)) throw new Error(ships.find((s) => s.code !== 0)!.stderr);
+        const servers0 = { nats: cpuMsOfAll(nats.root), pg: cpuMsOfAll(pg.dir) };
         const drained = await Promise.all(Array.from({ length: ingests }, () => run(ingestArgs)));
+        const servers = { nats: cpuMsOfAll(nats.root) - servers0.nats, pg: cpuMsOfAll(pg.dir) - servers0.pg };
         if (drained.some((d) => d.code !== 0)) throw new Error(drained.find((d) => d.code !== 0)!.stderr);
         const records = Number(pg.psql('SELECT count(*) FROM records'));
         const window = pg.psql(`SELECT extract(epoch FROM max(ingested_at) - min(ingested_at)) * 1000, extract(epoch FROM min(ingested_at)) * 1000 FROM chunks`).split('|').map(Number);
@@ -112,6 +147,10 @@ async function main(): Promise<void> {
         console.log(`ship: ${a.hosts} processes at once, ${(shipMs / 1000).toFixed(1)} s for ${(bytes / 1048576).toFixed(1)} MiB = ${(bytes / 1048576 / (shipMs / 1000)).toFixed(1)} MiB/s, ${((a.hosts * a.records) / (shipMs / 1000)).toFixed(0)} records/s; peak RSS per ship ${pct(ships.map((s) => s.peakRssKiB), 50) / 1024 | 0}-${Math.max(...ships.map((s) => s.peakRssKiB)) / 1024 | 0} MiB`);
         console.log(`ingest: ${records} records in ${(drainMs / 1000).toFixed(1)} s (process start to exit) = ${(records / (drainMs / 1000)).toFixed(0)} records/s; first-to-last commit ${(window[0]! / 1000).toFixed(1)} s = ${(records / (window[0]! / 1000)).toFixed(0)} records/s; peak RSS ${drained.map((d) => (d.peakRssKiB / 1024) | 0).join(', ')} MiB`);
         console.log(`lag publish->commit (backlog): p50 ${(pct(lags, 50) / 1000).toFixed(1)} s, max ${(pct(lags, 100) / 1000).toFixed(1)} s`);
+        const ingestCpu = drained.reduce((n, d) => n + d.cpuMs, 0);
+        const us = (ms: number): string => ((ms * 1000) / records).toFixed(1);
+        console.log(`CPU per record during the drain: ingest ${us(ingestCpu)} us, PostgreSQL (all its processes) ${us(servers.pg)} us, nats-server ${us(servers.nats)} us = ${us(ingestCpu + servers.pg + servers.nats)} us; `
+          + `at that cost 2 idle cores would give ${((2e6 * records) / ((ingestCpu + servers.pg + servers.nats) * 1000)).toFixed(0)} records/s`);
       } else {
         // live: ingest follows while all hosts ship
         const live = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet', '--db-sessions', String(a.dbSessions)], { stdio: 'ignore' });

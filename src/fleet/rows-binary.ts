@@ -50,14 +50,27 @@ class Out {
   }
 }
 
+/** a big-endian int32 without the bounds checks of writeInt32BE (the caller made room) */
+function put32(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
+
+function put16(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 8;
+  b[at + 1] = v;
+}
+
 function int4(o: Out, v: number | null): void {
   if (v === null) {
-    o.buf.writeInt32BE(-1, o.at);
+    put32(o.buf, o.at, -1);
     o.at += 4;
     return;
   }
-  o.buf.writeInt32BE(4, o.at);
-  o.buf.writeInt32BE(v, o.at + 4);
+  put32(o.buf, o.at, 4);
+  put32(o.buf, o.at + 4, v);
   o.at += 8;
 }
 
@@ -68,14 +81,25 @@ function int8(o: Out, v: bigint): void {
 }
 
 function text(o: Out, v: string | null): void {
+  const b = o.buf;
   if (v === null) {
-    o.buf.writeInt32BE(-1, o.at);
+    put32(b, o.at, -1);
     o.at += 4;
     return;
   }
-  const n = o.buf.write(v, o.at + 4, 'utf8');
-  o.buf.writeInt32BE(n, o.at);
-  o.at += 4 + n;
+  // short ASCII strings (most values) byte by byte; anything else through the UTF-8 encoder
+  const at = o.at + 4;
+  let i = 0;
+  if (v.length <= 64) {
+    for (; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[at + i] = c;
+    }
+  }
+  const n = i === v.length ? i : b.write(v, at, 'utf8');
+  put32(b, o.at, n);
+  o.at = at + n;
 }
 
 /** worst-case bytes of a text field */
@@ -83,26 +107,22 @@ const textRoom = (v: string | null): number => 4 + (v === null ? 0 : 3 * v.lengt
 
 /** numeric from 1-20 ASCII digits (a non-negative integer): base-10000 groups, most significant first */
 function numeric(o: Out, digits: string): void {
-  let s = digits.charCodeAt(0) === 0x30 ? digits.replace(/^0+(?=\d)/, '') : digits;
-  if (s === '0') {
-    o.buf.writeInt32BE(8, o.at);
-    o.buf.writeInt16BE(0, o.at + 4); // ndigits
-    o.buf.writeInt16BE(0, o.at + 6); // weight
-    o.buf.writeInt16BE(0, o.at + 8); // sign +
-    o.buf.writeInt16BE(0, o.at + 10); // dscale
-    o.at += 12;
-    return;
-  }
-  const pad = (4 - (s.length % 4)) % 4;
-  s = '000'.slice(0, pad) + s;
-  const groups = s.length / 4;
-  o.buf.writeInt32BE(8 + 2 * groups, o.at);
-  o.buf.writeInt16BE(groups, o.at + 4);
-  o.buf.writeInt16BE(groups - 1, o.at + 6);
-  o.buf.writeInt16BE(0, o.at + 8);
-  o.buf.writeInt16BE(0, o.at + 10);
+  const b = o.buf;
+  const len = digits.length;
+  const groups = (len + 3) >> 2;
+  put32(b, o.at, 8 + 2 * groups);
+  put16(b, o.at + 4, groups); // ndigits
+  put16(b, o.at + 6, groups - 1); // weight: the first group holds the highest power of 10000
+  put16(b, o.at + 8, 0); // sign +
+  put16(b, o.at + 10, 0); // dscale
   let at = o.at + 12;
-  for (let g = 0; g < groups; g++, at += 2) o.buf.writeInt16BE(Number(s.slice(4 * g, 4 * g + 4)), at);
+  // the first group takes the digits beyond a multiple of 4; leading zeros (groups of 0) the server strips
+  let i = 0;
+  for (let g = 0, n = len - (groups - 1) * 4; g < groups; g++, n = 4, at += 2) {
+    let v = 0;
+    for (let k = 0; k < n; k++) v = v * 10 + (digits.charCodeAt(i++) - 0x30);
+    put16(b, at, v);
+  }
   o.at = at;
 }
 
@@ -231,7 +251,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     o.room(2 + constants.length + 4 + 4 + 4 + 24 + 12 + textRoom(type) + textRoom(src) + 16 + textRoom(comm) + 4 + 24 + textRoom(containerId) + textRoom(imageDigest)
       + textRoom(path) + textRoom(access) + textRoom(peerAddr) + 8 + textRoom(localAddr) + 8 + textRoom(symbol) + textRoom(library) + textRoom(nodeHash)
       + textRoom(runtime) + 12 + textRoom(sslOp) + 4 + lineBytes);
-    o.buf.writeInt16BE(NCOLS, o.at);
+    put16(o.buf, o.at, NCOLS);
     o.at += 2;
     constants.copy(o.buf, o.at);
     o.at += constants.length;
@@ -260,7 +280,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     if (sslBytes === null) int4(o, null);
     else int8(o, BigInt(sslBytes));
     text(o, sslOp);
-    o.buf.writeInt32BE(lineBytes, o.at);
+    put32(o.buf, o.at, lineBytes);
     body.copy(o.buf, o.at + 4, start, nl);
     o.at += 4 + lineBytes;
     if (subjects) content.subjects.add(subjectsOf(r));
