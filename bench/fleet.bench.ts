@@ -161,7 +161,9 @@ async function main(): Promise<void> {
         const want = a.hosts * a.records;
         while (Number(pg.psql('SELECT count(*) FROM chunks')) < chunks) await new Promise((r) => setTimeout(r, 200));
         const totalMs = performance.now() - tShip;
+        const ended = new Promise((r) => live.once('close', r));
         live.kill('SIGTERM');
+        await ended;
         const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
         console.log(`\n## live: ${a.hosts} ships and 1 ingest at once (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         console.log(`end to end: ${want} records shipped and committed in ${(totalMs / 1000).toFixed(1)} s = ${(want / (totalMs / 1000)).toFixed(0)} records/s`);

@@ -9,7 +9,7 @@ import { UsageError } from '../errors';
 import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
 import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
-import { backoffMs, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
+import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
 import { ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
@@ -175,7 +175,7 @@ export class Ingester {
       }
     } finally {
       await Promise.all(this.#deletes);
-      await this.#nc.drain().catch(() => undefined);
+      await closeNats(this.#nc);
       await Promise.all(this.#dbs.map((db) => db.end().catch(() => undefined)));
     }
     return this.stats;

@@ -159,3 +159,15 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * closeNats drains the connection (pending publishes and acks go out) for at most 5 s, then
+ * closes it: with the servers gone a drain waits for a reconnect that never comes, and a
+ * process told to stop must stop.
+ */
+export async function closeNats(nc: NatsConnection | undefined): Promise<void> {
+  if (nc === undefined || nc.isClosed()) return;
+  await withTimeout(nc.drain(), 5000, 'drain').catch(async () => {
+    await nc.close().catch(() => undefined);
+  });
+}

@@ -105,9 +105,7 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
   await db.query(`GRANT UPDATE (filled_at) ON gaps TO ${ingest}`);
   await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${ingest}`);
-  // ingest stages each chunk's lines in a temporary table of its session (src/fleet/stage.ts)
-  const dbName = (await db.query<{ d: string }>('SELECT current_database() AS d')).rows[0]!.d;
-  await db.query(`GRANT TEMPORARY ON DATABASE "${dbName.replace(/"/g, '""')}" TO ${ingest}`);
+  // (ingest COPYs its rows straight into records: no temporary table, no TEMPORARY grant)
   await db.query('COMMIT');
   done.push(`schema v${SCHEMA_VERSION} ready; ${ingest} may read and append, ${reader} may read`);
   return done;

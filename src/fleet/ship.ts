@@ -11,7 +11,7 @@ import { CHECKPOINT_NAME, chunkName, classify, envelopeName } from '../store/lay
 import { readShipCursor, writeShipCursor, type ShipCursor } from '../store/ship-cursor';
 import { isObj } from '../encode/strict-json';
 import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
-import { backoffMs, connectNats, isNotFound, sleep, withTimeout, type NatsOptions } from './nats';
+import { backoffMs, closeNats, connectNats, isNotFound, sleep, withTimeout, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, envelopeSubject, HDR_KIND, HDR_OBJECT, hostIdFor, objectDigest, objectName } from './names';
 
 /**
@@ -137,7 +137,7 @@ export class Shipper {
         if (pending.length === 0) await sleep(this.#o.pollMs ?? 500, signal);
       }
     } finally {
-      await this.#nc?.drain().catch(() => undefined);
+      await closeNats(this.#nc);
     }
   }
 

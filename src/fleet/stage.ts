@@ -6,6 +6,10 @@ import type { ChunkFacts } from './chunk-check';
 import { forEachLine, RECORD_COLUMNS } from './rows';
 
 /**
+ * Not ingest's path since session 3: ingest COPYs binary rows built in JavaScript
+ * (src/fleet/rows-binary.ts, 1.7x the records per CPU-second in bench/fleet-rows.bench.ts). Kept
+ * as the measured alternative there and in test/e2e/fleet-rows.e2e.test.ts.
+ *
  * Row building inside PostgreSQL. The verified chunk body goes to the server as it is, one
  * COPY of its lines into a per-session staging table (CSV with a delimiter and quote that a
  * canonical line cannot contain, so not one byte is rewritten); a single INSERT ... SELECT

@@ -74,6 +74,20 @@ export interface NatsCluster {
  * nats-server config fragment (accounts { ... } and system_account) put in every node.
  */
 export async function startNatsCluster(n: number, accounts = ''): Promise<NatsCluster> {
+  // a port chosen free can be taken by another process before nats-server binds it (other test
+  // runs on the machine pick ports the same way): a node that exits at start means new ports
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(n, accounts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 5) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startNatsClusterOnce(n: number, accounts: string): Promise<NatsCluster> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-nats-'));
   const nodes: NatsNode[] = [];
   for (let i = 0; i < n; i++) {
@@ -88,9 +102,17 @@ export async function startNatsCluster(n: number, accounts = ''): Promise<NatsCl
     async start(i) {
       const node = nodes[i]!;
       const out = fs.openSync(node.log, 'a');
-      node.proc = spawn(NATS_SERVER, ['-c', node.conf], { stdio: ['ignore', out, out] });
+      const proc = spawn(NATS_SERVER, ['-c', node.conf], { stdio: ['ignore', out, out] });
+      node.proc = proc;
       fs.closeSync(out);
-      await waitFor(`${node.name} to listen`, () => canConnect(node.clientPort));
+      await waitFor(`${node.name} to listen`, () => {
+        if (proc.exitCode !== null) {
+          const log = fs.readFileSync(node.log, 'utf8');
+          if (/address already in use/.test(log)) throw new PortTaken(`${node.name}: ${log.slice(-300)}`);
+          throw new Error(`${node.name} exited ${proc.exitCode} at start: ${log.slice(-500)}`);
+        }
+        return canConnect(node.clientPort);
+      });
     },
     async kill(i, signal = 'SIGKILL') {
       const p = nodes[i]!.proc;
@@ -118,8 +140,15 @@ export async function startNatsCluster(n: number, accounts = ''): Promise<NatsCl
       }, 30_000);
     },
   };
-  await Promise.all(nodes.map((_, i) => c.start(i)));
-  await c.ready();
+  try {
+    await Promise.all(nodes.map((_, i) => c.start(i)));
+    await c.ready();
+  } catch (err) {
+    // nothing started here outlives a failed start
+    await c.stopAll();
+    fs.rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
   return c;
 }
 
