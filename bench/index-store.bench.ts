@@ -21,7 +21,7 @@ import { openEvidenceIndex } from '../src/index/index';
 import { readChunkEnvelope, discoverChunks } from '../src/index/ingest';
 import { summarize } from '../src/index/summary';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
-import { newKey, SYNTH_CONTAINERS, writeSynthetic } from '../test/helpers/synthetic-evidence';
+import { cachedSyntheticEvidence, SYNTH_CONTAINERS } from '../test/helpers/synthetic-evidence';
 
 interface Args { records: number; dir: string; sqlite?: string; only?: string; reps: number; phase?: string }
 
@@ -61,17 +61,8 @@ function cpuMs(): number {
 }
 
 async function generate(a: Args): Promise<{ evidence: string; pub: string }> {
-  const evidence = path.join(a.dir, `ev-${a.records}`);
-  const pub = path.join(a.dir, 'keys', 'signing.key.pub');
-  if (fs.existsSync(path.join(evidence, 'done'))) return { evidence, pub };
-  fs.rmSync(evidence, { recursive: true, force: true });
-  const { keyFile } = fs.existsSync(pub) ? { keyFile: pub.replace(/\.pub$/, '') } : newKey(path.join(a.dir, 'keys'));
-  const t = Date.now();
-  const batch = 1_000_000;
-  // one collector run per million records, like a collector restarted now and then
-  for (let from = 0; from < a.records; from += batch) await writeSynthetic(evidence, keyFile, Math.min(batch, a.records - from), { from });
-  fs.writeFileSync(path.join(evidence, 'done'), '');
-  console.error(`generated ${a.records} records in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  const { evidence, pub, generatedMs } = await cachedSyntheticEvidence(a.dir, a.records);
+  if (generatedMs !== undefined) console.error(`generated ${a.records} records in ${(generatedMs / 1000).toFixed(1)} s`);
   return { evidence, pub };
 }
 

@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { openEvidenceIndex } from '../src/index/index';
 import { indexObservations } from '../src/report/index-observations';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
-import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
+import { cachedSyntheticEvidence } from '../test/helpers/synthetic-evidence';
 
 interface Args { records: number; dir: string; reps: number; index: string | undefined }
 
@@ -45,20 +45,8 @@ const RTEV = path.resolve(__dirname, '..', '..', 'bin', 'rtev');
 const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
 async function generate(a: Args): Promise<{ evidence: string; pub: string }> {
-  const evidence = path.join(a.dir, `ev-${a.records}`);
-  const pub = path.join(a.dir, 'keys', 'signing.key.pub');
-  if (fs.existsSync(path.join(evidence, 'done'))) return { evidence, pub };
-  fs.rmSync(evidence, { recursive: true, force: true });
-  const { keyFile } = fs.existsSync(pub) ? { keyFile: pub.replace(/\.pub$/, '') } : newKey(path.join(a.dir, 'keys'));
-  const t = Date.now();
-  const batch = 1_000_000;
-  // one collector run per million records, like a collector restarted now and then
-  for (let from = 0; from < a.records; from += batch) {
-    await writeSynthetic(evidence, keyFile, Math.min(batch, a.records - from), { from });
-    console.error(`  generated ${Math.min(from + batch, a.records)} records, ${((Date.now() - t) / 1000).toFixed(0)} s`);
-  }
-  fs.writeFileSync(path.join(evidence, 'done'), '');
-  console.log(`generate: ${a.records} records in ${((Date.now() - t) / 1000).toFixed(1)} s (load ${load()})`);
+  const { evidence, pub, generatedMs } = await cachedSyntheticEvidence(a.dir, a.records);
+  if (generatedMs !== undefined) console.log(`generate: ${a.records} records in ${(generatedMs / 1000).toFixed(1)} s (load ${load()})`);
   return { evidence, pub };
 }
 

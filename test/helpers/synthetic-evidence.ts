@@ -153,3 +153,24 @@ export async function writeSynthetic(dir: string, keyFile: string, n: number, o:
   await sink.close(structuredClone(ledger));
   return { lines };
 }
+
+/**
+ * cachedSyntheticEvidence returns DIR/ev-RECORDS, generated once (one collector run per million
+ * records, like a collector restarted now and then) and reused while its `done` marker exists, with
+ * the public key under DIR/keys. The benchmarks that share big evidence use it.
+ */
+export async function cachedSyntheticEvidence(dir: string, records: number): Promise<{ evidence: string; pub: string; generatedMs?: number }> {
+  const evidence = path.join(dir, `ev-${records}`);
+  const pub = path.join(dir, 'keys', 'signing.key.pub');
+  if (fs.existsSync(path.join(evidence, 'done'))) return { evidence, pub };
+  fs.rmSync(evidence, { recursive: true, force: true });
+  const keyFile = fs.existsSync(pub) ? pub.replace(/\.pub$/, '') : newKey(path.join(dir, 'keys')).keyFile;
+  const t = Date.now();
+  const batch = 1_000_000;
+  for (let from = 0; from < records; from += batch) {
+    await writeSynthetic(evidence, keyFile, Math.min(batch, records - from), { from });
+    console.error(`  generated ${Math.min(from + batch, records)} records, ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  }
+  fs.writeFileSync(path.join(evidence, 'done'), '');
+  return { evidence, pub, generatedMs: Date.now() - t };
+}

@@ -38,7 +38,7 @@ const WALL0 = 1_764_576_000_000_000_000n;
 const ZLIB = 'pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12';
 
 /** Attribution the synthetic chunks sign: container facts (the docker one's image known in every other chunk) and purls for libraries and tools. */
-class StubAttribution implements AttributionSource {
+class ScriptedAttribution implements AttributionSource {
   readonly windowFull = false;
   #files = new Map<string, { key: string; scope: string; path: string }>();
   #containers = new Map<string, string | undefined>();
@@ -93,7 +93,7 @@ async function fixture(): Promise<Fixture> {
   const dir = path.join(root, 'ev');
   // two collector runs of the same chain, small chunks: many chunks, a function hit in most
   for (const [from, n] of [[0, 2600], [2600, 1900]] as const) {
-    await writeSynthetic(dir, keyFile, n, { from, chunkMaxBytes: 48 * 1024, wallStart: WALL0, stepNs: 7_000_000n, attribution: new StubAttribution(), omitSecondImage: true, dropEvery: 997 });
+    await writeSynthetic(dir, keyFile, n, { from, chunkMaxBytes: 48 * 1024, wallStart: WALL0, stepNs: 7_000_000n, attribution: new ScriptedAttribution(), omitSecondImage: true, dropEvery: 997 });
   }
   return { root, dir, pub: `${keyFile}.pub` };
 }
