@@ -1,48 +1,64 @@
 #!/usr/bin/env bash
-# The fixed cost of a collector run (docs/benchmarks.md, "Session 3"): CPU of runs that see no
-# events, split into what they do. Alternating rounds of:
+# The fixed cost of a collector run (docs/benchmarks.md, "Session 3" and "Session 4 (h22)"): CPU
+# of runs that see no events, split into what they do. Alternating rounds of:
 #   node_empty     node -e 0 (the runtime alone)
 #   cli_load       node -e 'require(dist/src/cli/commands/collect.js)' (module loading)
 #   stdout_true    rtev collect --stdout -- true (+ BPF load and attach, the rings, exit)
 #   signed_true    rtev collect --out DIR --key K -- true (+ the seal worker, package attribution of `true`)
-# Prints user and system CPU s per run and the medians; the BPF programs' verification is
-# system time of the load (BPF_PROG_LOAD), listed per program once with strace -T at the end.
-# Run as root after `make build`: bench/fixed-cost.sh [ROUNDS]
+# Prints user and system CPU s and peak RSS per run and the medians; the BPF programs'
+# verification is system time of the load (BPF_PROG_LOAD), listed per program once with
+# strace -T at the end (for the first build).
+# Run as root after `make build`:
+#   bench/fixed-cost.sh [ROUNDS] [NAME=DIR ...]
+# With NAME=DIR arguments (built trees: bin/, dist/, build/, native/build/), every round runs the
+# variants of each build in turn (A/B alternating in one run, so a loaded host affects both alike);
+# without, the tree this script is in, as "this".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 ROUNDS=${1:-5}
+shift || true
+BUILDS=("$@")
+[ ${#BUILDS[@]} -gt 0 ] || BUILDS=("this=$REPO")
 [ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/rtev-fixed.XXXXXX)
 export RTEV_KEY_DIR=$WORK/keys
-node "$REPO/bin/rtev" keygen --out "$WORK/key" >/dev/null 2>&1
-echo "fixed cost: rounds=$ROUNDS date=$(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD) load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf 'round\tvariant\tuser_s\tsys_s\ttotal_s\tpeak_rss_kb\n' | tee "$WORK/runs.tsv"
-one() { # round variant cmd...
-  local r=$1 v=$2; shift 2
+FIRST=${BUILDS[0]#*=}
+node "$FIRST/bin/rtev" keygen --out "$WORK/key" >/dev/null 2>&1
+echo "fixed cost: rounds=$ROUNDS date=$(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD) node=$(node --version) builds=${BUILDS[*]}"
+echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'round\tbuild\tvariant\tuser_s\tsys_s\ttotal_s\tpeak_rss_kb\n' | tee "$WORK/runs.tsv"
+one() { # round build variant cmd...
+  local r=$1 b=$2 v=$3; shift 3
   /usr/bin/time -f '%U %S %M' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; return 1; }
   read -r u s m < <(tail -1 "$WORK/time")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$v" "$u" "$s" "$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')" "$m" | tee -a "$WORK/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$b" "$v" "$u" "$s" "$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')" "$m" | tee -a "$WORK/runs.tsv"
 }
 for r in $(seq "$ROUNDS"); do
-  one "$r" node_empty node -e 0
-  one "$r" cli_load node -e "require('$REPO/dist/src/cli/commands/collect.js')"
-  one "$r" stdout_true node "$REPO/bin/rtev" collect --stdout --quiet -- true
-  rm -rf "$WORK/ev"
-  one "$r" signed_true node "$REPO/bin/rtev" collect --out "$WORK/ev" --key "$WORK/key" --quiet -- true
-  rm -rf "$WORK/ev"
+  one "$r" - node_empty node -e 0
+  for spec in "${BUILDS[@]}"; do
+    name=${spec%%=*} dir=${spec#*=}
+    one "$r" "$name" cli_load node -e "require('$dir/dist/src/cli/commands/collect.js')"
+    one "$r" "$name" stdout_true node "$dir/bin/rtev" collect --stdout --quiet -- true
+    rm -rf "$WORK/ev"
+    one "$r" "$name" signed_true node "$dir/bin/rtev" collect --out "$WORK/ev" --key "$WORK/key" --quiet -- true
+    rm -rf "$WORK/ev"
+  done
 done
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").slice(1).map((l) => l.split("\t"));
 const med = (v) => { v = v.map(Number).sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
 const by = {};
-for (const r of rows) (by[r[1]] ??= []).push(r);
-console.log("| variant | user s | sys s | CPU s | peak RSS MB |\n| --- | --- | --- | --- | --- |");
-for (const [v, rs] of Object.entries(by)) console.log(`| ${v} | ${med(rs.map((r) => r[2])).toFixed(2)} | ${med(rs.map((r) => r[3])).toFixed(2)} | ${med(rs.map((r) => r[4])).toFixed(2)} | ${(med(rs.map((r) => r[5])) / 1024).toFixed(0)} |`);
+for (const r of rows) (by[`${r[1]}\t${r[2]}`] ??= []).push(r);
+console.log("| build | variant | user s | sys s | CPU s | peak RSS MB |\n| --- | --- | --- | --- | --- | --- |");
+for (const [k, rs] of Object.entries(by)) {
+  const [b, v] = k.split("\t");
+  console.log(`| ${b} | ${v} | ${med(rs.map((r) => r[3])).toFixed(2)} | ${med(rs.map((r) => r[4])).toFixed(2)} | ${med(rs.map((r) => r[5])).toFixed(2)} | ${(med(rs.map((r) => r[6])) / 1024).toFixed(0)} |`);
+}
 ' "$WORK/runs.tsv"
-# BPF_PROG_LOAD per program (wall time of the syscall: the verifier), one run
-strace -f -T -e trace=bpf -o "$WORK/strace" node "$REPO/bin/rtev" collect --stdout --quiet -- true >/dev/null 2>&1 || true
-echo "BPF_PROG_LOAD per program (s, wall):"
+# BPF_PROG_LOAD per program (wall time of the syscall: the verifier), one run of the first build
+strace -f -T -e trace=bpf -o "$WORK/strace" node "$FIRST/bin/rtev" collect --stdout --quiet -- true >/dev/null 2>&1 || true
+echo "BPF_PROG_LOAD per program (s, wall; ${BUILDS[0]%%=*}):"
 grep 'BPF_PROG_LOAD' "$WORK/strace" | sed -n 's/.*prog_name="\([^"]*\)".*<\([0-9.]*\)>$/\2\t\1/p' | sort -rn | awk '{s+=$1; print} END {printf "total\t%.3f s in %d loads\n", s, NR}'
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$WORK"

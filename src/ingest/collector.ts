@@ -23,7 +23,7 @@ import { bpfObjectPath, packageVersion } from '../platform/paths';
 import { BTF_PATH, preflight } from './preflight';
 import type { ProbeSpec } from './probes';
 import { BpfSession, TRACE_SELF, TRACE_TREE, cgroupFilterKey, type KernelConfig } from './session';
-import { UprobeManager, type UprobeStats } from './uprobes';
+import { UprobeManager, type UprobeStats } from './uprobes/manager';
 import { ObservedScope } from './uprobes/scope';
 
 /** CollectorConfig is the validated configuration of one run (rtev collect parses it from options). */

@@ -1,8 +1,7 @@
 import type { RawFunctionCall } from '../decode/decode';
 import { RtevError, UsageError, errorMessage } from '../errors';
 import type { EvidenceRecord, FunctionCallEvent } from '../model/record';
-import { ComponentResolver, FirstSeenFilter, Symbolizer, resolveTargets, type CallDescription, type FunctionCallCount, type ResolvedTarget } from '../symbolize';
-import { nodeHost } from '../symbolize/host';
+import type { CallDescription, FunctionCallCount, FirstSeenFilter, ResolvedTarget, Symbolizer } from '../symbolize';
 import type { FunctionCallTotal } from '../store/sink';
 import type { BpfSession, Link } from './session';
 
@@ -46,6 +45,14 @@ export interface FunctionProbesOptions {
  *   // ... at the end, before session.detachAll():
  *   fp.close();
  */
+/**
+ * symbolize: the symbolizer modules, loaded by the first run with function targets (19 modules a
+ * run without --function does not compile: docs/benchmarks.md, "Session 4 (h22)").
+ */
+function symbolize(): typeof import('../symbolize') & Pick<typeof import('../symbolize/host'), 'nodeHost'> {
+  return { ...(require('../symbolize') as typeof import('../symbolize')), nodeHost: (require('../symbolize/host') as typeof import('../symbolize/host')).nodeHost };
+}
+
 export class FunctionProbes {
   readonly mode: FunctionMode;
   readonly targets: ResolvedTarget[];
@@ -64,7 +71,7 @@ export class FunctionProbes {
     this.symbolizer = symbolizer;
     this.#labels = targets.map((t) => `${t.path}:${t.symbol}`);
     this.#counts = this.#labels.map((label) => ({ function: label, calls: 0, emitted: 0, suppressed: 0 }));
-    this.#filter = mode === 'first-seen' ? new FirstSeenFilter() : undefined;
+    this.#filter = mode === 'first-seen' ? new (symbolize().FirstSeenFilter)() : undefined;
     this.stats = { targets: targets.length, attached: 0, attachFailures: 0, unknownTarget: 0, overflow: 0 };
   }
 
@@ -75,6 +82,7 @@ export class FunctionProbes {
   static async create(session: BpfSession, opts: FunctionProbesOptions): Promise<FunctionProbes> {
     if (opts.specs.length === 0) throw new UsageError('no function targets', 'give --function BINARY:SYMBOL or --functions FILE');
     const warn = opts.warn ?? (() => {});
+    const { ComponentResolver, Symbolizer, nodeHost, resolveTargets } = symbolize();
     const components = new ComponentResolver(nodeHost);
     const debugDirs = opts.debugDirs ?? ['/usr/lib/debug'];
     const { targets, warnings } = await resolveTargets(opts.specs, { components, debugDirs });

@@ -73,6 +73,18 @@ export function chooseUprobeMode(kernel: Pick<NativeBinding, 'uprobeSessionSuppo
   return asked === 'classic' || !supported ? 'classic' : 'session';
 }
 
+/**
+ * usesUprobes: whether a selected probe has uprobe programs (whose attach mode depends on the
+ * kernel's uprobe sessions); file_open, process_exec and tcp_state have none.
+ */
+export function usesUprobes(specs: readonly ProbeSpec[], probes: readonly ProbeName[]): boolean {
+  return specs.some((s) => probes.includes(s.name) && s.programs.some((p) => p.uprobe === true || p.multiAttach !== undefined));
+}
+
+/** the kernel as runs without uprobe programs see it: their mode is 'classic' (nothing is attached
+ * in it); RTEV_UPROBE_MODE is still checked (a bad value stays a usage error; 'session' asks the kernel) */
+const NO_UPROBE_SESSIONS: Pick<NativeBinding, 'uprobeSessionSupported'> = { uprobeSessionSupported: () => false };
+
 /** What the load plan needs to know of the running kernel and of the object. */
 export interface KernelFacts {
   /** the programs the BPF object holds */
@@ -283,11 +295,15 @@ export class BpfSession {
       throw new RtevError('ADDON_LOAD', `BPF object ${objectPath} is missing`, { hint: "build it with 'make build'" });
     }
     const native = options.binding ?? loadBinding();
-    const uprobeMode = chooseUprobeMode(native, options.env);
+    const specs = options.specs ?? KERNEL_PROBES;
+    // the kernel's uprobe sessions matter only to probes with uprobe programs: asking parses the
+    // vmlinux BTF once more (15 ms; docs/benchmarks.md, "Session 4 (h22)"), so runs without them do not ask
+    const asked = (options.env ?? process.env).RTEV_UPROBE_MODE;
+    const uprobeMode = usesUprobes(specs, probes) || asked === 'session' ? chooseUprobeMode(native, options.env) : chooseUprobeMode(NO_UPROBE_SESSIONS, options.env);
     const handle = native.openObject(objectPath);
     const plan = planLoad(config, probes, {
       programs: native.programs(handle).map((p) => p.name), uprobeMode, tracepointExists: options.tracepointExists ?? tracepointExists,
-    }, options.specs);
+    }, specs);
     const session = new BpfSession(native, handle, plan);
     session.warnings.push(...plan.warnings);
     session.notObserved.push(...plan.notObserved);

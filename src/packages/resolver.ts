@@ -1,12 +1,10 @@
 import * as path from 'node:path/posix';
-import { ElfFile } from '../symbolize/elf';
-import { readGoBuildInfo, type GoBuildInfo } from '../symbolize/go';
+import type { GoBuildInfo } from '../symbolize/go';
 import type { ByteSource } from '../symbolize/host';
 import { DpkgIndex, parseDpkgStatus, pyToSource } from './dpkg';
 import type { AttributionRoot, AttributionVia, UnknownReason } from './evidence';
 import { MAX_COMPONENTS } from './evidence';
 import type { RootFs } from './host/root';
-import { readJarCoordinates } from './jar';
 import { DEFAULT_PACKAGE_LIMITS, MalformedError, TooLargeError, type PackageLimits } from './limits';
 import { parsePackageJson, npmPackageDir } from './npm';
 import { isDebianLike, parseOsRelease, type OsRelease } from './os-release';
@@ -286,6 +284,9 @@ export class PackageResolver {
     return this.#withFile(p, (src) => {
       if (src.size < 64 || !src.read(0, 4).equals(Buffer.from('\x7fELF', 'latin1'))) return undefined;
       try {
+        // loaded on the first ELF file asked about (a collector start does not compile the symbolizer's ELF reader)
+        const { ElfFile } = require('../symbolize/elf') as typeof import('../symbolize/elf');
+        const { readGoBuildInfo } = require('../symbolize/go') as typeof import('../symbolize/go');
         const info = readGoBuildInfo(ElfFile.parse(src));
         if (info !== undefined) this.c.goBinaries++;
         return info;
@@ -298,6 +299,8 @@ export class PackageResolver {
   async #jar(p: string): Promise<PathAttribution | undefined> {
     const r = await this.#withFile(p, (src): PathAttribution | undefined => {
       try {
+        // jar.ts (and node:zlib) load with the first jar asked about
+        const { readJarCoordinates } = require('./jar') as typeof import('./jar');
         const c = readJarCoordinates(src, p, this.#limits);
         if (c === undefined) return undefined;
         this.c.jars++;

@@ -177,3 +177,26 @@ test('seedSocketOwners writes listen_owners and runs the iterator', () => {
   assert.equal(fake.map('listen_owners').size, 1);
   assert.ok(fake.ops().includes('runIterator'));
 });
+
+test('a session without uprobe probes does not ask the kernel about uprobe sessions (a vmlinux BTF parse); with them it does', () => {
+  class Counting extends FakeBinding {
+    asked = 0;
+    override uprobeSessionSupported(): boolean {
+      this.asked++;
+      return super.uprobeSessionSupported();
+    }
+  }
+  const plain = new Counting();
+  const s1 = BpfSession.open(objectFile(), CONFIG, ['file_open', 'process_exec', 'tcp_state'], { binding: plain, env: {}, tracepointExists: () => true });
+  assert.equal(plain.asked, 0);
+  assert.equal(s1.uprobeMode, 'classic');
+  const tls = new Counting();
+  const s2 = BpfSession.open(objectFile(), CONFIG, ['file_open', 'ssl_op'], { binding: tls, env: {}, tracepointExists: () => true });
+  assert.equal(tls.asked, 1);
+  assert.equal(s2.uprobeMode, 'session');
+  // RTEV_UPROBE_MODE is still checked without uprobe probes
+  assert.throws(() => BpfSession.open(objectFile(), CONFIG, ['file_open'], { binding: new Counting(), env: { RTEV_UPROBE_MODE: 'multi' }, tracepointExists: () => true }), { code: 'USAGE' });
+  const asked = new Counting({ uprobeSessions: false });
+  assert.throws(() => BpfSession.open(objectFile(), CONFIG, ['file_open'], { binding: asked, env: { RTEV_UPROBE_MODE: 'session' }, tracepointExists: () => true }), { code: 'USAGE' });
+  assert.equal(asked.asked, 1);
+});

@@ -14,3 +14,12 @@ test('uprobe attach mode: sessions where the kernel has them, RTEV_UPROBE_MODE o
   assert.throws(() => chooseUprobeMode(kernel(false), { RTEV_UPROBE_MODE: 'session' }), { code: 'USAGE', message: /Linux 6\.13/ });
   assert.throws(() => chooseUprobeMode(kernel(true), { RTEV_UPROBE_MODE: 'multi' }), { code: 'USAGE' });
 });
+
+test('usesUprobes: only probes with uprobe programs make the session ask the kernel for uprobe sessions', async () => {
+  const { usesUprobes } = await import('../../src/ingest/session');
+  const { KERNEL_PROBES, DEFAULT_PROBES } = await import('../../src/ingest/probes');
+  assert.equal(usesUprobes(KERNEL_PROBES, DEFAULT_PROBES), false, 'file_open, process_exec, tcp_state: no uprobes');
+  assert.equal(usesUprobes(KERNEL_PROBES, ['file_open', 'net_connect']), true);
+  assert.equal(usesUprobes(KERNEL_PROBES, ['ssl_op']), true);
+  assert.equal(usesUprobes(KERNEL_PROBES, ['process_exec', 'function_call']), true);
+});

@@ -6,7 +6,6 @@ import { parseFileOpenMode } from '../../ingest/pipeline';
 import { DEFAULT_ORDER_WINDOW_MS } from '../../ingest/order';
 import { resolveCgroupId } from '../../ingest/host';
 import { DEFAULT_PROBES, selectProbes } from '../../ingest/probes';
-import { parseFunctionsFile } from '../../symbolize';
 import { isEmptySelector, validateSelector, type ContainerSelector, type EnricherOptions } from '../../enrich';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../../store/stream-sink';
 import type { OutputOptions } from '../../store/sink';
@@ -247,6 +246,7 @@ function functionTargets(parsed: ParsedArgs): string[] {
       if (err instanceof RtevError) throw err; // a device or an oversized file: its own line and fix
       throw new UsageError(`--functions: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
     }
+    const { parseFunctionsFile } = require('../../symbolize') as typeof import('../../symbolize');
     specs.push(...parseFunctionsFile(text));
   }
   if (file !== undefined && specs.length === 0) throw new UsageError(`--functions: ${file} lists no function`);

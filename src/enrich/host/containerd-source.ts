@@ -1,5 +1,5 @@
-import * as http2 from 'node:http2';
-import * as net from 'node:net';
+import type * as Http2 from 'node:http2';
+import type * as Net from 'node:net';
 import {
   decodeGetContainerResponse,
   decodeGetImageResponse,
@@ -89,8 +89,10 @@ export class ContainerdSource implements ContainerSource {
   #call(ns: string, method: string, request: Buffer): Promise<Buffer | null> {
     return new Promise((resolve, reject) => {
       let settled = false;
+      // node:http2 is compiled on the first containerd call, not at every collector start
+      const http2 = require('node:http2') as typeof Http2;
       const session = http2.connect('http://localhost', {
-        createConnection: () => net.connect(this.#socket),
+        createConnection: () => (require('node:net') as typeof Net).connect(this.#socket),
       });
       const done = (err: Error | null, value?: Buffer | null): void => {
         if (settled) return;
@@ -115,7 +117,7 @@ export class ContainerdSource implements ContainerSource {
         }
       };
       session.on('error', connectionError);
-      const headers: http2.OutgoingHttpHeaders = {
+      const headers: Http2.OutgoingHttpHeaders = {
         ':method': 'POST',
         ':path': method,
         'content-type': 'application/grpc',
@@ -127,7 +129,7 @@ export class ContainerdSource implements ContainerSource {
       let received = 0;
       let status: number | undefined;
       let message = '';
-      const takeStatus = guarded((h: http2.IncomingHttpHeaders): void => {
+      const takeStatus = guarded((h: Http2.IncomingHttpHeaders): void => {
         if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
         if (typeof h['grpc-message'] === 'string') message = percentDecode(h['grpc-message']);
       });

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import * as http from 'node:http';
+import type * as Http from 'node:http';
 import * as path from 'node:path';
 import {
   dockerImageDigest,
@@ -111,6 +111,8 @@ export class DockerApiSource implements ContainerSource {
         reject(err);
         req.destroy(err);
       };
+      // node:http is compiled on the first Docker API call, not at every collector start
+      const http = require('node:http') as typeof Http;
       const req = http.get({ socketPath: this.#socket, path: urlPath, headers: { Host: 'docker' } }, (res) => {
         const chunks: Buffer[] = [];
         let received = 0;

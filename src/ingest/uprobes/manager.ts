@@ -4,12 +4,18 @@ import type { UprobeMode } from '../probes';
 import type { BpfSession, Link } from '../session';
 import { errorMessage } from '../../errors';
 import type { TlsCoverageTotals, TlsUncovered } from '../../store/sink';
-import { resolveGoTls, type GoTlsProbe } from './go';
+import type { GoTlsProbe, resolveGoTls } from './go';
 import type { ObservedScope } from './scope';
-import {
-  GNUTLS_TARGETS, HOST_LIBRARIES, LIBC_TARGETS, SSL_TARGETS, candidatesOf, classify, keyOfStat, resolveTargets, staticTlsOf, targetsFound,
-  type Candidate, type LibraryKind, type ProbeTarget,
-} from './libraries';
+import type { Candidate, LibraryKind, ProbeTarget } from './libraries';
+
+/**
+ * lib: libraries.ts (and the symbolizer's ELF reader behind it), loaded by the first manager that
+ * is active: a run without net_connect or ssl_op does not compile them (docs/benchmarks.md,
+ * "Session 4 (h22)").
+ */
+function lib(): typeof import('./libraries') {
+  return require('./libraries') as typeof import('./libraries');
+}
 
 /** Bounds (docs/probes-network.md, "bounds"). */
 export interface UprobeLimits {
@@ -140,8 +146,8 @@ export class UprobeManager {
   /** start attaches to the host libraries and to those of the processes already running. */
   async start(): Promise<void> {
     if (!this.active) return;
-    for (const file of HOST_LIBRARIES) {
-      const kind = classify(file);
+    for (const file of lib().HOST_LIBRARIES) {
+      const kind = lib().classify(file);
       if (kind === undefined) continue;
       let st: fs.BigIntStats;
       try {
@@ -149,7 +155,7 @@ export class UprobeManager {
       } catch {
         continue;
       }
-      this.#consider({ key: keyOfStat(st), kind, path: file }, file);
+      this.#consider({ key: lib().keyOfStat(st), kind, path: file }, file);
     }
     const pids = listPids();
     let scanned = 0;
@@ -231,7 +237,8 @@ export class UprobeManager {
   #considerGo(c: Candidate, state: FileState, attachPath: string): boolean | undefined | 'not_go' {
     let res: ReturnType<typeof resolveGoTls>;
     try {
-      res = resolveGoTls(attachPath);
+      // go.ts (and its x86 decoder) load with the first executable considered, not at every collector start
+      res = (require('./go') as typeof import('./go')).resolveGoTls(attachPath);
     } catch {
       return 'not_go'; // not an ELF we can read: the OpenSSL path counts the failure
     }
@@ -313,7 +320,7 @@ export class UprobeManager {
 
   /** scanProcess reads one process's maps; `early` scans do not count a failure (retried later). */
   #scanProcess(pid: number, early = false): void {
-    const maps = candidatesOf(pid);
+    const maps = lib().candidatesOf(pid);
     if (maps === undefined) {
       if (!early && fs.existsSync(`/proc/${pid}`)) this.#markUncovered(pid);
       return;
@@ -348,7 +355,7 @@ export class UprobeManager {
     if (f.status === 'over_limit') return 'exe_over_limit';
     if (f.staticTls === undefined) {
       try {
-        f.staticTls = staticTlsOf(pickPath(c.path, openPath, c.key)) ?? null;
+        f.staticTls = lib().staticTlsOf(pickPath(c.path, openPath, c.key)) ?? null;
       } catch {
         f.staticTls = null;
       }
@@ -422,7 +429,7 @@ export class UprobeManager {
     }
     let offsets: Map<string, bigint>;
     try {
-      offsets = resolveTargets(attachPath, targets);
+      offsets = lib().resolveTargets(attachPath, targets);
     } catch {
       this.#stats.attachFailures++;
       return c.kind === 'exe' ? undefined : false;
@@ -437,7 +444,7 @@ export class UprobeManager {
       return false;
     }
     const session = this.#session;
-    const found = targetsFound(targets, offsets); // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
+    const found = lib().targetsFound(targets, offsets); // e.g. SSL_read_ex is absent from OpenSSL 1.1.0
     try {
       if (this.#session.uprobeMode === 'session') {
         state.links.push(session.attachUprobeMulti(found[0]!.session, 'uprobe_session', attachPath,
@@ -464,16 +471,16 @@ export class UprobeManager {
 }
 
 function targetsOf(kind: LibraryKind, wantLibc: boolean, wantSsl: boolean): ProbeTarget[] {
-  if (kind === 'libc') return wantLibc ? LIBC_TARGETS : [];
+  if (kind === 'libc') return wantLibc ? lib().LIBC_TARGETS : [];
   if (!wantSsl) return [];
-  return kind === 'libgnutls' ? GNUTLS_TARGETS : SSL_TARGETS;
+  return kind === 'libgnutls' ? lib().GNUTLS_TARGETS : lib().SSL_TARGETS;
 }
 
 /** pickPath prefers the path as is when it names the same file in our own mount namespace. */
 function pickPath(inProcess: string, viaRoot: string, key: string): string {
   if (inProcess === viaRoot) return inProcess;
   try {
-    if (keyOfStat(fs.statSync(inProcess, { bigint: true })) === key) return inProcess;
+    if (lib().keyOfStat(fs.statSync(inProcess, { bigint: true })) === key) return inProcess;
   } catch {
     // not visible from here: a container's file
   }
