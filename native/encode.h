@@ -29,7 +29,9 @@ struct segment_header {
 	uint32_t index_offset; /* from the start of the body */
 	uint32_t invalid_utf8; /* strings that were not valid UTF-8 (DecodeStats.invalidUtf8) */
 	uint32_t unresolved_relative_paths;
-	uint32_t _pad;
+	/* lines whose ts is below the previous line's: 0 means the lines are in ts order, and JS
+	 * (src/ingest/order.ts, src/store/chunk-writer.ts) needs no per-line scan of them */
+	uint32_t descents;
 	uint32_t by_probe[6];
 	uint64_t first_ts;
 	uint64_t last_ts;

@@ -97,6 +97,8 @@ static int sw_try_line(struct slot_writer *sw, struct encoder *enc, const uint8_
 	if (h->count == 0) {
 		h->first_ts = h->min_ts = h->max_ts = info.ts;
 	} else {
+		if (info.ts < h->last_ts)
+			h->descents++;
 		if (info.ts < h->min_ts)
 			h->min_ts = info.ts;
 		if (info.ts > h->max_ts)

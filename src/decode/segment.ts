@@ -14,7 +14,7 @@ import { PROBE_NAMES, type ProbeName } from './layout';
 export const FrameKind = { RECORD: 0, SEGMENT: 1 } as const;
 
 export const SegmentHeader = {
-  count: 0, lines_bytes: 4, index_offset: 8, invalid_utf8: 12, unresolved_relative_paths: 16, by_probe: 24,
+  count: 0, lines_bytes: 4, index_offset: 8, invalid_utf8: 12, unresolved_relative_paths: 16, descents: 20, by_probe: 24,
   first_ts: 48, last_ts: 56, min_ts: 64, max_ts: 72, SIZE: 80,
 } as const;
 export const SegmentLine = { end: 0, probe: 4, v1: 5, ts: 8, cgroup: 16, key: 24, SIZE: 32 } as const;
@@ -31,6 +31,10 @@ export interface Segment {
   readonly unresolvedRelativePaths: number;
   /** lines per probe, in PROBE_NAMES order */
   readonly byProbe: readonly number[];
+  /** the probe of every line when there is only one (PROBE_NAMES index), else -1 */
+  readonly soleProbe: number;
+  /** lines whose ts is below the previous line's (0: the lines are in ts order, any range of them too) */
+  readonly descents: number;
   readonly firstTs: bigint;
   readonly lastTs: bigint;
   readonly minTs: bigint;
@@ -48,21 +52,24 @@ export function readSegment(batch: Buffer, start: number, len: number): Segment 
   }
   const byProbe: number[] = [];
   let sum = 0;
+  let soleProbe = -1;
   for (let i = 0; i < PROBE_NAMES.length; i++) {
     const n = batch.readUInt32LE(start + SegmentHeader.by_probe + 4 * i);
     byProbe.push(n);
     sum += n;
+    if (n === count) soleProbe = i;
   }
+  const descents = batch.readUInt32LE(start + SegmentHeader.descents);
   const linesStart = start + SegmentHeader.SIZE;
   const indexStart = start + indexOffset;
-  if (sum !== count || batch.readUInt32LE(indexStart + (count - 1) * SegmentLine.SIZE) !== linesBytes) {
+  if (sum !== count || descents >= count || batch.readUInt32LE(indexStart + (count - 1) * SegmentLine.SIZE) !== linesBytes) {
     throw new Error('fast path: segment counts disagree');
   }
   return {
     batch, count, linesStart, linesEnd: linesStart + linesBytes, indexStart,
     invalidUtf8: batch.readUInt32LE(start + SegmentHeader.invalid_utf8),
     unresolvedRelativePaths: batch.readUInt32LE(start + SegmentHeader.unresolved_relative_paths),
-    byProbe,
+    byProbe, soleProbe, descents,
     firstTs: batch.readBigUInt64LE(start + SegmentHeader.first_ts),
     lastTs: batch.readBigUInt64LE(start + SegmentHeader.last_ts),
     minTs: batch.readBigUInt64LE(start + SegmentHeader.min_ts),
@@ -122,4 +129,102 @@ export function segmentFileKey(seg: Segment, i: number): number {
 export function segmentRecord(seg: Segment, i: number): { pid: number; container_id?: string; image_digest?: string; event: { type: string; path?: string } } {
   const l = segmentLine(seg, i);
   return JSON.parse(seg.batch.toString('utf8', l.start, l.end - 1)) as { pid: number; event: { type: string; path?: string } };
+}
+
+/*
+ * Ranges of a segment without a per-line object or BigInt (docs/benchmarks.md, "Session 4 (h21)"):
+ * the order merge and the chunk writer take ranges [first, last) of lines, cut by timestamps and
+ * by a chunk's size limit; they read the index as u32 words and make a BigInt only per range.
+ */
+
+/** the offset of line i's first byte from the start of the lines (i = count: their end) */
+export function segmentLineOffset(seg: Segment, i: number): number {
+  return i === 0 ? 0 : seg.batch.readUInt32LE(seg.indexStart + (i - 1) * SegmentLine.SIZE + SegmentLine.end);
+}
+
+/** the ts of line i */
+export function segmentTs(seg: Segment, i: number): bigint {
+  return seg.batch.readBigUInt64LE(seg.indexStart + i * SegmentLine.SIZE + SegmentLine.ts);
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * segmentUpperBound: in a range [from, to) whose ts do not decrease, the first line whose ts is
+ * above `limit` (`to` when none is). One BigInt split, then a binary search over u32 words.
+ */
+export function segmentUpperBound(seg: Segment, from: number, to: number, limit: bigint): number {
+  if (limit < 0n) return from;
+  if (limit >= U64_MAX) return to;
+  return bound(seg, from, to, Number(limit >> 32n), Number(limit & 0xffffffffn), true);
+}
+
+/** segmentLowerBound: in a range whose ts do not decrease, the first line whose ts is at least `min` */
+export function segmentLowerBound(seg: Segment, from: number, to: number, min: bigint): number {
+  if (min <= 0n) return from;
+  if (min > U64_MAX) return to;
+  return bound(seg, from, to, Number(min >> 32n), Number(min & 0xffffffffn), false);
+}
+
+/** the first line in [lo, hi) whose ts is above (strict) or at least (!strict) (hi32, lo32) */
+function bound(seg: Segment, lo: number, hi: number, hi32: number, lo32: number, strict: boolean): number {
+  const b = seg.batch;
+  const base = seg.indexStart + SegmentLine.ts;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = base + mid * SegmentLine.SIZE;
+    const h = b.readUInt32LE(at + 4);
+    const l = b.readUInt32LE(at);
+    const past = h > hi32 || (h === hi32 && (strict ? l > lo32 : l >= lo32));
+    if (past) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** segmentRangeTs: the first, last, smallest and largest ts of lines [first, last) (last > first) */
+export function segmentRangeTs(seg: Segment, first: number, last: number): { first: bigint; last: bigint; min: bigint; max: bigint } {
+  const firstTs = first === 0 ? seg.firstTs : segmentTs(seg, first);
+  const lastTs = last === seg.count ? seg.lastTs : segmentTs(seg, last - 1);
+  if (seg.descents === 0) return { first: firstTs, last: lastTs, min: firstTs, max: lastTs };
+  if (first === 0 && last === seg.count) return { first: firstTs, last: lastTs, min: seg.minTs, max: seg.maxTs };
+  // out of order somewhere: the smallest and largest by their u32 words
+  const b = seg.batch;
+  const base = seg.indexStart + SegmentLine.ts;
+  let minAt = first;
+  let maxAt = first;
+  let minHi = b.readUInt32LE(base + first * SegmentLine.SIZE + 4);
+  let minLo = b.readUInt32LE(base + first * SegmentLine.SIZE);
+  let maxHi = minHi;
+  let maxLo = minLo;
+  for (let i = first + 1; i < last; i++) {
+    const at = base + i * SegmentLine.SIZE;
+    const h = b.readUInt32LE(at + 4);
+    const l = b.readUInt32LE(at);
+    if (h < minHi || (h === minHi && l < minLo)) {
+      minHi = h;
+      minLo = l;
+      minAt = i;
+    }
+    if (h > maxHi || (h === maxHi && l > maxLo)) {
+      maxHi = h;
+      maxLo = l;
+      maxAt = i;
+    }
+  }
+  return { first: firstTs, last: lastTs, min: segmentTs(seg, minAt), max: segmentTs(seg, maxAt) };
+}
+
+/** segmentRangeProbes adds the lines of [first, last) per probe (PROBE_NAMES index) to `into` */
+export function segmentRangeProbes(seg: Segment, first: number, last: number, into: number[]): void {
+  if (seg.soleProbe >= 0) {
+    into[seg.soleProbe]! += last - first;
+    return;
+  }
+  const b = seg.batch;
+  for (let i = first; i < last; i++) {
+    const p = b[seg.indexStart + i * SegmentLine.SIZE + SegmentLine.probe]!;
+    if (PROBE_NAMES[p] === undefined) throw new Error('fast path: malformed segment line');
+    into[p]! += 1;
+  }
 }

@@ -1,4 +1,4 @@
-import { SegmentHeader, SegmentLine, segmentLine, type Segment } from '../decode/segment';
+import { SegmentHeader, SegmentLine, segmentLine, segmentLineOffset, segmentLowerBound, segmentTs, segmentUpperBound, type Segment } from '../decode/segment';
 import type { Ledger } from '../model/ledger';
 import type { LineInfo, RecordSink } from '../store/sink';
 
@@ -71,7 +71,7 @@ export type RingName = 'bulk' | 'rare';
 
 /** A sorted run of records: a range of a segment, or lines from write(). */
 type Run =
-  | { kind: 'seg'; seg: Segment; pos: number; end: number; head: bigint; bytes: number }
+  | { kind: 'seg'; seg: Segment; pos: number; end: number; head: bigint; bytes: number; block: ArenaBlock | undefined }
   | { kind: 'lines'; lines: string[]; infos: LineInfo[]; pos: number; head: bigint; bytes: number };
 
 
@@ -108,6 +108,8 @@ export class OrderedSink implements RecordSink {
   #current: RingName | undefined;
   #currentMax = -1n;
   #timer: NodeJS.Timeout | undefined;
+  /** where held segments are copied to */
+  readonly #arena = new SegmentArena();
 
   constructor(sink: RecordSink, options: OrderOptions = {}) {
     this.#sink = sink;
@@ -206,11 +208,12 @@ export class OrderedSink implements RecordSink {
     if (last <= first) return;
     this.#open = undefined;
     if (this.#current !== undefined && seg.maxTs > this.#currentMax) this.#currentMax = seg.maxTs;
-    // the starts of its non-decreasing runs (ts read as two u32: no bigint per line)
+    // the starts of its non-decreasing runs (ts read as two u32: no bigint per line); a segment
+    // the consumer thread found in order (no descents) is one run without looking
     const starts = [first];
     let prevHi = -1;
     let prevLo = -1;
-    for (let i = first; i < last; i++) {
+    for (let i = seg.descents === 0 ? last : first; i < last; i++) {
       const at = seg.indexStart + i * SegmentLine.SIZE + SegmentLine.ts;
       const lo = seg.batch.readUInt32LE(at);
       const hi = seg.batch.readUInt32LE(at + 4);
@@ -229,15 +232,16 @@ export class OrderedSink implements RecordSink {
       }
     }
     // a copy: the batch's slot goes back to the consumer thread once the batch was handled
-    const held = copySegment(seg);
+    const { seg: held, block } = this.#arena.copy(seg);
     starts.push(last);
-    for (let k = 0; k + 1 < starts.length; k++) this.#pushSeg(held, starts[k]!, starts[k + 1]!);
+    for (let k = 0; k + 1 < starts.length; k++) this.#pushSeg(held, starts[k]!, starts[k + 1]!, block);
     if (this.#current === undefined) this.#schedule();
   }
 
-  #pushSeg(seg: Segment, pos: number, end: number): void {
+  #pushSeg(seg: Segment, pos: number, end: number, block: ArenaBlock | undefined): void {
     const bytes = lineOffset(seg, end) - lineOffset(seg, pos);
-    this.#push({ kind: 'seg', seg, pos, end, head: tsAt(seg, pos), bytes });
+    if (block !== undefined) block.live++;
+    this.#push({ kind: 'seg', seg, pos, end, head: tsAt(seg, pos), bytes, block });
     this.#count(end - pos, bytes);
   }
 
@@ -327,9 +331,9 @@ export class OrderedSink implements RecordSink {
       return emitted;
     }
     const { seg } = run;
-    let j = run.pos + 1;
-    while (j < run.end && tsAt(seg, j) <= limit) j++;
-    if (late) for (let i = run.pos; i < j; i++) if (tsAt(seg, i) < this.#released) this.stats.late++;
+    // a run's ts do not decrease: binary searches, not a BigInt per line (docs/benchmarks.md, "Session 4 (h21)")
+    const j = segmentUpperBound(seg, run.pos + 1, run.end, limit);
+    if (late) this.stats.late += segmentLowerBound(seg, run.pos, j, this.#released) - run.pos;
     const last = tsAt(seg, j - 1);
     if (last > this.#released) this.#released = last;
     this.#writeRange(seg, run.pos, j);
@@ -340,6 +344,7 @@ export class OrderedSink implements RecordSink {
     this.#records -= emitted;
     run.pos = j;
     if (j < run.end) run.head = tsAt(seg, j);
+    else if (run.block !== undefined) this.#arena.release(run.block);
     return emitted;
   }
 
@@ -407,19 +412,57 @@ function siftDown(heap: Run[], i: number): void {
   }
 }
 
-function tsAt(seg: Segment, i: number): bigint {
-  return seg.batch.readBigUInt64LE(seg.indexStart + i * SegmentLine.SIZE + SegmentLine.ts);
+const tsAt = segmentTs;
+const lineOffset = segmentLineOffset;
+
+/** A block of SegmentArena: copies of held segments, one after the other. */
+interface ArenaBlock {
+  buf: Buffer;
+  used: number;
+  /** runs still held that point into it */
+  live: number;
 }
 
-/** the offset of line i's first byte (i = count: the end) within the lines */
-function lineOffset(seg: Segment, i: number): number {
-  return i === 0 ? 0 : seg.batch.readUInt32LE(seg.indexStart + (i - 1) * SegmentLine.SIZE + SegmentLine.end);
-}
+/**
+ * SegmentArena: where held segments are copied (header, lines, index), packed into 2 MiB blocks
+ * that are filled again once every run in them was written. A new Buffer per held segment (most
+ * segments of a storm wait for the watermark) made V8 run a mark-compact every few hundred
+ * thousand records for the external memory (`--trace-gc`, signed 1M-open storm: 13 against 1 on
+ * --stdout; docs/benchmarks.md, "Session 4 (h21)").
+ */
+class SegmentArena {
+  static readonly BLOCK = 2 << 20;
+  /** free blocks kept for reuse */
+  static readonly SPARE = 2;
+  #current: ArenaBlock | undefined;
+  readonly #spare: ArenaBlock[] = [];
 
-/** copySegment: the segment (header, lines, index) in a buffer of its own */
-function copySegment(seg: Segment): Segment {
-  const from = seg.linesStart - SegmentHeader.SIZE;
-  const to = seg.indexStart + seg.count * SegmentLine.SIZE;
-  const batch = Buffer.from(seg.batch.subarray(from, to));
-  return { ...seg, batch, linesStart: seg.linesStart - from, linesEnd: seg.linesEnd - from, indexStart: seg.indexStart - from };
+  copy(seg: Segment): { seg: Segment; block: ArenaBlock | undefined } {
+    const from = seg.linesStart - SegmentHeader.SIZE;
+    const to = seg.indexStart + seg.count * SegmentLine.SIZE;
+    const n = to - from;
+    if (n > SegmentArena.BLOCK) {
+      // (larger than a slot: cannot come from the addon; a buffer of its own)
+      const batch = Buffer.from(seg.batch.subarray(from, to));
+      return { seg: { ...seg, batch, linesStart: seg.linesStart - from, linesEnd: seg.linesEnd - from, indexStart: seg.indexStart - from }, block: undefined };
+    }
+    let b = this.#current;
+    if (b === undefined || b.used + n > b.buf.length) {
+      b = this.#spare.pop() ?? { buf: Buffer.allocUnsafeSlow(SegmentArena.BLOCK), used: 0, live: 0 };
+      this.#current = b;
+    }
+    // (8-aligned: the index's u64 fields stay aligned)
+    const at = b.used;
+    seg.batch.copy(b.buf, at, from, to);
+    b.used = (at + n + 7) & ~7;
+    const delta = at - from;
+    return { seg: { ...seg, batch: b.buf, linesStart: seg.linesStart + delta, linesEnd: seg.linesEnd + delta, indexStart: seg.indexStart + delta }, block: b };
+  }
+
+  /** release: a run in the block was written; a block nothing points into is filled again */
+  release(b: ArenaBlock): void {
+    if (--b.live > 0) return;
+    b.used = 0;
+    if (b !== this.#current && this.#spare.length < SegmentArena.SPARE) this.#spare.push(b);
+  }
 }

@@ -1,6 +1,6 @@
 import { cgroupV1IdOf, decodeRecord, newDecodeStats, type DecodeStats, type RawFunctionCall } from '../decode/decode';
 import { PROBE_NAMES, type ProbeName } from '../decode/layout';
-import { forEachFrameOf, segmentLine, type Segment } from '../decode/segment';
+import { forEachFrameOf, segmentLine, segmentRangeProbes, type Segment } from '../decode/segment';
 import { encodeRecord } from '../encode/record';
 import { emptyUserCounters, type UserProbeCounters } from '../model/ledger';
 import type { EvidenceRecord } from '../model/record';
@@ -213,11 +213,13 @@ export class Pipeline {
     const sink = this.#o.sink;
     if (sink.writeSegment !== undefined) {
       sink.writeSegment(seg, first, last);
-      if (first === 0 && last === seg.count) {
-        for (let i = 0; i < PROBE_NAMES.length; i++) if (seg.byProbe[i]! > 0) this.user[PROBE_NAMES[i]!].written += BigInt(seg.byProbe[i]!);
-      } else {
-        for (let i = first; i < last; i++) this.user[segmentLine(seg, i).probe].written++;
+      let n: readonly number[] = seg.byProbe;
+      if (first > 0 || last < seg.count) {
+        const range = PROBE_NAMES.map(() => 0);
+        segmentRangeProbes(seg, first, last, range);
+        n = range;
       }
+      for (let i = 0; i < PROBE_NAMES.length; i++) if (n[i]! > 0) this.user[PROBE_NAMES[i]!].written += BigInt(n[i]!);
       return;
     }
     for (let i = first; i < last; i++) {

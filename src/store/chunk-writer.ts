@@ -14,7 +14,7 @@ import { addNotObserved, emptyByType, functionCallsWindow, functionTotalsOf, led
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
-import { segmentFileKey, segmentLine, segmentRecord, type Segment } from '../decode/segment';
+import { segmentFileKey, segmentLineOffset, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink, TlsCoverageTotals } from './sink';
@@ -164,42 +164,52 @@ export class ChunkSink implements RecordSink {
   }
 
   /**
-   * writeSegment: fast-path lines, already encoded. A whole segment that stays below the size
-   * limit is appended and counted at once (its header holds the counts and timestamps);
-   * otherwise line by line, so chunks are cut after exactly the same line as with write().
+   * writeSegment: fast-path lines, already encoded, taken as ranges: the line at which a size
+   * seal falls is found from the index (a binary search over the line ends), and each range is
+   * appended and counted at once (counts per probe from the header, ts from the range's ends when
+   * the segment is in order), with no object or BigInt per line (docs/benchmarks.md, "Session 4
+   * (h21)"). Chunks are cut after exactly the same line as with write(), in write()'s order per
+   * line: a full attribution window seals first, then the line is noted, appended, and a chunk
+   * that reached its size limit is sealed.
    */
   writeSegment(seg: Segment, first: number, last: number): void {
     if (this.#failure !== undefined) this.#throwFailure();
     const attribution = this.#c.attribution;
-    if (attribution === undefined) {
-      this.#appendLines(seg, first, last);
-      return;
-    }
-    // package attribution notes each line's file as write() notes each record, but only at the
-    // first line of a (cgroup, path) in the window: note() does nothing more for the others
-    // (its own window holds the same keys); the record is parsed back from its line then
-    const c = this.#chunk!;
-    if (c.flushedBytes + this.#lines.length + (seg.linesEnd - seg.linesStart) >= this.#c.chunkMaxBytes) {
-      // a size seal falls inside: line by line, in write()'s order (seal check, note, append)
-      for (let i = first; i < last; i++) {
-        if (attribution.windowFull && this.#chunk!.count > 0) this.#guard(() => this.#rotate('size', undefined));
-        const key = segmentFileKey(seg, i);
-        if (!this.#windowFiles.has(key)) {
-          this.#windowFiles.add(key);
-          attribution.note(segmentRecord(seg, i));
-        }
-        this.#appendLines(seg, i, i + 1);
-      }
-      return;
-    }
     let from = first;
-    for (let i = first; i < last; i++) {
-      // a full attribution window seals the chunk before the next line, as in write()
-      if (attribution.windowFull && this.#chunk!.count + (i - from) > 0) {
-        this.#appendLines(seg, from, i);
-        from = i;
-        this.#guard(() => this.#rotate('size', undefined));
+    while (from < last) {
+      const c = this.#chunk!;
+      // write() seals after the line that makes the chunk reach its size limit
+      const base = seg.linesStart + segmentLineOffset(seg, from);
+      const reach = base + (this.#c.chunkMaxBytes - c.flushedBytes - this.#lines.length);
+      let end = last;
+      let sizeSeal = false;
+      if (seg.linesStart + segmentLineOffset(seg, last) >= reach) {
+        end = lineReaching(seg, from, last, reach - seg.linesStart) + 1;
+        sizeSeal = true;
       }
+      if (attribution !== undefined) {
+        // package attribution notes each line's file as write() notes each record, but only at the
+        // first line of a (cgroup, path) in the window: note() does nothing more for the others
+        // (its own window holds the same keys); the record is parsed back from its line then
+        const full = this.#noteLines(seg, from, end, attribution);
+        if (full < end) {
+          // a full attribution window seals the chunk before line `full`, as in write()
+          this.#appendRange(seg, from, full);
+          this.#guard(() => this.#rotate('size', undefined));
+          from = full;
+          continue;
+        }
+      }
+      this.#appendRange(seg, from, end);
+      if (sizeSeal) this.#guard(() => this.#rotate('size', undefined));
+      from = end;
+    }
+  }
+
+  /** #noteLines notes the files of lines [from, end); gives the line before which a full window must seal (end: none) */
+  #noteLines(seg: Segment, from: number, end: number, attribution: AttributionSource): number {
+    for (let i = from; i < end; i++) {
+      if (attribution.windowFull && this.#chunk!.count + (i - from) > 0) return i;
       const key = segmentFileKey(seg, i);
       if (key === this.#lastFileKey) continue;
       this.#lastFileKey = key;
@@ -207,47 +217,42 @@ export class ChunkSink implements RecordSink {
       this.#windowFiles.add(key);
       attribution.note(segmentRecord(seg, i));
     }
-    this.#appendLines(seg, from, last);
+    return end;
   }
 
-  /**
-   * #appendLines: a whole segment that stays below the size limit is appended and counted at
-   * once (its header holds the counts and timestamps); otherwise line by line, so chunks are
-   * cut after exactly the same line as with write().
-   */
-  #appendLines(seg: Segment, first: number, last: number): void {
+  /** #appendRange appends lines [first, last) of a segment and counts them at once (no size check: the caller's) */
+  #appendRange(seg: Segment, first: number, last: number): void {
     if (last <= first) return;
     const c = this.#chunk!;
-    const bytes = seg.linesEnd - seg.linesStart;
-    if (first === 0 && last === seg.count && c.flushedBytes + this.#lines.length + bytes < this.#c.chunkMaxBytes) {
-      if (!this.#lines.fitsBytes(bytes)) this.#guard(() => this.#flush());
-      this.#lines.appendBytes(seg.batch, seg.linesStart, seg.linesEnd);
-      c.count += seg.count;
-      for (let i = 0; i < seg.byProbe.length; i++) {
-        const n = seg.byProbe[i]!;
-        if (n === 0) continue;
-        // the fast path's probes (file_open, process_exec, tcp_state) give records of their own name
-        const probe = PROBE_NAMES[i]!;
-        c.byType[probe as EventType] += n;
-        c.byProbe.set(probe, (c.byProbe.get(probe) ?? 0) + n);
-      }
-      if (c.firstTs === null) {
-        c.firstTs = seg.firstTs;
-        c.minTs = seg.minTs;
-        c.maxTs = seg.maxTs;
-      } else {
-        if (seg.minTs < c.minTs!) c.minTs = seg.minTs;
-        if (seg.maxTs > c.maxTs!) c.maxTs = seg.maxTs;
-      }
-      c.lastTs = seg.lastTs;
-      return;
+    const start = seg.linesStart + segmentLineOffset(seg, first);
+    const end = seg.linesStart + segmentLineOffset(seg, last);
+    if (!this.#lines.fitsBytes(end - start)) this.#guard(() => this.#flush());
+    this.#lines.appendBytes(seg.batch, start, end);
+    c.count += last - first;
+    // the fast path's probes (file_open, process_exec, tcp_state) give records of their own name
+    if (seg.soleProbe >= 0) {
+      this.#countProbe(c, seg.soleProbe, last - first);
+    } else {
+      const n = PROBE_NAMES.map(() => 0);
+      segmentRangeProbes(seg, first, last, n);
+      for (let i = 0; i < n.length; i++) if (n[i]! > 0) this.#countProbe(c, i, n[i]!);
     }
-    for (let i = first; i < last; i++) {
-      const l = segmentLine(seg, i);
-      if (!this.#lines.fitsBytes(l.end - l.start)) this.#guard(() => this.#flush());
-      this.#lines.appendBytes(seg.batch, l.start, l.end);
-      this.#counted(l.probe as EventType, l.probe, l.tsNs);
+    const ts = segmentRangeTs(seg, first, last);
+    if (c.firstTs === null) {
+      c.firstTs = ts.first;
+      c.minTs = ts.min;
+      c.maxTs = ts.max;
+    } else {
+      if (ts.min < c.minTs!) c.minTs = ts.min;
+      if (ts.max > c.maxTs!) c.maxTs = ts.max;
     }
+    c.lastTs = ts.last;
+  }
+
+  #countProbe(c: OpenChunk, index: number, n: number): void {
+    const probe = PROBE_NAMES[index]!;
+    c.byType[probe as EventType] += n;
+    c.byProbe.set(probe, (c.byProbe.get(probe) ?? 0) + n);
   }
 
   /** #counted accounts for one line just appended, and rotates at the size limit. */
@@ -457,4 +462,16 @@ export class ChunkSink implements RecordSink {
     }
     if (this.#failure !== undefined) throw this.#failure;
   }
+}
+
+/** lineReaching: the first line k in [from, last) whose end (from the start of the lines) is at least `offset` (last - 1 when none) */
+function lineReaching(seg: Segment, from: number, last: number, offset: number): number {
+  let lo = from;
+  let hi = last - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (segmentLineOffset(seg, mid + 1) >= offset) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { segmentLine, type Segment } from '../decode/segment';
+import { segmentLine, segmentLineOffset, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
 import type { Ledger } from '../model/ledger';
 import { outputError } from './fsio';
@@ -134,12 +134,11 @@ export class StreamSink implements RecordSink {
   writeSegment(seg: Segment, first: number, last: number): void {
     if (this.#failure !== undefined) throw this.#failure;
     if (last <= first) return;
-    const start = first === 0 ? seg.linesStart : segmentLine(seg, first).start;
-    const end = last === seg.count ? seg.linesEnd : segmentLine(seg, last - 1).end;
+    const start = seg.linesStart + segmentLineOffset(seg, first);
+    const end = seg.linesStart + segmentLineOffset(seg, last);
     if (!this.#lines.fitsBytes(end - start)) this.#flush();
     this.#lines.appendBytes(seg.batch, start, end);
-    const only = seg.byProbe.filter((n) => n > 0).length === 1 ? PROBE_NAMES[seg.byProbe.findIndex((n) => n > 0)] : undefined;
-    if (only !== undefined) this.#lineProbes.push(only, last - first);
+    if (seg.soleProbe >= 0) this.#lineProbes.push(PROBE_NAMES[seg.soleProbe]!, last - first);
     else for (let i = first; i < last; i++) this.#lineProbes.push(segmentLine(seg, i).probe);
     this.#arm();
   }

@@ -13,12 +13,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FrameKind } from '../../src/decode/segment';
+import { FrameKind, readSegment, SegmentLine } from '../../src/decode/segment';
 import { FastPath } from '../../src/ingest/fast-path';
 import { loadBinding } from '../../src/ingest/native';
 import { PathFilter } from '../../src/ingest/path-filter';
 import { Pipeline } from '../../src/ingest/pipeline';
 import { StreamSink } from '../../src/store/output';
+import type { RecordSink } from '../../src/store/sink';
 import { makeHarness } from '../helpers/evidence-fixtures';
 import { REPO } from '../helpers/collector';
 import { readSamples } from '../helpers/fake-binding';
@@ -79,6 +80,41 @@ async function runBoth(batches: Buffer[][], opts: { lookup?: () => ScriptedLooku
 function assertSame(r: { reference: Run; fast: Run }): void {
   assert.equal(r.fast.bytes.toString('latin1'), r.reference.bytes.toString('latin1'));
   assert.deepEqual(r.fast.counters, r.reference.counters);
+}
+
+/**
+ * splitRanges: a sink in front of `sink` that hands each writeSegment on in random pieces, as the
+ * order merge does (src/ingest/order.ts cuts runs at its watermark): ranges that start and end
+ * inside a segment, and cross a chunk's size limit or a full attribution window anywhere.
+ */
+function splitRanges<T extends RecordSink>(sink: T, seed: number): RecordSink {
+  let x = seed >>> 0 || 1;
+  const rand = (n: number): number => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x % n;
+  };
+  return {
+    write: (line, info) => sink.write(line, info),
+    writeSegment: (seg, first, last) => {
+      for (let i = first; i < last;) {
+        const n = 1 + rand(rand(4) === 0 ? last - i : Math.min(8, last - i));
+        sink.writeSegment!(seg, i, i + n);
+        i += n;
+      }
+    },
+    get backlogBytes() { return sink.backlogBytes; },
+    get bytesWritten() { return sink.bytesWritten; },
+    close: (ledger) => sink.close(ledger),
+  };
+}
+
+/** inOrder: the records with ts 1000, 1001, ... (segments with no descents) */
+function inOrder(records: Buffer[]): Buffer[] {
+  return records.map((r, i) => {
+    const c = Buffer.from(r);
+    c.writeBigUInt64LE(1000n + BigInt(i), 0);
+    return c;
+  });
 }
 
 const fixture = readSamples(fs.readFileSync(path.join(FIXTURE, 'samples.bin')));
@@ -240,35 +276,67 @@ test('fast path: a path filter leaves file_open to the reference path, same byte
   assertSame(r);
 });
 
-test('fast path: signed chunks hold the same bytes and the same predicate counts, cut at the same line', async () => {
-  const many: Buffer[] = [];
-  const opens = fixture.filter((rec) => rec.readUInt32LE(16) === 1);
-  for (let i = 0; i < 3000; i++) many.push(opens[i % opens.length]!);
-  const chunks = async (fast: boolean): Promise<{ files: string[]; counts: unknown[] }> => {
-    const h = makeHarness('rtev-fast-chunks-');
-    const out = h.dir;
-    const sink = h.open({ chunkMaxBytes: 40_000 });
-    const fp = fast ? FastPath.create(binding, { fileOpen: true, attribute: false }, {}) : undefined;
-    const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), ...(fp ? { fastPath: fp } : {}) });
-    const raw = frames(many);
-    for (const slot of fp ? fp.encodeFrames(raw, raw.length) : [raw]) pipeline.handleBatch(slot, slot.length);
-    await sink.close(h.ledger.snapshot());
-    const files = fs.readdirSync(out).filter((f) => f.endsWith('.ndjson')).sort();
-    const counts = fs.readdirSync(out).filter((f) => f.endsWith('.dsse.json')).sort().map((f) => {
-      const env = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
-      const statement = JSON.parse(Buffer.from(env.payload, 'base64').toString().replace(/("[a-z_]+_ts_ns":)(\d+)/g, '$1"$2"'));
-      const { count, bytes, by_type, first_ts_ns, last_ts_ns, min_ts_ns, max_ts_ns } = statement.predicate.records;
-      return { count, bytes, by_type, first_ts_ns, last_ts_ns, min_ts_ns, max_ts_ns };
-    });
-    const contents = files.map((f) => fs.readFileSync(path.join(out, f), 'latin1'));
-    fs.rmSync(path.dirname(out), { recursive: true, force: true });
-    return { files: contents, counts };
-  };
-  const reference = await chunks(false);
-  const fast = await chunks(true);
-  assert.ok(reference.files.length > 3, `${reference.files.length} chunks`);
-  assert.deepEqual(fast.counts, reference.counts);
-  assert.deepEqual(fast.files, reference.files);
+for (const [name, order, split] of [['fixture order, whole segments', false, false], ['fixture order, segments in pieces', false, true], ['in ts order, segments in pieces', true, true]] as const) {
+  test(`fast path: signed chunks hold the same bytes and the same predicate counts, cut at the same line (${name})`, async () => {
+    const many: Buffer[] = [];
+    const opens = fixture.filter((rec) => rec.readUInt32LE(16) === 1);
+    for (let i = 0; i < 3000; i++) many.push(opens[i % opens.length]!);
+    const records = order ? inOrder(many) : many;
+    const chunks = async (fast: boolean): Promise<{ files: string[]; counts: unknown[] }> => {
+      const h = makeHarness('rtev-fast-chunks-');
+      const out = h.dir;
+      const chunkSink = h.open({ chunkMaxBytes: 40_000 });
+      const sink = fast && split ? splitRanges(chunkSink, 42) : chunkSink;
+      const fp = fast ? FastPath.create(binding, { fileOpen: true, attribute: false }, {}) : undefined;
+      const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), ...(fp ? { fastPath: fp } : {}) });
+      const raw = frames(records);
+      for (const slot of fp ? fp.encodeFrames(raw, raw.length) : [raw]) pipeline.handleBatch(slot, slot.length);
+      await sink.close(h.ledger.snapshot());
+      const files = fs.readdirSync(out).filter((f) => f.endsWith('.ndjson')).sort();
+      const counts = fs.readdirSync(out).filter((f) => f.endsWith('.dsse.json')).sort().map((f) => {
+        const env = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
+        const statement = JSON.parse(Buffer.from(env.payload, 'base64').toString().replace(/("[a-z_]+_ts_ns":)(\d+)/g, '$1"$2"'));
+        const { count, bytes, by_type, first_ts_ns, last_ts_ns, min_ts_ns, max_ts_ns } = statement.predicate.records;
+        return { count, bytes, by_type, first_ts_ns, last_ts_ns, min_ts_ns, max_ts_ns };
+      });
+      const contents = files.map((f) => fs.readFileSync(path.join(out, f), 'latin1'));
+      fs.rmSync(path.dirname(out), { recursive: true, force: true });
+      return { files: contents, counts };
+    };
+    const reference = await chunks(false);
+    const fast = await chunks(true);
+    assert.ok(reference.files.length > 3, `${reference.files.length} chunks`);
+    assert.deepEqual(fast.counts, reference.counts);
+    assert.deepEqual(fast.files, reference.files);
+  });
+}
+
+test('fast path: a segment header counts its descents (lines whose ts is below the one before)', () => {
+  const fp = FastPath.create(binding, { fileOpen: true, attribute: false }, {})!;
+  fc.assert(fc.property(fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 1, maxLength: 200 }), fc.boolean(), (ts, sorted) => {
+    const values = sorted ? [...ts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : ts;
+    const raw = frames(values.map((t) => fileOpenRecord({ ts: t })));
+    let lines = 0;
+    for (const slot of fp.encodeFrames(raw, raw.length)) {
+      for (let o = 0; o + 8 <= slot.length;) {
+        const len = slot.readUInt32LE(o);
+        if (slot.readUInt32LE(o + 4) === FrameKind.SEGMENT) {
+          const seg = readSegment(slot, o + 8, len);
+          let descents = 0;
+          for (let i = 1; i < seg.count; i++) {
+            const at = seg.indexStart + i * SegmentLine.SIZE + SegmentLine.ts;
+            if (slot.readBigUInt64LE(at) < slot.readBigUInt64LE(at - SegmentLine.SIZE)) descents++;
+          }
+          assert.equal(seg.descents, descents);
+          if (sorted) assert.equal(seg.descents, 0);
+          assert.equal(seg.soleProbe, 0, 'file_open only');
+          lines += seg.count;
+        }
+        o += 8 + ((len + 7) & ~7);
+      }
+    }
+    assert.equal(lines, values.length);
+  }), { numRuns: 200 });
 });
 
 test('fast path: package attribution of signed chunks notes the same files and seals at the same lines', async () => {
@@ -283,7 +351,7 @@ test('fast path: package attribution of signed chunks notes the same files and s
     path: Uint8Array.from(Buffer.from(`/usr/lib/x86_64-linux-gnu/f${i % 300}.so`)), dir: new Uint8Array(), pathFlags: 0,
   }));
   const records = specs.map((s) => fileOpenRecord(s));
-  const run = async (fast: boolean): Promise<{ files: string[]; predicates: unknown[] }> => {
+  const run = async (fast: boolean, split = false): Promise<{ files: string[]; predicates: unknown[] }> => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-fast-attr-'));
     const keyFile = path.join(root, 'k');
     writeKeyPair(keyFile, generateSigningKey());
@@ -294,7 +362,7 @@ test('fast path: package attribution of signed chunks notes the same files and s
       { producer: PRODUCER, ledger: () => ledger.snapshot(), notice: () => {}, attribution }, fixedEnvironment(), false);
     const lookup = new ScriptedLookup(finalAnswer);
     const fp = fast ? FastPath.create(binding, { fileOpen: true, attribute: true }, {}) : undefined;
-    const pipeline = new Pipeline({ sink, pathFilter: new PathFilter([], []), containers: lookup, ...(fp ? { fastPath: fp } : {}) });
+    const pipeline = new Pipeline({ sink: split ? splitRanges(sink, 7) : sink, pathFilter: new PathFilter([], []), containers: lookup, ...(fp ? { fastPath: fp } : {}) });
     for (const [n, batch] of [records.slice(0, 100), records, records].entries()) {
       lookup.startBatch(n);
       const raw = frames(batch);
@@ -322,4 +390,8 @@ test('fast path: package attribution of signed chunks notes the same files and s
   assert.ok(reference.files.length > 5, `${reference.files.length} chunks`);
   assert.deepEqual(fast.predicates, reference.predicates);
   assert.deepEqual(fast.files, reference.files);
+  // the same with each segment handed over in pieces (as the order merge cuts them)
+  const pieces = await run(true, true);
+  assert.deepEqual(pieces.predicates, reference.predicates);
+  assert.deepEqual(pieces.files, reference.files);
 });
