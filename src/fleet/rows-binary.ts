@@ -2,6 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import { AttributionSubjects, subjectsOf } from '../packages/evidence';
 import type { ChunkContent } from '../verify';
 import type { ChunkFacts } from './chunk-check';
+import { E_ACCESS, E_ADDR, E_BYTES, E_DADDR, E_DPORT, E_FILENAME, E_LIBRARY, E_NODE_HASH, E_OPERATION, E_PATH, E_PORT, E_RUNTIME, E_SADDR, E_SPORT, E_SYMBOL, E_TYPE,
+  F_COMM, F_CONTAINER_ID, F_EVENT, F_IMAGE_DIGEST, F_PID, F_SRC, F_TID, K_ESC, K_NUM, K_OBJ, K_STR, LineScan } from './line-scan';
 import { RECORD_COLUMNS } from './rows';
 
 /**
@@ -102,30 +104,6 @@ function text(o: Out, v: string | null): void {
   o.at = at + n;
 }
 
-/** worst-case bytes of a text field */
-const textRoom = (v: string | null): number => 4 + (v === null ? 0 : 3 * v.length);
-
-/** numeric from 1-20 ASCII digits (a non-negative integer): base-10000 groups, most significant first */
-function numeric(o: Out, digits: string): void {
-  const b = o.buf;
-  const len = digits.length;
-  const groups = (len + 3) >> 2;
-  put32(b, o.at, 8 + 2 * groups);
-  put16(b, o.at + 4, groups); // ndigits
-  put16(b, o.at + 6, groups - 1); // weight: the first group holds the highest power of 10000
-  put16(b, o.at + 8, 0); // sign +
-  put16(b, o.at + 10, 0); // dscale
-  let at = o.at + 12;
-  // the first group takes the digits beyond a multiple of 4; leading zeros (groups of 0) the server strips
-  let i = 0;
-  for (let g = 0, n = len - (groups - 1) * 4; g < groups; g++, n = 4, at += 2) {
-    let v = 0;
-    for (let k = 0; k < n; k++) v = v * 10 + (digits.charCodeAt(i++) - 0x30);
-    put16(b, at, v);
-  }
-  o.at = at;
-}
-
 function str(v: unknown, max = 4096): string | null {
   return typeof v === 'string' ? v.slice(0, max) : null;
 }
@@ -142,43 +120,140 @@ export interface BinaryRows {
   content: ChunkContent;
 }
 
-const TS_KEY = '"ts_ns":';
-const CGROUP_PREFIX = '{"cgroup_id":';
+const TS_KEY = Buffer.from('"ts_ns":', 'latin1');
+const CGROUP_PREFIX = Buffer.from('{"cgroup_id":', 'latin1');
 
-/** the digits of ..."ts_ns":<1-20 digits>} at the end of the line, or undefined */
-function tsDigits(line: string): string | undefined {
-  const end = line.length - 1;
-  if (line.charCodeAt(end) !== 0x7d) return undefined;
+/** the start of the digits of ..."ts_ns":<1-20 digits>} at the end of b[s..e), or -1 (the digits end at e - 1) */
+function tsDigitsAt(b: Buffer, s: number, e: number): number {
+  const end = e - 1;
+  if (end < s || b[end] !== 0x7d) return -1;
   let i = end;
-  while (i > 0 && end - i < 21) {
-    const c = line.charCodeAt(i - 1);
+  while (i > s && end - i < 21) {
+    const c = b[i - 1]!;
     if (c < 0x30 || c > 0x39) break;
     i--;
   }
   const n = end - i;
-  if (n < 1 || n > 20 || !line.startsWith(TS_KEY, i - TS_KEY.length)) return undefined;
-  return line.slice(i, end);
+  const k = i - TS_KEY.length;
+  if (n < 1 || n > 20 || k < s) return -1;
+  for (let j = 0; j < TS_KEY.length; j++) if (b[k + j] !== TS_KEY[j]) return -1;
+  return i;
 }
 
-/** the digits of a leading {"cgroup_id":<1-20 digits>, or null */
-function cgroupDigits(line: string): string | null {
-  if (!line.startsWith(CGROUP_PREFIX)) return null;
-  let i = CGROUP_PREFIX.length;
-  while (i < line.length && i - CGROUP_PREFIX.length < 21) {
-    const c = line.charCodeAt(i);
+/** the end of the digits of a leading {"cgroup_id":<1-20 digits>, in b[s..e), or -1 (they start at s + 13) */
+function cgroupDigitsEnd(b: Buffer, s: number, e: number): number {
+  if (e - s < CGROUP_PREFIX.length) return -1;
+  for (let j = 0; j < CGROUP_PREFIX.length; j++) if (b[s + j] !== CGROUP_PREFIX[j]) return -1;
+  const from = s + CGROUP_PREFIX.length;
+  let i = from;
+  while (i < e && i - from < 21) {
+    const c = b[i]!;
     if (c < 0x30 || c > 0x39) break;
     i++;
   }
-  const n = i - CGROUP_PREFIX.length;
-  return n >= 1 && n <= 20 && line.charCodeAt(i) === 0x2c ? line.slice(CGROUP_PREFIX.length, i) : null;
+  const n = i - from;
+  return n >= 1 && n <= 20 && i < e && b[i] === 0x2c ? i : -1;
+}
+
+/** numeric from the ASCII digits b[s..e) (1-20 of them): base-10000 groups, most significant first */
+function numeric(o: Out, b: Buffer, s: number, e: number): void {
+  const ob = o.buf;
+  const len = e - s;
+  const groups = (len + 3) >> 2;
+  put32(ob, o.at, 8 + 2 * groups);
+  put16(ob, o.at + 4, groups); // ndigits
+  put16(ob, o.at + 6, groups - 1); // weight: the first group holds the highest power of 10000
+  put16(ob, o.at + 8, 0); // sign +
+  put16(ob, o.at + 10, 0); // dscale
+  let at = o.at + 12;
+  // the first group takes the digits beyond a multiple of 4; leading zeros (groups of 0) the server strips
+  let i = s;
+  for (let g = 0, n = len - (groups - 1) * 4; g < groups; g++, n = 4, at += 2) {
+    let v = 0;
+    for (let k = 0; k < n; k++) v = v * 10 + (b[i++]! - 0x30);
+    put16(ob, at, v);
+  }
+  o.at = at;
+}
+
+function nul(o: Out): void {
+  put32(o.buf, o.at, -1);
+  o.at += 4;
+}
+
+/** the event types, interned (the type column and the per-type columns) */
+const TYPES = ['file_open', 'process_exec', 'net_connect', 'tcp_state', 'ssl_op', 'function_call'] as const;
+const TYPE_BYTES = TYPES.map((t) => Buffer.from(t, 'latin1'));
+const TYPE_INDEX = new Map<string, number>(TYPES.map((t, i) => [t, i]));
+
+/**
+ * The columns that depend on the event type, per type: the event field each one takes (-1: NULL)
+ * and its length limit; encodeRows' switch, as a table.
+ * path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op
+ */
+const NONE = [-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1];
+const PER_TYPE: number[][] = [
+  [E_PATH, E_ACCESS, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1],
+  [E_FILENAME, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1],
+  [-1, -1, E_ADDR, E_PORT, -1, -1, -1, -1, -1, -1, -1, -1],
+  [-1, -1, E_DADDR, E_DPORT, E_SADDR, E_SPORT, -1, -1, -1, -1, -1, -1],
+  [-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, E_BYTES, E_OPERATION],
+  [-1, -1, -1, -1, -1, -1, E_SYMBOL, E_LIBRARY, E_NODE_HASH, E_RUNTIME, -1, -1],
+];
+
+/** a scanned field as text (str(v, max) of the JSON.parse path), or NULL */
+function textField(o: Out, b: Buffer, sc: LineScan, slot: number, max: number): void {
+  if (slot < 0) return nul(o);
+  const k = sc.kind[slot];
+  if (k === K_STR) {
+    const s = sc.start[slot]!;
+    const n = sc.end[slot]! - s;
+    // n bytes of valid UTF-8 are at most n UTF-16 units: within max, the string is not cut and
+    // its UTF-8 is these bytes
+    if (n <= max) {
+      const ob = o.buf;
+      const at = o.at + 4;
+      put32(ob, o.at, n);
+      if (n <= 48) for (let i = 0; i < n; i++) ob[at + i] = b[s + i]!;
+      else b.copy(ob, at, s, s + n);
+      o.at = at + n;
+      return;
+    }
+    return text(o, b.toString('utf8', s, s + n).slice(0, max));
+  }
+  if (k === K_ESC) return text(o, (JSON.parse(b.toString('utf8', sc.start[slot]! - 1, sc.end[slot]! + 1)) as string).slice(0, max));
+  return nul(o);
+}
+
+/** a scanned field as a string, whole (undefined when not a string): what subjectsOf reads */
+function fullString(b: Buffer, sc: LineScan, slot: number): string | undefined {
+  const k = sc.kind[slot];
+  if (k === K_STR) return b.toString('utf8', sc.start[slot]!, sc.end[slot]!);
+  if (k === K_ESC) return JSON.parse(b.toString('utf8', sc.start[slot]! - 1, sc.end[slot]! + 1)) as string;
+  return undefined;
+}
+
+/** int() of a scanned field: the integer, null, or undefined when int4 cannot hold it */
+function intField(sc: LineScan, slot: number): number | null | undefined {
+  if (slot < 0 || sc.kind[slot] !== K_NUM) return null;
+  const v = sc.num[slot]!;
+  return v >= INT4_MIN && v <= INT4_MAX ? v : undefined;
+}
+
+export interface BuildOptions {
+  /** read canonical lines with the byte scanner (default); false: JSON.parse every line (the reference the scanner is tested against) */
+  scan?: boolean;
 }
 
 /**
  * encodeRowsBinary builds the binary COPY of a verified chunk body and the summary the
  * predicate is checked against (attribution subjects only when `subjects`), or undefined.
+ * Each line is read by the canonical-line scanner (src/fleet/line-scan.ts) or, when the scanner
+ * does not take it, by JSON.parse: the same row either way.
  */
-export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, subjects: boolean): BinaryRows | undefined {
+export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, subjects: boolean, opts: BuildOptions = {}): BinaryRows | undefined {
   if (!isUtf8(body)) return undefined;
+  const useScan = opts.scan !== false;
   const content: ChunkContent = { sha256: f.chunkSha256, bytes: body.length, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [], subjects: new AttributionSubjects() };
   const mid = (f.openedMonoNs + f.sealedMonoNs) / 2n;
   const openDelta = f.openedWallNs - f.openedMonoNs;
@@ -199,91 +274,34 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   text(prefix, f.chunkSha256.slice(0, 300));
   const constants = prefix.buf.subarray(0, prefix.at);
   const counts = new Map<string, number>();
+  const sc = new LineScan();
   let start = 0;
   let no = 0;
   for (let nl = body.indexOf(10); nl >= 0; nl = body.indexOf(10, start)) {
     no++;
-    const line = body.toString('utf8', start, nl);
-    const tsD = tsDigits(line);
-    if (tsD === undefined) return undefined;
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return undefined;
-    }
-    if (typeof r !== 'object' || r === null) return undefined;
-    const e = r['event'] as Record<string, unknown> | undefined;
-    const type = typeof e === 'object' && e !== null ? str(e['type'], 32) : null;
-    if (type === null || typeof r['pid'] !== 'number' || typeof r['comm'] !== 'string' || typeof r['src'] !== 'string') return undefined;
-    const pid = int(r['pid']);
-    const tid = int(r['tid']);
-    if (pid === undefined || pid === null || tid === undefined) return undefined;
-    const ts = BigInt(tsD);
-    const wall = ts + (ts <= mid ? openDelta : sealDelta);
-    if (wall < INT8_MIN || wall > INT8_MAX) return undefined;
-    const ev = e!;
-    let path: string | null = null, access: string | null = null, peerAddr: string | null = null, localAddr: string | null = null;
-    let peerPort: number | null | undefined = null, localPort: number | null | undefined = null;
-    let symbol: string | null = null, library: string | null = null, nodeHash: string | null = null, runtime: string | null = null;
-    let sslBytes: number | null = null, sslOp: string | null = null;
-    switch (type) {
-      case 'file_open': path = str(ev['path']); access = str(ev['access'], 32); break;
-      case 'process_exec': path = str(ev['filename']); break;
-      case 'net_connect': peerAddr = str(ev['addr'], 64); peerPort = int(ev['port']); break;
-      case 'tcp_state': peerAddr = str(ev['daddr'], 64); peerPort = int(ev['dport']); localAddr = str(ev['saddr'], 64); localPort = int(ev['sport']); break;
-      case 'ssl_op': {
-        const b = ev['bytes'];
-        sslBytes = typeof b === 'number' && Number.isSafeInteger(b) ? b : null;
-        sslOp = str(ev['operation'], 32);
-        break;
-      }
-      case 'function_call': symbol = str(ev['symbol']); library = str(ev['library']); nodeHash = str(ev['node_hash'], 128); runtime = str(ev['runtime'], 32); break;
-      default: break;
-    }
-    if (peerPort === undefined || localPort === undefined) return undefined;
-    const src = str(r['src'], 128);
-    const comm = str(r['comm'], 64);
-    const cgroup = cgroupDigits(line);
-    const containerId = str(r['container_id'], 128);
-    const imageDigest = str(r['image_digest'], 128);
+    const tsAt = tsDigitsAt(body, start, nl);
+    if (tsAt < 0) return undefined;
     const lineBytes = nl - start;
-    o.room(2 + constants.length + 4 + 4 + 4 + 24 + 12 + textRoom(type) + textRoom(src) + 16 + textRoom(comm) + 4 + 24 + textRoom(containerId) + textRoom(imageDigest)
-      + textRoom(path) + textRoom(access) + textRoom(peerAddr) + 8 + textRoom(localAddr) + 8 + textRoom(symbol) + textRoom(library) + textRoom(nodeHash)
-      + textRoom(runtime) + 12 + textRoom(sslOp) + 4 + lineBytes);
+    // every text column is a part of the line, at most 3 bytes of UTF-8 per byte of it (a
+    // string cut at its limit, a lone surrogate as U+FFFD), plus the line itself
+    o.room(256 + constants.length + 4 * lineBytes);
     put16(o.buf, o.at, NCOLS);
     o.at += 2;
     constants.copy(o.buf, o.at);
     o.at += constants.length;
     int4(o, no);
-    numeric(o, tsD);
+    const ts = BigInt(body.toString('latin1', tsAt, nl - 1));
+    const wall = ts + (ts <= mid ? openDelta : sealDelta);
+    if (wall < INT8_MIN || wall > INT8_MAX) return undefined;
+    numeric(o, body, tsAt, nl - 1);
     int8(o, wall);
-    text(o, type);
-    text(o, src);
-    int4(o, pid);
-    int4(o, tid);
-    text(o, comm);
-    if (cgroup === null) int4(o, null);
-    else numeric(o, cgroup);
-    text(o, containerId);
-    text(o, imageDigest);
-    text(o, path);
-    text(o, access);
-    text(o, peerAddr);
-    int4(o, peerPort);
-    text(o, localAddr);
-    int4(o, localPort);
-    text(o, symbol);
-    text(o, library);
-    text(o, nodeHash);
-    text(o, runtime);
-    if (sslBytes === null) int4(o, null);
-    else int8(o, BigInt(sslBytes));
-    text(o, sslOp);
+    const type = useScan && sc.scan(body, start, nl)
+      ? scannedRow(o, body, start, nl, sc, subjects ? content : undefined)
+      : parsedRow(o, body, start, nl, subjects ? content : undefined);
+    if (type === undefined) return undefined;
     put32(o.buf, o.at, lineBytes);
     body.copy(o.buf, o.at + 4, start, nl);
     o.at += 4 + lineBytes;
-    if (subjects) content.subjects.add(subjectsOf(r));
     content.count++;
     counts.set(type, (counts.get(type) ?? 0) + 1);
     if (content.firstTs === null) content.firstTs = content.minTs = content.maxTs = ts;
@@ -299,4 +317,142 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   o.at += 2;
   o.flush();
   return { pieces: o.pieces, content };
+}
+
+/**
+ * The columns from type to ssl_op (between wall_ns and the line) of a line the scanner read;
+ * returns the type, or undefined when the body is not the binary path's.
+ */
+function scannedRow(o: Out, b: Buffer, s: number, e: number, sc: LineScan, content: ChunkContent | undefined): string | undefined {
+  const kind = sc.kind;
+  if (kind[F_EVENT] !== K_OBJ) return undefined;
+  const tk = kind[E_TYPE];
+  let type: string;
+  let ti = -1;
+  if (tk === K_STR) {
+    const ts = sc.start[E_TYPE]!;
+    const tn = sc.end[E_TYPE]! - ts;
+    for (let t = 0; t < TYPE_BYTES.length && ti < 0; t++) {
+      const want = TYPE_BYTES[t]!;
+      if (want.length !== tn) continue;
+      let i = 0;
+      while (i < tn && b[ts + i] === want[i]) i++;
+      if (i === tn) ti = t;
+    }
+    type = ti >= 0 ? TYPES[ti]! : b.toString('utf8', ts, ts + tn).slice(0, 32);
+  } else if (tk === K_ESC) {
+    type = (JSON.parse(b.toString('utf8', sc.start[E_TYPE]! - 1, sc.end[E_TYPE]! + 1)) as string).slice(0, 32);
+  } else {
+    return undefined;
+  }
+  if (ti < 0) ti = TYPE_INDEX.get(type) ?? -1;
+  const ck = kind[F_COMM];
+  const sk = kind[F_SRC];
+  if (kind[F_PID] !== K_NUM || (ck !== K_STR && ck !== K_ESC) || (sk !== K_STR && sk !== K_ESC)) return undefined;
+  const pid = intField(sc, F_PID);
+  const tid = intField(sc, F_TID);
+  if (pid === undefined || pid === null || tid === undefined) return undefined;
+  const cols = ti >= 0 ? PER_TYPE[ti]! : NONE;
+  const peerPort = intField(sc, cols[3]!);
+  const localPort = intField(sc, cols[5]!);
+  if (peerPort === undefined || localPort === undefined) return undefined;
+  text(o, type);
+  textField(o, b, sc, F_SRC, 128);
+  int4(o, pid);
+  int4(o, tid);
+  textField(o, b, sc, F_COMM, 64);
+  const cgEnd = cgroupDigitsEnd(b, s, e);
+  if (cgEnd < 0) nul(o);
+  else numeric(o, b, s + CGROUP_PREFIX.length, cgEnd);
+  textField(o, b, sc, F_CONTAINER_ID, 128);
+  textField(o, b, sc, F_IMAGE_DIGEST, 128);
+  textField(o, b, sc, cols[0]!, 4096);
+  textField(o, b, sc, cols[1]!, 32);
+  textField(o, b, sc, cols[2]!, 64);
+  int4(o, peerPort);
+  textField(o, b, sc, cols[4]!, 64);
+  int4(o, localPort);
+  textField(o, b, sc, cols[6]!, 4096);
+  textField(o, b, sc, cols[7]!, 4096);
+  textField(o, b, sc, cols[8]!, 128);
+  textField(o, b, sc, cols[9]!, 32);
+  const bytesSlot = cols[10]!;
+  if (bytesSlot >= 0 && kind[bytesSlot] === K_NUM) int8(o, BigInt(sc.num[bytesSlot]!));
+  else nul(o);
+  textField(o, b, sc, cols[11]!, 32);
+  if (content !== undefined) {
+    const containerId = fullString(b, sc, F_CONTAINER_ID);
+    const imageDigest = fullString(b, sc, F_IMAGE_DIGEST);
+    const path = fullString(b, sc, E_PATH);
+    const filename = fullString(b, sc, E_FILENAME);
+    const library = fullString(b, sc, E_LIBRARY);
+    content.subjects.add(subjectsOf({
+      ...(containerId !== undefined ? { container_id: containerId } : {}), ...(imageDigest !== undefined ? { image_digest: imageDigest } : {}),
+      event: { type: fullString(b, sc, E_TYPE), ...(path !== undefined ? { path } : {}), ...(filename !== undefined ? { filename } : {}), ...(library !== undefined ? { library } : {}) },
+    }));
+  }
+  return type;
+}
+
+/** the same columns of a line read by JSON.parse (a line the scanner does not take, or every line with scan: false) */
+function parsedRow(o: Out, b: Buffer, s: number, e: number, content: ChunkContent | undefined): string | undefined {
+  const line = b.toString('utf8', s, e);
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== 'object' || r === null) return undefined;
+  const ev = r['event'] as Record<string, unknown> | undefined;
+  const type = typeof ev === 'object' && ev !== null ? str(ev['type'], 32) : null;
+  if (type === null || typeof r['pid'] !== 'number' || typeof r['comm'] !== 'string' || typeof r['src'] !== 'string') return undefined;
+  const pid = int(r['pid']);
+  const tid = int(r['tid']);
+  if (pid === undefined || pid === null || tid === undefined) return undefined;
+  const e2 = ev!;
+  let path: string | null = null, access: string | null = null, peerAddr: string | null = null, localAddr: string | null = null;
+  let peerPort: number | null | undefined = null, localPort: number | null | undefined = null;
+  let symbol: string | null = null, library: string | null = null, nodeHash: string | null = null, runtime: string | null = null;
+  let sslBytes: number | null = null, sslOp: string | null = null;
+  switch (type) {
+    case 'file_open': path = str(e2['path']); access = str(e2['access'], 32); break;
+    case 'process_exec': path = str(e2['filename']); break;
+    case 'net_connect': peerAddr = str(e2['addr'], 64); peerPort = int(e2['port']); break;
+    case 'tcp_state': peerAddr = str(e2['daddr'], 64); peerPort = int(e2['dport']); localAddr = str(e2['saddr'], 64); localPort = int(e2['sport']); break;
+    case 'ssl_op': {
+      const v = e2['bytes'];
+      sslBytes = typeof v === 'number' && Number.isSafeInteger(v) ? v : null;
+      sslOp = str(e2['operation'], 32);
+      break;
+    }
+    case 'function_call': symbol = str(e2['symbol']); library = str(e2['library']); nodeHash = str(e2['node_hash'], 128); runtime = str(e2['runtime'], 32); break;
+    default: break;
+  }
+  if (peerPort === undefined || localPort === undefined) return undefined;
+  text(o, type);
+  text(o, str(r['src'], 128));
+  int4(o, pid);
+  int4(o, tid);
+  text(o, str(r['comm'], 64));
+  const cgEnd = cgroupDigitsEnd(b, s, e);
+  if (cgEnd < 0) nul(o);
+  else numeric(o, b, s + CGROUP_PREFIX.length, cgEnd);
+  text(o, str(r['container_id'], 128));
+  text(o, str(r['image_digest'], 128));
+  text(o, path);
+  text(o, access);
+  text(o, peerAddr);
+  int4(o, peerPort);
+  text(o, localAddr);
+  int4(o, localPort);
+  text(o, symbol);
+  text(o, library);
+  text(o, nodeHash);
+  text(o, runtime);
+  if (sslBytes === null) nul(o);
+  else int8(o, BigInt(sslBytes));
+  text(o, sslOp);
+  if (content !== undefined) content.subjects.add(subjectsOf(r));
+  return type;
 }
