@@ -43,8 +43,11 @@ function same(body: Buffer, what: string): 'taken' | 'refused' {
 }
 
 const synthetic = Array.from({ length: 3000 }, (_, i) => syntheticLine(i, 9_007_199_254_740_993n + BigInt(i) * 1_000_000n, i % 2 === 0).line);
-const fixtureLines = ['function_call/expected.ndjson', 'function_call/expected-calls.ndjson', 'ssl_op/expected.ndjson', 'net_connect/expected.ndjson', 'trigger/expected.ndjson']
-  .flatMap((f) => fs.readFileSync(path.join(__dirname, '../../../test/fixtures/ringbuf', f), 'utf8').split('\n').filter((l) => l.length > 0));
+const fixture = (f: string): string[] => fs.readFileSync(path.join(__dirname, '../../../test/fixtures/ringbuf', f), 'utf8').split('\n').filter((l) => l.length > 0);
+/** records the collector wrote from recorded ring buffers */
+const fixtureLines = ['function_call/expected.ndjson', 'ssl_op/expected.ndjson', 'net_connect/expected.ndjson', 'trigger/expected.ndjson'].flatMap(fixture);
+/** canonical lines that are not records (the decoded call samples): both builders refuse them */
+const notRecords = fixture('function_call/expected-calls.ndjson');
 
 test('the scanner reads every canonical line itself (no fallback) and agrees with JSON.parse', () => {
   const sc = new LineScan();
@@ -55,7 +58,11 @@ test('the scanner reads every canonical line itself (no fallback) and agrees wit
   assert.ok(fixtureLines.length >= 30, `${fixtureLines.length} fixture lines`);
   assert.equal(same(Buffer.from(synthetic.join('\n') + '\n'), 'synthetic chunk'), 'taken');
   assert.equal(same(Buffer.from(fixtureLines.join('\n') + '\n'), 'fixture chunk'), 'taken');
-  for (const l of [...synthetic.slice(0, 300), ...fixtureLines]) same(Buffer.from(l + '\n'), l.slice(0, 100));
+  for (const l of [...synthetic.slice(0, 300), ...fixtureLines]) assert.equal(same(Buffer.from(l + '\n'), l.slice(0, 100)), 'taken');
+  for (const l of notRecords) {
+    assert.ok(sc.scan(Buffer.from(l), 0, Buffer.byteLength(l)), 'the scanner reads it');
+    assert.equal(same(Buffer.from(l + '\n'), l.slice(0, 100)), 'refused', 'not a record (no event)');
+  }
 });
 
 const base = synthetic.find((l) => l.includes('"file_open"') && l.includes('container_id'))!;
