@@ -1,10 +1,17 @@
 /**
- * Row building of `rtev ingest`, the two builders side by side in one run: encodeRows in
- * JavaScript + COPY of the built rows (the fallback), and PostgreSQL deriving the columns
- * from the staged lines (src/fleet/stage.ts, the normal path). Signed synthetic chunks
- * (test/helpers/synthetic-evidence.ts), one transaction per chunk as ingest does, against a
- * throwaway PostgreSQL 15 (test/helpers/fleet-servers.ts). Alternates the builders chunk by
- * chunk so that a change in machine load hits both.
+ * Row building of `rtev ingest`, the builders side by side in one run, each chunk built by
+ * every one of them (order rotating, one transaction per chunk as ingest does), against a
+ * throwaway PostgreSQL 15 (test/helpers/fleet-servers.ts):
+ * - v3: session 3's builder (bench/fleet-rows-v3.ts): JSON.parse per line, wide rows (the
+ *   per-chunk constants and the line in every row), v3's table and indexes;
+ * - parse: the current binary builder with JSON.parse for every line (scan: false), schema v4
+ *   (narrow rows, the body stored once in a bytea column);
+ * - scan: the current builder with the canonical-line scanner (the ingest path), schema v4;
+ * - scan-btree: the same into a copy of records with a (chunk_id, line_no) btree instead of
+ *   the BRIN on chunk_id;
+ * - text: encodeRows + text COPY (the fallback), schema v4.
+ * CPU of this process and of the PostgreSQL backend per builder; signed synthetic chunks
+ * (test/helpers/synthetic-evidence.ts).
  *
  *   node dist/bench/fleet-rows.bench.js [--records 200000] [--chunk-size 4194304]
  */
@@ -17,10 +24,10 @@ import { checkContent, checkEnvelope } from '../src/fleet/chunk-check';
 import { COPY_RECORDS, initSchema } from '../src/fleet/pg-schema';
 import { encodeRows } from '../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../src/fleet/rows-binary';
-import { buildRowsInDb, STAGE_DDL, STAGE_SETTINGS } from '../src/fleet/stage';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
 import { startPostgres } from '../test/helpers/fleet-servers';
 import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
+import { COPY_RECORDS_V3, encodeRowsBinaryV3, RECORDS_V3_DDL } from './fleet-rows-v3';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,14 +50,13 @@ async function main(): Promise<void> {
   });
   const pg = await startPostgres();
   try {
-    const owner = new Client({ connectionString: pg.url() });
-    await owner.connect();
-    await initSchema(owner, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
-    await owner.end();
-    const db = new Client({ connectionString: pg.url('rtev_ingest') });
+    const db = new Client({ connectionString: pg.url() });
     await db.connect();
-    await db.query(STAGE_DDL);
-    await db.query(STAGE_SETTINGS);
+    await initSchema(db, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
+    await db.query(RECORDS_V3_DDL);
+    await db.query(`CREATE TABLE records_bt (LIKE records INCLUDING DEFAULTS); CREATE INDEX records_bt_chunk_line ON records_bt (chunk_id, line_no);
+      CREATE INDEX records_bt_wall ON records_bt USING brin (wall_ns);
+      CREATE TABLE bodies (chunk_id bigint NOT NULL, body bytea NOT NULL); ALTER TABLE bodies ALTER COLUMN body SET STORAGE EXTERNAL`);
     console.log(`# fleet row building: ${chunks.length} chunks of <= ${chunkSize} bytes, ${records} records, PostgreSQL 15 (fsync off), node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const backend = Number((await db.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p);
     // CPU seconds of the PostgreSQL backend serving this session (utime + stime, clock ticks of 10 ms)
@@ -58,29 +64,37 @@ async function main(): Promise<void> {
       const f = fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(f[11]) + Number(f[12])) * 10;
     };
-    const total = { js: { ms: 0, n: 0, cpu: 0, pg: 0 }, bin: { ms: 0, n: 0, cpu: 0, pg: 0 }, sql: { ms: 0, n: 0, cpu: 0, pg: 0 } };
+    const kinds = ['v3', 'parse', 'scan', 'scan-btree', 'text'] as const;
+    type Kind = (typeof kinds)[number];
+    const total = Object.fromEntries(kinds.map((k) => [k, { ms: 0, n: 0, cpu: 0, pg: 0 }])) as Record<Kind, { ms: number; n: number; cpu: number; pg: number }>;
+    const copy = async (sql: string, pieces: Buffer[]): Promise<void> => {
+      const stream = db.query(copyFrom(sql));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('error', reject);
+        stream.on('finish', resolve);
+        for (const p of pieces) stream.write(p);
+        stream.end();
+      });
+    };
     let id = 1n;
-    // both builders on every chunk, the order alternating (each chunk is indexed twice, under two ids)
     for (const [i, c] of chunks.entries()) {
-      for (const kind of ([['js', 'bin', 'sql'], ['bin', 'sql', 'js'], ['sql', 'js', 'bin']] as const)[i % 3]!) {
+      const order = kinds.map((_, j) => kinds[(i + j) % kinds.length]!);
+      for (const kind of order) {
         const t0 = performance.now();
         const u0 = process.cpuUsage();
         const b0 = backendCpuMs();
+        const chunkId = id++;
         await db.query('BEGIN');
-        if (kind === 'sql') {
-          const r = await buildRowsInDb(db, c.body, c.facts, id++, false);
-          if (r === undefined || checkContent(r.content, c.predicate) !== undefined) throw new Error('the server path refused a synthetic chunk');
+        if (kind === 'v3') {
+          const rows = encodeRowsBinaryV3(c.body, c.facts, chunkId, false);
+          if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error('v3 builder refused a synthetic chunk');
+          await copy(COPY_RECORDS_V3, rows.pieces);
         } else {
-          const rows = kind === 'bin' ? encodeRowsBinary(c.body, c.facts, id++, false) : encodeRows(c.body, c.facts, id++);
-          if (rows === undefined) throw new Error('the binary builder refused a synthetic chunk');
-          if (checkContent(rows.content, c.predicate) !== undefined) throw new Error('content');
-          const stream = db.query(copyFrom(kind === 'bin' ? COPY_RECORDS_BINARY : COPY_RECORDS));
-          await new Promise<void>((resolve, reject) => {
-            stream.on('error', reject);
-            stream.on('finish', resolve);
-            for (const p of rows.pieces) stream.write(p);
-            stream.end();
-          });
+          const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse' });
+          if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error(`${kind} refused a synthetic chunk`);
+          const sql = kind === 'text' ? COPY_RECORDS : COPY_RECORDS_BINARY;
+          await copy(kind === 'scan-btree' ? sql.replace('COPY records ', 'COPY records_bt ') : sql, rows.pieces);
+          await db.query('INSERT INTO bodies (chunk_id, body) VALUES ($1, $2)', [String(chunkId), c.body]);
         }
         await db.query('COMMIT');
         const u = process.cpuUsage(u0);
@@ -91,12 +105,13 @@ async function main(): Promise<void> {
       }
     }
     await db.end();
-    const label = { js: 'encodeRows + text COPY of rows      ', bin: 'encodeRowsBinary + binary COPY      ', sql: 'COPY of lines + INSERT..SELECT (jsonb)' };
-    for (const kind of ['js', 'bin', 'sql'] as const) {
+    const us = (ms: number, n: number): string => ((ms * 1000) / n).toFixed(2);
+    for (const kind of kinds) {
       const t = total[kind];
-      console.log(`${label[kind]}: ${t.n} records in ${(t.ms / 1000).toFixed(2)} s = ${(t.n / (t.ms / 1000)).toFixed(0)} records/s; CPU: node ${(t.cpu / 1000).toFixed(2)} s + PostgreSQL backend ${(t.pg / 1000).toFixed(2)} s = ${(t.n / ((t.cpu + t.pg) / 1000)).toFixed(0)} records per CPU-second`);
+      console.log(`${kind.padEnd(10)}: ${t.n} records in ${(t.ms / 1000).toFixed(2)} s = ${(t.n / (t.ms / 1000)).toFixed(0)} records/s; CPU per record: node ${us(t.cpu, t.n)} us + PostgreSQL backend ${us(t.pg, t.n)} us = ${us(t.cpu + t.pg, t.n)} us (${(t.n / ((t.cpu + t.pg) / 1000)).toFixed(0)} records per CPU-second)`);
     }
-    console.log(`wall time ratios: text ${(total.js.ms / total.bin.ms).toFixed(2)}x, server ${(total.sql.ms / total.bin.ms).toFixed(2)}x the binary builder; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const per = (k: Kind): number => (total[k].cpu + total[k].pg) / total[k].n;
+    console.log(`CPU per record relative to v3: ${kinds.map((k) => `${k} ${(per(k) / per('v3')).toFixed(2)}`).join(', ')}; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     pg.stop();
     fs.rmSync(base, { recursive: true, force: true });

@@ -5,6 +5,11 @@
  * ingest` indexes them into PostgreSQL, first with one ingest process, then with two.
  *
  *   node dist/bench/fleet.bench.js [--hosts 20] [--records 50000] [--chunk-size 4194304] [--nodes 1|3] [--db-sessions 2]
+ *       [--phases 1,2,live] [--rtev BIN[,BIN...]] [--repeat N]
+ *
+ * --rtev runs each phase with each build in turn (bin/rtev of another checkout, e.g. main's:
+ * an A/B within one run, each on fresh servers), --repeat N does the one-ingest drain N times
+ * per build, alternating builds. RTEV_BENCH_PROF=DIR writes a CPU profile of each ingest there.
  *
  * Per ingest count: the stream is pre-filled by all hosts shipping at once (ship throughput,
  * ship peak RSS), then ingest drains it (--once): records/s into PostgreSQL = records /
@@ -21,14 +26,17 @@ import { RTEV } from '../test/helpers/collector';
 import { startNatsCluster, startPostgres, type NatsCluster, type Postgres } from '../test/helpers/fleet-servers';
 import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
 
-interface Args { hosts: number; records: number; chunkSize: number; nodes: number; dbSessions: number }
+interface Args { hosts: number; records: number; chunkSize: number; nodes: number; dbSessions: number; phases: string[]; builds: string[]; repeat: number }
 
 function args(): Args {
-  const a: Args = { hosts: 20, records: 50_000, chunkSize: 4 * 1024 * 1024, nodes: 1, dbSessions: 2 };
+  const a: Args = { hosts: 20, records: 50_000, chunkSize: 4 * 1024 * 1024, nodes: 1, dbSessions: 2, phases: ['1', '2', 'live'], builds: [RTEV], repeat: 1 };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i += 2) {
     const n = Number(v[i + 1]);
-    if (v[i] === '--hosts') a.hosts = n;
+    if (v[i] === '--phases') a.phases = v[i + 1]!.split(',');
+    else if (v[i] === '--rtev') a.builds = v[i + 1]!.split(',').map((b) => path.resolve(b));
+    else if (v[i] === '--repeat') a.repeat = n;
+    else if (v[i] === '--hosts') a.hosts = n;
     else if (v[i] === '--records') a.records = n;
     else if (v[i] === '--chunk-size') a.chunkSize = n;
     else if (v[i] === '--nodes') a.nodes = n;
@@ -40,11 +48,11 @@ function args(): Args {
 
 interface Run { code: number; ms: number; peakRssKiB: number; cpuMs: number; stderr: string }
 
-/** run spawns bin/rtev and samples its VmRSS every 50 ms (peak resident memory). */
-function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+/** run spawns bin/rtev (of `bin`) and samples its VmRSS every 50 ms (peak resident memory). */
+function run(bin: string, argv: string[], nodeArgs: string[] = []): Promise<Run> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [RTEV, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, bin, ...argv], { env: process.env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let peak = 0;
@@ -121,29 +129,37 @@ async function main(): Promise<void> {
   const chunks = hosts.reduce((n, h) => n + fs.readdirSync(h.dir).filter((f) => f.endsWith('.dsse.json')).length, 0);
   console.log(`evidence: ${chunks} chunks, ${(bytes / 1048576).toFixed(1)} MiB, ${a.hosts * a.records} records (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 
-  for (const ingests of [1, 2, 0]) {
+  const runs: { bin: string; ingests: number }[] = [];
+  for (const phase of a.phases) {
+    const ingests = phase === 'live' ? 0 : Number(phase);
+    for (let rep = 0; rep < (ingests === 1 ? a.repeat : 1); rep++) for (const bin of a.builds) runs.push({ bin, ingests });
+  }
+  const prof = process.env['RTEV_BENCH_PROF'];
+  const profArgs = prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  for (const { bin, ingests } of runs) {
+    const build = a.builds.length > 1 ? ` [build ${path.relative(process.cwd(), bin) || bin}]` : '';
     const nats: NatsCluster = await startNatsCluster(a.nodes);
     const pg: Postgres = await startPostgres();
     try {
       for (const h of hosts) fs.rmSync(path.join(h.dir, '.rtev-ship.json'), { force: true });
-      const init = await run(['fleet', 'init', '--db', pg.url(), '--nats', nats.urls]);
+      const init = await run(bin, ['fleet', 'init', '--db', pg.url(), '--nats', nats.urls]);
       if (init.code !== 0) throw new Error(init.stderr);
       const ingestArgs = ['ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--once', '--quiet', '--db-sessions', String(a.dbSessions)];
-      const ship = () => Promise.all(hosts.map((h) => run(['ship', h.dir, '--nats', nats.urls, '--quiet'])));
+      const ship = () => Promise.all(hosts.map((h) => run(bin, ['ship', h.dir, '--nats', nats.urls, '--quiet'])));
       if (ingests > 0) {
         const tShip = performance.now();
         const ships = await ship();
         const shipMs = performance.now() - tShip;
         if (ships.some((s) => s.code !== 0)) throw new Error(ships.find((s) => s.code !== 0)!.stderr);
         const servers0 = { nats: cpuMsOfAll(nats.root), pg: cpuMsOfAll(pg.dir) };
-        const drained = await Promise.all(Array.from({ length: ingests }, () => run(ingestArgs)));
+        const drained = await Promise.all(Array.from({ length: ingests }, () => run(bin, ingestArgs, profArgs)));
         const servers = { nats: cpuMsOfAll(nats.root) - servers0.nats, pg: cpuMsOfAll(pg.dir) - servers0.pg };
         if (drained.some((d) => d.code !== 0)) throw new Error(drained.find((d) => d.code !== 0)!.stderr);
         const records = Number(pg.psql('SELECT count(*) FROM records'));
         const window = pg.psql(`SELECT extract(epoch FROM max(ingested_at) - min(ingested_at)) * 1000, extract(epoch FROM min(ingested_at)) * 1000 FROM chunks`).split('|').map(Number);
         const drainMs = Math.max(...drained.map((d) => d.ms));
         const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
-        console.log(`\n## ${ingests} ingest process(es), stream pre-filled (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+        console.log(`\n## ${ingests} ingest process(es), stream pre-filled${build} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         console.log(`ship: ${a.hosts} processes at once, ${(shipMs / 1000).toFixed(1)} s for ${(bytes / 1048576).toFixed(1)} MiB = ${(bytes / 1048576 / (shipMs / 1000)).toFixed(1)} MiB/s, ${((a.hosts * a.records) / (shipMs / 1000)).toFixed(0)} records/s; peak RSS per ship ${pct(ships.map((s) => s.peakRssKiB), 50) / 1024 | 0}-${Math.max(...ships.map((s) => s.peakRssKiB)) / 1024 | 0} MiB`);
         console.log(`ingest: ${records} records in ${(drainMs / 1000).toFixed(1)} s (process start to exit) = ${(records / (drainMs / 1000)).toFixed(0)} records/s; first-to-last commit ${(window[0]! / 1000).toFixed(1)} s = ${(records / (window[0]! / 1000)).toFixed(0)} records/s; peak RSS ${drained.map((d) => (d.peakRssKiB / 1024) | 0).join(', ')} MiB`);
         console.log(`lag publish->commit (backlog): p50 ${(pct(lags, 50) / 1000).toFixed(1)} s, max ${(pct(lags, 100) / 1000).toFixed(1)} s`);
@@ -153,7 +169,7 @@ async function main(): Promise<void> {
           + `at that cost 2 idle cores would give ${((2e6 * records) / ((ingestCpu + servers.pg + servers.nats) * 1000)).toFixed(0)} records/s`);
       } else {
         // live: ingest follows while all hosts ship
-        const live = spawn(process.execPath, [RTEV, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet', '--db-sessions', String(a.dbSessions)], { stdio: 'ignore' });
+        const live = spawn(process.execPath, [bin, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet', '--db-sessions', String(a.dbSessions)], { stdio: 'ignore' });
         await new Promise((r) => setTimeout(r, 1500));
         const tShip = performance.now();
         const ships = await ship();
@@ -165,7 +181,7 @@ async function main(): Promise<void> {
         live.kill('SIGTERM');
         await ended;
         const lags = pg.psql(`SELECT extract(epoch FROM ingested_at - published_at) * 1000 FROM chunks`).split('\n').map(Number);
-        console.log(`\n## live: ${a.hosts} ships and 1 ingest at once (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+        console.log(`\n## live: ${a.hosts} ships and 1 ingest at once${build} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
         console.log(`end to end: ${want} records shipped and committed in ${(totalMs / 1000).toFixed(1)} s = ${(want / (totalMs / 1000)).toFixed(0)} records/s`);
         console.log(`lag publish->commit: p50 ${pct(lags, 50).toFixed(0)} ms, p95 ${pct(lags, 95).toFixed(0)} ms, max ${pct(lags, 100).toFixed(0)} ms`);
       }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, type Consumer, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -10,7 +10,7 @@ import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
 import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
-import { ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
+import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
 import { encodeRows } from './rows';
@@ -141,6 +141,7 @@ export class Ingester {
   readonly #dbs: Client[] = [];
   #nc: NatsConnection | undefined;
   #bucket: ObjectStore | undefined;
+  #jsm: JetStreamManager | undefined;
   readonly stats: IngestStats = { indexed: 0, duplicates: 0, rejected: 0, deferred: 0, records: 0 };
 
   constructor(o: IngestOptions) {
@@ -157,6 +158,7 @@ export class Ingester {
     try {
       const topo = await ensureTopology(this.#nc, this.#o.replicas ?? clusterSize(this.#nc), this.#o.ackWaitMs);
       this.#bucket = topo.bucket;
+      this.#jsm = topo.jsm;
       const js = jetstream(this.#nc, { timeout: 10_000 });
       const consumer = await js.consumers.get(ENVELOPE_STREAM, INGEST_CONSUMER);
       for (let failures = 0; !signal?.aborted;) {
@@ -246,13 +248,40 @@ export class Ingester {
     this.#prefetched.set(m.seq, this.#readBody(name).catch(() => undefined));
   }
 
-  /** the object, if stored and not over the limit (size tells which); a read error throws */
+  /**
+   * the object, if stored and not over the limit (size tells which); a read error throws. The
+   * parts are read by direct gets of the bucket's stream (one request per part, no consumer per
+   * object and no second SHA-256 of the body: the caller checks it against the signed digest);
+   * an object the direct read cannot take whole (a link, parts missing) goes through the
+   * Object Store client.
+   */
   async #readBody(name: string): Promise<{ name: string; body: Buffer | undefined; size: number }> {
     const info = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
     if (info === null || info.deleted) return { name, body: undefined, size: 0 };
     if (info.size > MAX_CHUNK_BYTES) return { name, body: undefined, size: info.size };
+    const direct = info.options?.link === undefined ? await this.#readParts(info.nuid, info.size, info.chunks) : undefined;
+    if (direct !== undefined) return { name, body: direct, size: info.size };
     const blob = await withTimeout(this.#bucket!.getBlob(name), 60_000, 'object store read');
     return { name, body: blob === null ? undefined : Buffer.from(blob.buffer, blob.byteOffset, blob.length), size: info.size };
+  }
+
+  /** the parts of object `nuid` in stream order, exactly `size` bytes in at most `chunks` parts, or undefined */
+  async #readParts(nuid: string, size: number, chunks: number): Promise<Buffer | undefined> {
+    if (size === 0) return Buffer.alloc(0);
+    if (!/^[A-Za-z0-9]{1,64}$/.test(nuid) || !Number.isSafeInteger(chunks) || chunks < 1) return undefined;
+    const subject = `$O.${CHUNK_BUCKET}.C.${nuid}`;
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    let seq = 1;
+    for (let i = 0; i < chunks && total < size; i++) {
+      const m = await withTimeout(this.#jsm!.direct.getMessage(`OBJ_${CHUNK_BUCKET}`, { seq, next_by_subj: subject }), 15_000, 'object store read');
+      if (m === null) return undefined;
+      total += m.data.length;
+      if (total > size) return undefined;
+      parts.push(m.data);
+      seq = m.seq + 1;
+    }
+    return total === size ? Buffer.concat(parts, total) : undefined;
   }
 
   async #one(slot: number, m: JsMsg): Promise<void> {
@@ -389,7 +418,7 @@ export class Ingester {
     await this.#copy(db, COPY_CONTAINERS, attr.containers);
     await this.#copy(db, COPY_IMAGES, attr.images);
     await this.#copy(db, COPY_ATTRIBUTION, attr.files);
-    await this.#insertChunk(db, m, f, chunkId, head, d.gap, d.late === true, replaces !== undefined);
+    await this.#insertChunk(db, m, f, chunkId, body!, head, d.gap, d.late === true, replaces !== undefined);
     await db.query('COMMIT');
     await this.#ack(m, host, f);
     this.stats.indexed++;
@@ -427,17 +456,17 @@ export class Ingester {
     return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
   }
 
-  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, head: Head | undefined, gap: { from: bigint; through: bigint; kind?: 'retention' } | undefined, late = false, replacing = false): Promise<void> {
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, body: Buffer, head: Head | undefined, gap: { from: bigint; through: bigint; kind?: 'retention' } | undefined, late = false, replacing = false): Promise<void> {
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
       `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
         hostname, machine_id, boot_id, opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, min_ts_ns, max_ts_ns, count, bytes,
-        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope, published_at)
-       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,to_timestamp($31::double precision / 1000))`,
+        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope, published_at, body)
+       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,to_timestamp($31::double precision / 1000),$32)`,
       [f.hostId, f.chainId, s(f.seq), f.chunkSha256, f.envelopeSha256, f.prevEnvelopeSha256, f.runId, s(f.runChunkIndex), f.final,
         f.hostname, f.machineId, f.bootId, s(f.openedWallNs), s(f.openedMonoNs), s(f.sealedWallNs), s(f.sealedMonoNs), s(f.minTs), s(f.maxTs),
         s(f.count), s(f.bytes), s(f.lost), f.complete, f.probes.map((p) => p.probe).join(','), f.ledgerJson, f.functionCallsJson, f.restartJson,
-        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId), String(Number(BigInt(m.info.timestampNanos) / 1_000_000n))],
+        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId), String(Number(BigInt(m.info.timestampNanos) / 1_000_000n)), body],
     );
     if (f.probes.length > 0) {
       const vals: string[] = [];

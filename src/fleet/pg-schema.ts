@@ -8,9 +8,15 @@ import { RECORD_COLUMNS } from './rows';
  * copy the host cannot rewrite); `rejections` and `gaps` keep what did not index, with
  * reasons. The schema is created by an administrator (`rtev fleet init`); ingest runs as a
  * role that can only read and append (and move heads), never delete or change the schema.
+ *
+ * Schema 4: each chunk's verified body is stored once (chunks.body, STORAGE EXTERNAL: not
+ * compressed, so a line is read by a substring that fetches only its part); a record row
+ * holds its typed columns and (chunk_id, line_no, line_off, line_len), the per-chunk values
+ * (host, chain, seq, digest) stay in `chunks`. Schema 3 databases are migrated by `rtev fleet
+ * init` (bodies rebuilt from the stored lines, byte for byte).
  */
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -31,7 +37,9 @@ CREATE TABLE IF NOT EXISTS chunks (
   min_ts_ns numeric(20), max_ts_ns numeric(20), count bigint NOT NULL, bytes bigint NOT NULL, lost numeric(20) NOT NULL,
   complete boolean NOT NULL, probes text NOT NULL, ledger_json text NOT NULL, function_calls_json text, restart_json text,
   verified boolean NOT NULL DEFAULT true, keyid text NOT NULL, stream_seq bigint NOT NULL, envelope text NOT NULL,
-  published_at timestamptz, ingested_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (host_id, chain_id, seq));
+  published_at timestamptz, ingested_at timestamptz NOT NULL DEFAULT now(), body bytea NOT NULL, PRIMARY KEY (host_id, chain_id, seq));
+-- bodies are not compressed: a record's line is a substring of its chunk's body, read without the rest of it
+ALTER TABLE chunks ALTER COLUMN body SET STORAGE EXTERNAL;
 CREATE TABLE IF NOT EXISTS chunk_ledger (
   host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, probe text NOT NULL,
   submitted numeric(20) NOT NULL, k_filtered numeric(20) NOT NULL, ring_full numeric(20) NOT NULL, skipped numeric(20) NOT NULL,
@@ -39,18 +47,19 @@ CREATE TABLE IF NOT EXISTS chunk_ledger (
   rejected numeric(20) NOT NULL, shed numeric(20) NOT NULL, in_chunk numeric(20) NOT NULL,
   in_flight_start numeric(20) NOT NULL, in_flight_end numeric(20) NOT NULL, lost numeric(20) NOT NULL,
   PRIMARY KEY (host_id, chain_id, seq, probe));
+-- one row per record: fixed-width columns first (no alignment padding), the line is
+-- chunks.body[line_off, line_off + line_len)
 CREATE TABLE IF NOT EXISTS records (
-  chunk_id bigint NOT NULL, host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL, line_no integer NOT NULL,
-  ts_ns numeric(20) NOT NULL, wall_ns bigint NOT NULL, type text NOT NULL, src text NOT NULL, pid integer NOT NULL, tid integer,
-  comm text NOT NULL, cgroup_id numeric(20), container_id text, image_digest text, path text, access text,
-  peer_addr text, peer_port integer, local_addr text, local_port integer, symbol text, library text, node_hash text,
-  runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
-CREATE INDEX IF NOT EXISTS records_chunk_line ON records (chunk_id, line_no);
--- wall_ns grows with the order rows arrive in: a BRIN index serves --since/--until at a fraction of a btree's cost per insert
+  chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ssl_bytes bigint, line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL,
+  pid integer NOT NULL, tid integer, peer_port integer, local_port integer, ts_ns numeric(20) NOT NULL, cgroup_id numeric(20),
+  type text NOT NULL, src text NOT NULL, comm text NOT NULL, container_id text, image_digest text, path text, access text,
+  peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
+-- COPY appends a chunk's rows to pages of their own, and chunk ids and wall_ns grow with the
+-- order rows arrive in: BRIN indexes find a chunk's rows (a line of an evidence reference, the
+-- records of a host's or chain's chunks) and a --since/--until window at a fraction of a
+-- btree's cost per row; every other fleet query aggregates over the records it scans
+CREATE INDEX IF NOT EXISTS records_chunk ON records USING brin (chunk_id) WITH (pages_per_range = 32);
 CREATE INDEX IF NOT EXISTS records_wall ON records USING brin (wall_ns);
--- schema 1 had these; (chunk_id, line_no) serves both and costs ingest less
-DROP INDEX IF EXISTS records_host_order;
-DROP INDEX IF EXISTS records_chunk;
 CREATE TABLE IF NOT EXISTS containers (chunk_id bigint NOT NULL, container_id text, runtime text, name text, image_digest text, image_id text, reason text);
 CREATE TABLE IF NOT EXISTS images (chunk_id bigint NOT NULL, image_digest text, image_name text);
 CREATE TABLE IF NOT EXISTS attribution (chunk_id bigint NOT NULL, scope text, path text, purl text, purl_base text, version text, via text, root text, reason text, components text);
@@ -81,13 +90,53 @@ function ident(name: string, option: string): string {
   return name;
 }
 
+/**
+ * Schema 3 -> 4, before the DDL: the old records table (with per-row constants and the line)
+ * steps aside with its indexes, chunks gets its body column.
+ */
+const MIGRATE_V3_BEFORE = `
+ALTER TABLE records RENAME TO records_v3;
+DROP INDEX IF EXISTS records_chunk_line;
+DROP INDEX IF EXISTS records_wall;
+DROP INDEX IF EXISTS records_host_order;
+DROP INDEX IF EXISTS records_chunk;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS body bytea;
+`;
+
+/**
+ * ... and after it: each body is its lines joined with newlines (the content check refused any
+ * body with a cut last line, so that is the body byte for byte), the rows move with their
+ * offsets, the old table goes.
+ */
+const MIGRATE_V3_AFTER = `
+UPDATE chunks k SET body = b.body FROM (
+  SELECT chunk_id, string_agg(convert_to(line, 'UTF8') || '\\x0a'::bytea, ''::bytea ORDER BY line_no) AS body FROM records_v3 GROUP BY chunk_id) b
+WHERE b.chunk_id = k.chunk_id;
+UPDATE chunks SET body = ''::bytea WHERE body IS NULL;
+ALTER TABLE chunks ALTER COLUMN body SET NOT NULL;
+INSERT INTO records (chunk_id, line_no, line_off, line_len, ts_ns, wall_ns, type, src, pid, tid, comm, cgroup_id, container_id, image_digest,
+    path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op)
+  SELECT chunk_id, line_no, (sum(octet_length(convert_to(line, 'UTF8')) + 1) OVER w - octet_length(convert_to(line, 'UTF8')) - 1)::integer,
+    octet_length(convert_to(line, 'UTF8')), ts_ns, wall_ns, type, src, pid, tid, comm, cgroup_id, container_id, image_digest,
+    path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op
+  FROM records_v3 WINDOW w AS (PARTITION BY chunk_id ORDER BY line_no);
+DROP TABLE records_v3;
+`;
+
 /** initSchema creates the tables and the two roles (if missing) and grants least privilege. */
 export async function initSchema(db: Client, roles: { ingest: string; reader: string }): Promise<string[]> {
   const ingest = ident(roles.ingest, 'ingest-role');
   const reader = ident(roles.reader, 'reader-role');
   const done: string[] = [];
   await db.query('BEGIN');
+  const v3 = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'line'`);
+  if (v3.rowCount !== 0) await db.query(MIGRATE_V3_BEFORE);
   await db.query(DDL);
+  if (v3.rowCount !== 0) {
+    await db.query(MIGRATE_V3_AFTER);
+    const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM chunks');
+    done.push(`migrated the records of ${n.rows[0]!.n} chunk(s) to schema v4 (bodies stored once, records narrow)`);
+  }
   await db.query(`INSERT INTO rtev_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [String(SCHEMA_VERSION)]);
   for (const role of [ingest, reader]) {
     const have = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);

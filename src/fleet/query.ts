@@ -11,6 +11,9 @@ import { checkNoPassword } from './secrets';
  * then chain, seq, line), each line byte for byte as its host signed it.
  */
 
+/** the original line of record r in chunk k, as text (the body was checked to be UTF-8 at ingest) */
+export const LINE = `convert_from(substring(k.body FROM r.line_off + 1 FOR r.line_len), 'UTF8')`;
+
 export class FleetIndex {
   private constructor(readonly db: Client, readonly url: string) {}
 
@@ -37,9 +40,10 @@ export class FleetIndex {
     const batch = o.batch ?? 5000;
     await this.db.query('BEGIN READ ONLY');
     try {
+      // the line: its bytes of the chunk's body (stored uncompressed: only that part is read)
       await this.db.query(`DECLARE rtev_rows NO SCROLL CURSOR FOR
-        SELECT r.chain_id, r.seq, r.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, r.line
-        FROM records r WHERE ${where} ORDER BY r.ts_ns, r.chain_id, r.seq, r.line_no${limit}`, params);
+        SELECT k.chain_id, k.seq, k.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, ${LINE} AS line
+        FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${where} ORDER BY r.ts_ns, k.chain_id, k.seq, r.line_no${limit}`, params);
       for (;;) {
         const r = await this.db.query(`FETCH ${batch} FROM rtev_rows`);
         for (const v of r.rows) {

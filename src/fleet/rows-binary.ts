@@ -10,12 +10,13 @@ import { RECORD_COLUMNS } from './rows';
  * Chunk body -> the rows of `records` in PostgreSQL's binary COPY format, built in one pass in
  * JavaScript and copied straight into the table (no staging, no per-row parsing in the
  * server). The columns are encodeRows' (src/fleet/rows.ts) rule for rule, value for value;
- * only the wire format differs:
- * - the original line goes as its bytes, sliced from the body (no string round trip, no
- *   escaping): the body is checked to be UTF-8 first, so these are the bytes encodeRows'
- *   text stores;
- * - integers are binary (int4, int8), u64 values (ts_ns, cgroup_id) are numeric written from
- *   the line's digits (never through a JS number).
+ * only the wire format differs: integers are binary (int4, int8), u64 values (ts_ns,
+ * cgroup_id) are numeric written from the line's digits (never through a JS number), text
+ * values are the line's bytes where a string has no escapes (the body is checked to be UTF-8
+ * first). The line itself is not in the row: chunks.body holds the body once, the row its
+ * (line_off, line_len).
+ * Each line is read by the canonical-line scanner (src/fleet/line-scan.ts); a line it does not
+ * read exactly goes through JSON.parse, with the same result (test/unit/fleet-line-scan.test.ts).
  * A body this path does not take (not UTF-8, a line that is not a record, a value out of its
  * column's range) returns undefined: the caller builds it with encodeRows, which gives the
  * diagnosis (line problems) or the same database error it always did.
@@ -264,14 +265,10 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   o.buf.writeInt32BE(0, SIGNATURE.length);
   o.buf.writeInt32BE(0, SIGNATURE.length + 4);
   o.at = SIGNATURE.length + 8;
-  // the per-chunk constants of every row, encoded once
-  const prefix = new Out(1024);
-  prefix.room(1024);
+  // the chunk id of every row, encoded once
+  const prefix = new Out(64);
+  prefix.room(64);
   int8(prefix, chunkId);
-  text(prefix, f.hostId.slice(0, 300));
-  text(prefix, f.chainId.slice(0, 300));
-  int8(prefix, f.seq);
-  text(prefix, f.chunkSha256.slice(0, 300));
   const constants = prefix.buf.subarray(0, prefix.at);
   const counts = new Map<string, number>();
   const sc = new LineScan();
@@ -283,13 +280,15 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     if (tsAt < 0) return undefined;
     const lineBytes = nl - start;
     // every text column is a part of the line, at most 3 bytes of UTF-8 per byte of it (a
-    // string cut at its limit, a lone surrogate as U+FFFD), plus the line itself
-    o.room(256 + constants.length + 4 * lineBytes);
+    // string cut at its limit, a lone surrogate as U+FFFD)
+    o.room(256 + constants.length + 3 * lineBytes);
     put16(o.buf, o.at, NCOLS);
     o.at += 2;
     constants.copy(o.buf, o.at);
     o.at += constants.length;
     int4(o, no);
+    int4(o, start);
+    int4(o, lineBytes);
     const ts = BigInt(body.toString('latin1', tsAt, nl - 1));
     const wall = ts + (ts <= mid ? openDelta : sealDelta);
     if (wall < INT8_MIN || wall > INT8_MAX) return undefined;
@@ -299,9 +298,6 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
       ? scannedRow(o, body, start, nl, sc, subjects ? content : undefined)
       : parsedRow(o, body, start, nl, subjects ? content : undefined);
     if (type === undefined) return undefined;
-    put32(o.buf, o.at, lineBytes);
-    body.copy(o.buf, o.at + 4, start, nl);
-    o.at += 4 + lineBytes;
     content.count++;
     counts.set(type, (counts.get(type) ?? 0) + 1);
     if (content.firstTs === null) content.firstTs = content.minTs = content.maxTs = ts;
@@ -320,7 +316,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
 }
 
 /**
- * The columns from type to ssl_op (between wall_ns and the line) of a line the scanner read;
+ * The columns from type to ssl_op (after wall_ns) of a line the scanner read;
  * returns the type, or undefined when the body is not the binary path's.
  */
 function scannedRow(o: Out, b: Buffer, s: number, e: number, sc: LineScan, content: ChunkContent | undefined): string | undefined {

@@ -3,24 +3,26 @@ import type { ChunkContent } from '../verify';
 import type { ChunkFacts } from './chunk-check';
 
 /**
- * Chunk body -> rows of the fleet `records` table in PostgreSQL COPY text format, one pass,
- * keeping each original canonical line byte for byte. The columns mirror the local index
- * (src/index, docs/fleet.md) plus host_id. u64 values (ts_ns, cgroup_id) are taken from
- * the line's text, never through a JS number.
+ * Chunk body -> rows of the fleet `records` table in PostgreSQL COPY text format, one pass.
+ * The columns mirror the local index (src/index, docs/fleet.md); what is the same for every
+ * record of a chunk (host, chain, seq, digest) is in `chunks`, and so is the body itself: a
+ * record points at its original line with (line_off, line_len), bytes of chunks.body. u64
+ * values (ts_ns, cgroup_id) are taken from the line's text, never through a JS number.
  */
 
+/** the COPY column list (the order rows are written in; the table's own order packs them) */
 export const RECORD_COLUMNS = [
-  'chunk_id', 'host_id', 'chain_id', 'seq', 'chunk_sha256', 'line_no', 'ts_ns', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
+  'chunk_id', 'line_no', 'line_off', 'line_len', 'ts_ns', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
   'cgroup_id', 'container_id', 'image_digest', 'path', 'access', 'peer_addr', 'peer_port', 'local_addr', 'local_port',
-  'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op', 'line',
+  'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op',
 ] as const;
 
-/** forEachLine calls fn for every "\n"-terminated line; returns the bytes after the last newline. */
-export function forEachLine(body: Buffer, fn: (line: string, lineNo: number) => void): number {
+/** forEachLine calls fn for every "\n"-terminated line (with its byte offset and length); returns the bytes after the last newline. */
+export function forEachLine(body: Buffer, fn: (line: string, lineNo: number, off: number, len: number) => void): number {
   let start = 0;
   let no = 0;
   for (let nl = body.indexOf(10); nl >= 0; nl = body.indexOf(10, start)) {
-    fn(body.toString('utf8', start, nl), ++no);
+    fn(body.toString('utf8', start, nl), ++no, start, nl - start);
     start = nl + 1;
   }
   return body.length - start;
@@ -63,8 +65,8 @@ export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): Encode
   const mid = (f.openedMonoNs + f.sealedMonoNs) / 2n;
   const openDelta = f.openedWallNs - f.openedMonoNs;
   const sealDelta = f.sealedWallNs - f.sealedMonoNs;
-  const prefix = `${chunkId}\t${copyText(f.hostId)}\t${copyText(f.chainId)}\t${f.seq}\t${f.chunkSha256}\t`;
-  content.tailBytes = forEachLine(body, (line, no) => {
+  const prefix = `${chunkId}\t`;
+  content.tailBytes = forEachLine(body, (line, no, off, len) => {
     let r: Record<string, unknown>;
     try {
       r = JSON.parse(line) as Record<string, unknown>;
@@ -102,10 +104,10 @@ export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): Encode
       default: break;
     }
     const row = prefix + [
-      no, ts, wall, type, copyText(str(r['src'], 128)), int(r['pid']) ?? '\\N', int(r['tid']) ?? '\\N', copyText(str(r['comm'], 64)),
+      no, off, len, ts, wall, type, copyText(str(r['src'], 128)), int(r['pid']) ?? '\\N', int(r['tid']) ?? '\\N', copyText(str(r['comm'], 64)),
       CGROUP.exec(line)?.[1] ?? '\\N', copyText(str(r['container_id'], 128)), copyText(str(r['image_digest'], 128)),
       copyText(path), copyText(access), copyText(peerAddr), peerPort ?? '\\N', copyText(localAddr), localPort ?? '\\N',
-      copyText(symbol), copyText(library), copyText(nodeHash), copyText(runtime), sslBytes ?? '\\N', copyText(sslOp), copyText(line),
+      copyText(symbol), copyText(library), copyText(nodeHash), copyText(runtime), sslBytes ?? '\\N', copyText(sslOp),
     ].join('\t') + '\n';
     batch.push(row);
     batchLen += row.length;

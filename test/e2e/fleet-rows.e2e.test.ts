@@ -5,10 +5,9 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { checkContent, checkEnvelope, type ChunkFacts } from '../../src/fleet/chunk-check';
-import { COPY_RECORDS, initSchema } from '../../src/fleet/pg-schema';
+import { checkSchema, COPY_RECORDS, initSchema } from '../../src/fleet/pg-schema';
 import { encodeRows, RECORD_COLUMNS } from '../../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../../src/fleet/rows-binary';
-import { buildRowsInDb, STAGE_DDL, STAGE_SETTINGS, stageable } from '../../src/fleet/stage';
 import { loadVerifyKeyFile } from '../../src/sign/key-files';
 import type { ChunkContent, SignedPredicate } from '../../src/verify';
 import { rootOrSkip, tempDir } from '../helpers/collector';
@@ -16,10 +15,12 @@ import { startPostgres, type Postgres } from '../helpers/fleet-servers';
 import { newKey, writeSynthetic } from '../helpers/synthetic-evidence';
 
 /**
- * The two row builders of ingest agree: PostgreSQL deriving the columns from the staged lines
- * (src/fleet/stage.ts, the normal path) and encodeRows in JavaScript (the fallback), column by
- * column on signed synthetic chunks (every event type, u64 values above 2^53, non-ASCII and
- * lone-surrogate strings), and a body the server path must not take falls back.
+ * The two row builders of ingest agree: the binary COPY rows (src/fleet/rows-binary.ts, the
+ * ingest path) and encodeRows' text rows (the fallback), column by column on signed synthetic
+ * chunks (every event type, u64 values above 2^53, non-ASCII and lone-surrogate strings); a
+ * record's (line_off, line_len) is its line in the body; a body the binary path must not take
+ * goes to encodeRows; `rtev fleet init` migrates a schema v3 database to v4 with every body
+ * rebuilt byte for byte.
  */
 
 const root = process.getuid?.() === 0;
@@ -36,8 +37,6 @@ before(async () => {
   await owner.end();
   db = new Client({ connectionString: pg.url('rtev_ingest') });
   await db.connect();
-  await db.query(STAGE_DDL);
-  await db.query(STAGE_SETTINGS);
   const base = tempDir('rtev-fleet-rows-');
   const { keyFile } = newKey(path.join(base, 'keys'));
   const dir = path.join(base, 'evidence');
@@ -73,70 +72,6 @@ function comparable(c: ChunkContent): unknown {
 
 let nextId = 1000n;
 
-test('PostgreSQL derives the same records as encodeRows, column by column, and the same summary', { timeout: 120_000 }, async (t) => {
-  if (!rootOrSkip(t)) return;
-  assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
-  const cols = RECORD_COLUMNS.filter((c) => c !== 'chunk_id').join(', ');
-  for (const c of chunks) {
-    const sqlId = nextId++;
-    const jsId = nextId++;
-    await db.query('BEGIN');
-    const staged = await buildRowsInDb(db, c.body, c.facts, sqlId, true);
-    assert.ok(staged !== undefined, 'the server path takes a canonical body');
-    const js = encodeRows(c.body, c.facts, jsId);
-    await copyRows(js.pieces);
-    await db.query('COMMIT');
-    assert.deepEqual(comparable(staged.content), comparable(js.content), 'the same summary for the predicate check');
-    assert.equal(checkContent(staged.content, c.predicate), undefined);
-    const diff = await db.query(`(SELECT ${cols} FROM records WHERE chunk_id = $1 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = $2)
-      UNION ALL (SELECT ${cols} FROM records WHERE chunk_id = $2 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = $1)`, [String(sqlId), String(jsId)]);
-    assert.equal(diff.rowCount, 0, `rows differ: ${JSON.stringify(diff.rows.slice(0, 2))}`);
-    const n = await db.query('SELECT count(*) AS n, count(*) FILTER (WHERE cgroup_id > 9007199254740993) AS big, count(*) FILTER (WHERE line LIKE $2) AS esc FROM records WHERE chunk_id = $1', [String(sqlId), '%\\\\udcff%']);
-    assert.equal(Number(n.rows[0].n), staged.records);
-    assert.ok(Number(n.rows[0].big) > 0, 'u64 cgroup ids are exact');
-    assert.ok(Number(n.rows[0].esc) > 0, 'lines with lone surrogate escapes are stored as shipped');
-  }
-  // the stored lines are the body, byte for byte
-  const c = chunks[0]!;
-  const id = nextId++;
-  await db.query('BEGIN');
-  await buildRowsInDb(db, c.body, c.facts, id, false);
-  await db.query('COMMIT');
-  const lines = await db.query<{ line: string }>('SELECT line FROM records WHERE chunk_id = $1 ORDER BY line_no', [String(id)]);
-  assert.ok(Buffer.from(lines.rows.map((r) => r.line + '\n').join('')).equals(c.body));
-});
-
-test('a body the server path does not take falls back, and nothing of it stays staged', { timeout: 60_000 }, async (t) => {
-  if (!rootOrSkip(t)) return;
-  const c = chunks[0]!;
-  const lines = c.body.toString('utf8').split('\n').slice(0, -1);
-  const bodies: [string, Buffer][] = [
-    ['not JSON', Buffer.from([...lines.slice(0, 3), '{"broken', ...lines.slice(3)].join('\n') + '\n')],
-    ['JSON but not a record', Buffer.from([...lines.slice(0, 3), '{"a":1}', ...lines.slice(3)].join('\n') + '\n')],
-    ['ts_ns not the last key', Buffer.from([lines[0]!.replace(/,"ts_ns":(\d+)}$/, '}').replace('{', '{"ts_ns":1,'), ...lines.slice(1)].join('\n') + '\n')],
-    ['a carriage return', Buffer.from(lines.join('\r\n') + '\r\n')],
-    ['an empty line', Buffer.from(lines.join('\n\n') + '\n')],
-    ['invalid UTF-8', Buffer.concat([Buffer.from(lines[0]!.slice(0, 40)), Buffer.from([0xff]), Buffer.from(lines[0]!.slice(40) + '\n')])],
-  ];
-  for (const [what, body] of bodies) {
-    await db.query('BEGIN');
-    const staged = await buildRowsInDb(db, body, c.facts, nextId++, true);
-    assert.equal(staged, undefined, what);
-    const left = await db.query('SELECT count(*) AS n FROM rtev_stage');
-    await db.query('ROLLBACK');
-    assert.equal(left.rows[0].n, '0', `${what}: the savepoint undid the staging`);
-    assert.ok(encodeRows(body, c.facts, 1n).content.lineProblems.length > 0 || 'why' in stageable(body) || what === 'invalid UTF-8', `${what}: encodeRows reports it`);
-  }
-  // a cut last line: staged without it, counted as tail bytes like encodeRows does
-  const cut = c.body.subarray(0, c.body.length - 10);
-  await db.query('BEGIN');
-  const staged = await buildRowsInDb(db, cut, c.facts, nextId++, false);
-  await db.query('ROLLBACK');
-  assert.ok(staged !== undefined);
-  assert.equal(staged.content.tailBytes, encodeRows(cut, c.facts, 1n).content.tailBytes);
-  assert.match(String(checkContent(staged.content, c.predicate)?.reason), /cut off/);
-});
-
 test('binary COPY rows (the ingest path) equal encodeRows\' text rows, column by column, and the same summary', { timeout: 120_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const cols = RECORD_COLUMNS.filter((c) => c !== 'chunk_id').join(', ');
@@ -155,14 +90,15 @@ test('binary COPY rows (the ingest path) equal encodeRows\' text rows, column by
     const diff = await db.query(`(SELECT ${cols} FROM records WHERE chunk_id = $1 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = $2)
       UNION ALL (SELECT ${cols} FROM records WHERE chunk_id = $2 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = $1)`, [String(binId), String(jsId)]);
     assert.equal(diff.rowCount, 0, `rows differ: ${JSON.stringify(diff.rows.slice(0, 2))}`);
-    const n = await db.query(`SELECT count(*) AS n, count(*) FILTER (WHERE cgroup_id > 9007199254740993) AS big, count(*) FILTER (WHERE line LIKE $2) AS esc,
-        count(DISTINCT type) AS types FROM records WHERE chunk_id = $1`, [String(binId), '%\\\\udcff%']);
+    const n = await db.query(`SELECT count(*) AS n, count(*) FILTER (WHERE cgroup_id > 9007199254740993) AS big, count(*) FILTER (WHERE path LIKE $2) AS esc,
+        count(DISTINCT type) AS types FROM records WHERE chunk_id = $1`, [String(binId), '%\udcff%']);
     assert.equal(Number(n.rows[0].n), Number(c.facts.count));
     assert.ok(Number(n.rows[0].big) > 0, 'u64 cgroup ids are exact');
-    assert.ok(Number(n.rows[0].esc) > 0, 'lines with lone surrogate escapes are stored as shipped');
+    assert.ok(Number(n.rows[0].esc) > 0, 'paths with lone surrogates are stored as JSON.parse reads them');
     assert.ok(Number(n.rows[0].types) >= 5, 'every event type takes the binary path');
-    const lines = await db.query<{ line: string }>('SELECT line FROM records WHERE chunk_id = $1 ORDER BY line_no', [String(binId)]);
-    assert.ok(Buffer.from(lines.rows.map((r) => r.line + '\n').join('')).equals(c.body), 'the stored lines are the body, byte for byte');
+    // each record's (line_off, line_len) is its line: the body is the lines joined, byte for byte
+    const at = await db.query<{ line_off: number; line_len: number }>('SELECT line_off, line_len FROM records WHERE chunk_id = $1 ORDER BY line_no', [String(binId)]);
+    assert.ok(Buffer.concat(at.rows.map((r) => Buffer.concat([c.body.subarray(r.line_off, r.line_off + r.line_len), Buffer.from('\n')]))).equals(c.body), 'the lines are the body, byte for byte');
   }
   // numeric from digits: 0, every group length (ts_ns), up to u64 max and 20 nines (cgroup_id)
   const all = chunks[0]!.body.toString('utf8').split('\n');
@@ -222,4 +158,62 @@ test('a body the binary path does not take goes to encodeRows, which diagnoses i
   const err = await copyRows(refused.pieces, COPY_RECORDS_BINARY).then(() => undefined, (e: { code?: string }) => e);
   await db.query('ROLLBACK');
   assert.match(String(err?.code), /^22/, 'a NUL in a string is a data error');
+});
+
+test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lines byte for byte, records narrow', { timeout: 120_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const owner = new Client({ connectionString: pg.url() });
+  await owner.connect();
+  try {
+    await owner.query('CREATE DATABASE rtev_v3');
+  } finally {
+    await owner.end();
+  }
+  const v3 = new Client({ connectionString: pg.url(undefined, 'rtev_v3') });
+  await v3.connect();
+  try {
+    // a v3 database: initSchema's tables, then chunks without a body and v3's records table
+    await initSchema(v3, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
+    await v3.query(`DROP TABLE records; ALTER TABLE chunks DROP COLUMN body; UPDATE rtev_meta SET value = '3' WHERE key = 'schema_version';
+      CREATE TABLE records (
+        chunk_id bigint NOT NULL, host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL, line_no integer NOT NULL,
+        ts_ns numeric(20) NOT NULL, wall_ns bigint NOT NULL, type text NOT NULL, src text NOT NULL, pid integer NOT NULL, tid integer,
+        comm text NOT NULL, cgroup_id numeric(20), container_id text, image_digest text, path text, access text,
+        peer_addr text, peer_port integer, local_addr text, local_port integer, symbol text, library text, node_hash text,
+        runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
+      CREATE INDEX records_chunk_line ON records (chunk_id, line_no);
+      CREATE INDEX records_wall ON records USING brin (wall_ns);`);
+    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v4/, 'a v3 database is refused (the hint: run rtev fleet init again)');
+    const picked = chunks.slice(0, 2);
+    for (const [i, c] of picked.entries()) {
+      const f = c.facts;
+      await v3.query(`INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, run_id, run_chunk_index, final, hostname, machine_id, boot_id,
+          opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, count, bytes, lost, complete, probes, ledger_json, keyid, stream_seq, envelope)
+        VALUES ($1, $2, $3, $4, $5, $6, 'run', 0, false, 'h', $2, 'b', 0, 0, 0, 0, $7, $8, 0, true, '', '{}', 'k', $1, '{}')`,
+      [i + 1, f.hostId, f.chainId, String(f.seq), f.chunkSha256, `e${i}`, String(f.count), String(c.body.length)]);
+      const lines = c.body.toString('utf8').split('\n').slice(0, -1);
+      for (let j = 0; j < lines.length; j += 500) {
+        const part = lines.slice(j, j + 500);
+        await v3.query(`INSERT INTO records (chunk_id, host_id, chain_id, seq, chunk_sha256, line_no, ts_ns, wall_ns, type, src, pid, comm, path, line)
+          SELECT $1, $2, $3, $4, $5, j + $6, 1, 2, 'file_open', 's', 1, 'c', 'p' || (j + $6), l FROM unnest($7::text[]) WITH ORDINALITY AS u(l, j)`,
+        [i + 1, f.hostId, f.chainId, String(f.seq), f.chunkSha256, j, part]);
+      }
+    }
+    const done = await initSchema(v3, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
+    assert.ok(done.some((d) => /migrated the records of 2 chunk/.test(d)), done.join('; '));
+    await checkSchema(v3);
+    for (const [i, c] of picked.entries()) {
+      const body = await v3.query<{ body: Buffer }>('SELECT body FROM chunks WHERE chunk_id = $1', [i + 1]);
+      assert.ok(body.rows[0]!.body.equals(c.body), `chunk ${i + 1}: the body rebuilt from its lines is the shipped body`);
+      const rows = await v3.query<{ line_no: number; path: string; line: string }>(`SELECT r.line_no, r.path, convert_from(substring(k.body FROM r.line_off + 1 FOR r.line_len), 'UTF8') AS line
+        FROM records r JOIN chunks k USING (chunk_id) WHERE r.chunk_id = $1 ORDER BY r.line_no`, [i + 1]);
+      assert.deepEqual(rows.rows.map((r) => r.line), c.body.toString('utf8').split('\n').slice(0, -1), 'every line read back from its offsets');
+      assert.ok(rows.rows.every((r) => r.path === `p${r.line_no}`), 'the typed columns move with their rows');
+    }
+    const cols = await v3.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'records' AND column_name IN ('line', 'host_id', 'chain_id', 'chunk_sha256')`);
+    assert.equal(cols.rowCount, 0, 'the per-row constants and the line are gone from records');
+    assert.equal((await v3.query(`SELECT to_regclass('records_v3') AS t`)).rows[0].t, null);
+  } finally {
+    await v3.end();
+  }
 });

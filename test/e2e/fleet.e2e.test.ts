@@ -143,13 +143,13 @@ test('three hosts collect and ship, one ingest indexes: fleet queries return exa
     const fleet = await runRtev(['query', '--db', pg.url('rtev_reader'), '--host', h.machineId, '--format', 'ndjson']);
     assert.equal(fleet.stdout, local.stdout, `${h.name}: ndjson from --db is byte-identical to the local query`);
     assert.ok(lines.length > 0);
-    assert.equal(Number(psql(`SELECT count(*) FROM records WHERE host_id = '${h.machineId}'`)), lines.length, 'no duplicates');
+    assert.equal(Number(psql(`SELECT count(*) FROM records r JOIN chunks k USING (chunk_id) WHERE k.host_id = '${h.machineId}'`)), lines.length, 'no duplicates');
     assert.equal(psql(`SELECT hostname FROM hosts WHERE host_id = '${h.machineId}'`), h.name);
   }
   // the accounting identity, per chunk window and per host, in the fleet index
   assert.equal(psql('SELECT count(*) FROM chunk_ledger WHERE submitted <> in_chunk + u_filtered + rejected + shed + in_flight_end - in_flight_start OR lost <> ring_full + rejected + shed'), '0');
   for (const h of three) {
-    const [inChunk, records, hostRecords] = psql(`SELECT (SELECT sum(in_chunk) FROM chunk_ledger WHERE host_id = '${h.machineId}'), (SELECT count(*) FROM records WHERE host_id = '${h.machineId}'), (SELECT records FROM hosts WHERE host_id = '${h.machineId}')`).split('|');
+    const [inChunk, records, hostRecords] = psql(`SELECT (SELECT sum(in_chunk) FROM chunk_ledger WHERE host_id = '${h.machineId}'), (SELECT count(*) FROM records r JOIN chunks k USING (chunk_id) WHERE k.host_id = '${h.machineId}'), (SELECT records FROM hosts WHERE host_id = '${h.machineId}')`).split('|');
     assert.equal(inChunk, records);
     assert.equal(hostRecords, records);
   }
@@ -356,7 +356,7 @@ test('rejected, each with its reason in fleet status: flipped byte, untrusted ke
   assert.equal(resent.code, 0, resent.stderr);
   await until('the accepted chain indexed', () => indexedChunks(a) === alphaBefore + sealedCount(a.dir), 90_000);
   assert.equal(psql(`SELECT chain_id FROM hosts WHERE host_id = '${a.machineId}'`), newChain);
-  assert.equal(psql(`SELECT count(*) FROM records WHERE host_id = '${a.machineId}' AND chain_id = '${newChain}'`), String(hostLines(a.dir).length));
+  assert.equal(psql(`SELECT count(*) FROM records r JOIN chunks k USING (chunk_id) WHERE k.host_id = '${a.machineId}' AND k.chain_id = '${newChain}'`), String(hostLines(a.dir).length));
   const after = await status();
   assert.match(after, new RegExp(`chain accepted: ${newChain} replaces \\S+ \\(at seq \\d+\\), by postgres at \\S+: reinstalled \\(test\\)`));
   assert.equal(psql(`SELECT count(*) FROM rejections WHERE host_id = '${a.machineId}' AND code = 'replay' AND chain_id = '${newChain}'`), '0', 'the resent chunks are no replays');
