@@ -57,16 +57,20 @@ export function parseEnvelope(bytes: Buffer): ParseResult {
 }
 
 /**
- * verifyEnvelope returns the keyid of the first trusted key with a valid signature, or
- * undefined. Each signature is tried against every key: keyid is only a hint (DSSE).
+ * verifyEnvelope returns the keyid of a trusted key with a valid signature, or undefined.
+ * Each signature is tried against every key: keyid is only a hint (DSSE); the key it names is
+ * tried first, so that a fleet's trust directory of many keys costs one verification per
+ * chunk, not one per key.
  */
 export function verifyEnvelope(envelope: Envelope, payload: Buffer, keys: readonly VerifyKey[]): string | undefined {
   const pae = preAuthEncoding(envelope.payloadType, payload);
   for (const s of envelope.signatures) {
     const sig = decodeBase64(s.sig);
     if (sig === undefined) continue;
+    const hinted = s.keyid === '' ? undefined : keys.find((k) => k.keyid === s.keyid);
+    if (hinted !== undefined && verifyEd25519(hinted, pae, sig)) return hinted.keyid;
     for (const key of keys) {
-      if (verifyEd25519(key, pae, sig)) return key.keyid;
+      if (key !== hinted && verifyEd25519(key, pae, sig)) return key.keyid;
     }
   }
   return undefined;

@@ -39,6 +39,10 @@ test('envelopes round-trip, verify, and reject edits and other keys', () => {
   assert.equal(verifyEnvelope(parsed.envelope, parsed.payload, [other]), undefined);
   assert.equal(verifyEnvelope(parsed.envelope, Buffer.from('{"a":2}'), [key]), undefined);
   assert.equal(verifyEnvelope({ ...parsed.envelope, payloadType: 'text/plain' }, parsed.payload, [key]), undefined);
+  // keyid is only a hint: a wrong or missing one still finds the key that verifies
+  for (const keyid of [other.keyid, '', 'nonsense']) {
+    assert.equal(verifyEnvelope({ ...parsed.envelope, signatures: parsed.envelope.signatures.map((s) => ({ ...s, keyid })) }, parsed.payload, [other, key]), key.keyid, `hint ${keyid}`);
+  }
   assert.equal(env.signatures[0]!.keyid, key.keyid);
 });
 
