@@ -281,7 +281,9 @@ export class Ingester {
       parts.push(m.data);
       seq = m.seq + 1;
     }
-    return total === size ? Buffer.concat(parts, total) : undefined;
+    if (total !== size) return undefined;
+    const one = parts[0]!;
+    return parts.length === 1 ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(parts, total);
   }
 
   async #one(slot: number, m: JsMsg): Promise<void> {

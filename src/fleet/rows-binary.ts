@@ -46,9 +46,10 @@ class Out {
     this.flush();
     if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.size));
   }
-  flush(): void {
+  flush(last = false): void {
     if (this.at > 0) this.pieces.push(this.buf.subarray(0, this.at));
-    this.buf = Buffer.allocUnsafe(this.buf.length);
+    // the last piece keeps its buffer: no new one for nothing (big buffers are what GC pays for here)
+    if (!last) this.buf = Buffer.allocUnsafe(this.buf.length);
     this.at = 0;
   }
 }
@@ -77,10 +78,24 @@ function int4(o: Out, v: number | null): void {
   o.at += 8;
 }
 
+/** a scratch int64 and its bytes (little-endian on every platform node runs on here: checked below) */
+const I64 = new BigInt64Array(1);
+const I64_BYTES = new Uint8Array(I64.buffer);
+I64[0] = 1n;
+const LITTLE_ENDIAN = I64_BYTES[0] === 1;
+
+/** int8 of a bigint in [INT8_MIN, INT8_MAX] (the caller checked): the scratch's bytes, no bounds-checked write */
 function int8(o: Out, v: bigint): void {
-  o.buf.writeInt32BE(8, o.at);
-  o.buf.writeBigInt64BE(v, o.at + 4);
-  o.at += 12;
+  const b = o.buf;
+  const at = o.at;
+  put32(b, at, 8);
+  if (!LITTLE_ENDIAN) {
+    b.writeBigInt64BE(v, at + 4);
+  } else {
+    I64[0] = v;
+    for (let i = 0; i < 8; i++) b[at + 4 + i] = I64_BYTES[7 - i]!;
+  }
+  o.at = at + 12;
 }
 
 function text(o: Out, v: string | null): void {
@@ -215,7 +230,7 @@ function textField(o: Out, b: Buffer, sc: LineScan, slot: number, max: number): 
       const ob = o.buf;
       const at = o.at + 4;
       put32(ob, o.at, n);
-      if (n <= 48) for (let i = 0; i < n; i++) ob[at + i] = b[s + i]!;
+      if (n <= 512) for (let i = 0; i < n; i++) ob[at + i] = b[s + i]!;
       else b.copy(ob, at, s, s + n);
       o.at = at + n;
       return;
@@ -311,7 +326,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   o.room(2);
   o.buf.writeInt16BE(-1, o.at);
   o.at += 2;
-  o.flush();
+  o.flush(true);
   return { pieces: o.pieces, content };
 }
 
