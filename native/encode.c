@@ -65,17 +65,30 @@ static inline uint8_t *put(uint8_t *o, const char *s, size_t n)
 
 #define PUT_LIT(o, s) put(o, s, sizeof(s) - 1)
 
+/* two digits per step (the ts_ns, pids and cgroup ids of every line: docs/benchmarks.md, "Session 4 (h21)") */
+static const char DIGITS2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+			      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+			      "8081828384858687888990919293949596979899";
+
 static uint8_t *put_u64(uint8_t *o, uint64_t v)
 {
 	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*o++ = (uint8_t)tmp[--n];
-	return o;
+	int n = 20;
+	while (v >= 100) {
+		uint64_t q = v / 100;
+		unsigned r = (unsigned)(v - q * 100);
+		n -= 2;
+		memcpy(tmp + n, DIGITS2 + 2 * r, 2);
+		v = q;
+	}
+	if (v >= 10) {
+		n -= 2;
+		memcpy(tmp + n, DIGITS2 + 2 * v, 2);
+	} else {
+		tmp[--n] = (char)('0' + v);
+	}
+	memcpy(o, tmp + n, (size_t)(20 - n));
+	return o + (20 - n);
 }
 
 static uint8_t *put_i64(uint8_t *o, int64_t v)
@@ -117,10 +130,30 @@ static size_t utf8_sequence(const uint8_t *s, size_t i, size_t len)
  * escaped as JSON.stringify escapes (encode/record.ts quote). No quotes. Sets *invalid when a
  * byte was not valid UTF-8.
  */
+/* plain8: none of the 8 bytes needs escaping: ASCII, not a control character, '"' or '\\'.
+ * Exact (no false positives or negatives) once no byte has its high bit set: a borrow of the
+ * subtraction can only start at a byte that is itself below the bound. */
+static inline bool plain8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+	uint64_t special = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b);
+	return ((w | special) & high) == 0;
+}
+
 static uint8_t *put_text(uint8_t *o, const uint8_t *s, size_t len, bool *invalid)
 {
 	size_t i = 0;
 	while (i < len) {
+		/* runs of plain ASCII (most paths) go 8 bytes at a time */
+		uint64_t w;
+		while (i + 8 <= len && (memcpy(&w, s + i, 8), plain8(w))) {
+			memcpy(o, &w, 8);
+			o += 8;
+			i += 8;
+		}
+		if (i >= len)
+			break;
 		uint8_t b = s[i];
 		if (b < 0x80) {
 			if (b >= 0x20 && b != '"' && b != '\\') {
@@ -309,21 +342,35 @@ static bool has_dot_or_empty_component(const uint8_t *s, size_t len, bool mark)
 	return false;
 }
 
-/* file_key: FNV-1a 64 over the attribution key and the path's written bytes */
+/* file_key: a 64-bit hash of the attribution key and the path's written bytes, 8 bytes per step
+ * (a multiply folded to 64 bits, as in wyhash); the byte-wise FNV-1a it replaces was a chain of
+ * one multiply per byte, the largest item of encode_record in `perf annotate` (docs/benchmarks.md,
+ * "Session 4 (h21)"). Only compared within one run (the chunk writer's window of files). */
+static inline uint64_t fold(uint64_t a, uint64_t b)
+{
+	__uint128_t m = (__uint128_t)a * b;
+	return (uint64_t)m ^ (uint64_t)(m >> 64);
+}
+
+#define KEY_P0 0xa0761d6478bd642full
+#define KEY_P1 0xe7037ed1a0b428dbull
+#define KEY_P2 0x8ebc6af09c88c6e3ull
+
 static uint64_t file_key(uint64_t cgroup, uint8_t v1, const uint8_t *path, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (int i = 0; i < 8; i++) {
-		h ^= (cgroup >> (8 * i)) & 0xff;
-		h *= 0x100000001b3ull;
+	uint64_t h = fold(cgroup ^ KEY_P0, ((uint64_t)v1 << 56 | len) ^ KEY_P1);
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, path + i, 8);
+		h = fold(h ^ w, KEY_P1);
 	}
-	h ^= v1;
-	h *= 0x100000001b3ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= path[i];
-		h *= 0x100000001b3ull;
+	if (i < len) {
+		uint64_t w = 0;
+		memcpy(&w, path + i, len - i);
+		h = fold(h ^ w, KEY_P2);
 	}
-	return h;
+	return fold(h ^ KEY_P0, KEY_P2);
 }
 
 static struct cgroup_entry *find_cgroup(struct encoder *enc, uint64_t id, uint8_t v1)

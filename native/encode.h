@@ -46,7 +46,7 @@ struct segment_line {
 	uint16_t _pad;
 	uint64_t ts;
 	uint64_t cgroup; /* the attribution key */
-	uint64_t key;    /* FNV-1a of (cgroup, v1, the path as written): which lines name the same file */
+	uint64_t key;    /* a hash of (cgroup, v1, the path as written): which lines name the same file */
 };                       /* 32 bytes */
 
 /* What encode_file_open tells about a line besides its bytes. */
