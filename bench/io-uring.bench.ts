@@ -25,7 +25,7 @@ const ROUNDS = Number(process.argv[3] ?? 3);
 const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 const IOU_PROGRAMS = ['handle_iou_open_submit', 'handle_iou_open_failed', 'handle_iou_open_complete'];
 const EMPTY_PROGRAMS = ['rtev_iou_empty_submit', 'rtev_iou_empty_complete'];
-const SYSCALL_PROGRAMS = ['handle_openat_enter', 'handle_openat_exit'];
+const SYSCALL_PROGRAMS = ['handle_openat_enter', 'handle_openat_exit']; // enter: objects before session 4
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const r2 = (x: number): number => +x.toFixed(2);
 

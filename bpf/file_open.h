@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * file_open: openat, openat2, open and creat. The arguments are stashed at
- * syscall entry and the record is built at exit, where the path's page is
- * certain to be resident (reading at entry loses about 2% of paths) and the
- * result tells a successful open from a failed one.
+ * file_open: openat, openat2, open and creat. The record is built at the
+ * syscall's exit, where the path's page is certain to be resident (reading at
+ * entry loses about 2% of paths) and the result tells a successful open from a
+ * failed one; the arguments are read there too, from the saved registers.
  */
 #include "record.h"
 
@@ -11,6 +11,12 @@
 #define O_WRONLY 01
 #define O_TRUNC 01000
 #define ENAMETOOLONG 36
+
+/* x86-64 numbers of the four open syscalls (the sys_exit tracepoints give the number) */
+#define NR_OPEN 2
+#define NR_CREAT 85
+#define NR_OPENAT 257
+#define NR_OPENAT2 437
 
 struct open_args {
 	const char *path;
@@ -20,46 +26,54 @@ struct open_args {
 	__u32 syscall;
 };
 
-/* The arguments stashed at entry live in task-local storage: a per-thread slot found
- * through the task, freed with it, cheaper than hashing pid_tgid into an LRU map
- * (docs/benchmarks.md, "BPF cost per open"). path == NULL means nothing is stashed. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct open_args);
-} open_args_by_task SEC(".maps");
-
-static __always_inline void open_enter(__s32 dfd, const char *path, __u64 flags, __u64 mode, __u32 syscall)
+/*
+ * open_args_of reads the call's arguments at its exit from the task's saved user registers (the
+ * syscall left them as they were; a ptrace or seccomp change made before the call is what it saw).
+ * So no enter program runs and nothing is stashed per thread: a filtered-out open costs one
+ * program run instead of two, and a recorded one no task-storage slot (docs/benchmarks.md, "BPF
+ * cost per open", session 4). False for a syscall that is not one of the four.
+ */
+static __always_inline bool open_args_of(long nr, struct open_args *a)
 {
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	/* plain loads: regs is a BTF pointer */
+	__u64 p1 = PT_REGS_PARM1_SYSCALL(regs), p2 = PT_REGS_PARM2_SYSCALL(regs);
+	__u64 p3 = PT_REGS_PARM3_SYSCALL(regs), p4 = PT_REGS_PARM4_SYSCALL(regs);
+
+	switch (nr) {
+	case NR_OPENAT:
+		*a = (struct open_args){ (const char *)p2, (__s32)p1, (__u32)p3, (__u32)p4, OPEN_SYSCALL_OPENAT };
+		return true;
+	case NR_OPENAT2: {
+		struct open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (void *)p3);
+		*a = (struct open_args){ (const char *)p2, (__s32)p1, (__u32)how.flags, (__u32)how.mode, OPEN_SYSCALL_OPENAT2 };
+		return true;
+	}
+	case NR_OPEN:
+		*a = (struct open_args){ (const char *)p1, AT_FDCWD, (__u32)p2, (__u32)p3, OPEN_SYSCALL_OPEN };
+		return true;
+	case NR_CREAT:
+		*a = (struct open_args){ (const char *)p1, AT_FDCWD, O_CREAT | O_WRONLY | O_TRUNC, (__u32)p2, OPEN_SYSCALL_CREAT };
+		return true;
+	}
+	return false;
+}
+
+static __always_inline void open_exit(long nr, long ret)
+{
+	/* the cheapest test first: a filtered-out open ends here */
 	if (current_filtered_out()) {
 		count(PROBE_FILE_OPEN, COUNTER_FILTERED);
 		return;
 	}
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct open_args *args = bpf_task_storage_get(&open_args_by_task, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!args)
-		return;
-	args->path = path;
-	args->dfd = dfd;
-	args->flags = (__u32)flags;
-	args->mode = (__u32)mode;
-	args->syscall = syscall;
-}
-
-static __always_inline void open_exit(long ret)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct open_args *stashed = bpf_task_storage_get(&open_args_by_task, task, 0, 0);
-	if (!stashed || !stashed->path)
-		return; /* filtered at entry, or entry happened before attach */
-	struct open_args args = *stashed;
-	stashed->path = NULL;
-
 	if (ret < 0 && !cfg.record_failed_opens) {
 		count(PROBE_FILE_OPEN, COUNTER_SKIPPED);
 		return;
 	}
+	struct open_args args;
+	if (!open_args_of(nr, &args))
+		return;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return;
@@ -99,45 +113,15 @@ static __always_inline void open_exit(long ret)
 	open_emit_as_passed(s, e, true);
 }
 
-/* One exit program for the four syscalls: the sys_exit_* tracepoints share one layout (syscall
- * number, ret) and open_exit takes what differs from the stashed arguments. It is attached to
- * sys_exit_openat, _openat2, _open and _creat (src/ingest/probes.ts), so the verifier checks
- * open_exit (two path walks) once instead of four times: it was most of the BPF load time
+/* One program for the four syscalls, run at their exit only: the sys_exit_* tracepoints share one
+ * layout (syscall number, ret) and the arguments come from the saved registers (open_args_of). It is
+ * attached to sys_exit_openat, _openat2, _open and _creat (src/ingest/probes.ts), so the verifier
+ * checks open_exit (two path walks) once instead of four times: it was most of the BPF load time
  * (docs/benchmarks.md, "Session 3"). */
 SEC("tp/syscalls/sys_exit_openat")
 int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	open_exit(ctx->ret);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_openat")
-int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	open_enter(ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3], OPEN_SYSCALL_OPENAT);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_openat2")
-int handle_openat2_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	struct open_how how = {};
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	open_enter(ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode, OPEN_SYSCALL_OPENAT2);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_open")
-int handle_open_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	open_enter(AT_FDCWD, (const char *)ctx->args[0], ctx->args[1], ctx->args[2], OPEN_SYSCALL_OPEN);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_enter_creat")
-int handle_creat_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	open_enter(AT_FDCWD, (const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1],
-		   OPEN_SYSCALL_CREAT);
+	/* the per-syscall layout has an int __syscall_nr where the raw one has a long id */
+	open_exit((int)ctx->id, ctx->ret);
 	return 0;
 }

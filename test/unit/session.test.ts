@@ -23,7 +23,7 @@ function objectFile(): string {
 test('load plan: only the chosen probes are loaded, attached in probe order, support programs last', () => {
   const plan = planLoad(CONFIG, ['file_open', 'tcp_state'], ALL_TRACEPOINTS);
   const loaded = plan.autoload.filter((a) => a.load).map((a) => a.program);
-  assert.ok(loaded.includes('handle_openat_enter') && loaded.includes('handle_inet_sock_set_state'));
+  assert.ok(loaded.includes('handle_openat_exit') && loaded.includes('handle_inet_sock_set_state'));
   assert.ok(loaded.includes('seed_socket_owners'), 'the iterator is loaded (run once, not attached)');
   assert.ok(!loaded.includes('handle_exec') && !loaded.includes('rtev_ssl_session'));
   assert.deepEqual(plan.attach.map((s) => s.label), ['file_open', 'file_open (io_uring opens)', 'tcp_state', 'process tracking', 'process tracking']);
@@ -35,12 +35,14 @@ test('load plan: only the chosen probes are loaded, attached in probe order, sup
 });
 
 test('load plan: a missing mandatory tracepoint disables its probe with a warning; optional ones are left out quietly', () => {
-  const facts = { ...ALL_TRACEPOINTS, tracepointExists: (tp: string) => tp !== 'sched/sched_process_exec' && tp !== 'syscalls/sys_enter_creat' };
+  const facts = { ...ALL_TRACEPOINTS, tracepointExists: (tp: string) => tp !== 'sched/sched_process_exec' && tp !== 'syscalls/sys_exit_openat2' };
   const plan = planLoad(CONFIG, ['file_open', 'process_exec'], facts);
   assert.deepEqual(plan.warnings, ['tracepoint sched/sched_process_exec is missing: probe process_exec disabled']);
   assert.ok(!plan.attach.some((s) => s.probe === 'process_exec'));
   const fileOpen = plan.attach.find((s) => s.probe === 'file_open')!;
-  assert.ok(!fileOpen.programs.includes('handle_creat_enter'));
+  assert.ok(!fileOpen.tracepoints!.includes('syscalls/sys_exit_openat2'));
+  // file_open runs at syscall exit only (bpf/file_open.h): no enter tracepoint
+  assert.ok(!fileOpen.tracepoints!.some((tp) => tp !== undefined && tp.startsWith('syscalls/sys_enter_')));
   // one exit program for the four syscalls, attached explicitly where it is not its section's tracepoint
   assert.ok(fileOpen.tracepoints!.includes('syscalls/sys_exit_creat'));
   assert.equal(fileOpen.programs[fileOpen.tracepoints!.indexOf('syscalls/sys_exit_creat')], 'handle_openat_exit');
@@ -120,11 +122,13 @@ test('BpfSession applies the plan to the binding before load, and attaches after
 });
 
 test('a probe whose program the kernel refuses is disabled with a warning and its other links are closed', () => {
-  const fake = new FakeBinding({ refuse: ['handle_openat_exit'] });
-  const session = BpfSession.open(objectFile(), CONFIG, ['file_open', 'process_exec'], { binding: fake, env: {}, tracepointExists: () => true });
+  const fake = new FakeBinding({ refuse: ['handle_connect_exit'] });
+  const session = BpfSession.open(objectFile(), CONFIG, ['net_connect', 'process_exec'], { binding: fake, env: {}, tracepointExists: () => true });
   assert.deepEqual(session.attachedProbes, ['process_exec']);
-  assert.deepEqual(session.warnings, ['cannot attach file_open (fake: handle_openat_exit refused): probe disabled']);
-  assert.ok(![...fake.attached.values()].includes('handle_openat_enter'));
+  assert.deepEqual(session.warnings, ['cannot attach net_connect (fake: handle_connect_exit refused): probe disabled']);
+  // handle_connect_enter was attached before the refusal: its link is gone
+  assert.ok(fake.calls.some((c) => c.op === 'attach' && c.args[0] === 'handle_connect_enter'));
+  assert.ok(![...fake.attached.values()].includes('handle_connect_enter'));
 });
 
 test('links are tracked objects: close() tears down uprobes first (one detachMany), then tracepoints, then drains', async () => {
