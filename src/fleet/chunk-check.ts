@@ -159,6 +159,8 @@ export interface CheckpointFacts {
   removedFrom: bigint;
   removedThrough: bigint;
   unshipped: { from: bigint; through: bigint } | null;
+  /** the statement's subject: the sha256 of chunk first_seq's envelope, which the checkpoint vouches for */
+  firstEnvelopeSha256: string;
 }
 
 export type CheckpointVerdict = { ok: true; facts: CheckpointFacts } | { ok: false; code: RejectCode; reason: string; partial: Partial<ChunkFacts> };
@@ -194,9 +196,12 @@ export function checkCheckpoint(bytes: Uint8Array, keys: readonly VerifyKey[]): 
   if (chainId === undefined || firstSeq === undefined || removedFrom === undefined || removedThrough === undefined || removedFrom > removedThrough || removedThrough !== firstSeq - 1n) {
     return no('bad-predicate', 'checkpoint fields missing or out of order (chain_id, first_seq, removed.from_seq..through_seq = first_seq - 1)', partial);
   }
+  // the checkpoint pins the envelope of its first chunk (as rtev verify checks it on the host)
+  const firstName = `chunk-${String(firstSeq).padStart(12, '0')}.dsse.json`;
+  if (st.subjectName !== firstName) return no('bad-predicate', `the checkpoint's subject is ${st.subjectName.slice(0, 100)}, not ${firstName}`, partial);
   // unshipped accumulates over the removals (src/store/chain-sealer.ts), removed is the last one
   if (unshipped !== undefined && (uFrom === undefined || uThrough === undefined || uFrom > uThrough || uThrough > removedThrough)) {
     return no('bad-predicate', 'checkpoint unshipped range is not before first_seq', partial);
   }
-  return { ok: true, facts: { envelopeSha256, keyid, chainId, firstSeq, removedFrom, removedThrough, unshipped: uFrom !== undefined && uThrough !== undefined ? { from: uFrom, through: uThrough } : null } };
+  return { ok: true, facts: { envelopeSha256, keyid, chainId, firstSeq, removedFrom, removedThrough, unshipped: uFrom !== undefined && uThrough !== undefined ? { from: uFrom, through: uThrough } : null, firstEnvelopeSha256: st.subjectSha256 } };
 }

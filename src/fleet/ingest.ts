@@ -9,6 +9,7 @@ import { UsageError } from '../errors';
 import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
 import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
+import { closeByChunk, DeferredChunks, LATE_OPEN_SQL, recordCheckpoint, recordSkipped, skippedCover, type SkippedCover } from './gaps';
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
@@ -132,9 +133,6 @@ export function decide(f: ChunkFacts, head: Head | undefined, waitedEnough: bool
   return { kind: 'index', gap: { from: headSeq + 1n, through: f.seq - 1n } };
 }
 
-const RETENTION_DETAIL = (next: bigint | null): string =>
-  `removed on the host by retention before they were shipped, as its signed retention checkpoint records${next !== null ? `; seq ${next}'s link to them is unverified` : ''}`;
-
 export class Ingester {
   readonly #o: IngestOptions;
   readonly #keys: VerifyKey[];
@@ -143,6 +141,8 @@ export class Ingester {
   #bucket: ObjectStore | undefined;
   #jsm: JetStreamManager | undefined;
   readonly stats: IngestStats = { indexed: 0, duplicates: 0, rejected: 0, deferred: 0, records: 0 };
+  /** chunks deferred lately, so that a chunk is not indexed past a lower one about to be redelivered */
+  readonly #deferred = new DeferredChunks();
 
   constructor(o: IngestOptions) {
     checkNoPassword(o.db, 'db', 'put the password in PGPASSWORD or ~/.pgpass (or use peer/cert authentication)');
@@ -341,12 +341,20 @@ export class Ingester {
     }
     const ageMs = Date.now() - Number(BigInt(m.info.timestampNanos) / 1_000_000n);
     const late = head !== undefined && f.chainId === head.chain_id && f.seq <= BigInt(head.head_seq) ? await this.#lateSlot(db, f) : undefined;
-    // the chunks this one skips (from the head, or from seq 1): named by a signed checkpoint?
+    // the chunks this one skips (from the head, or from seq 1): named by a signed checkpoint? (src/fleet/gaps.ts)
     const skipFrom = head === undefined ? 1n : BigInt(head.head_seq) + 1n;
-    const retained = (head === undefined || f.chainId === head.chain_id) && f.seq > skipFrom
-      && (await db.query(`SELECT 1 FROM checkpoints WHERE host_id = $1 AND chain_id = $2 AND unshipped_from <= $3 AND unshipped_through >= $4 LIMIT 1`,
-        [host, f.chainId, String(skipFrom), String(f.seq - 1n)])).rowCount !== 0;
-    const d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2, late, retained);
+    const cover = (head === undefined || f.chainId === head.chain_id) && f.seq > skipFrom ? await skippedCover(db, f, skipFrom) : undefined;
+    if (cover?.contradicted != null) {
+      await db.query('ROLLBACK');
+      await this.#reject(db, m, host, 'fork', `seq ${f.seq} is not the chunk the host's signed retention checkpoint ${cover.contradicted.slice(0, 16)}... vouches for: two signed histories`, f);
+      return ['rejected', 0];
+    }
+    let d = decide(f, head, ageMs >= this.#o.gapWaitMs && m.info.deliveryCount >= 2, late, cover?.covered === true);
+    // not past a lower chunk of the chain that is waiting for its redelivery here (src/fleet/gaps.ts)
+    const lower = d.kind === 'index' && d.gap !== undefined && cover?.covered !== true ? this.#deferred.lowerWaiting(f, d.gap.from) : undefined;
+    if (lower !== undefined) d = { kind: 'defer', reason: `seq ${lower} is waiting for its redelivery` };
+    if (d.kind === 'defer') this.#deferred.note(f);
+    else this.#deferred.forget(f);
     if (d.kind === 'defer') {
       await db.query('ROLLBACK');
       m.nak(Math.min(1000, Math.max(100, this.#o.gapWaitMs / 4)));
@@ -420,7 +428,7 @@ export class Ingester {
     await this.#copy(db, COPY_CONTAINERS, attr.containers);
     await this.#copy(db, COPY_IMAGES, attr.images);
     await this.#copy(db, COPY_ATTRIBUTION, attr.files);
-    await this.#insertChunk(db, m, f, chunkId, body!, head, d.gap, d.late === true, replaces !== undefined);
+    await this.#insertChunk(db, m, f, chunkId, body!, head, d.gap, d.late === true, replaces !== undefined, cover);
     await db.query('COMMIT');
     await this.#ack(m, host, f);
     this.stats.indexed++;
@@ -451,14 +459,14 @@ export class Ingester {
 
   async #lateSlot(db: Client, f: ChunkFacts): Promise<LateSlot> {
     const r = await db.query<{ open: boolean; prev: string | null; next: string | null }>(`SELECT
-        EXISTS (SELECT 1 FROM gaps WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing' AND from_seq = $3 AND through_seq = $3 AND filled_at IS NULL) AS open,
+        ${LATE_OPEN_SQL} AS open,
         (SELECT envelope_sha256 FROM chunks WHERE host_id = $1 AND chain_id = $2 AND seq = $3 - 1) AS prev,
         (SELECT prev_envelope_sha256 FROM chunks WHERE host_id = $1 AND chain_id = $2 AND seq = $3 + 1) AS next`, [f.hostId, f.chainId, String(f.seq)]);
     const row = r.rows[0]!;
     return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
   }
 
-  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, body: Buffer, head: Head | undefined, gap: { from: bigint; through: bigint; kind?: 'retention' } | undefined, late = false, replacing = false): Promise<void> {
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, body: Buffer, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false, replacing = false, cover?: SkippedCover): Promise<void> {
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
       `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
@@ -486,7 +494,7 @@ export class Ingester {
     }
     if (late) {
       await db.query(`UPDATE hosts SET last_indexed_at = now(), chunks = chunks + 1, records = records + $2, lost = lost + $3 WHERE host_id = $1`, [f.hostId, s(f.count), s(f.lost)]);
-      await db.query(`UPDATE gaps SET filled_at = now() WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing' AND from_seq = $3 AND through_seq = $3`, [f.hostId, f.chainId, s(f.seq)]);
+      await closeByChunk(db, f);
     } else if (head === undefined && replacing) {
       // the first chunk of an accepted new chain: the head moves to it, the host's totals go on
       await db.query(`UPDATE hosts SET hostname = $2, chain_id = $3, head_seq = $4, head_envelope_sha256 = $5, head_sealed_wall_ns = $6, last_indexed_at = now(),
@@ -502,21 +510,8 @@ export class Ingester {
     }
     await db.query(`INSERT INTO host_keys (host_id, keyid, chunks) VALUES ($1, $2, 1)
       ON CONFLICT (host_id, keyid) DO UPDATE SET last_seen = now(), chunks = host_keys.chunks + 1`, [f.hostId, f.keyid]);
-    if (gap?.kind === 'retention') {
-      await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'retention',$3,$4,$5) ON CONFLICT DO NOTHING`,
-        [f.hostId, f.chainId, s(gap.from), s(gap.through), RETENTION_DETAIL(f.seq)]);
-    } else if (gap !== undefined) {
-      // one row per missing seq, so that a chunk arriving late fills its own; a long range stays one row
-      const single = gap.through - gap.from < 1000n;
-      const detail = `never arrived before seq ${f.seq} was indexed (removed on the host, rejected, or lost before shipping); seq ${f.seq}'s link to them is unverified`;
-      if (single) {
-        await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail)
-          SELECT $1, $2, 'missing', s, s, $5 FROM generate_series($3::bigint, $4::bigint) AS s ON CONFLICT DO NOTHING`, [f.hostId, f.chainId, s(gap.from), s(gap.through), detail]);
-      } else {
-        await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'missing',$3,$4,$5) ON CONFLICT DO NOTHING`,
-          [f.hostId, f.chainId, s(gap.from), s(gap.through), detail]);
-      }
-    }
+    // open gap rows for the seqs this chunk skipped; the ones a signed checkpoint names are checkpointed (src/fleet/gaps.ts)
+    if (gap !== undefined) await recordSkipped(db, f, gap.from, gap.through, cover?.ranges ?? [], cover?.vouched === true);
     const r = f.restart;
     if (r !== null && (r['previous_run_closed'] !== true || (Array.isArray(r['unsealed']) && r['unsealed'].length > 0))) {
       await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'unclean-restart',$3,$3,$4) ON CONFLICT DO NOTHING`,
@@ -525,8 +520,8 @@ export class Ingester {
   }
 
   /**
-   * A retention checkpoint: recorded, and the open `missing` gaps of its chain that it names as
-   * removed before shipping are closed and recorded as `retention` gaps (accounted for, signed).
+   * A retention checkpoint: verified (signature, shape), checked against the host's chain and
+   * recorded; the open gaps it names as removed before shipping become checkpointed (src/fleet/gaps.ts).
    */
   async #checkpoint(db: Client, m: JsMsg, host: string): Promise<[IngestResult, number]> {
     const v = checkCheckpoint(m.data, this.#keys);
@@ -535,22 +530,17 @@ export class Ingester {
       return ['rejected', 0];
     }
     const c = v.facts;
-    const s = (x: bigint | undefined): string | null => (x === undefined ? null : String(x));
     await db.query('BEGIN');
-    await db.query(`INSERT INTO checkpoints (host_id, chain_id, first_seq, removed_from, removed_through, unshipped_from, unshipped_through, keyid, envelope_sha256, stream_seq)
-      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (envelope_sha256) DO NOTHING`,
-    [host, c.chainId, s(c.firstSeq), s(c.removedFrom), s(c.removedThrough), s(c.unshipped?.from), s(c.unshipped?.through), c.keyid, c.envelopeSha256, m.seq]);
-    if (c.unshipped !== null) {
-      const closed = await db.query<{ from_seq: string; through_seq: string }>(`UPDATE gaps SET filled_at = now() WHERE host_id = $1 AND chain_id = $2 AND kind = 'missing'
-        AND filled_at IS NULL AND from_seq >= $3 AND through_seq <= $4 RETURNING from_seq, through_seq`, [host, c.chainId, s(c.unshipped.from), s(c.unshipped.through)]);
-      for (const g of closed.rows) {
-        await db.query(`INSERT INTO gaps (host_id, chain_id, kind, from_seq, through_seq, detail) VALUES ($1,$2,'retention',$3,$4,$5) ON CONFLICT DO NOTHING`,
-          [host, c.chainId, g.from_seq, g.through_seq, RETENTION_DETAIL(null)]);
-      }
+    const out = await recordCheckpoint(db, host, c, m.seq, Buffer.from(m.data).toString('utf8'));
+    if (!out.ok) {
+      await db.query('ROLLBACK');
+      // (no seq: the rejection must not delete the body of the chunk the checkpoint names)
+      await this.#reject(db, m, host, out.code, out.reason, { envelopeSha256: c.envelopeSha256, keyid: c.keyid, chainId: c.chainId });
+      return ['rejected', 0];
     }
     await db.query('COMMIT');
     await withTimeout(m.ackAck(), 15_000, 'ack');
-    this.#o.log(`ingest: ${m.subject.slice(0, 80)} #${m.seq}: retention checkpoint of chain ${c.chainId}: chunks before seq ${c.firstSeq} removed${c.unshipped !== null ? `, seq ${c.unshipped.from}..${c.unshipped.through} never shipped` : ''}`);
+    this.#o.log(`ingest: ${m.subject.slice(0, 80)} #${m.seq}: retention checkpoint of chain ${c.chainId}: chunks before seq ${c.firstSeq} removed${c.unshipped !== null ? `, seq ${c.unshipped.from}..${c.unshipped.through} never shipped (${out.closed} open gap(s) checkpointed)` : ''}`);
     return ['checkpoint', 0];
   }
 

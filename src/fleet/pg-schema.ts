@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   host_id text NOT NULL, chain_id text NOT NULL, first_seq bigint NOT NULL, removed_from bigint NOT NULL, removed_through bigint NOT NULL,
   unshipped_from bigint, unshipped_through bigint, keyid text NOT NULL, envelope_sha256 text NOT NULL UNIQUE, stream_seq bigint NOT NULL,
   at timestamptz NOT NULL DEFAULT now());
+-- v4 (src/fleet/gaps.ts): how a gap was closed ('chunk': the late chunk was indexed; 'checkpoint': a signed
+-- retention checkpoint names it removed before shipping; NULL: open), and which checkpoint; a checkpoint
+-- keeps the envelope digest of its first chunk (checked against the indexed chunk) and itself
+ALTER TABLE gaps ADD COLUMN IF NOT EXISTS closed_by text;
+ALTER TABLE gaps ADD COLUMN IF NOT EXISTS checkpoint_sha256 text;
+ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS first_envelope_sha256 text;
+ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS envelope text;
 `;
 
 function ident(name: string, option: string): string {
@@ -152,7 +159,11 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   await db.query(`GRANT INSERT ON chunks, chunk_ledger, records, rejections, gaps, hosts, host_keys, containers, images, attribution, checkpoints TO ${ingest}`);
   await db.query(`GRANT UPDATE (hostname, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, last_indexed_at, chunks, records, lost) ON hosts TO ${ingest}`);
   await db.query(`GRANT UPDATE (last_seen, chunks) ON host_keys TO ${ingest}`);
-  await db.query(`GRANT UPDATE (filled_at) ON gaps TO ${ingest}`);
+  await db.query(`GRANT UPDATE (filled_at, closed_by, checkpoint_sha256) ON gaps TO ${ingest}`);
+  // schema v3 closed a gap a checkpoint named by filling it and adding a 'retention' row beside it
+  await db.query(`UPDATE gaps g SET closed_by = CASE WHEN EXISTS (SELECT 1 FROM gaps r WHERE r.host_id = g.host_id AND r.chain_id = g.chain_id AND r.kind = 'retention'
+      AND r.from_seq <= g.from_seq AND r.through_seq >= g.through_seq) THEN 'checkpoint' ELSE 'chunk' END
+    WHERE g.kind = 'missing' AND g.filled_at IS NOT NULL AND g.closed_by IS NULL`);
   await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${ingest}`);
   // (ingest COPYs its rows straight into records: no temporary table, no TEMPORARY grant)
   await db.query('COMMIT');

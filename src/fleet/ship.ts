@@ -126,13 +126,16 @@ export class Shipper {
       for (;;) {
         const pending = this.#pending();
         this.#o.hooks?.pending?.(pending.length);
-        await this.#shipCheckpoint();
         for (const seq of pending) {
           if (signal?.aborted) return this.#result;
+          // before every chunk: retention may have rewritten the checkpoint (and removed the
+          // chunks before this one) since the last; ingest must have it before this chunk
+          await this.#shipCheckpoint();
           await this.#shipWithRetry(seq);
           this.#o.hooks?.pending?.(this.#pending().length);
         }
         if (signal?.aborted) return this.#result;
+        await this.#shipCheckpoint();
         if (pending.length === 0 && !this.#o.follow) return this.#result;
         if (pending.length === 0) await sleep(this.#o.pollMs ?? 500, signal);
       }
@@ -159,6 +162,8 @@ export class Shipper {
 
   /** the retention checkpoint last shipped by this process (sha256 of its envelope) */
   #checkpointShipped: string | undefined;
+  /** the file it was read from (inode, size, mtime): an unchanged file is not read again */
+  #checkpointStat = '';
 
   /**
    * #shipCheckpoint ships the directory's retention checkpoint when it changed, before the
@@ -167,14 +172,22 @@ export class Shipper {
    * its digest, so a repeat after a restart is a duplicate.
    */
   async #shipCheckpoint(): Promise<void> {
+    const file = path.join(this.#o.dir, CHECKPOINT_NAME);
+    const st = lstatMaybe(file);
+    if (st === undefined || !st.isFile()) return;
+    const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (stamp === this.#checkpointStat && this.#checkpointShipped !== undefined) return;
     let bytes: Buffer;
     try {
-      bytes = readBounded(path.join(this.#o.dir, CHECKPOINT_NAME), MAX_ENVELOPE_BYTES);
+      bytes = readBounded(file, MAX_ENVELOPE_BYTES);
     } catch {
       return;
     }
     const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-    if (sha === this.#checkpointShipped) return;
+    if (sha === this.#checkpointShipped) {
+      this.#checkpointStat = stamp;
+      return;
+    }
     const first = listSealed(this.#o.dir)[0];
     const hostId = this.#hostId ?? (first !== undefined ? readEnvelopeFacts(this.#o.dir, envelopeName(first.seq)).hostId : undefined);
     if (hostId === undefined) return;
@@ -186,6 +199,7 @@ export class Shipper {
         h.set(HDR_KIND, 'checkpoint');
         await this.#js!.publish(envelopeSubject(hostId), bytes, { msgID: `checkpoint:${sha}`, headers: h, timeout: 10_000 });
         this.#checkpointShipped = sha;
+        this.#checkpointStat = stamp;
         return;
       } catch (err) {
         if (this.#o.signal?.aborted) return;
@@ -246,7 +260,14 @@ export class Shipper {
     if (env.chainId !== null && env.chunkSha256 !== null) {
       const name = objectName(hostId, env.chainId, seq);
       const file = path.join(dir, chunkName(seq));
-      const st = lstatMaybe(file);
+      let st = lstatMaybe(file);
+      // retention removes the data, then the envelope: a chunk whose data went while its
+      // envelope was read, and whose envelope goes too, was removed (the checkpoint names it)
+      if (st === undefined) {
+        await sleep(200, this.#o.signal);
+        if (lstatMaybe(path.join(dir, envelopeName(seq))) === undefined) return;
+        st = lstatMaybe(file);
+      }
       if (st !== undefined && st.isFile()) {
         if (st.size > MAX_CHUNK_BYTES) throw new RtevError('USAGE', `${chunkName(seq)} is ${st.size} bytes, more than the fleet limit of ${MAX_CHUNK_BYTES}`);
         const have = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');

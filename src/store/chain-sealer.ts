@@ -93,7 +93,8 @@ export class ChainSealer {
     if (n === 0) return;
     const removed = this.#s.sealed.splice(0, n);
     const lastRemoved = removed[removed.length - 1]!.seq;
-    const unshippedFrom = Math.max(firstUnshipped, removed[0]!.seq);
+    // a directory without a ship cursor was never shipped: everything it removes is unshipped
+    const unshippedFrom = Math.max(cursor === undefined ? 1 : firstUnshipped, removed[0]!.seq);
     // the checkpoint is rewritten at each removal: it keeps every unshipped removal so far
     this.#unshipped ??= previousUnshipped(this.#s.dir);
     if (unshippedFrom <= lastRemoved) {

@@ -30,7 +30,9 @@ const USAGE = usageText(`usage: rtev fleet status --db URL [--json]
        rtev fleet accept-chain --db URL --host NAME|ID --chain ID --reason TEXT
        rtev fleet nkey --out FILE
 
-status: per host, the last chunk, lag, gaps, drops, rejected chunks with reasons, keys.
+status: per host, the last chunk, lag, the chain account, gaps (open, filled, or deleted
+        by retention (checkpointed)), retention checkpoints, drops, rejected chunks
+        with reasons, keys.
 init:   create the fleet schema and least-privilege roles (run once as the database owner).
 accept-chain: accept a host's new chain after its evidence was deleted and rewritten
         (recorded with who, when and why; run as the database owner), then ship the
