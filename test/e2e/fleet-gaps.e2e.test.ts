@@ -100,7 +100,7 @@ function copyChunks(from: string, to: string, which: number[], cursor = false): 
 /** the accounting identity in the fleet index: per ledger window, and records = sum(in_chunk) per host */
 function assertIdentity(h: FleetHost): void {
   assert.equal(pg.psql(`SELECT count(*) FROM chunk_ledger WHERE host_id = '${h.machineId}' AND (submitted <> in_chunk + u_filtered + rejected + shed + in_flight_end - in_flight_start OR lost <> ring_full + rejected + shed)`), '0');
-  const [inChunk, records, hostRecords] = pg.psql(`SELECT (SELECT sum(in_chunk) FROM chunk_ledger WHERE host_id = '${h.machineId}'), (SELECT count(*) FROM records WHERE host_id = '${h.machineId}'), (SELECT records FROM hosts WHERE host_id = '${h.machineId}')`).split('|');
+  const [inChunk, records, hostRecords] = pg.psql(`SELECT (SELECT sum(in_chunk) FROM chunk_ledger WHERE host_id = '${h.machineId}'), (SELECT count(*) FROM records r JOIN chunks k USING (chunk_id) WHERE k.host_id = '${h.machineId}'), (SELECT records FROM hosts WHERE host_id = '${h.machineId}')`).split('|');
   assert.equal(inChunk, records, `${h.name}: sum(in_chunk) = count(records)`);
   assert.equal(hostRecords, records);
 }
