@@ -8,6 +8,7 @@ import { RtevError, errorMessage } from '../errors';
 import { Enricher, isEmptySelector, type CgroupSelection, type ContainerSelector, type EnrichCounters, type EnricherOptions } from '../enrich';
 import { emptyUserCounters, type Ledger } from '../model/ledger';
 import { Attributor } from '../packages/attributor';
+import { DpkgCache } from '../packages/dpkg-cache';
 import { openOutput } from '../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
 import { FunctionProbes, type FunctionMode } from './function-probes';
@@ -262,7 +263,11 @@ export class Collector {
     let sealed = 0;
     // package attribution runs beside the evidence directory (docs/format.md, "Attribution")
     const attributor = !config.output.stdout && config.attribution !== false
-      ? new Attributor(enricher !== undefined ? { containerFacts: (id) => enricher.containerFacts(id) } : {})
+      ? new Attributor({
+        ...(enricher !== undefined ? { containerFacts: (id: string) => enricher.containerFacts(id) } : {}),
+        // the host's dpkg index as the last run left it, when the database did not change (RTEV_CACHE_DIR; src/packages/dpkg-cache.ts)
+        ...dpkgCacheOption(env(host)),
+      })
       : undefined;
     const warmed = attributor?.warm();
     try {
@@ -575,6 +580,11 @@ function writeFrames(fd: number, record: Parameters<NonNullable<FunctionProbes['
     frames: d.frames.map((f) => ({ addr: f.addr, symbol: f.symbol, offset: f.offset, library: f.library, kind: f.kind, source: f.source })),
   });
   fs.writeSync(fd, line + '\n');
+}
+
+function dpkgCacheOption(environment: NodeJS.ProcessEnv): { dpkgCache?: DpkgCache } {
+  const cache = DpkgCache.fromEnv(environment);
+  return cache !== undefined ? { dpkgCache: cache } : {};
 }
 
 function env(host: CollectorHost): NodeJS.ProcessEnv {

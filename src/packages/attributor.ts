@@ -3,6 +3,7 @@ import {
   compareUtf16, fileKey, HOST_SCOPE,
   type ChunkAttribution, type ContainerFacts, type FileAttribution, type UnknownReason,
 } from './evidence';
+import type { DpkgCache } from './dpkg-cache';
 import { hostRoot, procRoot, type RootFs } from './host/root';
 import { LayersRoot, storageLayerChain } from './host/layers';
 import { PackageResolver, type PathAttribution, type PathKind } from './resolver';
@@ -36,6 +37,8 @@ export interface AttributorOptions {
   maxPathBytesPerChunk?: number;
   /** container roots kept open at once; the least recently used is closed beyond; default 32 */
   maxContainerRoots?: number;
+  /** the host's dpkg index kept between runs (DpkgCache.fromEnv: /var/cache/rtev); default none */
+  dpkgCache?: DpkgCache;
 }
 
 export interface AttributorCounters {
@@ -89,7 +92,7 @@ const KIND: Record<string, PathKind> = { file_open: 'open', process_exec: 'exec'
  * (`takeWindow`) and waits a bounded time for it (`finish`).
  */
 export class Attributor {
-  readonly #o: Required<Omit<AttributorOptions, 'containerFacts' | 'hostRoot'>> & Pick<AttributorOptions, 'containerFacts'>;
+  readonly #o: Required<Omit<AttributorOptions, 'containerFacts' | 'hostRoot' | 'dpkgCache'>> & Pick<AttributorOptions, 'containerFacts'>;
   readonly #host: PackageResolver;
   readonly #cache = new Map<string, PathAttribution>();
   readonly #pending = new Map<string, Promise<PathAttribution>>();
@@ -120,7 +123,7 @@ export class Attributor {
       maxCached: 65536, maxQueue: 16384, concurrency: 4, maxFilesPerChunk: 4096, maxPathBytesPerChunk: 512 * 1024,
       maxContainerRoots: 32, ...options,
     };
-    this.#host = new PackageResolver(options.hostRoot ?? hostRoot());
+    this.#host = new PackageResolver(options.hostRoot ?? hostRoot(), undefined, options.dpkgCache);
   }
 
   /**

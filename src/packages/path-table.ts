@@ -151,6 +151,59 @@ export class PathTable {
     this.#hash = this.#hash.slice(0, n);
   }
 
+  /**
+   * parts: the table's arrays as they are (views, no copy; after trim() they hold no unused
+   * space), for a cache file (src/packages/dpkg-cache.ts). Valid until the next add.
+   */
+  parts(): PathTableParts {
+    const n = this.#count;
+    return {
+      arena: this.#arena.subarray(0, this.#arenaUsed), start: this.#start.subarray(0, n), len: this.#len.subarray(0, n),
+      value: this.#value.subarray(0, n), hash: this.#hash.subarray(0, n), slots: this.#slots,
+    };
+  }
+
+  /**
+   * fromParts rebuilds a table from parts() (a cache file's: it checks every entry against the
+   * arena and every slot against the entries, so a corrupt cache throws instead of answering);
+   * the arrays are used as they are, without a copy. `maxValue`: values are below it.
+   */
+  static fromParts(p: PathTableParts, maxValue: number): PathTable {
+    const n = p.start.length;
+    const cap = p.slots.length;
+    if (p.len.length !== n || p.value.length !== n || p.hash.length !== n) throw new RangeError('path table: entry arrays differ in length');
+    if (cap < 16 || (cap & (cap - 1)) !== 0 || n * 2 > cap) throw new RangeError('path table: bad slot count');
+    const arenaLen = p.arena.length;
+    for (let e = 0; e < n; e++) {
+      const st = p.start[e]!;
+      const ln = p.len[e]!;
+      if (ln === 0 || st + ln > arenaLen || p.value[e]! >= maxValue) throw new RangeError('path table: entry out of bounds');
+    }
+    const seen = new Uint8Array(n);
+    let used = 0;
+    for (let i = 0; i < cap; i++) {
+      const s = p.slots[i]!;
+      if (s === 0) continue;
+      if (s > n || seen[s - 1] === 1) throw new RangeError('path table: bad slot');
+      seen[s - 1] = 1;
+      used++;
+    }
+    if (used !== n) throw new RangeError('path table: entries without a slot');
+    const t = new PathTable(8);
+    t.#arena = p.arena;
+    t.#arenaUsed = arenaLen;
+    t.#start = p.start;
+    t.#len = p.len;
+    t.#value = p.value;
+    t.#hash = p.hash;
+    t.#count = n;
+    t.#slots = p.slots;
+    t.#mask = cap - 1;
+    // (the hashes are not recomputed: a wrong one only makes its path miss, and the cache file's
+    // SHA-256 already says the bytes are those the writer wrote)
+    return t;
+  }
+
   #growEntries(): void {
     const n = this.#start.length * 2;
     const grow = (a: Uint32Array): Uint32Array => {
@@ -183,6 +236,16 @@ export class PathTable {
     this.#slots = slots;
     this.#mask = mask;
   }
+}
+
+/** The arrays of a PathTable (PathTable.parts, PathTable.fromParts). */
+export interface PathTableParts {
+  arena: Buffer;
+  start: Uint32Array;
+  len: Uint32Array;
+  value: Uint32Array;
+  hash: Uint32Array;
+  slots: Uint32Array;
 }
 
 /**

@@ -2,6 +2,7 @@ import * as path from 'node:path/posix';
 import type { GoBuildInfo } from '../symbolize/go';
 import type { ByteSource } from '../symbolize/host';
 import { DpkgIndex, parseDpkgStatus, pyToSource } from './dpkg';
+import { dpkgCacheKey, statKey, type DpkgCache } from './dpkg-cache';
 import type { AttributionRoot, AttributionVia, UnknownReason } from './evidence';
 import { MAX_COMPONENTS } from './evidence';
 import type { RootFs } from './host/root';
@@ -52,6 +53,7 @@ function reasonOf(err: unknown): UnknownReason {
 export class PackageResolver {
   readonly root: RootFs;
   readonly #limits: PackageLimits;
+  readonly #dpkgCache: DpkgCache | undefined;
   #dpkg: Promise<Db<DpkgIndex>> | undefined;
   #os: Promise<OsRelease | undefined> | undefined;
   readonly #sites = new Map<string, Promise<Map<string, { name: string; version: string }> | undefined>>();
@@ -61,9 +63,11 @@ export class PackageResolver {
     sitePackagesDirs: 0, npmPackages: 0, goBinaries: 0, jars: 0, errors: 0,
   };
 
-  constructor(root: RootFs, limits: PackageLimits = DEFAULT_PACKAGE_LIMITS) {
+  /** `dpkgCache`: where the host's dpkg index is kept between runs (src/packages/dpkg-cache.ts; host roots only) */
+  constructor(root: RootFs, limits: PackageLimits = DEFAULT_PACKAGE_LIMITS, dpkgCache?: DpkgCache) {
     this.root = root;
     this.#limits = limits;
+    this.#dpkgCache = root.kind === 'host' ? dpkgCache : undefined;
   }
 
   async attribute(p: string, kind: PathKind = 'open'): Promise<PathAttribution> {
@@ -139,8 +143,58 @@ export class PackageResolver {
     return this.#os;
   }
 
+  /**
+   * dpkgCacheKey: the cache key of this root's dpkg database as it is now (DpkgCache), or undefined
+   * when it cannot be cached: no cache, not a plain database (status.d, a symlinked status or list),
+   * more lists than the limit, or a stat failed.
+   */
+  async #dpkgCacheKey(): Promise<string | undefined> {
+    const root = this.root;
+    if (this.#dpkgCache === undefined || root.statInSync === undefined) return undefined;
+    try {
+      const dpkgDir = await root.resolve('/var/lib/dpkg');
+      const infoDir = await root.resolve('/var/lib/dpkg/info');
+      if (dpkgDir === undefined || infoDir === undefined || infoDir === '/') return undefined;
+      const status = root.statInSync(dpkgDir, 'status');
+      const info = root.statInSync(path.dirname(infoDir), path.basename(infoDir));
+      if (status?.isFile() !== true || info?.isDirectory() !== true) return undefined;
+      const names = (await root.readdir(infoDir)) ?? [];
+      const lists: [string, string][] = [];
+      for (const name of names.filter((n) => n.endsWith('.list')).sort()) {
+        if (lists.length >= this.#limits.maxListFiles) return undefined;
+        const st = root.statInSync(infoDir, name);
+        if (st?.isFile() !== true) return undefined;
+        lists.push([name, statKey(st)]);
+      }
+      return dpkgCacheKey({ limits: this.#limits, rootKey: root.key, dpkgDir, status: statKey(status), infoDir, info: statKey(info), lists });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** fromCache: the index the cache holds under `key`, or undefined (a miss, or a rejected file: the cache counts it) */
+  async #fromCache(key: string): Promise<DpkgIndex | undefined> {
+    const cache = this.#dpkgCache!;
+    const snap = cache.load(key);
+    if (snap === undefined) return undefined;
+    const os = await this.osRelease();
+    try {
+      const index = DpkgIndex.restore(snap, os !== undefined && isDebianLike(os) ? os : { idLike: [] });
+      this.c.dpkg.unreadableLists = snap.extra.unreadableLists;
+      return index;
+    } catch {
+      cache.c.hits--;
+      cache.c.rejected++;
+      return undefined;
+    }
+  }
+
   async #loadDpkg(): Promise<Db<DpkgIndex>> {
     const L = this.#limits;
+    // the host's database as a previous run left it, when nothing in it changed since (src/packages/dpkg-cache.ts)
+    const cacheKey = await this.#dpkgCacheKey();
+    const cached = cacheKey !== undefined ? await this.#fromCache(cacheKey) : undefined;
+    if (cached !== undefined) return this.#dpkgLoaded(cached);
     let statusText: string | undefined = (await this.root.readFile('/var/lib/dpkg/status', L.maxStatusBytes))?.toString('utf8');
     let distroless: string[] | undefined;
     if (statusText === undefined) {
@@ -194,6 +248,11 @@ export class PackageResolver {
       }
     }
     index.done();
+    if (cacheKey !== undefined) this.#dpkgCache!.store(cacheKey, index.snapshot(), { unreadableLists: this.c.dpkg.unreadableLists });
+    return this.#dpkgLoaded(index);
+  }
+
+  #dpkgLoaded(index: DpkgIndex): Db<DpkgIndex> {
     Object.assign(this.c.dpkg, {
       packages: index.counters.packages, lists: index.counters.lists, ownedPaths: index.counters.ownedPaths,
       malformedStanzas: index.counters.malformedStanzas, orphanLists: index.counters.orphanLists,

@@ -35,6 +35,11 @@ export interface RootFs {
    * included); TooLargeError past `max`. Roots that cannot do it leave it out.
    */
   readFileInSync?(dir: string, name: string, max: number): Buffer | undefined;
+  /**
+   * statInSync: lstat (symlinks not followed) of `name` in `dir`, a path resolve() returned, with
+   * nanosecond times; undefined when absent. For the dpkg cache's key (src/packages/dpkg-cache.ts).
+   */
+  statInSync?(dir: string, name: string): fs.BigIntStats | undefined;
   close(): void;
 }
 
@@ -169,6 +174,16 @@ export class DirRoot implements RootFs {
     if (r === undefined) return undefined;
     try {
       return await readBounded(this.#host(r), max);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  statInSync(dir: string, name: string): fs.BigIntStats | undefined {
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || !dir.startsWith('/')) return undefined;
+    try {
+      return fs.lstatSync(this.#host(dir === '/' ? `/${name}` : `${dir}/${name}`), { bigint: true });
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
