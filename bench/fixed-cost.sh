@@ -5,14 +5,17 @@
 #   cli_load       node -e 'require(dist/src/cli/commands/collect.js)' (module loading)
 #   stdout_true    rtev collect --stdout -- true (+ BPF load and attach, the rings, exit)
 #   signed_true    rtev collect --out DIR --key K -- true (+ the seal worker, package attribution of `true`)
+#   signed_storm   with STORM=N: rtev collect --out DIR --key K -- openstorm N (the collector's CPU without
+#                  the storm's own, its peak RSS and the records lost: what the fixed cost is at N events)
 # Prints user and system CPU s and peak RSS per run and the medians; the BPF programs'
 # verification is system time of the load (BPF_PROG_LOAD), listed per program once with
 # strace -T at the end (for the first build).
 # Run as root after `make build`:
-#   bench/fixed-cost.sh [ROUNDS] [NAME=DIR ...]
+#   [STORM=N] bench/fixed-cost.sh [ROUNDS] [NAME=DIR[:VAR=VALUE] ...]
 # With NAME=DIR arguments (built trees: bin/, dist/, build/, native/build/), every round runs the
 # variants of each build in turn (A/B alternating in one run, so a loaded host affects both alike);
-# without, the tree this script is in, as "this".
+# without, the tree this script is in, as "this". `:VAR=VALUE` runs that build's collector with
+# one environment variable set (e.g. the same tree with and without RTEV_CACHE_DIR=off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -24,6 +27,12 @@ BUILDS=("$@")
 WORK=$(mktemp -d /tmp/rtev-fixed.XXXXXX)
 export RTEV_KEY_DIR=$WORK/keys
 FIRST=${BUILDS[0]#*=}
+FIRST=${FIRST%%:*}
+STORM=${STORM:-}
+if [ -n "$STORM" ]; then
+  gcc -O2 -Wall -o "$WORK/openstorm" bench/openstorm.c
+  echo x > "$WORK/storm-target"
+fi
 node "$FIRST/bin/rtev" keygen --out "$WORK/key" >/dev/null 2>&1
 echo "fixed cost: rounds=$ROUNDS date=$(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD) node=$(node --version) builds=${BUILDS[*]}"
 echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -37,12 +46,24 @@ one() { # round build variant cmd...
 for r in $(seq "$ROUNDS"); do
   one "$r" - node_empty node -e 0
   for spec in "${BUILDS[@]}"; do
-    name=${spec%%=*} dir=${spec#*=}
+    name=${spec%%=*} dir=${spec#*=} envs=()
+    if [[ $dir == *:* ]]; then envs=("${dir#*:}"); dir=${dir%%:*}; fi
     one "$r" "$name" cli_load node -e "require('$dir/dist/src/cli/commands/collect.js')"
-    one "$r" "$name" stdout_true node "$dir/bin/rtev" collect --stdout --quiet -- true
+    one "$r" "$name" stdout_true env "${envs[@]}" node "$dir/bin/rtev" collect --stdout --quiet -- true
     rm -rf "$WORK/ev"
-    one "$r" "$name" signed_true node "$dir/bin/rtev" collect --out "$WORK/ev" --key "$WORK/key" --quiet -- true
+    one "$r" "$name" signed_true env "${envs[@]}" node "$dir/bin/rtev" collect --out "$WORK/ev" --key "$WORK/key" --quiet -- true
     rm -rf "$WORK/ev"
+    if [ -n "$STORM" ]; then
+      /usr/bin/time -f '%U %S %M' -o "$WORK/time" env "${envs[@]}" node "$dir/bin/rtev" collect --out "$WORK/ev" --key "$WORK/key" \
+        --command-stdout "$WORK/storm.out" -- "$WORK/openstorm" "$STORM" "$WORK/storm-target" >/dev/null 2>"$WORK/err"
+      read -r u s m < <(tail -1 "$WORK/time")
+      # the storm prints "N elapsed_ns pid utime_us stime_us": its own CPU is not the collector's
+      read -r _ _ _ su ss < <(tail -1 "$WORK/storm.out")
+      lost=$(sed -n 's/.* \([0-9]*\) lost,.*/\1/p' "$WORK/err" | tail -1)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\tlost=%s\n' "$r" "$name" signed_storm "$(awk -v u="$u" -v x="$su" 'BEGIN{printf "%.2f", u-x/1e6}')" \
+        "$(awk -v s="$s" -v x="$ss" 'BEGIN{printf "%.2f", s-x/1e6}')" "$(awk -v u="$u" -v s="$s" -v a="$su" -v b="$ss" 'BEGIN{printf "%.2f", u+s-(a+b)/1e6}')" "$m" "${lost:-?}" | tee -a "$WORK/runs.tsv"
+      rm -rf "$WORK/ev"
+    fi
   done
 done
 node -e '

@@ -7,8 +7,7 @@ import { canonicalize } from '../encode/canonical';
 import { RtevError, errorMessage } from '../errors';
 import { Enricher, isEmptySelector, type CgroupSelection, type ContainerSelector, type EnrichCounters, type EnricherOptions } from '../enrich';
 import { emptyUserCounters, type Ledger } from '../model/ledger';
-import { Attributor } from '../packages/attributor';
-import { DpkgCache } from '../packages/dpkg-cache';
+import type { DpkgCache } from '../packages/dpkg-cache';
 import { openOutput } from '../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
 import { FunctionProbes, type FunctionMode } from './function-probes';
@@ -263,7 +262,8 @@ export class Collector {
     let sealed = 0;
     // package attribution runs beside the evidence directory (docs/format.md, "Attribution")
     const attributor = !config.output.stdout && config.attribution !== false
-      ? new Attributor({
+      // (src/packages is loaded by runs that attribute: --out; a --stdout run does not compile its 13 modules)
+      ? new (require('../packages/attributor') as typeof import('../packages/attributor')).Attributor({
         ...(enricher !== undefined ? { containerFacts: (id: string) => enricher.containerFacts(id) } : {}),
         // the host's dpkg index as the last run left it, when the database did not change (RTEV_CACHE_DIR; src/packages/dpkg-cache.ts)
         ...dpkgCacheOption(env(host)),
@@ -583,7 +583,7 @@ function writeFrames(fd: number, record: Parameters<NonNullable<FunctionProbes['
 }
 
 function dpkgCacheOption(environment: NodeJS.ProcessEnv): { dpkgCache?: DpkgCache } {
-  const cache = DpkgCache.fromEnv(environment);
+  const cache = (require('../packages/dpkg-cache') as typeof import('../packages/dpkg-cache')).DpkgCache.fromEnv(environment);
   return cache !== undefined ? { dpkgCache: cache } : {};
 }
 
