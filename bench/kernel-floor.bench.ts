@@ -25,11 +25,14 @@
  *                  the 4 sys_exit tracepoints, as src/ingest/probes.ts
  *                  attaches them) from build/rtev.bpf.o or OBJ, cfg.filter_pids with no pid listed: every open
  *                  filtered out
+ *   rtevrec[=OBJ]  the same programs recording every open (no filter), their bulk ring drained by the addon's
+ *                  consumer thread in this process (copied into slots, no encoding): rtev's kernel side per recorded open
  *   collect[=OBJ]  `rtev collect --stdout --pid 1` (every probe; every storm open filtered out)
  *   stdout[=OBJ]   `rtev collect --stdout --probes file_open` to /dev/null (every storm open recorded)
  *   ring           the ring set: ring_default, ring_current, ring_cross, ring_percpu, ring_never (a 128-byte record
  *                  copied from per-CPU scratch with bpf_ringbuf_output on sys_exit_openat under each wake-up
- *                  policy, bench/kernel-floor.bpf.c) and ring_reserve_cross (written in place), consumed by the
+ *                  policy, bench/kernel-floor.bpf.c), ring_nowrite (the same program without the write) and
+ *                  ring_reserve_cross (written in place), consumed by the
  *                  addon's consumer thread in this process (startRing, batches handed to JS and given back);
  *                  ring_POLICY@SIZE: the same with a record of SIZE bytes (8..1023; the ring adds an 8-byte header)
  * Per sample: storm sys µs/open, wall µs/open, IRQ-work interrupts per open (/proc/interrupts IWI: the
@@ -48,7 +51,7 @@ const N = Number(process.argv[2] ?? 500_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
 const FLOOR = ['none', 'tp_other', 'tp_enter', 'tp_exit', 'tp_pair', 'tp_pair_pid', 'raw_pair', 'raw_exit', 'btf_pair', 'btf_exit',
   'btf_exit_pid', 'tp_exit_pid', 'rtev'];
-const RING = ['none', 'ring_default', 'ring_current', 'ring_cross', 'ring_percpu', 'ring_never', 'ring_reserve_cross'];
+const RING = ['none', 'tp_exit', 'ring_nowrite', 'ring_default', 'ring_current', 'ring_cross', 'ring_percpu', 'ring_never', 'ring_reserve_cross'];
 const FLOOR_PROGRAMS: Record<string, string[]> = {
   none: [],
   tp_other: ['floor_other_enter', 'floor_other_exit'],
@@ -70,6 +73,7 @@ const RING_VARIANTS: Record<string, { program: string; policy: number }> = {
   ring_cross: { program: 'floor_ring_output', policy: 2 },
   ring_never: { program: 'floor_ring_output', policy: 3 },
   ring_percpu: { program: 'floor_ring_output', policy: 4 },
+  ring_nowrite: { program: 'floor_ring_output', policy: 5 },
   ring_reserve_cross: { program: 'floor_ring_reserve', policy: 2 },
 };
 const RING_RECORD = 128;
@@ -90,12 +94,13 @@ function irqWork(): number {
 }
 
 /** syscall tracepoint programs other processes hold (they put every task on the slow path too) */
+const ownPids = new Set<number>([process.pid]);
 function foreignSyscallHooks(): number {
   try {
     const perf = JSON.parse(execFileSync('bpftool', ['perf', '-j'], { encoding: 'utf8' })) as { pid: number; tracepoint?: string }[];
     const links = JSON.parse(execFileSync('bpftool', ['link', '-j'], { encoding: 'utf8' })) as { type: string; tp_name?: string; pids?: { pid: number }[] }[];
-    return perf.filter((p) => p.pid !== process.pid && /^sys_(enter|exit)/.test(p.tracepoint ?? '')).length +
-      links.filter((l) => /^sys_(enter|exit)$/.test(l.tp_name ?? '') && !(l.pids ?? []).some((p) => p.pid === process.pid)).length;
+    return perf.filter((p) => !ownPids.has(p.pid) && /^sys_(enter|exit)/.test(p.tracepoint ?? '')).length +
+      links.filter((l) => /^sys_(enter|exit)$/.test(l.tp_name ?? '') && !(l.pids ?? []).some((p) => ownPids.has(p.pid))).length;
   } catch {
     return -1;
   }
@@ -196,15 +201,21 @@ async function main(): Promise<void> {
   }
   // rtev objects: loaded once each, the file_open syscall programs only, every pid filtered out
   const rtevObjects = new Map<string, { h: ObjectHandle; programs: [string, string][] }>();
-  for (const v of variants.filter((x) => x === 'rtev' || x.startsWith('rtev='))) {
-    const obj = v === 'rtev' ? path.join(REPO, 'build', 'rtev.bpf.o') : v.slice(5);
+  const rings: RingHandle[] = [];
+  for (const v of variants.filter((x) => /^rtev(rec)?(=|$)/.test(x))) {
+    const record = v.startsWith('rtevrec');
+    const obj = v.includes('=') ? v.slice(v.indexOf('=') + 1) : path.join(REPO, 'build', 'rtev.bpf.o');
     const h = native.openObject(obj);
-    native.setGlobal(h, 'cfg', encodeKernelConfig({ selfTgid: process.pid, filterPids: true, cgroupFilter: 'off', recordFailedOpens: false,
+    native.setGlobal(h, 'cfg', encodeKernelConfig({ selfTgid: process.pid, filterPids: !record, cgroupFilter: 'off', recordFailedOpens: false,
       bulkRingBytes: 16 << 20, rareRingBytes: 4 << 20 }));
     const wanted = new Set(RTEV_FILE_OPEN.map(([p]) => p));
     for (const p of native.programs(h)) native.setAutoload(h, p.name, wanted.has(p.name));
     native.load(h, false);
     rtevObjects.set(v, { h, programs: RTEV_FILE_OPEN.filter(([p]) => native.programs(h).some((q) => q.name === p)) });
+    if (record) {
+      const r: RingHandle = native.startRing(h, 'events_bulk', (_b, _u, slot) => { if (slot !== null) native.releaseSlot(r, slot); });
+      rings.push(r);
+    }
   }
 
   const rows: { round: number; variant: string; s: Storm; lost?: number; foreign: number }[] = [];
@@ -214,7 +225,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
     const order = variants.map((_, i) => variants[(i + round - 1) % variants.length]!);
     for (const v of order) {
-      const foreign = foreignSyscallHooks();
+      let foreign = foreignSyscallHooks();
       let s: Storm;
       let lost: number | undefined;
       if (v.split('+').every((x) => x in FLOOR_PROGRAMS)) {
@@ -242,12 +253,15 @@ async function main(): Promise<void> {
         const args = kind === 'collect' ? ['--pid', '1'] : ['--probes', 'file_open'];
         const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--quiet', ...args],
           { stdio: ['ignore', fs.openSync('/dev/null', 'w'), 'inherit'], env: obj === undefined ? process.env : { ...process.env, RTEV_BPF_OBJECT: obj } });
+        ownPids.add(rtev.pid!);
         const exited = new Promise((r) => rtev.on('exit', r));
         for (let i = 0; i < 300 && programStats(rtev.pid!).size === 0; i++) await sleep(50);
         await sleep(1500);
         s = await storm(stormBin, target);
+        foreign = Math.max(foreign, foreignSyscallHooks());
         rtev.kill('SIGTERM');
         await exited;
+        ownPids.delete(rtev.pid!);
       } else {
         throw new Error(`unknown variant ${v}`);
       }
@@ -259,6 +273,7 @@ async function main(): Promise<void> {
   stormer.end();
   other?.end();
   if (ring !== undefined) native.stopRing(ring);
+  for (const r of rings) native.stopRing(r);
 
   console.log(`load at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   // added: the median over rounds of (variant - that round's none). Both the block's system time

@@ -130,7 +130,8 @@ struct {
  * 2 forced wake-up only when pending crosses a multiple of the threshold,
  * 3 never (the consumer's 10 ms poll timeout only),
  * 4 forced wake-up when this CPU's own count of bytes written crosses a multiple of the threshold
- *   (no bpf_ringbuf_query: no read of the consumer's position) */
+ *   (no bpf_ringbuf_query: no read of the consumer's position),
+ * 5 no ring write at all (the record is built, counted as submitted, not sent: the floor of the others) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4);
@@ -215,6 +216,10 @@ int floor_ring_output(void *ctx)
 	if (size < 8)
 		size = 8;
 	*(__u64 *)s->rec = bpf_ktime_get_ns();
+	if (knob(2) == 5) {
+		bump(0);
+		return 0;
+	}
 	__u64 flags = wake_flags(size);
 	if (bpf_ringbuf_output(&ring, s->rec, size, flags) == 0)
 		bump(0);

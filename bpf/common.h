@@ -183,11 +183,16 @@ static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
 /* emit copies size bytes of rec into a ring. Wake-ups are batched: the
  * consumer is woken only when wakeup_bytes are pending (it also polls every
  * 10 ms), which cut the per-event cost by half on this VM
- * (docs/benchmarks.md, "wake-up policy"). */
+ * (docs/benchmarks.md, "wake-up policy"). The wake-up is forced once, when the
+ * pending bytes cross a multiple of wakeup_bytes: forcing it for every record
+ * while wakeup_bytes or more were pending (until session 4) also queued an
+ * irq_work (a self-IPI) for the records written while the consumer was still
+ * draining, 40 times as many (docs/benchmarks.md, "BPF cost per open", session 4). */
 static __always_inline void emit(void *ring, void *rec, __u64 size, __u32 probe, __u64 wakeup_bytes)
 {
 	__u64 pending = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	__u64 flags = pending + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 flags = wakeup_bytes != 0 && pending / wakeup_bytes != (pending + size) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+												 : BPF_RB_NO_WAKEUP;
 
 	if (size > SCRATCH_SIZE)
 		return;
