@@ -39,11 +39,15 @@ struct segment_header {
 	uint64_t max_ts;
 }; /* 80 bytes */
 
+/* segment_line.flags: the line's key equals the previous line's in the same segment (the chunk
+ * writer then skips its file-key lookup: src/store/chunk-writer.ts #noteLines) */
+#define LINE_SAME_KEY 0x1u
+
 struct segment_line {
 	uint32_t end;  /* end of the line (after its '\n'), from the start of the lines */
 	uint8_t probe; /* enum probe_id */
 	uint8_t v1;    /* the cgroup below is a v1 memory cgroup id */
-	uint16_t _pad;
+	uint16_t flags; /* LINE_* */
 	uint64_t ts;
 	uint64_t cgroup; /* the attribution key */
 	uint64_t key;    /* a hash of (cgroup, v1, the path as written): which lines name the same file */

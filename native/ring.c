@@ -90,7 +90,7 @@ static int sw_try_line(struct slot_writer *sw, struct encoder *enc, const uint8_
 	l->end = (uint32_t)(start + n);
 	l->probe = 0; /* PROBE_FILE_OPEN: the only kind encoded so far */
 	l->v1 = info.v1;
-	l->_pad = 0;
+	l->flags = h->count > 0 && info.key == sw->index[h->count - 1].key ? LINE_SAME_KEY : 0;
 	l->ts = info.ts;
 	l->cgroup = info.cgroup;
 	l->key = info.key;

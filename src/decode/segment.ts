@@ -17,7 +17,14 @@ export const SegmentHeader = {
   count: 0, lines_bytes: 4, index_offset: 8, invalid_utf8: 12, unresolved_relative_paths: 16, descents: 20, by_probe: 24,
   first_ts: 48, last_ts: 56, min_ts: 64, max_ts: 72, SIZE: 80,
 } as const;
-export const SegmentLine = { end: 0, probe: 4, v1: 5, ts: 8, cgroup: 16, key: 24, SIZE: 32 } as const;
+export const SegmentLine = { end: 0, probe: 4, v1: 5, flags: 6, ts: 8, cgroup: 16, key: 24, SIZE: 32 } as const;
+/** SegmentLine.flags: the line's file key equals the previous line's in the same segment */
+export const LINE_SAME_KEY = 0x1;
+
+/** segmentSameKey: line i names the same file (cgroup and path) as line i - 1 of the segment (i > 0) */
+export function segmentSameKey(seg: Segment, i: number): boolean {
+  return (seg.batch[seg.indexStart + i * SegmentLine.SIZE + SegmentLine.flags]! & LINE_SAME_KEY) !== 0;
+}
 
 /** One segment of encoded lines, as offsets into the batch it arrived in. */
 export interface Segment {

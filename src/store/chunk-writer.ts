@@ -14,7 +14,7 @@ import { addNotObserved, emptyByType, functionCallsWindow, functionTotalsOf, led
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
-import { segmentFileKey, segmentLineOffset, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
+import { segmentFileKey, segmentLineOffset, segmentSameKey, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
 import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink, TlsCoverageTotals } from './sink';
@@ -210,6 +210,9 @@ export class ChunkSink implements RecordSink {
   #noteLines(seg: Segment, from: number, end: number, attribution: AttributionSource): number {
     for (let i = from; i < end; i++) {
       if (attribution.windowFull && this.#chunk!.count + (i - from) > 0) return i;
+      // the same file as the line before, taken just now: #lastFileKey is its key already
+      // (the consumer thread marked it: no key read per line of a run of one file)
+      if (i > from && segmentSameKey(seg, i)) continue;
       const key = segmentFileKey(seg, i);
       if (key === this.#lastFileKey) continue;
       this.#lastFileKey = key;

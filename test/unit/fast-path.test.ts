@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FrameKind, readSegment, SegmentLine } from '../../src/decode/segment';
+import { FrameKind, readSegment, SegmentLine, segmentSameKey } from '../../src/decode/segment';
 import { FastPath } from '../../src/ingest/fast-path';
 import { loadBinding } from '../../src/ingest/native';
 import { PathFilter } from '../../src/ingest/path-filter';
@@ -311,11 +311,12 @@ for (const [name, order, split] of [['fixture order, whole segments', false, fal
   });
 }
 
-test('fast path: a segment header counts its descents (lines whose ts is below the one before)', () => {
+test('fast path: a segment header counts its descents (lines whose ts is below the one before), lines mark a repeated file key', () => {
   const fp = FastPath.create(binding, { fileOpen: true, attribute: false }, {})!;
-  fc.assert(fc.property(fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 1, maxLength: 200 }), fc.boolean(), (ts, sorted) => {
+  fc.assert(fc.property(fc.array(fc.tuple(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom('/a', '/b', '/a/b', '/' + 'x'.repeat(30)), fc.constantFrom(5n, 6n)), { minLength: 1, maxLength: 200 }), fc.boolean(), (specs, sorted) => {
+    const ts = specs.map((l) => l[0]);
     const values = sorted ? [...ts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : ts;
-    const raw = frames(values.map((t) => fileOpenRecord({ ts: t })));
+    const raw = frames(values.map((t, i) => fileOpenRecord({ ts: t, path: specs[i]![1], cgroup: specs[i]![2] })));
     let lines = 0;
     for (const slot of fp.encodeFrames(raw, raw.length)) {
       for (let o = 0; o + 8 <= slot.length;) {
@@ -328,6 +329,16 @@ test('fast path: a segment header counts its descents (lines whose ts is below t
             if (slot.readBigUInt64LE(at) < slot.readBigUInt64LE(at - SegmentLine.SIZE)) descents++;
           }
           assert.equal(seg.descents, descents);
+          // LINE_SAME_KEY: exactly the lines whose file key (cgroup and path) is the previous line's
+          for (let i = 0; i < seg.count; i++) {
+            const at = seg.indexStart + i * SegmentLine.SIZE;
+            const same = i > 0 && slot.readBigUInt64LE(at + SegmentLine.key) === slot.readBigUInt64LE(at - SegmentLine.SIZE + SegmentLine.key);
+            assert.equal(segmentSameKey(seg, i), same);
+            const line = slot.toString('latin1', seg.linesStart + (i === 0 ? 0 : slot.readUInt32LE(at - SegmentLine.SIZE)), seg.linesStart + slot.readUInt32LE(at));
+            const prev = i === 0 ? '' : slot.toString('latin1', seg.linesStart + (i === 1 ? 0 : slot.readUInt32LE(at - 2 * SegmentLine.SIZE)), seg.linesStart + slot.readUInt32LE(at - SegmentLine.SIZE));
+            const file = (l: string): string => /"cgroup_id":(\d+)/.exec(l)![1]! + ' ' + /"path":"([^"]*)"/.exec(l)![1]!;
+            assert.equal(same, i > 0 && file(line) === file(prev), 'the same key is the same file');
+          }
           if (sorted) assert.equal(seg.descents, 0);
           assert.equal(seg.soleProbe, 0, 'file_open only');
           lines += seg.count;
