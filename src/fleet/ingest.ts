@@ -37,6 +37,8 @@ export interface IngestHooks {
   lagSeconds?(s: number): void;
   /** how a chunk's rows went to the database: binary COPY, or text COPY for a body the binary path does not take */
   rowsBuiltBy?(by: 'binary' | 'text'): void;
+  /** lines of a binary-built chunk the canonical-line scanner did not read exactly (read with JSON.parse) */
+  linesParsed?(n: number): void;
 }
 
 export interface IngestOptions {
@@ -259,7 +261,8 @@ export class Ingester {
     const info = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
     if (info === null || info.deleted) return { name, body: undefined, size: 0 };
     if (info.size > MAX_CHUNK_BYTES) return { name, body: undefined, size: info.size };
-    const direct = info.options?.link === undefined ? await this.#readParts(info.nuid, info.size, info.chunks) : undefined;
+    // a direct read that fails (a replica behind, a server or bucket without direct gets) is not final: the client's read follows
+    const direct = info.options?.link === undefined ? await this.#readParts(info.nuid, info.size, info.chunks).catch(() => undefined) : undefined;
     if (direct !== undefined) return { name, body: direct, size: info.size };
     const blob = await withTimeout(this.#bucket!.getBlob(name), 60_000, 'object store read');
     return { name, body: blob === null ? undefined : Buffer.from(blob.buffer, blob.byteOffset, blob.length), size: info.size };
@@ -406,6 +409,7 @@ export class Ingester {
     const bin = encodeRowsBinary(body!, f, chunkId, hasAttribution);
     const rows = bin === undefined ? encodeRows(body!, f, chunkId) : undefined;
     this.#o.hooks?.rowsBuiltBy?.(bin === undefined ? 'text' : 'binary');
+    if (bin !== undefined && bin.parsed > 0) this.#o.hooks?.linesParsed?.(bin.parsed);
     const bad2 = checkContent(bin?.content ?? rows!.content, v.predicate);
     if (bad2 !== undefined) {
       await db.query('ROLLBACK');

@@ -20,6 +20,7 @@ export class Metrics {
   readonly ingestChunks = new Counter({ name: 'rtev_ingest_chunks_total', help: 'Chunks handled by ingest, by result (indexed, duplicate, rejected, deferred, error)', labelNames: ['result'], registers: [this.registry] });
   readonly ingestRecords = new Counter({ name: 'rtev_ingest_records_total', help: 'Records committed to PostgreSQL', registers: [this.registry] });
   readonly ingestRowBuilds = new Counter({ name: 'rtev_ingest_row_builds_total', help: 'Chunks whose records went to the database as binary COPY rows (binary) or, for a body that path does not take, as text COPY rows (text)', labelNames: ['by'], registers: [this.registry] });
+  readonly ingestLinesParsed = new Counter({ name: 'rtev_ingest_lines_parsed_total', help: 'Record lines the canonical-line scanner did not read exactly and ingest read with JSON.parse instead (same rows; non-canonical lines from a host)', registers: [this.registry] });
   readonly ingestLag = new Gauge({ name: 'rtev_ingest_lag_seconds', help: 'Seconds from the seal of the last indexed chunk to its commit', registers: [this.registry] });
   readonly buildInfo = new Gauge({ name: 'rtev_build_info', help: 'rtev version', labelNames: ['version'], registers: [this.registry] });
 

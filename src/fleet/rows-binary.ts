@@ -134,6 +134,8 @@ export interface BinaryRows {
   /** the COPY data (header, rows, trailer) in pieces of about 1 MiB */
   pieces: Buffer[];
   content: ChunkContent;
+  /** lines the canonical-line scanner did not read exactly, read with JSON.parse instead (counted by ingest) */
+  parsed: number;
 }
 
 const TS_KEY = Buffer.from('"ts_ns":', 'latin1');
@@ -289,6 +291,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   const sc = new LineScan();
   let start = 0;
   let no = 0;
+  let parsed = 0;
   for (let nl = body.indexOf(10); nl >= 0; nl = body.indexOf(10, start)) {
     no++;
     const tsAt = tsDigitsAt(body, start, nl);
@@ -309,9 +312,9 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     if (wall < INT8_MIN || wall > INT8_MAX) return undefined;
     numeric(o, body, tsAt, nl - 1);
     int8(o, wall);
-    const type = useScan && sc.scan(body, start, nl)
-      ? scannedRow(o, body, start, nl, sc, subjects ? content : undefined)
-      : parsedRow(o, body, start, nl, subjects ? content : undefined);
+    const scanned = useScan && sc.scan(body, start, nl);
+    if (!scanned) parsed++;
+    const type = scanned ? scannedRow(o, body, start, nl, sc, subjects ? content : undefined) : parsedRow(o, body, start, nl, subjects ? content : undefined);
     if (type === undefined) return undefined;
     content.count++;
     counts.set(type, (counts.get(type) ?? 0) + 1);
@@ -327,7 +330,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   o.buf.writeInt16BE(-1, o.at);
   o.at += 2;
   o.flush(true);
-  return { pieces: o.pieces, content };
+  return { pieces: o.pieces, content, parsed };
 }
 
 /**

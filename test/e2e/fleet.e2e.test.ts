@@ -160,6 +160,7 @@ test('three hosts collect and ship, one ingest indexes: fleet queries return exa
   // the collectors' chunks take the binary COPY path, none falls back to text rows
   assert.equal(Number(/rtev_ingest_row_builds_total\{by="binary"\} (\d+)/.exec(metrics)?.[1]), indexed);
   assert.doesNotMatch(metrics, /rtev_ingest_row_builds_total\{by="text"\} [1-9]/);
+  assert.match(metrics, /\nrtev_ingest_lines_parsed_total 0\n/, 'every line the collectors wrote is read by the canonical-line scanner');
 });
 
 function osv(id: string, name: string, fixed: string): object {

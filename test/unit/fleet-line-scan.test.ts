@@ -57,6 +57,10 @@ test('the scanner reads every canonical line itself (no fallback) and agrees wit
   }
   assert.ok(fixtureLines.length >= 30, `${fixtureLines.length} fixture lines`);
   assert.equal(same(Buffer.from(synthetic.join('\n') + '\n'), 'synthetic chunk'), 'taken');
+  assert.equal(encodeRowsBinary(Buffer.from(synthetic.join('\n') + '\n'), facts, 1n, false)!.parsed, 0, 'no canonical line goes to JSON.parse');
+  const odd = [synthetic[0]!, synthetic[1]!.replace(/,"pid":/, ', "pid":'), synthetic[2]!.replace(/"comm":"/, '"comm":"\\u0041')];
+  assert.equal(encodeRowsBinary(Buffer.from(odd.join('\n') + '\n'), facts, 1n, false)!.parsed, 1, 'a line with whitespace is read by JSON.parse and counted; an escape is the scanner\'s');
+  assert.equal(encodeRowsBinary(Buffer.from(odd.join('\n') + '\n'), facts, 1n, false, { scan: false })!.parsed, 3);
   assert.equal(same(Buffer.from(fixtureLines.join('\n') + '\n'), 'fixture chunk'), 'taken');
   for (const l of [...synthetic.slice(0, 300), ...fixtureLines]) assert.equal(same(Buffer.from(l + '\n'), l.slice(0, 100)), 'taken');
   for (const l of notRecords) {

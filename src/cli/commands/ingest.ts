@@ -55,6 +55,7 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
         },
         lagSeconds: (s) => metrics.ingestLag.set(s),
         rowsBuiltBy: (by) => metrics.ingestRowBuilds.inc({ by }),
+        linesParsed: (n) => metrics.ingestLinesParsed.inc(n),
       },
     });
     const server = parsed.values.has('metrics') ? await serveMetrics(parsed.values.get('metrics')!, metrics) : undefined;
