@@ -29,6 +29,7 @@
  *                  consumer thread in this process (copied into slots, no encoding): rtev's kernel side per recorded open
  *   collect[=OBJ]  `rtev collect --stdout --pid 1` (every probe; every storm open filtered out)
  *   stdout[=OBJ]   `rtev collect --stdout --probes file_open` to /dev/null (every storm open recorded)
+ *   collect@DIR, stdout@DIR   the same with the build in DIR (another worktree after `make build`)
  *   ring           the ring set: ring_default, ring_current, ring_cross, ring_percpu, ring_never (a 128-byte record
  *                  copied from per-CPU scratch with bpf_ringbuf_output on sys_exit_openat under each wake-up
  *                  policy, bench/kernel-floor.bpf.c), ring_nowrite (the same program without the write) and
@@ -248,10 +249,11 @@ async function main(): Promise<void> {
         const links = programs.map(([p, tp]) => (native.attachTracepoint !== undefined ? native.attachTracepoint(h, p, tp) : native.attach(h, p)));
         s = await storm(stormBin, target);
         native.detachMany(h, links);
-      } else if (/^(collect|stdout)(=|$)/.test(v)) {
-        const [kind, obj] = v.split('=');
+      } else if (/^(collect|stdout)(=|@|$)/.test(v)) {
+        const [head, obj] = v.split('=');
+        const [kind, dir] = head!.split('@');
         const args = kind === 'collect' ? ['--pid', '1'] : ['--probes', 'file_open'];
-        const rtev = spawn(process.execPath, [path.join(REPO, 'bin', 'rtev'), 'collect', '--stdout', '--quiet', ...args],
+        const rtev = spawn(process.execPath, [path.join(dir ?? REPO, 'bin', 'rtev'), 'collect', '--stdout', '--quiet', ...args],
           { stdio: ['ignore', fs.openSync('/dev/null', 'w'), 'inherit'], env: obj === undefined ? process.env : { ...process.env, RTEV_BPF_OBJECT: obj } });
         ownPids.add(rtev.pid!);
         const exited = new Promise((r) => rtev.on('exit', r));
