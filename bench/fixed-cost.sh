@@ -2,6 +2,8 @@
 # The fixed cost of a collector run (docs/benchmarks.md, "Session 3" and "Session 4 (h22)"): CPU
 # of runs that see no events, split into what they do. Alternating rounds of:
 #   node_empty     node -e 0 (the runtime alone)
+#   node_empty_no_extra_ca   the same without NODE_EXTRA_CA_CERTS, when the environment sets it: node 20
+#                  parses that CA bundle at every start (0.05-0.09 s here), before any rtev code runs
 #   cli_load       node -e 'require(dist/src/cli/commands/collect.js)' (module loading)
 #   stdout_true    rtev collect --stdout -- true (+ BPF load and attach, the rings, exit)
 #   signed_true    rtev collect --out DIR --key K -- true (+ the seal worker, package attribution of `true`)
@@ -35,7 +37,7 @@ if [ -n "$STORM" ]; then
 fi
 node "$FIRST/bin/rtev" keygen --out "$WORK/key" >/dev/null 2>&1
 echo "fixed cost: rounds=$ROUNDS date=$(date -u +%FT%TZ) commit=$(git rev-parse --short HEAD) node=$(node --version) builds=${BUILDS[*]}"
-echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)${NODE_EXTRA_CA_CERTS:+; NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS}"
 printf 'round\tbuild\tvariant\tuser_s\tsys_s\ttotal_s\tpeak_rss_kb\n' | tee "$WORK/runs.tsv"
 one() { # round build variant cmd...
   local r=$1 b=$2 v=$3; shift 3
@@ -45,6 +47,7 @@ one() { # round build variant cmd...
 }
 for r in $(seq "$ROUNDS"); do
   one "$r" - node_empty node -e 0
+  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then one "$r" - node_empty_no_extra_ca env -u NODE_EXTRA_CA_CERTS node -e 0; fi
   for spec in "${BUILDS[@]}"; do
     name=${spec%%=*} dir=${spec#*=} envs=()
     if [[ $dir == *:* ]]; then envs=("${dir#*:}"); dir=${dir%%:*}; fi
