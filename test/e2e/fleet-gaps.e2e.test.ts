@@ -9,7 +9,13 @@ import { freePort, startNatsCluster, startPostgres, type NatsCluster, type Postg
 import type { HostStatus } from '../../src/fleet/status';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { ENVELOPE_STREAM, INGEST_CONSUMER } from '../../src/fleet/names';
+import { headers } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
+import { envelopeSubject, ENVELOPE_STREAM, HDR_KIND, INGEST_CONSUMER } from '../../src/fleet/names';
+import { serializeEnvelope, signEnvelope } from '../../src/sign/envelope';
+import { loadSigningKeyFile } from '../../src/sign/key-files';
+import { generateSigningKey, type SigningKey } from '../../src/sign/keys';
+import { CHECKPOINT_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from '../../src/sign/statement';
 
 /**
  * Gaps and retention checkpoints end to end, against a real NATS JetStream and PostgreSQL
@@ -314,4 +320,50 @@ test('ship --follow while NATS stalls and retention removes unshipped chunks und
   const fleetLines = new Set(q.stdout.split('\n').filter((l) => l !== ''));
   for (const l of hostLines(h.dir)) assert.ok(fleetLines.has(l));
   assertIdentity(h);
+});
+
+/** a retention checkpoint as the store writes it (src/store/retention.ts), with the facts chosen by the test */
+function forgedCheckpoint(key: SigningKey, chainId: string, firstSeq: number, firstEnvelopeSha256: string, unshipped?: [number, number]): Buffer {
+  const payload = statementBytes({ name: E(firstSeq), digest: { sha256: firstEnvelopeSha256 } }, CHECKPOINT_PREDICATE_TYPE, {
+    chain_id: chainId, first_seq: firstSeq, removed: { from_seq: 1, through_seq: firstSeq - 1, bytes: 1 }, created: { wall_ns: 1n, mono_ns: 1n, uncertainty_ns: 0n },
+    ...(unshipped !== undefined ? { unshipped: { from_seq: unshipped[0], through_seq: unshipped[1] } } : {}),
+  });
+  return serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, key));
+}
+
+test('checkpoints that do not fit the host\'s chain are rejected with their reason: untrusted key, another envelope for an indexed chunk, another chain', { timeout: 120_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const h = hosts['hotel']!;
+  const chainId = pg.psql(`SELECT chain_id FROM hosts WHERE host_id = '${h.machineId}'`);
+  const env5 = pg.psql(`SELECT envelope_sha256 FROM chunks WHERE host_id = '${h.machineId}' AND seq = 5`);
+  assert.match(env5, /^[0-9a-f]{64}$/, 'hotel seq 5 is indexed, seq 4 an open gap (test 2)');
+  const key = loadSigningKeyFile(h.key);
+  const before = await statusOf(h);
+  const nc = await connect({ servers: nats.urls.split(','), timeout: 5000 });
+  try {
+    const js = jetstream(nc, { timeout: 10_000 });
+    const send = async (bytes: Buffer, id: string): Promise<void> => {
+      const hd = headers();
+      hd.set(HDR_KIND, 'checkpoint');
+      await js.publish(envelopeSubject(h.machineId), bytes, { msgID: id, headers: hd });
+    };
+    // each names hotel's open gap seq 4 as removed unshipped: accepted, it would checkpoint that gap
+    await send(forgedCheckpoint(generateSigningKey(), chainId, 5, env5, [4, 4]), 'cp-untrusted');
+    await send(forgedCheckpoint(key, chainId, 5, 'ab'.repeat(32), [4, 4]), 'cp-fork');
+    await send(forgedCheckpoint(key, '00000000-0000-4000-8000-000000000000', 5, env5, [4, 4]), 'cp-other-chain');
+  } finally {
+    await nc.close();
+  }
+  const rejected = (s: HostStatus, code: string) => s.rejected.find((r) => r.code === code)?.count ?? 0;
+  await until('three checkpoint rejections', async () => {
+    const s = await statusOf(h);
+    return rejected(s, 'untrusted-key') > rejected(before, 'untrusted-key') && rejected(s, 'fork') > rejected(before, 'fork') && rejected(s, 'chain-replaced') > rejected(before, 'chain-replaced');
+  }, 60_000, statusText);
+  const s = await statusOf(h);
+  assert.match(s.rejected.find((r) => r.code === 'fork')!.lastReason, /retention checkpoint vouches for envelope abababababababab\.\.\. of seq 5, the indexed seq 5 is/);
+  assert.match(s.rejected.find((r) => r.code === 'chain-replaced')!.lastReason, /retention checkpoint of chain 00000000-0000-4000-8000-000000000000/);
+  assert.deepEqual(s.gaps.map((g) => [g.state, g.fromSeq]), before.gaps.map((g) => [g.state, g.fromSeq]), 'no gap changed state');
+  assert.ok(s.gaps.some((g) => g.state === 'open' && g.fromSeq === 4), 'seq 4 is still an open gap');
+  assert.equal(pg.psql(`SELECT count(*) FROM checkpoints WHERE host_id = '${h.machineId}'`), '0', 'none recorded');
+  assert.equal(indexed(h), before.chunks, 'nothing lost: the chunk bodies stay indexed');
 });
