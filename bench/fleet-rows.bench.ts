@@ -2,8 +2,6 @@
  * Row building of `rtev ingest`, the builders side by side in one run, each chunk built by
  * every one of them (order rotating, one transaction per chunk as ingest does), against a
  * throwaway PostgreSQL 15 (test/helpers/fleet-servers.ts):
- * - v3: session 3's builder (bench/fleet-rows-v3.ts): JSON.parse per line, wide rows (the
- *   per-chunk constants and the line in every row), v3's table and indexes;
  * - parse: the current binary builder with JSON.parse for every line (scan: false), schema v4
  *   (narrow rows, the body stored once in a bytea column);
  * - scan: the current builder with the canonical-line scanner (the ingest path), schema v4;
@@ -11,6 +9,8 @@
  *   the BRIN on chunk_id;
  * - text: encodeRows + text COPY (the fallback), schema v4.
  * CPU of this process and of the PostgreSQL backend per builder; signed synthetic chunks
+ * Against an older build (session 3's v3 builder and table: `git show 1b3d845:bench/fleet-rows-v3.ts`),
+ * compare whole builds with bench/fleet.bench.ts `--rtev OLD/bin/rtev,bin/rtev`.
  * (test/helpers/synthetic-evidence.ts).
  *
  *   node dist/bench/fleet-rows.bench.js [--records 200000] [--chunk-size 4194304]
@@ -19,15 +19,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { checkContent, checkEnvelope } from '../src/fleet/chunk-check';
-import { COPY_RECORDS, initSchema } from '../src/fleet/pg-schema';
+import { COPY_RECORDS, copyPieces, initSchema } from '../src/fleet/pg-schema';
 import { encodeRows } from '../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../src/fleet/rows-binary';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
 import { startPostgres } from '../test/helpers/fleet-servers';
 import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
-import { COPY_RECORDS_V3, encodeRowsBinaryV3, RECORDS_V3_DDL } from './fleet-rows-v3';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,7 +51,6 @@ async function main(): Promise<void> {
     const db = new Client({ connectionString: pg.url() });
     await db.connect();
     await initSchema(db, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
-    await db.query(RECORDS_V3_DDL);
     await db.query(`CREATE TABLE records_bt (LIKE records INCLUDING DEFAULTS); CREATE INDEX records_bt_chunk_line ON records_bt (chunk_id, line_no);
       CREATE INDEX records_bt_wall ON records_bt USING brin (wall_ns);
       CREATE TABLE bodies (chunk_id bigint NOT NULL, body bytea NOT NULL); ALTER TABLE bodies ALTER COLUMN body SET STORAGE EXTERNAL`);
@@ -64,18 +61,10 @@ async function main(): Promise<void> {
       const f = fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(f[11]) + Number(f[12])) * 10;
     };
-    const kinds = ['v3', 'parse', 'scan', 'scan-btree', 'text'] as const;
+    const kinds = ['parse', 'scan', 'scan-btree', 'text'] as const;
     type Kind = (typeof kinds)[number];
     const total = Object.fromEntries(kinds.map((k) => [k, { ms: 0, n: 0, cpu: 0, pg: 0 }])) as Record<Kind, { ms: number; n: number; cpu: number; pg: number }>;
-    const copy = async (sql: string, pieces: Buffer[]): Promise<void> => {
-      const stream = db.query(copyFrom(sql));
-      await new Promise<void>((resolve, reject) => {
-        stream.on('error', reject);
-        stream.on('finish', resolve);
-        for (const p of pieces) stream.write(p);
-        stream.end();
-      });
-    };
+    const copy = (sql: string, pieces: Buffer[]): Promise<void> => copyPieces(db, sql, pieces);
     let id = 1n;
     for (const [i, c] of chunks.entries()) {
       const order = kinds.map((_, j) => kinds[(i + j) % kinds.length]!);
@@ -85,17 +74,11 @@ async function main(): Promise<void> {
         const b0 = backendCpuMs();
         const chunkId = id++;
         await db.query('BEGIN');
-        if (kind === 'v3') {
-          const rows = encodeRowsBinaryV3(c.body, c.facts, chunkId, false);
-          if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error('v3 builder refused a synthetic chunk');
-          await copy(COPY_RECORDS_V3, rows.pieces);
-        } else {
-          const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse' });
-          if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error(`${kind} refused a synthetic chunk`);
-          const sql = kind === 'text' ? COPY_RECORDS : COPY_RECORDS_BINARY;
-          await copy(kind === 'scan-btree' ? sql.replace('COPY records ', 'COPY records_bt ') : sql, rows.pieces);
-          await db.query('INSERT INTO bodies (chunk_id, body) VALUES ($1, $2)', [String(chunkId), c.body]);
-        }
+        const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse' });
+        if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error(`${kind} refused a synthetic chunk`);
+        const sql = kind === 'text' ? COPY_RECORDS : COPY_RECORDS_BINARY;
+        await copy(kind === 'scan-btree' ? sql.replace('COPY records ', 'COPY records_bt ') : sql, rows.pieces);
+        await db.query('INSERT INTO bodies (chunk_id, body) VALUES ($1, $2)', [String(chunkId), c.body]);
         await db.query('COMMIT');
         const u = process.cpuUsage(u0);
         total[kind].ms += performance.now() - t0;
@@ -111,7 +94,7 @@ async function main(): Promise<void> {
       console.log(`${kind.padEnd(10)}: ${t.n} records in ${(t.ms / 1000).toFixed(2)} s = ${(t.n / (t.ms / 1000)).toFixed(0)} records/s; CPU per record: node ${us(t.cpu, t.n)} us + PostgreSQL backend ${us(t.pg, t.n)} us = ${us(t.cpu + t.pg, t.n)} us (${(t.n / ((t.cpu + t.pg) / 1000)).toFixed(0)} records per CPU-second)`);
     }
     const per = (k: Kind): number => (total[k].cpu + total[k].pg) / total[k].n;
-    console.log(`CPU per record relative to v3: ${kinds.map((k) => `${k} ${(per(k) / per('v3')).toFixed(2)}`).join(', ')}; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`CPU per record relative to parse: ${kinds.map((k) => `${k} ${(per(k) / per('parse')).toFixed(2)}`).join(', ')}; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     pg.stop();
     fs.rmSync(base, { recursive: true, force: true });

@@ -4,7 +4,6 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, type Consumer, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { Client } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { UsageError } from '../errors';
 import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
@@ -13,7 +12,7 @@ import { closeByChunk, DeferredChunks, LATE_OPEN_SQL, recordCheckpoint, recordSk
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
-import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS } from './pg-schema';
+import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
 import { encodeRows } from './rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from './rows-binary';
 import { checkNoPassword } from './secrets';
@@ -420,7 +419,7 @@ export class Ingester {
     // a value the database refuses (a data error: a NUL in a string, a number out of range) is
     // a property of the signed body: redelivering it would fail the same way forever
     try {
-      await this.#copy(db, bin !== undefined ? COPY_RECORDS_BINARY : COPY_RECORDS, bin?.pieces ?? rows!.pieces);
+      await copyPieces(db, bin !== undefined ? COPY_RECORDS_BINARY : COPY_RECORDS, bin?.pieces ?? rows!.pieces);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (typeof code !== 'string' || !/^2[23]/.test(code)) throw err;
@@ -429,9 +428,9 @@ export class Ingester {
       return ['rejected', 0];
     }
     const attr = attributionRows(chunkId, v.predicate.raw['attribution']);
-    await this.#copy(db, COPY_CONTAINERS, attr.containers);
-    await this.#copy(db, COPY_IMAGES, attr.images);
-    await this.#copy(db, COPY_ATTRIBUTION, attr.files);
+    await copyPieces(db, COPY_CONTAINERS, attr.containers);
+    await copyPieces(db, COPY_IMAGES, attr.images);
+    await copyPieces(db, COPY_ATTRIBUTION, attr.files);
     await this.#insertChunk(db, m, f, chunkId, body!, head, d.gap, d.late === true, replaces !== undefined, cover);
     await db.query('COMMIT');
     await this.#ack(m, host, f);
@@ -439,26 +438,6 @@ export class Ingester {
     this.stats.records += Number(f.count);
     this.#o.hooks?.lagSeconds?.(Math.max(0, Date.now() / 1000 - Number(f.sealedWallNs / 1_000_000n) / 1000));
     return ['indexed', Number(f.count)];
-  }
-
-  async #copy(db: Client, sql: string, pieces: Buffer[]): Promise<void> {
-    if (pieces.length === 0) return;
-    const stream = db.query(copyFrom(sql));
-    await new Promise<void>((resolve, reject) => {
-      stream.on('error', reject);
-      stream.on('finish', resolve);
-      let i = 0;
-      const pump = (): void => {
-        while (i < pieces.length) {
-          if (!stream.write(pieces[i++]!)) {
-            stream.once('drain', pump);
-            return;
-          }
-        }
-        stream.end();
-      };
-      pump();
-    });
   }
 
   async #lateSlot(db: Client, f: ChunkFacts): Promise<LateSlot> {

@@ -1,4 +1,5 @@
 import type { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { UsageError } from '../errors';
 import { RECORD_COLUMNS } from './rows';
 
@@ -178,6 +179,27 @@ export async function checkSchema(db: Client): Promise<void> {
   const v = await db.query<{ value: string }>(`SELECT value FROM rtev_meta WHERE key = 'schema_version'`);
   const have = Number(v.rows[0]?.value ?? 0);
   if (have < SCHEMA_VERSION) throw new UsageError(`the fleet database has schema v${have}, this rtev needs v${SCHEMA_VERSION}`, "run 'rtev fleet init --db URL' again as the database owner (it only adds)");
+}
+
+/** copyPieces streams COPY data pieces into `sql` (a COPY ... FROM STDIN), waiting on the stream's drain */
+export async function copyPieces(db: Client, sql: string, pieces: Buffer[]): Promise<void> {
+  if (pieces.length === 0) return;
+  const stream = db.query(copyFrom(sql));
+  await new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+    let i = 0;
+    const pump = (): void => {
+      while (i < pieces.length) {
+        if (!stream.write(pieces[i++]!)) {
+          stream.once('drain', pump);
+          return;
+        }
+      }
+      stream.end();
+    };
+    pump();
+  });
 }
 
 export const COPY_RECORDS = `COPY records (${RECORD_COLUMNS.join(', ')}) FROM STDIN`;

@@ -3,9 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { checkContent, checkEnvelope, type ChunkFacts } from '../../src/fleet/chunk-check';
-import { checkSchema, COPY_RECORDS, initSchema } from '../../src/fleet/pg-schema';
+import { checkSchema, COPY_RECORDS, copyPieces, initSchema } from '../../src/fleet/pg-schema';
 import { encodeRows, RECORD_COLUMNS } from '../../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../../src/fleet/rows-binary';
 import { loadVerifyKeyFile } from '../../src/sign/key-files';
@@ -56,14 +55,8 @@ after(async () => {
   pg?.stop();
 });
 
-async function copyRows(pieces: Buffer[], sql = COPY_RECORDS): Promise<void> {
-  const stream = db.query(copyFrom(sql));
-  await new Promise<void>((resolve, reject) => {
-    stream.on('error', reject);
-    stream.on('finish', resolve);
-    for (const p of pieces) stream.write(p);
-    stream.end();
-  });
+function copyRows(pieces: Buffer[], sql = COPY_RECORDS): Promise<void> {
+  return copyPieces(db, sql, pieces);
 }
 
 function comparable(c: ChunkContent): unknown {
