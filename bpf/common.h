@@ -191,8 +191,9 @@ static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
 static __always_inline void emit(void *ring, void *rec, __u64 size, __u32 probe, __u64 wakeup_bytes)
 {
 	__u64 pending = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	__u64 flags = wakeup_bytes != 0 && pending / wakeup_bytes != (pending + size) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-												 : BPF_RB_NO_WAKEUP;
+	__u64 flags = wakeup_bytes != 0 && pending / wakeup_bytes != (pending + size) / wakeup_bytes
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
 
 	if (size > SCRATCH_SIZE)
 		return;

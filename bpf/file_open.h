@@ -47,14 +47,16 @@ static __always_inline bool open_args_of(long nr, struct open_args *a)
 	case NR_OPENAT2: {
 		struct open_how how = {};
 		bpf_probe_read_user(&how, sizeof(how), (void *)p3);
-		*a = (struct open_args){ (const char *)p2, (__s32)p1, (__u32)how.flags, (__u32)how.mode, OPEN_SYSCALL_OPENAT2 };
+		*a = (struct open_args){ (const char *)p2, (__s32)p1, (__u32)how.flags, (__u32)how.mode,
+					 OPEN_SYSCALL_OPENAT2 };
 		return true;
 	}
 	case NR_OPEN:
 		*a = (struct open_args){ (const char *)p1, AT_FDCWD, (__u32)p2, (__u32)p3, OPEN_SYSCALL_OPEN };
 		return true;
 	case NR_CREAT:
-		*a = (struct open_args){ (const char *)p1, AT_FDCWD, O_CREAT | O_WRONLY | O_TRUNC, (__u32)p2, OPEN_SYSCALL_CREAT };
+		*a = (struct open_args){ (const char *)p1, AT_FDCWD, O_CREAT | O_WRONLY | O_TRUNC, (__u32)p2,
+					 OPEN_SYSCALL_CREAT };
 		return true;
 	}
 	return false;

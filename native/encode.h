@@ -44,9 +44,9 @@ struct segment_header {
 #define LINE_SAME_KEY 0x1u
 
 struct segment_line {
-	uint32_t end;  /* end of the line (after its '\n'), from the start of the lines */
-	uint8_t probe; /* enum probe_id */
-	uint8_t v1;    /* the cgroup below is a v1 memory cgroup id */
+	uint32_t end;   /* end of the line (after its '\n'), from the start of the lines */
+	uint8_t probe;  /* enum probe_id */
+	uint8_t v1;     /* the cgroup below is a v1 memory cgroup id */
 	uint16_t flags; /* LINE_* */
 	uint64_t ts;
 	uint64_t cgroup; /* the attribution key */
