@@ -9,9 +9,9 @@
  *   the BRIN on chunk_id;
  * - text: encodeRows + text COPY (the fallback), schema v4.
  * CPU of this process and of the PostgreSQL backend per builder; signed synthetic chunks
- * Against an older build (session 3's v3 builder and table: `git show 1b3d845:bench/fleet-rows-v3.ts`),
- * compare whole builds with bench/fleet.bench.ts `--rtev OLD/bin/rtev,bin/rtev`.
- * (test/helpers/synthetic-evidence.ts).
+ * (test/helpers/synthetic-evidence.ts). Against an older build (session 3's v3 builder and table:
+ * its bench copy at commit 1b3d845), compare whole builds with bench/fleet.bench.ts
+ * `--rtev OLD/bin/rtev,bin/rtev`.
  *
  *   node dist/bench/fleet-rows.bench.js [--records 200000] [--chunk-size 4194304]
  */
