@@ -6,6 +6,7 @@ import {
 } from '../report/observation-groups';
 import type { CoverageFacts, EvidenceRef, FunctionProbe, Observations } from '../report/observations';
 import { LINE, type FleetIndex } from './query';
+import { sqlU64 } from './rows';
 import { chunksOf, chunkWhere, rejected } from './summary';
 
 /**
@@ -35,8 +36,9 @@ const PRODUCT = `CASE WHEN r.container_id IS NULL THEN 'host' ELSE COALESCE(r.im
 const CONTAINER_IMAGES = `LEFT JOIN (SELECT chunk_id, container_id, min(image_digest) AS image_digest FROM containers WHERE image_digest IS NOT NULL GROUP BY 1, 2) ci
   ON ci.chunk_id = r.chunk_id AND ci.container_id = r.container_id`;
 /** the columns of an evidence reference, from x (records with their product) and k (its chunk) */
-const REF_COLUMNS = `k.chain_id, k.seq, k.chunk_sha256, x.line_no, x.ts_ns, x.wall_ns, x.pid, x.comm, x.container_id, x.image_digest`;
-const X_COLUMNS = `r.chunk_id, r.line_no, r.ts_ns, r.wall_ns, r.pid, r.comm, r.container_id, r.image_digest`;
+const REF_COLUMNS = `k.chain_id, k.seq, k.chunk_sha256, x.line_no, ${sqlU64('x.ts_ns_biased')}::text AS ts_ns, x.wall_ns, x.pid, x.comm, x.container_id, x.image_digest`;
+/** (ts_ns is biased in records, schema v5: mapped back to the u64 only in the reference columns, not per record scanned) */
+const X_COLUMNS = `r.chunk_id, r.line_no, r.ts_ns_biased, r.wall_ns, r.pid, r.comm, r.container_id, r.image_digest`;
 /** the earliest record first; chain ids in code point order, whatever the database collation */
 const ORDER = `x.wall_ns, k.chain_id COLLATE "C", k.seq, x.line_no`;
 

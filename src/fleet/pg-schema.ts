@@ -15,9 +15,16 @@ import { RECORD_COLUMNS } from './rows';
  * holds its typed columns and (chunk_id, line_no, line_off, line_len), the per-chunk values
  * (host, chain, seq, digest) stay in `chunks`. Schema 3 databases are migrated by `rtev fleet
  * init` (bodies rebuilt from the stored lines, byte for byte).
+ *
+ * Schema 5: the u64 columns of records are int8s biased by -2^63 (ts_ns_biased = ts_ns - 2^63,
+ * cgroup_id_biased likewise): exact for every u64, in the same order (ORDER BY, min/max and
+ * ranges work on the biased value), and fixed-width 8 bytes that PostgreSQL takes without
+ * numeric's input and varlena cost. Readers map them back (biasedToU64 in src/fleet/rows.ts,
+ * sqlU64 in SQL; rtev_u64(bigint) for people at a psql prompt). `rtev fleet init` rewrites a
+ * v4 records table in place (ALTER COLUMN ... TYPE ... USING).
  */
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -50,9 +57,10 @@ CREATE TABLE IF NOT EXISTS chunk_ledger (
   PRIMARY KEY (host_id, chain_id, seq, probe));
 -- one row per record: fixed-width columns first (no alignment padding), the line is
 -- chunks.body[line_off, line_off + line_len)
+-- (ts_ns_biased, cgroup_id_biased: the u64 minus 2^63, see rtev_u64)
 CREATE TABLE IF NOT EXISTS records (
-  chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ssl_bytes bigint, line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL,
-  pid integer NOT NULL, tid integer, peer_port integer, local_port integer, ts_ns numeric(20) NOT NULL, cgroup_id numeric(20),
+  chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ts_ns_biased bigint NOT NULL, cgroup_id_biased bigint, ssl_bytes bigint,
+  line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL, pid integer NOT NULL, tid integer, peer_port integer, local_port integer,
   type text NOT NULL, src text NOT NULL, comm text NOT NULL, container_id text, image_digest text, path text, access text,
   peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
 -- COPY appends a chunk's rows to pages of their own, and chunk ids and wall_ns grow with the
@@ -91,6 +99,22 @@ ALTER TABLE gaps ADD COLUMN IF NOT EXISTS closed_by text;
 ALTER TABLE gaps ADD COLUMN IF NOT EXISTS checkpoint_sha256 text;
 ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS first_envelope_sha256 text;
 ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS envelope text;
+-- v5: the u64 of a biased int8 column (records.ts_ns_biased, records.cgroup_id_biased), for SQL by hand
+CREATE OR REPLACE FUNCTION rtev_u64(biased bigint) RETURNS numeric LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  AS 'SELECT biased::numeric + 9223372036854775808';
+`;
+
+/**
+ * Schema 4 -> 5, after the DDL: the records table's numeric(20) u64 columns become biased
+ * int8s, in one rewrite of the table. A v4 cgroup_id beyond u64 (numeric(20) held up to
+ * 10^20 - 1; no collector writes one) becomes NULL: its line in chunks.body keeps it.
+ */
+const MIGRATE_V4 = `
+ALTER TABLE records
+  ALTER COLUMN ts_ns TYPE bigint USING (ts_ns - 9223372036854775808)::bigint,
+  ALTER COLUMN cgroup_id TYPE bigint USING (CASE WHEN cgroup_id <= 18446744073709551615 THEN cgroup_id - 9223372036854775808 END)::bigint;
+ALTER TABLE records RENAME COLUMN ts_ns TO ts_ns_biased;
+ALTER TABLE records RENAME COLUMN cgroup_id TO cgroup_id_biased;
 `;
 
 function ident(name: string, option: string): string {
@@ -122,10 +146,11 @@ UPDATE chunks k SET body = b.body FROM (
 WHERE b.chunk_id = k.chunk_id;
 UPDATE chunks SET body = ''::bytea WHERE body IS NULL;
 ALTER TABLE chunks ALTER COLUMN body SET NOT NULL;
-INSERT INTO records (chunk_id, line_no, line_off, line_len, ts_ns, wall_ns, type, src, pid, tid, comm, cgroup_id, container_id, image_digest,
+INSERT INTO records (chunk_id, line_no, line_off, line_len, ts_ns_biased, wall_ns, type, src, pid, tid, comm, cgroup_id_biased, container_id, image_digest,
     path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op)
   SELECT chunk_id, line_no, (sum(octet_length(convert_to(line, 'UTF8')) + 1) OVER w - octet_length(convert_to(line, 'UTF8')) - 1)::integer,
-    octet_length(convert_to(line, 'UTF8')), ts_ns, wall_ns, type, src, pid, tid, comm, cgroup_id, container_id, image_digest,
+    octet_length(convert_to(line, 'UTF8')), (ts_ns - 9223372036854775808)::bigint, wall_ns, type, src, pid, tid, comm,
+    (CASE WHEN cgroup_id <= 18446744073709551615 THEN cgroup_id - 9223372036854775808 END)::bigint, container_id, image_digest,
     path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op
   FROM records_v3 WINDOW w AS (PARTITION BY chunk_id ORDER BY line_no);
 DROP TABLE records_v3;
@@ -144,6 +169,11 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
     await db.query(MIGRATE_V3_AFTER);
     const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM chunks');
     done.push(`migrated the records of ${n.rows[0]!.n} chunk(s) to schema v4 (bodies stored once, records narrow)`);
+  }
+  const v4 = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'ts_ns'`);
+  if (v4.rowCount !== 0) {
+    await db.query(MIGRATE_V4);
+    done.push('migrated records to schema v5 (u64 columns as biased int8: ts_ns_biased, cgroup_id_biased)');
   }
   await db.query(`INSERT INTO rtev_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [String(SCHEMA_VERSION)]);
   for (const role of [ingest, reader]) {

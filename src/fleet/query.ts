@@ -3,12 +3,13 @@ import { UsageError, errorMessage } from '../errors';
 import { compileFilter, type EvidenceFilter } from '../index/filter';
 import type { IndexRow } from '../index/index';
 import type { EventType } from '../model/record';
+import { biasedToU64 } from './rows';
 import { checkNoPassword } from './secrets';
 
 /**
  * Fleet queries over the PostgreSQL index: the filters of the local index (src/index/filter.ts
  * compiles the same WHERE clause for PostgreSQL), the same rows in the same order (ts_ns,
- * then chain, seq, line), each line byte for byte as its host signed it.
+ * then chain, seq, line: ts_ns_biased sorts as ts_ns does), each line byte for byte as its host signed it.
  */
 
 /** the original line of record r in chunk k, as text (the body was checked to be UTF-8 at ingest) */
@@ -42,13 +43,13 @@ export class FleetIndex {
     try {
       // the line: its bytes of the chunk's body (stored uncompressed: only that part is read)
       await this.db.query(`DECLARE rtev_rows NO SCROLL CURSOR FOR
-        SELECT k.chain_id, k.seq, k.chunk_sha256, r.line_no, r.ts_ns, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, ${LINE} AS line
-        FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${where} ORDER BY r.ts_ns, k.chain_id, k.seq, r.line_no${limit}`, params);
+        SELECT k.chain_id, k.seq, k.chunk_sha256, r.line_no, r.ts_ns_biased, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, ${LINE} AS line
+        FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${where} ORDER BY r.ts_ns_biased, k.chain_id, k.seq, r.line_no${limit}`, params);
       for (;;) {
         const r = await this.db.query(`FETCH ${batch} FROM rtev_rows`);
         for (const v of r.rows) {
           yield {
-            chainId: v.chain_id, seq: BigInt(v.seq), chunkSha256: v.chunk_sha256, lineNo: Number(v.line_no), tsNs: BigInt(v.ts_ns), wallNs: BigInt(v.wall_ns),
+            chainId: v.chain_id, seq: BigInt(v.seq), chunkSha256: v.chunk_sha256, lineNo: Number(v.line_no), tsNs: biasedToU64(v.ts_ns_biased), wallNs: BigInt(v.wall_ns),
             type: v.type as EventType, pid: Number(v.pid), comm: v.comm, containerId: v.container_id, imageDigest: v.image_digest, line: v.line, verified: true,
           };
         }

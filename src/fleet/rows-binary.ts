@@ -11,7 +11,9 @@ import { RECORD_COLUMNS } from './rows';
  * JavaScript and copied straight into the table (no staging, no per-row parsing in the
  * server). The columns are encodeRows' (src/fleet/rows.ts) rule for rule, value for value;
  * only the wire format differs: integers are binary (int4, int8), u64 values (ts_ns,
- * cgroup_id) are numeric written from the line's digits (never through a JS number), text
+ * cgroup_id) are int8s biased by -2^63 (schema v5: ts_ns_biased, cgroup_id_biased; exact and
+ * in the same order) read from the line's digits into two 32-bit halves (no BigInt and no
+ * rounding through one JS number; wall_ns is computed on the halves too), text
  * values are the line's bytes where a string has no escapes (the body is checked to be UTF-8
  * first). The line itself is not in the row: chunks.body holds the body once, the row its
  * (line_off, line_len).
@@ -29,8 +31,7 @@ const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const NCOLS = RECORD_COLUMNS.length;
 const INT4_MIN = -2147483648;
 const INT4_MAX = 2147483647;
-const INT8_MIN = -(1n << 63n);
-const INT8_MAX = (1n << 63n) - 1n;
+const TWO32 = 4294967296;
 
 /** A growing output buffer, cut into pieces of about 1 MiB for the COPY stream. */
 class Out {
@@ -78,24 +79,54 @@ function int4(o: Out, v: number | null): void {
   o.at += 8;
 }
 
-/** a scratch int64 and its bytes (little-endian on every platform node runs on here: checked below) */
-const I64 = new BigInt64Array(1);
-const I64_BYTES = new Uint8Array(I64.buffer);
-I64[0] = 1n;
-const LITTLE_ENDIAN = I64_BYTES[0] === 1;
-
-/** int8 of a bigint in [INT8_MIN, INT8_MAX] (the caller checked): the scratch's bytes, no bounds-checked write */
-function int8(o: Out, v: bigint): void {
+/** int8 of hi * 2^32 + lo (hi a signed 32-bit value, lo in [0, 2^32)): two big-endian words, no BigInt */
+function int8hl(o: Out, hi: number, lo: number): void {
   const b = o.buf;
   const at = o.at;
   put32(b, at, 8);
-  if (!LITTLE_ENDIAN) {
-    b.writeBigInt64BE(v, at + 4);
-  } else {
-    I64[0] = v;
-    for (let i = 0; i < 8; i++) b[at + 4 + i] = I64_BYTES[7 - i]!;
-  }
+  put32(b, at + 4, hi);
+  put32(b, at + 8, lo);
   o.at = at + 12;
+}
+
+/** int8 of a safe integer */
+function int8n(o: Out, v: number): void {
+  const hi = Math.floor(v / TWO32);
+  int8hl(o, hi, v - hi * TWO32);
+}
+
+/**
+ * A u64 read from ASCII digits into two exact 32-bit halves (U64_HI, U64_LO), without BigInt:
+ * decimal digits accumulate in doubles and carry into the high half every 4 digits (every value
+ * stays below 2^46, exact); false when the digits are beyond 2^64 - 1.
+ */
+let U64_HI = 0;
+let U64_LO = 0;
+function u64(b: Buffer, s: number, e: number): boolean {
+  let hi = 0;
+  let lo = 0;
+  let k = 0;
+  for (let i = s; i < e; i++) {
+    lo = lo * 10 + (b[i]! - 0x30);
+    hi *= 10;
+    if (++k === 4 || i === e - 1) {
+      k = 0;
+      if (lo >= TWO32) {
+        const c = Math.floor(lo / TWO32);
+        lo -= c * TWO32;
+        hi += c;
+      }
+      if (hi >= TWO32) return false;
+    }
+  }
+  U64_HI = hi;
+  U64_LO = lo;
+  return true;
+}
+
+/** the two halves of a bigint (hi signed, floor division; exact for |v| < 2^84) */
+function halves(v: bigint): [number, number] {
+  return [Number(v >> 32n), Number(v & 0xffffffffn)];
 }
 
 function text(o: Out, v: string | null): void {
@@ -194,6 +225,26 @@ function numeric(o: Out, b: Buffer, s: number, e: number): void {
   o.at = at;
 }
 
+/** schema v4's numeric(20) u64 columns (bench comparison only), else v5's biased int8 */
+let NUMERIC_U64 = false;
+
+/** the cgroup_id column of the line b[s..e): NULL, or its u64 biased to int8; false when beyond u64 (not the binary path's) */
+function cgroup(o: Out, b: Buffer, s: number, e: number): boolean {
+  const cgEnd = cgroupDigitsEnd(b, s, e);
+  if (cgEnd < 0) {
+    nul(o);
+    return true;
+  }
+  const from = s + CGROUP_PREFIX.length;
+  if (NUMERIC_U64) {
+    numeric(o, b, from, cgEnd);
+    return true;
+  }
+  if (!u64(b, from, cgEnd)) return false;
+  int8hl(o, U64_HI ^ 0x80000000, U64_LO);
+  return true;
+}
+
 function nul(o: Out): void {
   put32(o.buf, o.at, -1);
   o.at += 4;
@@ -203,6 +254,8 @@ function nul(o: Out): void {
 const TYPES = ['file_open', 'process_exec', 'net_connect', 'tcp_state', 'ssl_op', 'function_call'] as const;
 const TYPE_BYTES = TYPES.map((t) => Buffer.from(t, 'latin1'));
 const TYPE_INDEX = new Map<string, number>(TYPES.map((t, i) => [t, i]));
+/** the TYPES index of the row just written (-1: another type), counted without a Map lookup per row */
+let ROW_TYPE = -1;
 
 /**
  * The columns that depend on the event type, per type: the event field each one takes (-1: NULL)
@@ -261,6 +314,11 @@ function intField(sc: LineScan, slot: number): number | null | undefined {
 export interface BuildOptions {
   /** read canonical lines with the byte scanner (default); false: JSON.parse every line (the reference the scanner is tested against) */
   scan?: boolean;
+  /**
+   * u64 columns as schema v4's numeric(20) (ts_ns, cgroup_id), for bench/fleet-rows.bench.ts's
+   * comparison by column; default: schema v5's biased int8 (ts_ns_biased, cgroup_id_biased)
+   */
+  numericU64?: boolean;
 }
 
 /**
@@ -272,10 +330,15 @@ export interface BuildOptions {
 export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, subjects: boolean, opts: BuildOptions = {}): BinaryRows | undefined {
   if (!isUtf8(body)) return undefined;
   const useScan = opts.scan !== false;
+  NUMERIC_U64 = opts.numericU64 === true;
   const content: ChunkContent = { sha256: f.chunkSha256, bytes: body.length, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [], subjects: new AttributionSubjects() };
-  const mid = (f.openedMonoNs + f.sealedMonoNs) / 2n;
-  const openDelta = f.openedWallNs - f.openedMonoNs;
-  const sealDelta = f.sealedWallNs - f.sealedMonoNs;
+  // wall = ts + the delta of the nearer anchor (encodeRows' rule), in 32-bit halves: no BigInt per row
+  const [midHi, midLo] = halves((f.openedMonoNs + f.sealedMonoNs) / 2n);
+  const [openHi, openLo] = halves(f.openedWallNs - f.openedMonoNs);
+  const [sealHi, sealLo] = halves(f.sealedWallNs - f.sealedMonoNs);
+  // first/min/max/last ts as halves, made bigints once at the end
+  let firstHi = -1, firstLo = 0, minHi = 0, minLo = 0, maxHi = 0, maxLo = 0, lastHi = 0, lastLo = 0;
+  const byType = new Float64Array(TYPES.length);
   const o = new Out(1 << 20);
   o.room(SIGNATURE.length + 8);
   SIGNATURE.copy(o.buf, 0);
@@ -285,7 +348,8 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   // the chunk id of every row, encoded once
   const prefix = new Out(64);
   prefix.room(64);
-  int8(prefix, chunkId);
+  const [idHi, idLo] = halves(chunkId);
+  int8hl(prefix, idHi, idLo);
   const constants = prefix.buf.subarray(0, prefix.at);
   const counts = new Map<string, number>();
   const sc = new LineScan();
@@ -307,24 +371,52 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     int4(o, no);
     int4(o, start);
     int4(o, lineBytes);
-    const ts = BigInt(body.toString('latin1', tsAt, nl - 1));
-    const wall = ts + (ts <= mid ? openDelta : sealDelta);
-    if (wall < INT8_MIN || wall > INT8_MAX) return undefined;
-    numeric(o, body, tsAt, nl - 1);
-    int8(o, wall);
+    if (!u64(body, tsAt, nl - 1)) return undefined;
+    const tsHi = U64_HI;
+    const tsLo = U64_LO;
+    const early = tsHi < midHi || (tsHi === midHi && tsLo <= midLo);
+    let wallLo = tsLo + (early ? openLo : sealLo);
+    let wallHi = tsHi + (early ? openHi : sealHi);
+    if (wallLo >= TWO32) {
+      wallLo -= TWO32;
+      wallHi++;
+    }
+    // beyond int8: not the binary path's (the text rows get the database's error)
+    if (wallHi < -2147483648 || wallHi > 2147483647) return undefined;
+    // ts_ns - 2^63 as int8 is the u64's bits with the top one flipped (order kept)
+    if (NUMERIC_U64) numeric(o, body, tsAt, nl - 1);
+    else int8hl(o, tsHi ^ 0x80000000, tsLo);
+    int8hl(o, wallHi, wallLo);
     const scanned = useScan && sc.scan(body, start, nl);
     if (!scanned) parsed++;
     const type = scanned ? scannedRow(o, body, start, nl, sc, subjects ? content : undefined) : parsedRow(o, body, start, nl, subjects ? content : undefined);
     if (type === undefined) return undefined;
     content.count++;
-    counts.set(type, (counts.get(type) ?? 0) + 1);
-    if (content.firstTs === null) content.firstTs = content.minTs = content.maxTs = ts;
-    if (ts < content.minTs!) content.minTs = ts;
-    if (ts > content.maxTs!) content.maxTs = ts;
-    content.lastTs = ts;
+    if (ROW_TYPE >= 0) byType[ROW_TYPE]!++;
+    else counts.set(type, (counts.get(type) ?? 0) + 1);
+    if (firstHi < 0) {
+      firstHi = minHi = maxHi = tsHi;
+      firstLo = minLo = maxLo = tsLo;
+    } else if (tsHi < minHi || (tsHi === minHi && tsLo < minLo)) {
+      minHi = tsHi;
+      minLo = tsLo;
+    } else if (tsHi > maxHi || (tsHi === maxHi && tsLo > maxLo)) {
+      maxHi = tsHi;
+      maxLo = tsLo;
+    }
+    lastHi = tsHi;
+    lastLo = tsLo;
     start = nl + 1;
   }
+  for (let t = 0; t < TYPES.length; t++) if (byType[t]! > 0) counts.set(TYPES[t]!, (counts.get(TYPES[t]!) ?? 0) + byType[t]!);
   content.byType = counts;
+  if (firstHi >= 0) {
+    const big = (hi: number, lo: number): bigint => (BigInt(hi) << 32n) | BigInt(lo);
+    content.firstTs = big(firstHi, firstLo);
+    content.minTs = big(minHi, minLo);
+    content.maxTs = big(maxHi, maxLo);
+    content.lastTs = big(lastHi, lastLo);
+  }
   content.tailBytes = body.length - start;
   o.room(2);
   o.buf.writeInt16BE(-1, o.at);
@@ -360,6 +452,7 @@ function scannedRow(o: Out, b: Buffer, s: number, e: number, sc: LineScan, conte
     return undefined;
   }
   if (ti < 0) ti = TYPE_INDEX.get(type) ?? -1;
+  ROW_TYPE = ti;
   const ck = kind[F_COMM];
   const sk = kind[F_SRC];
   if (kind[F_PID] !== K_NUM || (ck !== K_STR && ck !== K_ESC) || (sk !== K_STR && sk !== K_ESC)) return undefined;
@@ -375,9 +468,7 @@ function scannedRow(o: Out, b: Buffer, s: number, e: number, sc: LineScan, conte
   int4(o, pid);
   int4(o, tid);
   textField(o, b, sc, F_COMM, 64);
-  const cgEnd = cgroupDigitsEnd(b, s, e);
-  if (cgEnd < 0) nul(o);
-  else numeric(o, b, s + CGROUP_PREFIX.length, cgEnd);
+  if (!cgroup(o, b, s, e)) return undefined;
   textField(o, b, sc, F_CONTAINER_ID, 128);
   textField(o, b, sc, F_IMAGE_DIGEST, 128);
   textField(o, b, sc, cols[0]!, 4096);
@@ -391,7 +482,7 @@ function scannedRow(o: Out, b: Buffer, s: number, e: number, sc: LineScan, conte
   textField(o, b, sc, cols[8]!, 128);
   textField(o, b, sc, cols[9]!, 32);
   const bytesSlot = cols[10]!;
-  if (bytesSlot >= 0 && kind[bytesSlot] === K_NUM) int8(o, BigInt(sc.num[bytesSlot]!));
+  if (bytesSlot >= 0 && kind[bytesSlot] === K_NUM) int8n(o, sc.num[bytesSlot]!);
   else nul(o);
   textField(o, b, sc, cols[11]!, 32);
   if (content !== undefined) {
@@ -444,14 +535,13 @@ function parsedRow(o: Out, b: Buffer, s: number, e: number, content: ChunkConten
     default: break;
   }
   if (peerPort === undefined || localPort === undefined) return undefined;
+  ROW_TYPE = TYPE_INDEX.get(type) ?? -1;
   text(o, type);
   text(o, str(r['src'], 128));
   int4(o, pid);
   int4(o, tid);
   text(o, str(r['comm'], 64));
-  const cgEnd = cgroupDigitsEnd(b, s, e);
-  if (cgEnd < 0) nul(o);
-  else numeric(o, b, s + CGROUP_PREFIX.length, cgEnd);
+  if (!cgroup(o, b, s, e)) return undefined;
   text(o, str(r['container_id'], 128));
   text(o, str(r['image_digest'], 128));
   text(o, path);
@@ -465,7 +555,7 @@ function parsedRow(o: Out, b: Buffer, s: number, e: number, content: ChunkConten
   text(o, nodeHash);
   text(o, runtime);
   if (sslBytes === null) nul(o);
-  else int8(o, BigInt(sslBytes));
+  else int8n(o, sslBytes);
   text(o, sslOp);
   if (content !== undefined) content.subjects.add(subjectsOf(r));
   return type;

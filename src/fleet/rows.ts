@@ -7,15 +7,34 @@ import type { ChunkFacts } from './chunk-check';
  * The columns mirror the local index (src/index, docs/fleet.md); what is the same for every
  * record of a chunk (host, chain, seq, digest) is in `chunks`, and so is the body itself: a
  * record points at its original line with (line_off, line_len), bytes of chunks.body. u64
- * values (ts_ns, cgroup_id) are taken from the line's text, never through a JS number.
+ * values (ts_ns, cgroup_id) are taken from the line's text, never through a JS number, and
+ * stored biased (schema v5): the int8 x - 2^63, exact and order-preserving (u64ToBiased,
+ * biasedToU64; readers map them back).
  */
 
 /** the COPY column list (the order rows are written in; the table's own order packs them) */
 export const RECORD_COLUMNS = [
-  'chunk_id', 'line_no', 'line_off', 'line_len', 'ts_ns', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
-  'cgroup_id', 'container_id', 'image_digest', 'path', 'access', 'peer_addr', 'peer_port', 'local_addr', 'local_port',
+  'chunk_id', 'line_no', 'line_off', 'line_len', 'ts_ns_biased', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
+  'cgroup_id_biased', 'container_id', 'image_digest', 'path', 'access', 'peer_addr', 'peer_port', 'local_addr', 'local_port',
   'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op',
 ] as const;
+
+const BIAS = 1n << 63n;
+
+/** a u64 as stored in a biased int8 column (ts_ns_biased, cgroup_id_biased): x - 2^63, order kept */
+export function u64ToBiased(x: bigint): bigint {
+  return x - BIAS;
+}
+
+/** the u64 of a biased int8 column's value (node-postgres gives int8 as a decimal string) */
+export function biasedToU64(v: string | number | bigint): bigint {
+  return BigInt(v) + BIAS;
+}
+
+/** SQL: the u64 of a biased int8 column, as numeric (e.g. for text output) */
+export function sqlU64(column: string): string {
+  return `(${column}::numeric + 9223372036854775808)`;
+}
 
 /** forEachLine calls fn for every "\n"-terminated line (with its byte offset and length); returns the bytes after the last newline. */
 export function forEachLine(body: Buffer, fn: (line: string, lineNo: number, off: number, len: number) => void): number {
@@ -38,6 +57,12 @@ export function copyText(v: string | number | bigint | null | undefined): string
   if (typeof v !== 'string') return String(v);
   if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+/** the biased cgroup_id of a line, or \N (beyond u64: a value the int8 column refuses, as the database should) */
+function cgroupBiased(line: string): string {
+  const m = CGROUP.exec(line);
+  return m === null ? '\\N' : String(BigInt(m[1]!) - BIAS);
 }
 
 function str(v: unknown, max = 4096): string | null {
@@ -104,8 +129,8 @@ export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): Encode
       default: break;
     }
     const row = prefix + [
-      no, off, len, ts, wall, type, copyText(str(r['src'], 128)), int(r['pid']) ?? '\\N', int(r['tid']) ?? '\\N', copyText(str(r['comm'], 64)),
-      CGROUP.exec(line)?.[1] ?? '\\N', copyText(str(r['container_id'], 128)), copyText(str(r['image_digest'], 128)),
+      no, off, len, ts - BIAS, wall, type, copyText(str(r['src'], 128)), int(r['pid']) ?? '\\N', int(r['tid']) ?? '\\N', copyText(str(r['comm'], 64)),
+      cgroupBiased(line), copyText(str(r['container_id'], 128)), copyText(str(r['image_digest'], 128)),
       copyText(path), copyText(access), copyText(peerAddr), peerPort ?? '\\N', copyText(localAddr), localPort ?? '\\N',
       copyText(symbol), copyText(library), copyText(nodeHash), copyText(runtime), sslBytes ?? '\\N', copyText(sslOp),
     ].join('\t') + '\n';

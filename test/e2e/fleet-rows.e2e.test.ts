@@ -7,6 +7,7 @@ import { checkContent, checkEnvelope, type ChunkFacts } from '../../src/fleet/ch
 import { checkSchema, COPY_RECORDS, copyPieces, initSchema } from '../../src/fleet/pg-schema';
 import { encodeRows, RECORD_COLUMNS } from '../../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../../src/fleet/rows-binary';
+import { FleetIndex } from '../../src/fleet/query';
 import { loadVerifyKeyFile } from '../../src/sign/key-files';
 import type { ChunkContent, SignedPredicate } from '../../src/verify';
 import { rootOrSkip, tempDir } from '../helpers/collector';
@@ -18,8 +19,8 @@ import { newKey, writeSynthetic } from '../helpers/synthetic-evidence';
  * ingest path) and encodeRows' text rows (the fallback), column by column on signed synthetic
  * chunks (every event type, u64 values above 2^53, non-ASCII and lone-surrogate strings); a
  * record's (line_off, line_len) is its line in the body; a body the binary path must not take
- * goes to encodeRows; `rtev fleet init` migrates a schema v3 database to v4 with every body
- * rebuilt byte for byte.
+ * goes to encodeRows; `rtev fleet init` migrates a schema v3 database with every body rebuilt
+ * byte for byte, and a schema v4 database's numeric(20) u64 columns to v5's biased int8, exactly.
  */
 
 const root = process.getuid?.() === 0;
@@ -83,7 +84,7 @@ test('binary COPY rows (the ingest path) equal encodeRows\' text rows, column by
     const diff = await db.query(`(SELECT ${cols} FROM records WHERE chunk_id = $1 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = $2)
       UNION ALL (SELECT ${cols} FROM records WHERE chunk_id = $2 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = $1)`, [String(binId), String(jsId)]);
     assert.equal(diff.rowCount, 0, `rows differ: ${JSON.stringify(diff.rows.slice(0, 2))}`);
-    const n = await db.query(`SELECT count(*) AS n, count(*) FILTER (WHERE cgroup_id > 9007199254740993) AS big, count(*) FILTER (WHERE path LIKE $2) AS esc,
+    const n = await db.query(`SELECT count(*) AS n, count(*) FILTER (WHERE rtev_u64(cgroup_id_biased) > 9007199254740993) AS big, count(*) FILTER (WHERE path LIKE $2) AS esc,
         count(DISTINCT type) AS types FROM records WHERE chunk_id = $1`, [String(binId), '%\udcff%']);
     assert.equal(Number(n.rows[0].n), Number(c.facts.count));
     assert.ok(Number(n.rows[0].big) > 0, 'u64 cgroup ids are exact');
@@ -93,32 +94,47 @@ test('binary COPY rows (the ingest path) equal encodeRows\' text rows, column by
     const at = await db.query<{ line_off: number; line_len: number }>('SELECT line_off, line_len FROM records WHERE chunk_id = $1 ORDER BY line_no', [String(binId)]);
     assert.ok(Buffer.concat(at.rows.map((r) => Buffer.concat([c.body.subarray(r.line_off, r.line_off + r.line_len), Buffer.from('\n')]))).equals(c.body), 'the lines are the body, byte for byte');
   }
-  // numeric from digits: 0, every group length (ts_ns), up to u64 max and 20 nines (cgroup_id)
+  // u64 from digits into biased int8 (schema v5): 0, every digit count's carries, 2^32 and 2^63 around, u64 max
   const all = chunks[0]!.body.toString('utf8').split('\n');
   const line = all[0]!;
   const cg = all.find((l) => l.startsWith('{"cgroup_id":'))!;
   assert.ok(cg !== undefined, 'a line with a cgroup id');
+  const u64s = ['0', '1', '9999', '12345', '123456789', '4294967295', '4294967296', '9007199254740993', '1000000000000000000',
+    '7000000000000000001', '9223372036854775807', '9223372036854775808', '18446744073709551615'];
   const cases: [string, string][] = [
-    ...['0', '1', '12345', '123456789', '1000000000000000000', '7000000000000000001'].map((v): [string, string] => ['ts_ns', line.replace(/"ts_ns":\d+}$/, `"ts_ns":${v}}`)]),
-    ...['0', '10000', '9007199254740993', '18446744073709551615', '99999999999999999999'].map((v): [string, string] => ['cgroup_id', cg.replace(/^\{"cgroup_id":\d+,/, `{"cgroup_id":${v},`)]),
+    ...u64s.map((v): [string, string] => ['ts_ns', line.replace(/"ts_ns":\d+}$/, `"ts_ns":${v}}`)]),
+    ...[...u64s, '10000'].map((v): [string, string] => ['cgroup_id', cg.replace(/^\{"cgroup_id":\d+,/, `{"cgroup_id":${v},`)]),
   ];
   for (const [col, l] of cases) {
     const body = Buffer.from(l + '\n');
     const id = nextId;
     nextId += 2n;
     const b = encodeRowsBinary(body, chunks[0]!.facts, id, false);
+    // a ts_ns this high has a wall time beyond int8: the binary path declines it (tested below)
+    if (col === 'ts_ns' && BigInt(/"ts_ns":(\d+)/.exec(l)![1]!) > (1n << 63n) - 1n - chunks[0]!.facts.sealedWallNs + chunks[0]!.facts.sealedMonoNs) continue;
     assert.ok(b !== undefined, l.slice(0, 60));
     await db.query('BEGIN');
     await copyRows(b.pieces, COPY_RECORDS_BINARY);
     await copyRows(encodeRows(body, chunks[0]!.facts, id + 1n).pieces);
-    const r = await db.query<{ a: string; b: string }>(`SELECT (SELECT ${col}::text FROM records WHERE chunk_id = $1) AS a, (SELECT ${col}::text FROM records WHERE chunk_id = $2) AS b`, [String(id), String(id + 1n)]);
+    const r = await db.query<{ a: string; b: string }>(`SELECT (SELECT rtev_u64(${col}_biased)::text FROM records WHERE chunk_id = $1) AS a,
+      (SELECT rtev_u64(${col}_biased)::text FROM records WHERE chunk_id = $2) AS b`, [String(id), String(id + 1n)]);
     await db.query('ROLLBACK');
     const want = BigInt(new RegExp(`"${col}":(\\d+)`).exec(l)![1]!).toString();
     assert.equal(r.rows[0]!.a, want, `${col} ${want}`);
     assert.equal(r.rows[0]!.a, r.rows[0]!.b, `${col} ${want}`);
   }
-  // a ts_ns whose wall time is beyond bigint: not the binary path's to decide (the text rows get the database's error)
-  assert.equal(encodeRowsBinary(Buffer.from(line.replace(/"ts_ns":\d+}$/, '"ts_ns":99999999999999999999}') + '\n'), chunks[0]!.facts, 1n, false), undefined);
+  // a ts_ns whose wall time is beyond bigint, a ts_ns or a cgroup_id beyond u64: not the binary path's to decide
+  // (the text rows get the database's error: ingest rejects the chunk as content-mismatch)
+  const beyond = [line.replace(/"ts_ns":\d+}$/, '"ts_ns":18446744073709551615}'), line.replace(/"ts_ns":\d+}$/, '"ts_ns":99999999999999999999}'),
+    cg.replace(/^\{"cgroup_id":\d+,/, '{"cgroup_id":18446744073709551616,'), cg.replace(/^\{"cgroup_id":\d+,/, '{"cgroup_id":99999999999999999999,')];
+  for (const l of beyond) {
+    const body = Buffer.from(l + '\n');
+    assert.equal(encodeRowsBinary(body, chunks[0]!.facts, 1n, false), undefined, l.slice(0, 60));
+    await db.query('BEGIN');
+    const err = await copyRows(encodeRows(body, chunks[0]!.facts, nextId++).pieces).then(() => undefined, (e: { code?: string }) => e);
+    await db.query('ROLLBACK');
+    assert.match(String(err?.code), /^22/, `out of range for the database: ${l.slice(0, 60)}`);
+  }
 });
 
 test('a body the binary path does not take goes to encodeRows, which diagnoses it', { timeout: 60_000 }, async (t) => {
@@ -176,7 +192,7 @@ test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lin
         runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
       CREATE INDEX records_chunk_line ON records (chunk_id, line_no);
       CREATE INDEX records_wall ON records USING brin (wall_ns);`);
-    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v4/, 'a v3 database is refused (the hint: run rtev fleet init again)');
+    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v5/, 'a v3 database is refused (the hint: run rtev fleet init again)');
     const picked = chunks.slice(0, 2);
     for (const [i, c] of picked.entries()) {
       const f = c.facts;
@@ -208,5 +224,71 @@ test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lin
     assert.equal((await v3.query(`SELECT to_regclass('records_v3') AS t`)).rows[0].t, null);
   } finally {
     await v3.end();
+  }
+});
+
+test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns become biased int8, exactly, in the same order', { timeout: 120_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const owner = new Client({ connectionString: pg.url() });
+  await owner.connect();
+  try {
+    await owner.query('CREATE DATABASE rtev_v4');
+  } finally {
+    await owner.end();
+  }
+  const v4 = new Client({ connectionString: pg.url(undefined, 'rtev_v4') });
+  await v4.connect();
+  try {
+    // a v4 database: today's tables, then v4's records table (numeric(20) u64 columns)
+    await initSchema(v4, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
+    await v4.query(`DROP TABLE records; UPDATE rtev_meta SET value = '4' WHERE key = 'schema_version';
+      CREATE TABLE records (
+        chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ssl_bytes bigint, line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL,
+        pid integer NOT NULL, tid integer, peer_port integer, local_port integer, ts_ns numeric(20) NOT NULL, cgroup_id numeric(20),
+        type text NOT NULL, src text NOT NULL, comm text NOT NULL, container_id text, image_digest text, path text, access text,
+        peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
+      CREATE INDEX records_chunk ON records USING brin (chunk_id) WITH (pages_per_range = 32);
+      CREATE INDEX records_wall ON records USING brin (wall_ns);`);
+    await assert.rejects(checkSchema(v4), /schema v4, this rtev needs v5/);
+    const c = chunks[0]!;
+    const f = c.facts;
+    await v4.query(`INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, run_id, run_chunk_index, final, hostname, machine_id, boot_id,
+        opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, count, bytes, lost, complete, probes, ledger_json, keyid, stream_seq, envelope, body)
+      VALUES (1, $1, $2, $3, $4, 'e1', 'run', 0, false, 'h', $1, 'b', 0, 0, 0, 0, $5, $6, 0, true, '', '{}', 'k', 1, '{}', $7)`,
+    [f.hostId, f.chainId, String(f.seq), f.chunkSha256, String(f.count), String(c.body.length), c.body]);
+    // the v4 builder's rows (numeric u64 columns) and, on two more lines, a cgroup_id at u64 max and one beyond u64
+    const rows = encodeRowsBinary(c.body, f, 1n, false, { numericU64: true })!;
+    await copyPieces(v4, COPY_RECORDS_BINARY.replace('ts_ns_biased', 'ts_ns').replace('cgroup_id_biased', 'cgroup_id'), rows.pieces);
+    await v4.query(`INSERT INTO records (chunk_id, wall_ns, line_no, line_off, line_len, pid, ts_ns, cgroup_id, type, src, comm)
+      VALUES (2, 0, 1, 0, 1, 1, 18446744073709551615, 18446744073709551615, 't', 's', 'c'), (2, 0, 2, 0, 1, 1, 0, 99999999999999999999, 't', 's', 'c')`);
+    const before = await v4.query<{ ts: string; cg: string | null }>('SELECT ts_ns::text AS ts, cgroup_id::text AS cg FROM records WHERE chunk_id = 1 ORDER BY ts_ns, line_no');
+    const done = await initSchema(v4, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
+    assert.ok(done.some((d) => /migrated records to schema v5/.test(d)), done.join('; '));
+    await checkSchema(v4);
+    const after = await v4.query<{ ts: string; cg: string | null }>('SELECT rtev_u64(ts_ns_biased)::text AS ts, rtev_u64(cgroup_id_biased)::text AS cg FROM records WHERE chunk_id = 1 ORDER BY ts_ns_biased, line_no');
+    assert.deepEqual(after.rows, before.rows, 'every u64 value the same, in the same order');
+    const edge = await v4.query<{ ts: string; cg: string | null }>('SELECT rtev_u64(ts_ns_biased)::text AS ts, rtev_u64(cgroup_id_biased)::text AS cg FROM records WHERE chunk_id = 2 ORDER BY line_no');
+    assert.deepEqual(edge.rows, [{ ts: '18446744073709551615', cg: '18446744073709551615' }, { ts: '0', cg: null }], 'u64 max kept; a cgroup_id beyond u64 becomes NULL');
+    // the same columns as rows built for v5 now
+    const cols = RECORD_COLUMNS.filter((x) => x !== 'chunk_id').join(', ');
+    await copyPieces(v4, COPY_RECORDS_BINARY, encodeRowsBinary(c.body, f, 3n, false)!.pieces);
+    const diff = await v4.query(`(SELECT ${cols} FROM records WHERE chunk_id = 1 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = 3)
+      UNION ALL (SELECT ${cols} FROM records WHERE chunk_id = 3 EXCEPT ALL SELECT ${cols} FROM records WHERE chunk_id = 1)`);
+    assert.equal(diff.rowCount, 0, 'migrated rows equal the rows v5 builds');
+    // query --db reads them back: ts_ns exact and in ts order, each line byte for byte
+    await v4.query('DELETE FROM records WHERE chunk_id <> 1');
+    const fleet = await FleetIndex.open(pg.url(undefined, 'rtev_v4'));
+    try {
+      const got: { ts: bigint; line: string }[] = [];
+      for await (const r of fleet.rows({})) got.push({ ts: r.tsNs, line: r.line });
+      const want = c.body.toString('utf8').split('\n').slice(0, -1).map((line) => ({ ts: BigInt(/"ts_ns":(\d+)}$/.exec(line)![1]!), line }))
+        .sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+      assert.deepEqual(got.map((g) => g.ts), want.map((w) => w.ts));
+      assert.deepEqual(new Set(got.map((g) => g.line)), new Set(want.map((w) => w.line)));
+    } finally {
+      await fleet.close();
+    }
+  } finally {
+    await v4.end();
   }
 });

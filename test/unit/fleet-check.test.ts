@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { checkContent, checkDigest, checkEnvelope } from '../../src/fleet/chunk-check';
 import { decide } from '../../src/fleet/ingest';
 import { envelopeSubject, hostIdFor, hostOfSubject, objectDigest, objectName } from '../../src/fleet/names';
-import { copyText, encodeRows, RECORD_COLUMNS } from '../../src/fleet/rows';
+import { biasedToU64, copyText, encodeRows, RECORD_COLUMNS } from '../../src/fleet/rows';
 import { checkNoPassword, redact } from '../../src/fleet/secrets';
 import { parseListenAddr } from '../../src/fleet/metrics';
 import { generateSigningKey } from '../../src/sign/keys';
@@ -78,8 +78,10 @@ test('COPY rows point at the original line and keep u64 values exactly', async (
     const r = rows[i]!;
     assert.equal(r.length, RECORD_COLUMNS.length);
     assert.equal(body.toString('utf8', Number(r[col('line_off')]), Number(r[col('line_off')]) + Number(r[col('line_len')])), lines[i]);
-    assert.equal(r[col('ts_ns')], /"ts_ns":(\d+)/.exec(lines[i]!)![1]);
-    assert.equal(r[col('cgroup_id')], '18446744073709551615');
+    // schema v5: u64 values biased by -2^63 into int8, exact (u64 max -> int8 max)
+    assert.equal(r[col('ts_ns_biased')], String(BigInt(/"ts_ns":(\d+)/.exec(lines[i]!)![1]!) - (1n << 63n)));
+    assert.equal(r[col('cgroup_id_biased')], '9223372036854775807');
+    assert.equal(biasedToU64(r[col('ts_ns_biased')]!), BigInt(/"ts_ns":(\d+)/.exec(lines[i]!)![1]!));
     assert.equal(r[col('line_no')], String(i + 1));
   }
   assert.equal(copyText('a\tb\\c\nd'), 'a\\tb\\\\c\\nd');
