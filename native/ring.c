@@ -9,6 +9,8 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "rtev.h"
 #include "encode.h"
+#include <poll.h>
+#include <sys/mman.h>
 
 /* ---------- slot writer: raw record frames and segments of encoded lines ---------- */
 
@@ -128,10 +130,143 @@ static bool sw_add_raw(struct slot_writer *sw, const void *data, size_t size)
 	return true;
 }
 
+/* ---------- the kernel ring, its data area mapped once ---------- */
+
+/*
+ * libbpf's ring_buffer maps a BPF ring's data area twice in a row, so that a record crossing its
+ * end reads as one piece; the kernel maps every page at mmap time (remap_vmalloc_range), so the
+ * second view costs RSS the size of the ring from the first second (2 x (16 + 4) MiB with the
+ * default rings; docs/benchmarks.md, "Session 5 (h26)"). Here the data area is mapped once and
+ * the few records that cross its end (one per lap of the ring at most) are joined in a buffer.
+ * Otherwise this is libbpf's ringbuf_process_ring: the same header bits, the same acquire/release
+ * order on the positions.
+ */
+struct kring {
+	int fd;
+	size_t page;
+	size_t size; /* the data area: a power of 2, a multiple of the page size */
+	size_t mask;
+	unsigned long *consumer_pos;       /* the consumer page, the only writable one */
+	const unsigned long *producer_pos; /* the producer page, read-only, followed by the data */
+	const uint8_t *data;
+	uint8_t *joined; /* a record that crosses the end of the data area, in one piece */
+	size_t joined_cap;
+	uint64_t joins; /* records joined */
+};
+
+static void kring_close(struct kring *r)
+{
+	if (r->consumer_pos)
+		munmap(r->consumer_pos, r->page);
+	if (r->producer_pos)
+		munmap((void *)r->producer_pos, r->page + r->size);
+	free(r->joined);
+	memset(r, 0, sizeof(*r));
+}
+
+/* kring_open: 0, or an errno value */
+static int kring_open(struct kring *r, int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	memset(r, 0, sizeof(*r));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return errno;
+	if (info.type != BPF_MAP_TYPE_RINGBUF)
+		return EINVAL;
+	r->fd = fd;
+	r->page = (size_t)sysconf(_SC_PAGESIZE);
+	r->size = info.max_entries;
+	r->mask = r->size - 1;
+	if (r->size == 0 || (r->size & r->mask) != 0 || r->size % r->page != 0 || r->size > SIZE_MAX / 2)
+		return EINVAL;
+	void *cons = mmap(NULL, r->page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (cons == MAP_FAILED)
+		return errno;
+	r->consumer_pos = cons;
+	/* the producer page and the data area once (libbpf: the data area twice, 2 x size) */
+	void *prod = mmap(NULL, r->page + r->size, PROT_READ, MAP_SHARED, fd, (off_t)r->page);
+	if (prod == MAP_FAILED) {
+		int err = errno;
+		kring_close(r);
+		return err;
+	}
+	r->producer_pos = prod;
+	r->data = (const uint8_t *)prod + r->page;
+	return 0;
+}
+
+/* kring_sample: the record's bytes in one piece; NULL when it cannot be (no memory) */
+static const uint8_t *kring_sample(struct kring *r, size_t start, size_t len)
+{
+	if (start + len <= r->size)
+		return r->data + start;
+	if (len > r->joined_cap) {
+		uint8_t *grown = realloc(r->joined, len);
+		if (!grown)
+			return NULL;
+		r->joined = grown;
+		r->joined_cap = len;
+	}
+	size_t first = r->size - start;
+	memcpy(r->joined, r->data + start, first);
+	memcpy(r->joined + first, r->data, len - first);
+	r->joins++;
+	return r->joined;
+}
+
+typedef int (*kring_sample_fn)(void *ctx, void *data, size_t size);
+
+/* kring_consume: hands every committed record to fn, in ring order; the number handed */
+static int64_t kring_consume(struct kring *r, kring_sample_fn fn, void *ctx, uint64_t *unjoined)
+{
+	int64_t count = 0;
+	unsigned long cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	bool got;
+	do {
+		got = false;
+		unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+		while (cons < prod) {
+			/* records are 8-byte aligned and the size a power of 2: a header never wraps */
+			size_t off = cons & r->mask;
+			uint32_t hdr = __atomic_load_n((const uint32_t *)(r->data + off), __ATOMIC_ACQUIRE);
+			if (hdr & BPF_RINGBUF_BUSY_BIT)
+				return count; /* not committed yet */
+			got = true;
+			size_t len = hdr & ~(uint32_t)(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+			cons += (len + BPF_RINGBUF_HDR_SZ + 7) & ~(size_t)7;
+			if (!(hdr & BPF_RINGBUF_DISCARD_BIT)) {
+				if (len + BPF_RINGBUF_HDR_SZ > r->size) {
+					(*unjoined)++; /* cannot come from the kernel */
+				} else {
+					const uint8_t *sample =
+						kring_sample(r, (off + BPF_RINGBUF_HDR_SZ) & r->mask, len);
+					if (sample)
+						fn(ctx, (void *)sample, len);
+					else
+						(*unjoined)++;
+				}
+				count++;
+			}
+			__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+		}
+	} while (got);
+	return count;
+}
+
+/* kring_wait: until the kernel signals records (a forced wake-up) or timeout_ms passed; <0 on error */
+static int kring_wait(struct kring *r, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+	return n < 0 ? -errno : n;
+}
+
 /* ---------- ring buffer consumer ---------- */
 
 struct ring_consumer {
-	struct ring_buffer *rb;
+	struct kring ring;
 	pthread_t thread;
 	napi_threadsafe_function tsfn;
 	napi_ref slot_refs[SLOT_COUNT];
@@ -145,6 +280,7 @@ struct ring_consumer {
 	napi_ref enc_ref;      /* keeps the encoder alive while the consumer runs */
 	atomic_bool stop;
 	uint64_t oversized; /* records larger than a slot (cannot happen with our layouts) */
+	uint64_t unjoined;  /* records that crossed the ring's end and could not be joined (no memory) */
 };
 
 /* A batch handed to JS: slot index, or END_OF_STREAM after the final drain. */
@@ -229,16 +365,16 @@ static void *consume_loop(void *arg)
 		/* poll only consumes rings that signalled; with batched wake-ups
 		 * (BPF_RB_NO_WAKEUP below the threshold) the timeout is what finds
 		 * records, so consume explicitly after every wait */
-		int n = ring_buffer__poll(rc->rb, POLL_TIMEOUT_MS);
+		int n = kring_wait(&rc->ring, POLL_TIMEOUT_MS);
 		if (n < 0 && n != -EINTR)
 			break;
 		if (rc->enc)
 			encoder_apply_pending(rc->enc);
-		ring_buffer__consume(rc->rb);
+		kring_consume(&rc->ring, on_sample, rc, &rc->unjoined);
 		flush_slot(rc);
 	}
 	/* the programs are detached by now: drain what is left, then say so */
-	while (ring_buffer__consume(rc->rb) > 0)
+	while (kring_consume(&rc->ring, on_sample, rc, &rc->unjoined) > 0)
 		;
 	flush_slot(rc);
 	/* end of stream only once JS gave every slot back: after it the consumer is freed */
@@ -291,7 +427,7 @@ static void finalize_consumer(napi_env env, void *data, void *hint)
 	(void)hint;
 	struct ring_consumer *rc = data;
 	pthread_join(rc->thread, NULL);
-	ring_buffer__free(rc->rb);
+	kring_close(&rc->ring);
 	for (int i = 0; i < SLOT_COUNT; i++)
 		napi_delete_reference(env, rc->slot_refs[i]);
 	if (rc->enc_ref)
@@ -340,9 +476,8 @@ napi_value js_start_ring(napi_env env, napi_callback_info info)
 		CHECK_NAPI(env, napi_create_reference(env, argv[3], 1, &rc->enc_ref));
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_cond_init(&rc->slot_freed, NULL);
-	rc->rb = ring_buffer__new(bpf_map__fd(map), on_sample, rc, NULL);
-	if (!rc->rb) {
-		int err = errno;
+	int err = kring_open(&rc->ring, bpf_map__fd(map));
+	if (err) {
 		if (rc->enc_ref)
 			napi_delete_reference(env, rc->enc_ref);
 		free(rc->sw.index);
