@@ -30,7 +30,7 @@ if [ "$(id -u)" -eq 0 ]; then
         RTEV_NATIVE_ADDON="$PWD/native/build-asan/rtev_native.node" RTEV_EXPECT_ASAN=1 \
         LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/addon.kernel.test.js dist/test/kernel/collect.kernel.test.js
+        node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/addon.kernel.test.js dist/test/kernel/collect.kernel.test.js dist/test/kernel/ring-wrap.kernel.test.js
     elif [ "${CI:-}" = "true" ]; then
       echo "native/build-asan/rtev_native.node is missing: 'make test' builds it (make native-asan)" >&2
       status=1
