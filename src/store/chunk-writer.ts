@@ -4,9 +4,8 @@ import * as path from 'node:path';
 import { RtevError } from '../errors';
 import type { Ledger } from '../model/ledger';
 import type { EventType } from '../model/record';
-import { Worker } from 'node:worker_threads';
 import type { SigningKey } from '../sign/keys';
-import type { SealJob } from './chain-sealer';
+import { ChainSealer, type SealJob } from './chain-sealer';
 import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
 import { chunkName, PARTIAL_SUFFIX } from './layout';
@@ -16,7 +15,7 @@ import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
 import { segmentFileKey, segmentLineOffset, segmentSameKey, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
-import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
+import { sealError } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink, TlsCoverageTotals } from './sink';
 
 /** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
@@ -82,8 +81,9 @@ export class ChunkSink implements RecordSink {
   #runIndex = 0;
   #nextSeq: number;
   #restart: RestartRecord | null;
-  readonly #worker: Worker;
-  readonly #cell: FailureCell;
+  readonly #sealer: ChainSealer;
+  /** the first seal that failed (every later one is abandoned: a hole would break the chain) */
+  #sealFailure: RtevError | undefined;
   readonly #host;
   readonly #producer;
   #chunk: OpenChunk | undefined;
@@ -105,7 +105,7 @@ export class ChunkSink implements RecordSink {
   /** the file key of the last line noted into #windowFiles (-1: none since the window began): a run
    * of lines of one file (an open storm) skips the Set lookup (docs/benchmarks.md, "Session 3") */
   #lastFileKey = -1;
-  /** seals waiting for their attributions, in sequence order */
+  /** seals (each waiting for its attributions first), in sequence order: each starts when the one before is done */
   #sealQueue: Promise<void> = Promise.resolve();
 
   constructor(config: ChunkSinkConfig, state: ChainState) {
@@ -114,20 +114,10 @@ export class ChunkSink implements RecordSink {
     this.#runId = config.env.newId();
     this.#nextSeq = state.nextSeq;
     this.#restart = state.restart;
-    this.#cell = newFailureCell();
-    this.#worker = new Worker(path.join(__dirname, 'seal-worker.js'), {
-      workerData: {
-        state: {
-          dir: config.dir, privateKey: config.key.privateKey, chainId: this.#chainId, prevEnvelopeSha256: state.prevEnvelopeSha256,
-          sealed: state.sealed, unrecorded: state.unrecorded, retention: config.retention,
-        },
-        cell: this.#cell,
-      },
+    this.#sealer = new ChainSealer({
+      dir: config.dir, key: config.key, chainId: this.#chainId, prevEnvelopeSha256: state.prevEnvelopeSha256,
+      sealed: state.sealed, unrecorded: state.unrecorded, retention: config.retention,
     });
-    this.#worker.on('error', (err) => {
-      this.#failure ??= outputError(err, `the seal worker failed in ${config.dir}`);
-    });
-    this.#worker.unref();
     this.#host = config.env.hostFacts();
     this.#producer = producerFacts(config.producer);
     this.#chunk = this.#openChunk(config.env.timeAnchor());
@@ -313,22 +303,22 @@ export class ChunkSink implements RecordSink {
     if (this.#chunk !== undefined) fs.closeSync(this.#chunk.fd);
     this.#chunk = undefined;
     await this.#sealQueue;
-    await this.#drainWorker();
     this.#c.release?.();
-    this.#failure ??= readFailure(this.#cell);
+    this.#failure ??= this.#sealFailure;
     if (this.#failure !== undefined && !this.#failureThrown) this.#throwFailure();
   }
 
-  /** #drainWorker waits until every queued seal is done, then stops the worker. */
-  async #drainWorker(): Promise<void> {
-    this.#worker.ref();
-    await new Promise<void>((resolve) => {
-      const done = (): void => resolve();
-      this.#worker.once('message', done);
-      this.#worker.once('exit', done);
-      this.#worker.postMessage({ close: true });
-    });
-    await this.#worker.terminate();
+  /** #seal seals one job after the ones before it (#sealQueue); after a failure, every later job is abandoned */
+  async #seal(job: SealJob): Promise<void> {
+    if (this.#sealFailure !== undefined) {
+      this.#sealer.abandon(job);
+      return;
+    }
+    try {
+      await this.#sealer.seal(job);
+    } catch (err) {
+      this.#sealFailure = sealError(err, job.seq);
+    }
   }
 
   #guard(fn: () => void): void {
@@ -356,7 +346,7 @@ export class ChunkSink implements RecordSink {
   }
 
   #flush(): void {
-    this.#failure ??= readFailure(this.#cell);
+    this.#failure ??= this.#sealFailure;
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#lines.length === 0) return;
     const data = this.#lines.take(this.#spare);
@@ -434,7 +424,7 @@ export class ChunkSink implements RecordSink {
       ...(tlsCoverage !== undefined ? { tls_coverage: tlsCoverage } : {}),
     };
     this.#restart = null;
-    fs.closeSync(c.fd);
+    // (the descriptor goes to the sealer, which fsyncs and closes it)
     this.#chunk = undefined;
     if (!final) {
       try {
@@ -443,10 +433,10 @@ export class ChunkSink implements RecordSink {
         this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
       }
     }
-    const job: SealJob = { tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, sha256: c.hash.digest('hex'), predicate, sealedAtMs: this.#c.env.nowMs() };
+    const job: SealJob = { tmpPath: c.tmpPath, fd: c.fd, seq: c.seq, bytes: c.flushedBytes, sha256: c.hash.digest('hex'), predicate, sealedAtMs: this.#c.env.nowMs() };
     const attribution = this.#c.attribution;
     if (attribution === undefined) {
-      this.#worker.postMessage({ job });
+      this.#sealQueue = this.#sealQueue.then(() => this.#seal(job));
     } else {
       // the window is taken now (synchronously: it holds exactly this chunk's records); its
       // answers are awaited, bounded, and seals stay in sequence order behind one another
@@ -460,7 +450,7 @@ export class ChunkSink implements RecordSink {
         } catch (err) {
           this.#failure ??= outputError(err, `cannot attribute the packages of chunk ${c.seq}`);
         }
-        this.#worker.postMessage({ job });
+        await this.#seal(job);
       });
     }
     if (this.#failure !== undefined) throw this.#failure;
