@@ -238,24 +238,34 @@ export class Enricher {
    * records held for attribution. `root` defaults to the cgroup2 mount as rtev collect sees it.
    */
   async warmUp(root = cgroup2Mount(), timeoutMs = 3000): Promise<void> {
-    const ids: { id: bigint; hierarchy: Hierarchy }[] = [];
-    const walk = (dir: string, depth: number, hierarchy: Hierarchy): void => {
+    const ids: { id: bigint; hierarchy: Hierarchy; rel: string }[] = [];
+    // (rel: the path below the mount as CgroupTree names it; the answers start from it, without
+    // waiting for a walk of the whole tree, which a promise per directory made 2-3x dearer)
+    const walk = (dir: string, rel: string, depth: number, hierarchy: Hierarchy): void => {
       if (ids.length >= 256 || depth > 8) return;
       try {
-        ids.push({ id: fs.statSync(dir, { bigint: true }).ino, hierarchy });
-        for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) walk(path.join(dir, d.name), depth + 1, hierarchy);
+        ids.push({ id: fs.statSync(dir, { bigint: true }).ino, hierarchy, rel });
+        for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+          if (d.isDirectory()) walk(path.join(dir, d.name), rel === '/' ? `/${d.name}` : `${rel}/${d.name}`, depth + 1, hierarchy);
+        }
       } catch {
         // removed while walking
       }
     };
-    walk(root, 0, 'v2');
+    walk(root, '/', 0, 'v2');
     // a host with the v1 memory controller: records of processes outside cgroup2 carry their v1
     // memory cgroup (the observed command inherits rtev's). Unwarmed, the first records of such a
     // cgroup wait for its answer on the reference path: 5-8% of a 500k-open storm, about twice the
     // collector's CPU and +80 MB peak RSS (docs/benchmarks.md, "Session 3").
     const v1 = this.#options.cgroupV1Mount ?? path.join(this.#options.fsRoot ?? '/', 'sys/fs/cgroup/memory');
-    if (fs.existsSync(path.join(v1, 'memory.usage_in_bytes'))) walk(v1, 0, 'v1');
-    await Promise.all(ids.map(({ id, hierarchy }) => this.whenSettled(id, timeoutMs, hierarchy)));
+    if (fs.existsSync(path.join(v1, 'memory.usage_in_bytes'))) walk(v1, '/', 0, 'v1');
+    await Promise.all(ids.map(({ id, hierarchy, rel }) => {
+      const key = `${hierarchy}:${id}`;
+      if (!this.#closed && this.#cgroups.get(key) === undefined && !this.#inFlight.has(key) && this.#inFlight.size < this.#opt.maxInFlight) {
+        void this.#answer(key, id, hierarchy, rel);
+      }
+      return this.whenSettled(id, timeoutMs, hierarchy);
+    }));
   }
 
   /** close stops background work; later lookups answer from the cache only. */
@@ -287,11 +297,13 @@ export class Enricher {
    * watchSelection re-runs selectCgroups every `intervalMs` (default 1000) and calls `onChange`
    * when the id set changes, so containers started later are picked up. With an empty selector
    * it only pre-resolves new containers (warm cache). Errors go to `onError` and keep the last selection.
+   * `immediate: false`: the first run waits for the first interval too (the caller resolved the
+   * cgroups that exist now itself, e.g. with warmUp).
    */
   watchSelection(
     selector: ContainerSelector,
     onChange: (selection: CgroupSelection) => void,
-    opts: { intervalMs?: number; onError?: (err: unknown) => void } = {},
+    opts: { intervalMs?: number; onError?: (err: unknown) => void; immediate?: boolean } = {},
   ): { close(): void } {
     let last = '';
     let running = false;
@@ -312,7 +324,7 @@ export class Enricher {
         running = false;
       }
     };
-    void tick();
+    if (opts.immediate !== false) void tick();
     const timer = setInterval(() => void tick(), opts.intervalMs ?? 1000);
     timer.unref();
     return {

@@ -24,6 +24,7 @@ import { BTF_PATH, preflight } from './preflight';
 import type { ProbeSpec } from './probes';
 import { BpfSession, TRACE_SELF, TRACE_TREE, cgroupFilterKey, type KernelConfig } from './session';
 import { UprobeManager, type UprobeStats } from './uprobes/manager';
+import { mark } from './startup-trace';
 import { ObservedScope } from './uprobes/scope';
 
 /** CollectorConfig is the validated configuration of one run (rtev collect parses it from options). */
@@ -174,7 +175,9 @@ export class Collector {
   async #run(warn: (message: string) => void): Promise<CollectResult> {
     const config = this.#config;
     const host = this.#host;
+    mark('collector: configured');
     for (const warning of (host.preflight ?? preflight)(config.probes)) warn(warning);
+    mark('preflight');
     // RTEV_BPF_OBJECT: another build of the BPF object (A/B benchmarks); its sha256 goes into the evidence
     const env = host.env ?? process.env;
     const objectPath = host.objectPath ?? bpfObjectPath(env);
@@ -216,13 +219,18 @@ export class Collector {
       for (const pid of config.pids) session.traceProcess(pid, TRACE_SELF);
       for (const pid of config.trees) for (const member of processTree(pid)) session.traceProcess(member, TRACE_TREE);
       session.setCgroupFilter(config.cgroups);
-      if (session.attachedProbes.includes('tcp_state')) session.seedSocketOwners(warn);
+      // the owners of TCP sockets that exist now (a /proc scan and a BPF iterator, 20-35 ms of CPU): a
+      // run that observes only `-- CMD` has none of its own yet (docs/probes.md, "tcp_state")
+      if (session.attachedProbes.includes('tcp_state') && !commandOnly(config)) session.seedSocketOwners(warn);
       gate?.connect((key) => session.filterCgroup(key), (key) => session.unfilterCgroup(key));
       containerWatch = enricher ? await selectContainers(enricher, config.containers, session, gate !== undefined, warn) : undefined;
+      mark('session filters, container watch');
       if (enricher && config.enrich) await enricher.warmUp();
+      mark('enricher warm-up (cgroup walk)');
       // the TLS coverage names only the processes this run observes (docs/probes-network.md, "Counted coverage")
       uprobes = new UprobeManager(session, config.probes, warn, {}, observedScope(config, session, gate));
       await uprobes.start();
+      mark('uprobe manager');
       if (config.functions.length > 0) {
         functions = await FunctionProbes.create(session, { specs: config.functions, mode: config.functionMode, warn });
       }
@@ -271,9 +279,12 @@ export class Collector {
       : undefined;
     const warmed = attributor?.warm();
     try {
-      const producer = producerInfo(parts.objectPath, host.btfPath ?? BTF_PATH, config, session.attachedProbes);
+      // (the producer facts go into chunk predicates: --stdout does not hash the BTF and the object, 15-20 ms)
+      let producer: ProducerInfo | undefined;
+      const facts = (): ProducerInfo => (producer ??= producerInfo(parts.objectPath, host.btfPath ?? BTF_PATH, config, session.attachedProbes));
       sink = await openOutput(config.output, {
-        producer, ledger, notice: (m) => host.notice(m), onError: (err) => sinkFailure(err),
+        get producer() { return facts(); },
+        ledger, notice: (m) => host.notice(m), onError: (err) => sinkFailure(err),
         // exact per-function counts in each chunk predicate; first-seen windows rotate per chunk
         ...(functions !== undefined ? { functionCalls: () => functions.totals() } : {}),
         // which processes map TLS that ssl_op does not observe (docs/probes-network.md, "Counted coverage")
@@ -291,6 +302,7 @@ export class Collector {
       await parts.teardown();
       throw err;
     }
+    mark('output opened (producer facts)');
     const stop = new StopSignal();
     this.#stopRequested = () => stop.stop();
     let sinkError: unknown;
@@ -345,6 +357,7 @@ export class Collector {
       }
     }, fastPath);
 
+    mark('pipeline, rings started');
     const started = Date.now();
     const timer = config.durationMs !== undefined ? setTimeout(() => stop.stop(), config.durationMs) : undefined;
     const pruner = parts.gate !== undefined ? startPruning(parts.gate, config.enricherOptions.cgroupV1Mount, env(host), (m) => host.warn(m)) : undefined;
@@ -374,7 +387,9 @@ export class Collector {
       void Promise.resolve(warmed).then(() => {
         if (!stopped) host.onReady?.({ startupMs: Date.now() - this.#startedAt, probes: [...session.attachedProbes], packageDatabases: warmed !== undefined });
       });
+      mark('command started');
       await stop.stopped;
+      mark('command exited');
     } finally {
       if (timer) clearTimeout(timer);
       clearInterval(ticker);
@@ -388,7 +403,9 @@ export class Collector {
     parts.uprobes.close();
     functions?.close();
     parts.containerWatch?.close();
+    mark('command reaped');
     await session.close();
+    mark('detach, rings drained');
     await activePipeline.idle();
     enricher?.close();
     const summary = (closed: boolean): CollectResult => ({
@@ -411,6 +428,7 @@ export class Collector {
       await attributor?.idle(10_000);
       await ordered.close(ledger);
       attributor?.close();
+      mark('output closed');
       return summary(false);
     } finally {
       if (handleSignals) for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
@@ -434,6 +452,15 @@ function openCommandStdout(file: string): number {
   } catch (err) {
     throw new RtevError('OUTPUT', `cannot write --command-stdout file ${file}`, { cause: err });
   }
+}
+
+/**
+ * commandOnly: the run observes `-- CMD` and its descendants only (no --pid, no --tree): no process
+ * it observes existed before it started, so no socket that exists at start is theirs (one passed
+ * to them later over a unix socket is the exception: its softirq changes count as `skipped`).
+ */
+function commandOnly(config: CollectorConfig): boolean {
+  return config.command.length > 0 && config.pids.length === 0 && config.trees.length === 0;
 }
 
 function kernelConfig(config: CollectorConfig): KernelConfig {
@@ -489,7 +516,9 @@ function isNarrowing(selector: ContainerSelector): boolean {
  */
 async function selectContainers(enricher: Enricher, selector: ContainerSelector, session: BpfSession, gated: boolean,
   warn: (message: string) => void): Promise<{ close(): void }> {
-  if (isEmptySelector(selector)) return enricher.watchSelection({}, () => {}, { intervalMs: 2000 });
+  // (no selection: the watch only keeps answers warm for containers started later; the ones that
+  // exist now are resolved by Enricher.warmUp right after this, so its first walk waits 2 s)
+  if (isEmptySelector(selector)) return enricher.watchSelection({}, () => {}, { intervalMs: 2000, immediate: false });
   if (gated) {
     // the gate was seeded before the probes attached (Collector.#run); this keeps the answers warm (a container started later is resolved before its records ask)
     return enricher.watchSelection(selector, () => {}, {

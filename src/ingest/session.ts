@@ -9,6 +9,7 @@ import {
 } from './native';
 import { FastPath, type FastPathOptions } from './fast-path';
 import { KERNEL_PROBES, SUPPORT_PROGRAMS, type ProbeGroup, type ProbeSpec, type UprobeMode } from './probes';
+import { mark } from './startup-trace';
 
 /** Settings written into the BPF object's `cfg` before load (struct rtev_config). */
 export interface KernelConfig {
@@ -295,12 +296,15 @@ export class BpfSession {
       throw new RtevError('ADDON_LOAD', `BPF object ${objectPath} is missing`, { hint: "build it with 'make build'" });
     }
     const native = options.binding ?? loadBinding();
+    mark('addon loaded (dlopen)');
     const specs = options.specs ?? KERNEL_PROBES;
     // the kernel's uprobe sessions matter only to probes with uprobe programs: asking parses the
     // vmlinux BTF once more (15 ms; docs/benchmarks.md, "Session 4 (h22)"), so runs without them do not ask
     const asked = (options.env ?? process.env).RTEV_UPROBE_MODE;
     const uprobeMode = usesUprobes(specs, probes) || asked === 'session' ? chooseUprobeMode(native, options.env) : chooseUprobeMode(NO_UPROBE_SESSIONS, options.env);
+    mark('uprobe mode');
     const handle = native.openObject(objectPath);
+    mark('bpf_object__open');
     const plan = planLoad(config, probes, {
       programs: native.programs(handle).map((p) => p.name), uprobeMode, tracepointExists: options.tracepointExists ?? tracepointExists,
     }, specs);
@@ -313,6 +317,7 @@ export class BpfSession {
     for (const { program, load } of plan.autoload) native.setAutoload(handle, program, load);
     try {
       native.load(handle, options.verbose === true);
+      mark('bpf_object__load (BTF, verifier)');
     } catch (err) {
       if (isNativeError(err)) {
         const why = lastVerifierLines(err.libbpfLog).join(' | ');
@@ -333,6 +338,7 @@ export class BpfSession {
         disabled.add(step.probe);
       }
     }
+    mark('attach');
     return session;
   }
 
