@@ -67,12 +67,16 @@ node_modules/.package-lock.json: package.json package-lock.json
 build: deps bpf native ts
 
 ## bpf: compile the CO-RE programs against the running kernel's BTF
-bpf: $(BUILD)/rtev.bpf.o
+# (and build/rtev-compat.bpf.o, walking the task through its trusted pointer, for kernels < 6.2
+# without bpf_rdonly_cast: bpf/common.h walk_task, src/platform/paths.ts)
+bpf: $(BUILD)/rtev.bpf.o $(BUILD)/rtev-compat.bpf.o
 $(BUILD)/vmlinux.h:
 	@mkdir -p $(BUILD)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 $(BUILD)/rtev.bpf.o: $(BPF_SOURCES) $(BPF_HEADERS) $(BUILD)/vmlinux.h
 	$(CLANG) -target bpf -D__TARGET_ARCH_x86 -g -O2 -Wall -Werror -I$(BUILD) -Ibpf -c bpf/rtev.bpf.c -o $@
+$(BUILD)/rtev-compat.bpf.o: $(BPF_SOURCES) $(BPF_HEADERS) $(BUILD)/vmlinux.h
+	$(CLANG) -target bpf -D__TARGET_ARCH_x86 -DRTEV_TRUSTED_WALK -g -O2 -Wall -Werror -I$(BUILD) -Ibpf -c bpf/rtev.bpf.c -o $@
 
 ## native: the N-API addon, the only code that links libbpf
 native: native/build/Release/rtev_native.node

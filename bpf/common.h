@@ -32,6 +32,33 @@ const volatile struct rtev_config cfg = {};
  * where the session programs are not loaded (src/ingest/uprobes picks the attach mode) */
 extern bool bpf_session_is_return(void) __ksym __weak;
 extern __u64 *bpf_session_cookie(void) __ksym __weak;
+/*
+ * walk_task: the current task, for reading fields and walking pointers from it (the record header,
+ * the cgroup ids, the path walk). From bpf_get_current_task_btf() the verifier treats the task as
+ * a *trusted* pointer, and for every pointer field loaded through a trusted or RCU pointer it looks
+ * up a type named "<struct>__safe_trusted" (and _or_null, __safe_rcu, _or_null) by name in vmlinux
+ * BTF: a linear scan of its ~100k types each time, per load and per verifier path, which was most of
+ * the programs' load time (handle_openat_exit 0.25-0.58 s of BPF_PROG_LOAD at load 13;
+ * docs/benchmarks.md, "Session 5 (h26)"). Cast to an untrusted pointer (bpf_rdonly_cast, Linux
+ * >= 6.2) the walk has no lookups; its loads become fault-handled ones (BPF_PROBE_MEM: an address
+ * check more per load than the plain loads a trusted pointer gets), so scalar fields of the task
+ * itself are still read through bpf_get_current_task_btf() (fill_header), as are the helpers that
+ * need a trusted task (bpf_task_pt_regs, task storage). The object built with RTEV_TRUSTED_WALK
+ * (build/rtev-compat.bpf.o, for kernels without the kfunc: src/platform/paths.ts) walks the
+ * trusted pointer as before.
+ */
+#ifdef RTEV_TRUSTED_WALK
+static __always_inline struct task_struct *walk_task(void)
+{
+	return bpf_get_current_task_btf();
+}
+#else
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+static __always_inline struct task_struct *walk_task(void)
+{
+	return bpf_rdonly_cast(bpf_get_current_task_btf(), bpf_core_type_id_kernel(struct task_struct));
+}
+#endif
 
 /* File opens: the only high-rate family, in a ring of its own so a storm
  * of opens cannot crowd out execs, connects or TLS records. */
@@ -158,7 +185,7 @@ static __always_inline bool current_filtered_out(void)
 
 	if (cfg.filter_cgroups == 2) {
 		__u64 v2, v1;
-		task_cgroup_ids(bpf_get_current_task_btf(), &v2, &v1);
+		task_cgroup_ids(walk_task(), &v2, &v1);
 		cgroup_id = cgroup_filter_key(v2, v1);
 	} else if (cfg.filter_cgroups) {
 		cgroup_id = bpf_get_current_cgroup_id();
@@ -168,10 +195,12 @@ static __always_inline bool current_filtered_out(void)
 
 static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
 {
+	/* scalar fields straight from the trusted pointer: plain loads, and no type lookups (those are
+	 * for pointer fields); the cgroup pointers through walk_task */
 	struct task_struct *task = bpf_get_current_task_btf();
 
 	hdr->ts_ns = bpf_ktime_get_ns();
-	task_cgroup_ids(task, &hdr->cgroup_id, &hdr->cgroup_v1_id);
+	task_cgroup_ids(walk_task(), &hdr->cgroup_id, &hdr->cgroup_v1_id);
 	hdr->kind = kind;
 	hdr->pid = task->tgid;
 	hdr->tid = task->pid;

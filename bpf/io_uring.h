@@ -130,9 +130,8 @@ static __always_inline bool iou_read_cmd(struct io_kiocb *req, __u8 *cmd)
 static __always_inline void iou_header(struct evt_hdr *hdr, __u32 kind)
 {
 	fill_header(hdr, kind);
-	struct task_struct *task = bpf_get_current_task_btf();
-	if (task->flags & IOU_PF_IO_WORKER) {
-		struct task_struct *leader = task->group_leader;
+	if (bpf_get_current_task_btf()->flags & IOU_PF_IO_WORKER) {
+		struct task_struct *leader = walk_task()->group_leader;
 		for (int i = 0; i < RTEV_COMM_LEN; i++)
 			hdr->comm[i] = leader->comm[i];
 	}

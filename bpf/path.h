@@ -104,7 +104,7 @@ static long walk_step(__u32 index, struct walk_state *w)
  * Returns false when nothing usable was read. */
 static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u8 *tmp, struct dir_path *out)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = walk_task();
 	/* plain loads through the task's BTF pointer, as for the record header */
 	struct fs_struct *fs = task->fs;
 	struct walk_state w = {
@@ -138,7 +138,7 @@ static __always_inline bool walk_path(struct dentry *dentry, struct vfsmount *vf
 /* dir_of_fd: the path of the file open as fd (a directory for dfd), or of the cwd for AT_FDCWD. */
 static __always_inline bool dir_of_fd(int dfd, __u8 *tmp, struct dir_path *out)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = walk_task();
 
 	if (dfd == AT_FDCWD) {
 		struct fs_struct *fs = task->fs;

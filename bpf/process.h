@@ -96,7 +96,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (!s)
 		return 0;
 	struct evt_process_exec *e = (struct evt_process_exec *)s->rec;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = walk_task();
 
 	fill_header(&e->hdr, EVT_PROCESS_EXEC);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -176,7 +176,7 @@ int handle_exit(void *ctx)
 {
 	if (!cfg.filter_pids)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = walk_task();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;

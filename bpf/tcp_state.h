@@ -82,7 +82,7 @@ int handle_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *raw)
 	if (made_by_syscall(ctx->oldstate, ctx->newstate) && (id >> 32) != 0) {
 		owner.pid = id >> 32;
 		owner.tid = (__u32)id;
-		task_cgroup_ids(bpf_get_current_task_btf(), &owner.cgroup_id, &owner.cgroup_v1_id);
+		task_cgroup_ids(walk_task(), &owner.cgroup_id, &owner.cgroup_v1_id);
 		bpf_get_current_comm(owner.comm, sizeof(owner.comm));
 		attribution = TCP_OWNER_CURRENT;
 		bpf_map_update_elem(&sock_owners, &sk, &owner, BPF_ANY);

@@ -5,6 +5,7 @@
  * so the answer does not depend on how deep the calling module sits.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 let root: string | undefined;
@@ -33,9 +34,22 @@ export function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** bpfObjectPath: build/rtev.bpf.o, or RTEV_BPF_OBJECT (another build of it, for A/B benchmarks). */
-export function bpfObjectPath(env: NodeJS.ProcessEnv = process.env): string {
-  return env['RTEV_BPF_OBJECT'] || packagePath('build', 'rtev.bpf.o');
+/**
+ * bpfObjectPath: build/rtev.bpf.o, or on a kernel older than 6.2 build/rtev-compat.bpf.o (the same
+ * programs walking the task through its trusted pointer: the main object casts it with the
+ * bpf_rdonly_cast kfunc, which such kernels lack; bpf/common.h `walk_task`), or RTEV_BPF_OBJECT
+ * (another build, for A/B benchmarks).
+ */
+export function bpfObjectPath(env: NodeJS.ProcessEnv = process.env, release: string = os.release()): string {
+  return env['RTEV_BPF_OBJECT'] || packagePath('build', hasRdonlyCast(release) ? 'rtev.bpf.o' : 'rtev-compat.bpf.o');
+}
+
+/** hasRdonlyCast: the kernel release (uname -r) is 6.2 or newer; an unparsable one counts as new. */
+export function hasRdonlyCast(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (m === null) return true;
+  const major = Number(m[1]), minor = Number(m[2]);
+  return major > 6 || (major === 6 && minor >= 2);
 }
 
 /**
