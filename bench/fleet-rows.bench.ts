@@ -2,17 +2,16 @@
  * Row building of `rtev ingest` and what its rows cost PostgreSQL, side by side in one run:
  * each chunk built and copied by every variant (order rotating, one transaction per chunk as
  * ingest does), against a throwaway PostgreSQL 15 (test/helpers/fleet-servers.ts):
- * - v5: the ingest path (canonical-line scanner, binary COPY, u64 columns as biased int8,
- *   BRIN on chunk_id and wall_ns), schema v5;
- * - v4: the same builder writing schema v4's numeric(20) ts_ns and cgroup_id into a copy of
- *   v4's records table (the u64 columns' cost, by column);
- * - v5-noindex: v5 rows into a copy of records without its two BRIN indexes (their cost);
- * - parse: v5 rows with JSON.parse for every line (scan: false: node's side of the scanner);
- * - text: encodeRows + text COPY (the fallback), schema v5.
- * The verified body (chunks.body, bytea STORAGE EXTERNAL) is inserted once per chunk on its
- * own and reported as `body`. CPU of this process and of the PostgreSQL backend per variant;
- * signed synthetic chunks (test/helpers/synthetic-evidence.ts). Against older builds, compare
- * whole builds with bench/fleet.bench.ts `--rtev OLD/bin/rtev,bin/rtev`.
+ * - v6: the ingest path (canonical-line scanner, binary COPY, u64 columns as biased int8, the
+ *   line as the row's bytea, BRIN on chunk_id and wall_ns), schema v6;
+ * - v5: the same rows without the line, and the body inserted once into a bytea STORAGE
+ *   EXTERNAL column (schema v5's chunks.body), in the same transaction;
+ * - v6-noindex: v6 rows into a copy of records without its two BRIN indexes (their cost);
+ * - parse: v6 rows with JSON.parse for every line (scan: false: node's side of the scanner);
+ * - text: encodeRows + text COPY (the fallback), schema v6.
+ * CPU of this process and of the PostgreSQL backend per variant; signed synthetic chunks
+ * (test/helpers/synthetic-evidence.ts). Against older builds, compare whole builds with
+ * bench/fleet.bench.ts `--rtev OLD/bin/rtev,bin/rtev`.
  *
  *   node dist/bench/fleet-rows.bench.js [--records 200000] [--chunk-size 4194304]
  */
@@ -23,7 +22,7 @@ import { Client } from 'pg';
 import { checkContent, checkEnvelope } from '../src/fleet/chunk-check';
 import { COPY_RECORDS, copyPieces, initSchema } from '../src/fleet/pg-schema';
 import { encodeRows } from '../src/fleet/rows';
-import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../src/fleet/rows-binary';
+import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows, type BinaryRows } from '../src/fleet/rows-binary';
 import { loadVerifyKeyFile } from '../src/sign/key-files';
 import { startPostgres } from '../test/helpers/fleet-servers';
 import { newKey, writeSynthetic } from '../test/helpers/synthetic-evidence';
@@ -52,17 +51,13 @@ async function main(): Promise<void> {
     const db = new Client({ connectionString: pg.url() });
     await db.connect();
     await initSchema(db, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
-    // schema v4's records (numeric(20) u64 columns) and v5's without indexes, beside the real one
-    await db.query(`CREATE TABLE records_v4 (
-        chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ssl_bytes bigint, line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL,
-        pid integer NOT NULL, tid integer, peer_port integer, local_port integer, ts_ns numeric(20) NOT NULL, cgroup_id numeric(20),
-        type text NOT NULL, src text NOT NULL, comm text NOT NULL, container_id text, image_digest text, path text, access text,
-        peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
-      CREATE INDEX records_v4_chunk ON records_v4 USING brin (chunk_id) WITH (pages_per_range = 32);
-      CREATE INDEX records_v4_wall ON records_v4 USING brin (wall_ns);
+    // schema v5's records (no line; the body in a column of its own) and v6's without indexes, beside the real one
+    await db.query(`CREATE TABLE records_v5 (LIKE records INCLUDING DEFAULTS); ALTER TABLE records_v5 DROP COLUMN line;
+      CREATE INDEX records_v5_chunk ON records_v5 USING brin (chunk_id) WITH (pages_per_range = 32);
+      CREATE INDEX records_v5_wall ON records_v5 USING brin (wall_ns);
       CREATE TABLE records_noidx (LIKE records INCLUDING DEFAULTS);
       CREATE TABLE bodies (chunk_id bigint NOT NULL, body bytea NOT NULL); ALTER TABLE bodies ALTER COLUMN body SET STORAGE EXTERNAL`);
-    const v4Copy = COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_v4 ').replace('ts_ns_biased', 'ts_ns').replace('cgroup_id_biased', 'cgroup_id');
+    const v5Copy = COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_v5 ').replace(', line)', ')');
     console.log(`# fleet row building: ${chunks.length} chunks of <= ${chunkSize} bytes, ${records} records, PostgreSQL 15 (fsync off), node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const backend = Number((await db.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p);
     // CPU seconds of the PostgreSQL backend serving this session (utime + stime, clock ticks of 10 ms)
@@ -70,9 +65,9 @@ async function main(): Promise<void> {
       const f = fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(f[11]) + Number(f[12])) * 10;
     };
-    const kinds = ['v5', 'v4', 'v5-noindex', 'parse', 'text'] as const;
-    type Kind = (typeof kinds)[number] | 'body';
-    const total = Object.fromEntries([...kinds, 'body'].map((k) => [k, { ms: 0, n: 0, cpu: 0, pg: 0 }])) as Record<Kind, { ms: number; n: number; cpu: number; pg: number }>;
+    const kinds = ['v6', 'v5', 'v6-noindex', 'parse', 'text'] as const;
+    type Kind = (typeof kinds)[number];
+    const total = Object.fromEntries([...kinds].map((k) => [k, { ms: 0, n: 0, cpu: 0, pg: 0 }])) as Record<Kind, { ms: number; n: number; cpu: number; pg: number }>;
     const measure = async (kind: Kind, n: number, fn: () => Promise<void>): Promise<void> => {
       const t0 = performance.now();
       const u0 = process.cpuUsage();
@@ -93,26 +88,25 @@ async function main(): Promise<void> {
         await measure(kind, n, async () => {
           const chunkId = id++;
           await db.query('BEGIN');
-          const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse', numericU64: kind === 'v4' });
+          const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse', line: kind !== 'v5' });
           if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error(`${kind} refused a synthetic chunk`);
-          const sql = kind === 'text' ? COPY_RECORDS : kind === 'v4' ? v4Copy : kind === 'v5-noindex' ? COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_noidx ') : COPY_RECORDS_BINARY;
+          const sql = kind === 'text' ? COPY_RECORDS : kind === 'v5' ? v5Copy : kind === 'v6-noindex' ? COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_noidx ') : COPY_RECORDS_BINARY;
           await copy(sql, rows.pieces);
+          if (kind !== 'text') releaseRows(rows as BinaryRows);
+          if (kind === 'v5') await db.query('INSERT INTO bodies (chunk_id, body) VALUES ($1, $2)', [String(chunkId), c.body]);
           await db.query('COMMIT');
         });
       }
-      await measure('body', n, async () => {
-        await db.query('INSERT INTO bodies (chunk_id, body) VALUES ($1, $2)', [String(id++), c.body]);
-      });
     }
     await db.end();
     const us = (ms: number, n: number): string => ((ms * 1000) / n).toFixed(2);
-    for (const kind of [...kinds, 'body'] as const) {
+    for (const kind of kinds) {
       const t = total[kind];
       console.log(`${kind.padEnd(10)}: ${t.n} records in ${(t.ms / 1000).toFixed(2)} s = ${(t.n / (t.ms / 1000)).toFixed(0)} records/s; CPU per record: node ${us(t.cpu, t.n)} us + PostgreSQL backend ${us(t.pg, t.n)} us = ${us(t.cpu + t.pg, t.n)} us (${(t.n / ((t.cpu + t.pg) / 1000)).toFixed(0)} records per CPU-second)`);
     }
     const per = (k: Kind): number => (total[k].cpu + total[k].pg) / total[k].n;
     const pgPer = (k: Kind): number => total[k].pg / total[k].n;
-    console.log(`CPU per record relative to v5: ${kinds.map((k) => `${k} ${(per(k) / per('v5')).toFixed(2)}`).join(', ')}; PostgreSQL only: ${kinds.map((k) => `${k} ${(pgPer(k) / pgPer('v5')).toFixed(2)}`).join(', ')}; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`CPU per record relative to v6: ${kinds.map((k) => `${k} ${(per(k) / per('v6')).toFixed(2)}`).join(', ')}; PostgreSQL only: ${kinds.map((k) => `${k} ${(pgPer(k) / pgPer('v6')).toFixed(2)}`).join(', ')}; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     pg.stop();
     fs.rmSync(base, { recursive: true, force: true });

@@ -14,7 +14,7 @@ import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, ING
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
 import { encodeRows } from './rows';
-import { COPY_RECORDS_BINARY, encodeRowsBinary } from './rows-binary';
+import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows } from './rows-binary';
 import { checkNoPassword } from './secrets';
 import { MAX_CHUNK_BYTES } from './ship';
 
@@ -420,6 +420,8 @@ export class Ingester {
     // a property of the signed body: redelivering it would fail the same way forever
     try {
       await copyPieces(db, bin !== undefined ? COPY_RECORDS_BINARY : COPY_RECORDS, bin?.pieces ?? rows!.pieces);
+      // the COPY is done: its buffers serve the next chunk's rows
+      if (bin !== undefined) releaseRows(bin);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (typeof code !== 'string' || !/^2[23]/.test(code)) throw err;
@@ -449,17 +451,17 @@ export class Ingester {
     return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
   }
 
-  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, body: Buffer, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false, replacing = false, cover?: SkippedCover): Promise<void> {
+  async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, _body: Buffer, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false, replacing = false, cover?: SkippedCover): Promise<void> {
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
       `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
         hostname, machine_id, boot_id, opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, min_ts_ns, max_ts_ns, count, bytes,
-        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope, published_at, body)
-       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,to_timestamp($31::double precision / 1000),$32)`,
+        lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope, published_at)
+       VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,to_timestamp($31::double precision / 1000))`,
       [f.hostId, f.chainId, s(f.seq), f.chunkSha256, f.envelopeSha256, f.prevEnvelopeSha256, f.runId, s(f.runChunkIndex), f.final,
         f.hostname, f.machineId, f.bootId, s(f.openedWallNs), s(f.openedMonoNs), s(f.sealedWallNs), s(f.sealedMonoNs), s(f.minTs), s(f.maxTs),
         s(f.count), s(f.bytes), s(f.lost), f.complete, f.probes.map((p) => p.probe).join(','), f.ledgerJson, f.functionCallsJson, f.restartJson,
-        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId), String(Number(BigInt(m.info.timestampNanos) / 1_000_000n)), body],
+        f.keyid, m.seq, Buffer.from(m.data).toString('utf8'), String(chunkId), String(Number(BigInt(m.info.timestampNanos) / 1_000_000n))],
     );
     if (f.probes.length > 0) {
       const vals: string[] = [];

@@ -22,9 +22,16 @@ import { RECORD_COLUMNS } from './rows';
  * numeric's input and varlena cost. Readers map them back (biasedToU64 in src/fleet/rows.ts,
  * sqlU64 in SQL; rtev_u64(bigint) for people at a psql prompt). `rtev fleet init` rewrites a
  * v4 records table in place (ALTER COLUMN ... TYPE ... USING).
+ *
+ * Schema 6: each record row holds its line (records.line, bytea) and chunks no longer holds the
+ * body: a body stored once went through TOAST (~2,100 tuples and index entries per 4 MiB), which
+ * cost PostgreSQL more per record than the line inline in its row (docs/benchmarks.md "Session 5
+ * (h29)"). The body is still there byte for byte: the chunk's lines in line_no order, each with
+ * its newline (ingest refuses any other body), at line_off/line_len. `rtev fleet init` moves the
+ * lines of a v4/v5 database from chunks.body into the rows and drops the column.
  */
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -45,9 +52,7 @@ CREATE TABLE IF NOT EXISTS chunks (
   min_ts_ns numeric(20), max_ts_ns numeric(20), count bigint NOT NULL, bytes bigint NOT NULL, lost numeric(20) NOT NULL,
   complete boolean NOT NULL, probes text NOT NULL, ledger_json text NOT NULL, function_calls_json text, restart_json text,
   verified boolean NOT NULL DEFAULT true, keyid text NOT NULL, stream_seq bigint NOT NULL, envelope text NOT NULL,
-  published_at timestamptz, ingested_at timestamptz NOT NULL DEFAULT now(), body bytea NOT NULL, PRIMARY KEY (host_id, chain_id, seq));
--- bodies are not compressed: a record's line is a substring of its chunk's body, read without the rest of it
-ALTER TABLE chunks ALTER COLUMN body SET STORAGE EXTERNAL;
+  published_at timestamptz, ingested_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (host_id, chain_id, seq));
 CREATE TABLE IF NOT EXISTS chunk_ledger (
   host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, probe text NOT NULL,
   submitted numeric(20) NOT NULL, k_filtered numeric(20) NOT NULL, ring_full numeric(20) NOT NULL, skipped numeric(20) NOT NULL,
@@ -55,14 +60,14 @@ CREATE TABLE IF NOT EXISTS chunk_ledger (
   rejected numeric(20) NOT NULL, shed numeric(20) NOT NULL, in_chunk numeric(20) NOT NULL,
   in_flight_start numeric(20) NOT NULL, in_flight_end numeric(20) NOT NULL, lost numeric(20) NOT NULL,
   PRIMARY KEY (host_id, chain_id, seq, probe));
--- one row per record: fixed-width columns first (no alignment padding), the line is
--- chunks.body[line_off, line_off + line_len)
--- (ts_ns_biased, cgroup_id_biased: the u64 minus 2^63, see rtev_u64)
+-- one row per record: fixed-width columns first (no alignment padding), the original line last
+-- (bytea: the signed bytes; the chunk's body is its lines in line_no order, each + newline, and
+-- line_off/line_len place it there); ts_ns_biased, cgroup_id_biased: the u64 minus 2^63, see rtev_u64
 CREATE TABLE IF NOT EXISTS records (
   chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ts_ns_biased bigint NOT NULL, cgroup_id_biased bigint, ssl_bytes bigint,
   line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL, pid integer NOT NULL, tid integer, peer_port integer, local_port integer,
   type text NOT NULL, src text NOT NULL, comm text NOT NULL, container_id text, image_digest text, path text, access text,
-  peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
+  peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text, line bytea NOT NULL);
 -- COPY appends a chunk's rows to pages of their own, and chunk ids and wall_ns grow with the
 -- order rows arrive in: BRIN indexes find a chunk's rows (a line of an evidence reference, the
 -- records of a host's or chain's chunks) and a --since/--until window at a fraction of a
@@ -107,7 +112,7 @@ CREATE OR REPLACE FUNCTION rtev_u64(biased bigint) RETURNS numeric LANGUAGE sql 
 /**
  * Schema 4 -> 5, after the DDL: the records table's numeric(20) u64 columns become biased
  * int8s, in one rewrite of the table. A v4 cgroup_id beyond u64 (numeric(20) held up to
- * 10^20 - 1; no collector writes one) becomes NULL: its line in chunks.body keeps it.
+ * 10^20 - 1; no collector writes one) becomes NULL: its line keeps it.
  */
 const MIGRATE_V4 = `
 ALTER TABLE records
@@ -117,6 +122,17 @@ ALTER TABLE records RENAME COLUMN ts_ns TO ts_ns_biased;
 ALTER TABLE records RENAME COLUMN cgroup_id TO cgroup_id_biased;
 `;
 
+/**
+ * Schema 4/5 -> 6, after the u64 columns: each row takes its line from its chunk's body, the
+ * body column goes.
+ */
+const MIGRATE_V5 = `
+ALTER TABLE records ADD COLUMN line bytea;
+UPDATE records r SET line = substring(k.body FROM r.line_off + 1 FOR r.line_len) FROM chunks k WHERE k.chunk_id = r.chunk_id;
+ALTER TABLE records ALTER COLUMN line SET NOT NULL;
+ALTER TABLE chunks DROP COLUMN body;
+`;
+
 function ident(name: string, option: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new UsageError(`--${option}: '${name}' is not a plain lowercase PostgreSQL role name`);
   return name;
@@ -124,7 +140,7 @@ function ident(name: string, option: string): string {
 
 /**
  * Schema 3 -> 4, before the DDL: the old records table (with per-row constants and the line)
- * steps aside with its indexes, chunks gets its body column.
+ * steps aside with its indexes.
  */
 const MIGRATE_V3_BEFORE = `
 ALTER TABLE records RENAME TO records_v3;
@@ -132,26 +148,20 @@ DROP INDEX IF EXISTS records_chunk_line;
 DROP INDEX IF EXISTS records_wall;
 DROP INDEX IF EXISTS records_host_order;
 DROP INDEX IF EXISTS records_chunk;
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS body bytea;
 `;
 
 /**
- * ... and after it: each body is its lines joined with newlines (the content check refused any
- * body with a cut last line, so that is the body byte for byte), the rows move with their
- * offsets, the old table goes.
+ * ... and after it: the rows move with their lines (as bytes) and their offsets in the body (the
+ * content check refused any body with a cut last line, so the body is the lines joined with
+ * newlines, byte for byte), the old table goes.
  */
 const MIGRATE_V3_AFTER = `
-UPDATE chunks k SET body = b.body FROM (
-  SELECT chunk_id, string_agg(convert_to(line, 'UTF8') || '\\x0a'::bytea, ''::bytea ORDER BY line_no) AS body FROM records_v3 GROUP BY chunk_id) b
-WHERE b.chunk_id = k.chunk_id;
-UPDATE chunks SET body = ''::bytea WHERE body IS NULL;
-ALTER TABLE chunks ALTER COLUMN body SET NOT NULL;
 INSERT INTO records (chunk_id, line_no, line_off, line_len, ts_ns_biased, wall_ns, type, src, pid, tid, comm, cgroup_id_biased, container_id, image_digest,
-    path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op)
+    path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op, line)
   SELECT chunk_id, line_no, (sum(octet_length(convert_to(line, 'UTF8')) + 1) OVER w - octet_length(convert_to(line, 'UTF8')) - 1)::integer,
     octet_length(convert_to(line, 'UTF8')), (ts_ns - 9223372036854775808)::bigint, wall_ns, type, src, pid, tid, comm,
     (CASE WHEN cgroup_id <= 18446744073709551615 THEN cgroup_id - 9223372036854775808 END)::bigint, container_id, image_digest,
-    path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op
+    path, access, peer_addr, peer_port, local_addr, local_port, symbol, library, node_hash, runtime, ssl_bytes, ssl_op, convert_to(line, 'UTF8')
   FROM records_v3 WINDOW w AS (PARTITION BY chunk_id ORDER BY line_no);
 DROP TABLE records_v3;
 `;
@@ -168,12 +178,17 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   if (v3.rowCount !== 0) {
     await db.query(MIGRATE_V3_AFTER);
     const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM chunks');
-    done.push(`migrated the records of ${n.rows[0]!.n} chunk(s) to schema v4 (bodies stored once, records narrow)`);
+    done.push(`migrated the records of ${n.rows[0]!.n} chunk(s) from schema v3 (per-row constants gone, lines as bytes)`);
   }
   const v4 = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'ts_ns'`);
   if (v4.rowCount !== 0) {
     await db.query(MIGRATE_V4);
     done.push('migrated records to schema v5 (u64 columns as biased int8: ts_ns_biased, cgroup_id_biased)');
+  }
+  const v5 = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'chunks' AND column_name = 'body'`);
+  if (v5.rowCount !== 0) {
+    await db.query(MIGRATE_V5);
+    done.push('migrated records to schema v6 (each row holds its line; chunks.body dropped)');
   }
   await db.query(`INSERT INTO rtev_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [String(SCHEMA_VERSION)]);
   for (const role of [ingest, reader]) {

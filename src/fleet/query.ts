@@ -12,8 +12,8 @@ import { checkNoPassword } from './secrets';
  * then chain, seq, line: ts_ns_biased sorts as ts_ns does), each line byte for byte as its host signed it.
  */
 
-/** the original line of record r in chunk k, as text (the body was checked to be UTF-8 at ingest) */
-export const LINE = `convert_from(substring(k.body FROM r.line_off + 1 FOR r.line_len), 'UTF8')`;
+/** the original line of record r, as text (its bytes, checked to be UTF-8 at ingest) */
+export const LINE = `convert_from(r.line, 'UTF8')`;
 
 export class FleetIndex {
   private constructor(readonly db: Client, readonly url: string) {}
@@ -41,7 +41,7 @@ export class FleetIndex {
     const batch = o.batch ?? 5000;
     await this.db.query('BEGIN READ ONLY');
     try {
-      // the line: its bytes of the chunk's body (stored uncompressed: only that part is read)
+      // the line: the row's bytes of it, as text
       await this.db.query(`DECLARE rtev_rows NO SCROLL CURSOR FOR
         SELECT k.chain_id, k.seq, k.chunk_sha256, r.line_no, r.ts_ns_biased, r.wall_ns, r.type, r.pid, r.comm, r.container_id, r.image_digest, ${LINE} AS line
         FROM records r JOIN chunks k ON k.chunk_id = r.chunk_id WHERE ${where} ORDER BY r.ts_ns_biased, k.chain_id, k.seq, r.line_no${limit}`, params);

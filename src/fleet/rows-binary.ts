@@ -15,8 +15,9 @@ import { RECORD_COLUMNS } from './rows';
  * in the same order) read from the line's digits into two 32-bit halves (no BigInt and no
  * rounding through one JS number; wall_ns is computed on the halves too), text
  * values are the line's bytes where a string has no escapes (the body is checked to be UTF-8
- * first). The line itself is not in the row: chunks.body holds the body once, the row its
- * (line_off, line_len).
+ * first). The line itself is the row's last column (bytea, schema v6), with its (line_off,
+ * line_len) in the body; the body is not stored apart (TOAST of a body cost PostgreSQL more than
+ * the lines in their rows: docs/benchmarks.md "Session 5 (h29)").
  * Each line is read by the canonical-line scanner (src/fleet/line-scan.ts); a line it does not
  * read exactly goes through JSON.parse, with the same result (test/unit/fleet-line-scan.test.ts).
  * A body this path does not take (not UTF-8, a line that is not a record, a value out of its
@@ -33,13 +34,29 @@ const INT4_MIN = -2147483648;
 const INT4_MAX = 2147483647;
 const TWO32 = 4294967296;
 
+/** the size of a COPY piece */
+const PIECE_BYTES = 1 << 20;
+/**
+ * Piece buffers handed back after their COPY (releaseRows), for the next chunk: a chunk's rows
+ * take a few MiB, and allocating them anew for every chunk made V8 collect garbage for the
+ * external memory alone (GC was 14 % of ingest's busy time). At most this many are kept.
+ */
+const POOL_MAX = 8;
+const POOL: Buffer[] = [];
+
+function pieceBuffer(size: number): Buffer {
+  return size === PIECE_BYTES && POOL.length > 0 ? POOL.pop()! : Buffer.allocUnsafe(size);
+}
+
 /** A growing output buffer, cut into pieces of about 1 MiB for the COPY stream. */
 class Out {
   pieces: Buffer[] = [];
+  /** the buffers under the pieces */
+  owned: Buffer[] = [];
   buf: Buffer;
   at = 0;
   constructor(private readonly size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+    this.buf = pieceBuffer(size);
   }
   /** room for n more bytes in the current piece (a row never spans two pieces) */
   room(n: number): void {
@@ -48,11 +65,24 @@ class Out {
     if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.size));
   }
   flush(last = false): void {
-    if (this.at > 0) this.pieces.push(this.buf.subarray(0, this.at));
-    // the last piece keeps its buffer: no new one for nothing (big buffers are what GC pays for here)
-    if (!last) this.buf = Buffer.allocUnsafe(this.buf.length);
+    if (this.at > 0) {
+      this.pieces.push(this.buf.subarray(0, this.at));
+      this.owned.push(this.buf);
+      // the last piece keeps its buffer: no new one for nothing (big buffers are what GC pays for here)
+      if (!last) this.buf = pieceBuffer(this.size);
+    }
     this.at = 0;
   }
+}
+
+/**
+ * releaseRows hands the buffers of rows whose COPY has completed (the server answered it, so
+ * the socket holds none of them any more) back for the next chunk's rows. Not after a failed
+ * COPY: the socket may still be writing them.
+ */
+export function releaseRows(rows: BinaryRows): void {
+  for (const b of rows.owned) if (b.length === PIECE_BYTES && POOL.length < POOL_MAX) POOL.push(b);
+  rows.owned = [];
 }
 
 /** a big-endian int32 without the bounds checks of writeInt32BE (the caller made room) */
@@ -167,6 +197,8 @@ export interface BinaryRows {
   content: ChunkContent;
   /** lines the canonical-line scanner did not read exactly, read with JSON.parse instead (counted by ingest) */
   parsed: number;
+  /** the buffers under the pieces (releaseRows) */
+  owned: Buffer[];
 }
 
 const TS_KEY = Buffer.from('"ts_ns":', 'latin1');
@@ -245,6 +277,27 @@ function cgroup(o: Out, b: Buffer, s: number, e: number): boolean {
   return true;
 }
 
+/** a plain Uint8Array over the body being built (its subarray is cheaper than a Buffer's) */
+let BODY_U8: Uint8Array = new Uint8Array(0);
+let BODY_OF: Buffer | undefined;
+
+/**
+ * n bytes of b (the body) from s to ob at `at`: a byte loop for a few bytes, else
+ * Uint8Array.set of a subarray (a memcpy; measured 5x faster than a byte loop for a line, and
+ * faster than Buffer.copy, whose JavaScript wrapper costs more than the copy)
+ */
+function copyBytes(ob: Buffer, at: number, b: Buffer, s: number, n: number): void {
+  if (n <= 16) {
+    for (let i = 0; i < n; i++) ob[at + i] = b[s + i]!;
+    return;
+  }
+  if (BODY_OF !== b) {
+    BODY_U8 = new Uint8Array(b.buffer, b.byteOffset, b.length);
+    BODY_OF = b;
+  }
+  ob.set(BODY_U8.subarray(s, s + n), at);
+}
+
 function nul(o: Out): void {
   put32(o.buf, o.at, -1);
   o.at += 4;
@@ -285,8 +338,7 @@ function textField(o: Out, b: Buffer, sc: LineScan, slot: number, max: number): 
       const ob = o.buf;
       const at = o.at + 4;
       put32(ob, o.at, n);
-      if (n <= 512) for (let i = 0; i < n; i++) ob[at + i] = b[s + i]!;
-      else b.copy(ob, at, s, s + n);
+      copyBytes(ob, at, b, s, n);
       o.at = at + n;
       return;
     }
@@ -319,6 +371,8 @@ export interface BuildOptions {
    * comparison by column; default: schema v5's biased int8 (ts_ns_biased, cgroup_id_biased)
    */
   numericU64?: boolean;
+  /** false: rows without the line column (schema v5's layout, the body stored in chunks.body instead; bench comparison only) */
+  line?: boolean;
 }
 
 /**
@@ -331,6 +385,8 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   if (!isUtf8(body)) return undefined;
   const useScan = opts.scan !== false;
   NUMERIC_U64 = opts.numericU64 === true;
+  const withLine = opts.line !== false;
+  const ncols = withLine ? NCOLS : NCOLS - 1;
   const content: ChunkContent = { sha256: f.chunkSha256, bytes: body.length, count: 0, byType: new Map(), firstTs: null, lastTs: null, minTs: null, maxTs: null, tailBytes: 0, lineProblems: [], subjects: new AttributionSubjects() };
   // wall = ts + the delta of the nearer anchor (encodeRows' rule), in 32-bit halves: no BigInt per row
   const [midHi, midLo] = halves((f.openedMonoNs + f.sealedMonoNs) / 2n);
@@ -339,7 +395,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   // first/min/max/last ts as halves, made bigints once at the end
   let firstHi = -1, firstLo = 0, minHi = 0, minLo = 0, maxHi = 0, maxLo = 0, lastHi = 0, lastLo = 0;
   const byType = new Float64Array(TYPES.length);
-  const o = new Out(1 << 20);
+  const o = new Out(PIECE_BYTES);
   o.room(SIGNATURE.length + 8);
   SIGNATURE.copy(o.buf, 0);
   o.buf.writeInt32BE(0, SIGNATURE.length);
@@ -363,8 +419,9 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     const lineBytes = nl - start;
     // every text column is a part of the line, at most 3 bytes of UTF-8 per byte of it (a
     // string cut at its limit, a lone surrogate as U+FFFD)
-    o.room(256 + constants.length + 3 * lineBytes);
-    put16(o.buf, o.at, NCOLS);
+    // (and the line itself, once more)
+    o.room(256 + constants.length + 4 * lineBytes);
+    put16(o.buf, o.at, ncols);
     o.at += 2;
     constants.copy(o.buf, o.at);
     o.at += constants.length;
@@ -391,6 +448,13 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
     if (!scanned) parsed++;
     const type = scanned ? scannedRow(o, body, start, nl, sc, subjects ? content : undefined) : parsedRow(o, body, start, nl, subjects ? content : undefined);
     if (type === undefined) return undefined;
+    // the line, byte for byte (bytea): the body is the rows' lines in line_no order, each with its newline
+    if (withLine) {
+      const at = o.at + 4;
+      put32(o.buf, o.at, lineBytes);
+      copyBytes(o.buf, at, body, start, lineBytes);
+      o.at = at + lineBytes;
+    }
     content.count++;
     if (ROW_TYPE >= 0) byType[ROW_TYPE]!++;
     else counts.set(type, (counts.get(type) ?? 0) + 1);
@@ -410,6 +474,8 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   }
   for (let t = 0; t < TYPES.length; t++) if (byType[t]! > 0) counts.set(TYPES[t]!, (counts.get(TYPES[t]!) ?? 0) + byType[t]!);
   content.byType = counts;
+  BODY_OF = undefined;
+  BODY_U8 = new Uint8Array(0);
   if (firstHi >= 0) {
     const big = (hi: number, lo: number): bigint => (BigInt(hi) << 32n) | BigInt(lo);
     content.firstTs = big(firstHi, firstLo);
@@ -422,7 +488,7 @@ export function encodeRowsBinary(body: Buffer, f: ChunkFacts, chunkId: bigint, s
   o.buf.writeInt16BE(-1, o.at);
   o.at += 2;
   o.flush(true);
-  return { pieces: o.pieces, content, parsed };
+  return { pieces: o.pieces, content, parsed, owned: o.owned };
 }
 
 /**

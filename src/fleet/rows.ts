@@ -5,8 +5,9 @@ import type { ChunkFacts } from './chunk-check';
 /**
  * Chunk body -> rows of the fleet `records` table in PostgreSQL COPY text format, one pass.
  * The columns mirror the local index (src/index, docs/fleet.md); what is the same for every
- * record of a chunk (host, chain, seq, digest) is in `chunks`, and so is the body itself: a
- * record points at its original line with (line_off, line_len), bytes of chunks.body. u64
+ * record of a chunk (host, chain, seq, digest) is in `chunks`; each row holds its original line
+ * (bytea, schema v6) and its (line_off, line_len) in the chunk's body, which is the rows' lines in
+ * line_no order, each with its newline. u64
  * values (ts_ns, cgroup_id) are taken from the line's text, never through a JS number, and
  * stored biased (schema v5): the int8 x - 2^63, exact and order-preserving (u64ToBiased,
  * biasedToU64; readers map them back).
@@ -16,7 +17,7 @@ import type { ChunkFacts } from './chunk-check';
 export const RECORD_COLUMNS = [
   'chunk_id', 'line_no', 'line_off', 'line_len', 'ts_ns_biased', 'wall_ns', 'type', 'src', 'pid', 'tid', 'comm',
   'cgroup_id_biased', 'container_id', 'image_digest', 'path', 'access', 'peer_addr', 'peer_port', 'local_addr', 'local_port',
-  'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op',
+  'symbol', 'library', 'node_hash', 'runtime', 'ssl_bytes', 'ssl_op', 'line',
 ] as const;
 
 const BIAS = 1n << 63n;
@@ -133,6 +134,8 @@ export function encodeRows(body: Buffer, f: ChunkFacts, chunkId: bigint): Encode
       cgroupBiased(line), copyText(str(r['container_id'], 128)), copyText(str(r['image_digest'], 128)),
       copyText(path), copyText(access), copyText(peerAddr), peerPort ?? '\\N', copyText(localAddr), localPort ?? '\\N',
       copyText(symbol), copyText(library), copyText(nodeHash), copyText(runtime), sslBytes ?? '\\N', copyText(sslOp),
+      // the line as bytea in COPY text: \\x and its hex (the backslash doubled by COPY's escaping)
+      '\\\\x' + body.toString('hex', off, off + len),
     ].join('\t') + '\n';
     batch.push(row);
     batchLen += row.length;

@@ -20,7 +20,8 @@ import { newKey, writeSynthetic } from '../helpers/synthetic-evidence';
  * chunks (every event type, u64 values above 2^53, non-ASCII and lone-surrogate strings); a
  * record's (line_off, line_len) is its line in the body; a body the binary path must not take
  * goes to encodeRows; `rtev fleet init` migrates a schema v3 database with every body rebuilt
- * byte for byte, and a schema v4 database's numeric(20) u64 columns to v5's biased int8, exactly.
+ * byte for byte, and a schema v4 database's numeric(20) u64 columns to biased int8, exactly, with
+ * each row's line taken from the stored body (schema v6).
  */
 
 const root = process.getuid?.() === 0;
@@ -90,9 +91,12 @@ test('binary COPY rows (the ingest path) equal encodeRows\' text rows, column by
     assert.ok(Number(n.rows[0].big) > 0, 'u64 cgroup ids are exact');
     assert.ok(Number(n.rows[0].esc) > 0, 'paths with lone surrogates are stored as JSON.parse reads them');
     assert.ok(Number(n.rows[0].types) >= 5, 'every event type takes the binary path');
-    // each record's (line_off, line_len) is its line: the body is the lines joined, byte for byte
-    const at = await db.query<{ line_off: number; line_len: number }>('SELECT line_off, line_len FROM records WHERE chunk_id = $1 ORDER BY line_no', [String(binId)]);
-    assert.ok(Buffer.concat(at.rows.map((r) => Buffer.concat([c.body.subarray(r.line_off, r.line_off + r.line_len), Buffer.from('\n')]))).equals(c.body), 'the lines are the body, byte for byte');
+    // each record holds its line, and its (line_off, line_len) place it in the body: the body is the lines joined, byte for byte
+    const at = await db.query<{ line_off: number; line_len: number; line: Buffer }>('SELECT line_off, line_len, line FROM records WHERE chunk_id = $1 ORDER BY line_no', [String(binId)]);
+    assert.ok(at.rows.every((r) => r.line.equals(c.body.subarray(r.line_off, r.line_off + r.line_len))), 'each row\'s line is its bytes of the body');
+    assert.ok(Buffer.concat(at.rows.map((r) => Buffer.concat([r.line, Buffer.from('\n')]))).equals(c.body), 'the lines are the body, byte for byte');
+    const agg = await db.query<{ ok: boolean }>(`SELECT encode(sha256(string_agg(line || '\\x0a'::bytea, ''::bytea ORDER BY line_no)), 'hex') = $2 AS ok FROM records WHERE chunk_id = $1`, [String(binId), c.facts.chunkSha256]);
+    assert.equal(agg.rows[0]!.ok, true, 'the rows\' lines hash to the signed chunk digest');
   }
   // u64 from digits into biased int8 (schema v5): 0, every digit count's carries, 2^32 and 2^63 around, u64 max
   const all = chunks[0]!.body.toString('utf8').split('\n');
@@ -183,7 +187,7 @@ test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lin
   try {
     // a v3 database: initSchema's tables, then chunks without a body and v3's records table
     await initSchema(v3, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
-    await v3.query(`DROP TABLE records; ALTER TABLE chunks DROP COLUMN body; UPDATE rtev_meta SET value = '3' WHERE key = 'schema_version';
+    await v3.query(`DROP TABLE records; UPDATE rtev_meta SET value = '3' WHERE key = 'schema_version';
       CREATE TABLE records (
         chunk_id bigint NOT NULL, host_id text NOT NULL, chain_id text NOT NULL, seq bigint NOT NULL, chunk_sha256 text NOT NULL, line_no integer NOT NULL,
         ts_ns numeric(20) NOT NULL, wall_ns bigint NOT NULL, type text NOT NULL, src text NOT NULL, pid integer NOT NULL, tid integer,
@@ -192,7 +196,7 @@ test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lin
         runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
       CREATE INDEX records_chunk_line ON records (chunk_id, line_no);
       CREATE INDEX records_wall ON records USING brin (wall_ns);`);
-    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v5/, 'a v3 database is refused (the hint: run rtev fleet init again)');
+    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v6/, 'a v3 database is refused (the hint: run rtev fleet init again)');
     const picked = chunks.slice(0, 2);
     for (const [i, c] of picked.entries()) {
       const f = c.facts;
@@ -212,15 +216,18 @@ test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lin
     assert.ok(done.some((d) => /migrated the records of 2 chunk/.test(d)), done.join('; '));
     await checkSchema(v3);
     for (const [i, c] of picked.entries()) {
-      const body = await v3.query<{ body: Buffer }>('SELECT body FROM chunks WHERE chunk_id = $1', [i + 1]);
-      assert.ok(body.rows[0]!.body.equals(c.body), `chunk ${i + 1}: the body rebuilt from its lines is the shipped body`);
-      const rows = await v3.query<{ line_no: number; path: string; line: string }>(`SELECT r.line_no, r.path, convert_from(substring(k.body FROM r.line_off + 1 FOR r.line_len), 'UTF8') AS line
-        FROM records r JOIN chunks k USING (chunk_id) WHERE r.chunk_id = $1 ORDER BY r.line_no`, [i + 1]);
-      assert.deepEqual(rows.rows.map((r) => r.line), c.body.toString('utf8').split('\n').slice(0, -1), 'every line read back from its offsets');
+      const body = await v3.query<{ body: Buffer }>(`SELECT string_agg(line || '\\x0a'::bytea, ''::bytea ORDER BY line_no) AS body FROM records WHERE chunk_id = $1`, [i + 1]);
+      assert.ok(body.rows[0]!.body.equals(c.body), `chunk ${i + 1}: the lines joined are the shipped body`);
+      const rows = await v3.query<{ line_no: number; path: string; line: string; off: Buffer }>(`SELECT r.line_no, r.path, convert_from(r.line, 'UTF8') AS line,
+          substring(b.body FROM r.line_off + 1 FOR r.line_len) AS off
+        FROM records r, (SELECT string_agg(line || '\\x0a'::bytea, ''::bytea ORDER BY line_no) AS body FROM records WHERE chunk_id = $1) b WHERE r.chunk_id = $1 ORDER BY r.line_no`, [i + 1]);
+      assert.deepEqual(rows.rows.map((r) => r.line), c.body.toString('utf8').split('\n').slice(0, -1), 'every line as bytes of its row');
+      assert.ok(rows.rows.every((r) => r.off.toString('utf8') === r.line), 'line_off/line_len place each line in the body');
       assert.ok(rows.rows.every((r) => r.path === `p${r.line_no}`), 'the typed columns move with their rows');
     }
-    const cols = await v3.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'records' AND column_name IN ('line', 'host_id', 'chain_id', 'chunk_sha256')`);
-    assert.equal(cols.rowCount, 0, 'the per-row constants and the line are gone from records');
+    const cols = await v3.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'records' AND column_name IN ('host_id', 'chain_id', 'chunk_sha256')`);
+    assert.equal(cols.rowCount, 0, 'the per-row constants are gone from records');
+    assert.equal((await v3.query(`SELECT data_type FROM information_schema.columns WHERE table_name = 'records' AND column_name = 'line'`)).rows[0].data_type, 'bytea');
     assert.equal((await v3.query(`SELECT to_regclass('records_v3') AS t`)).rows[0].t, null);
   } finally {
     await v3.end();
@@ -241,7 +248,7 @@ test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns bec
   try {
     // a v4 database: today's tables, then v4's records table (numeric(20) u64 columns)
     await initSchema(v4, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
-    await v4.query(`DROP TABLE records; UPDATE rtev_meta SET value = '4' WHERE key = 'schema_version';
+    await v4.query(`DROP TABLE records; UPDATE rtev_meta SET value = '4' WHERE key = 'schema_version'; ALTER TABLE chunks ADD COLUMN body bytea;
       CREATE TABLE records (
         chunk_id bigint NOT NULL, wall_ns bigint NOT NULL, ssl_bytes bigint, line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL,
         pid integer NOT NULL, tid integer, peer_port integer, local_port integer, ts_ns numeric(20) NOT NULL, cgroup_id numeric(20),
@@ -249,7 +256,7 @@ test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns bec
         peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
       CREATE INDEX records_chunk ON records USING brin (chunk_id) WITH (pages_per_range = 32);
       CREATE INDEX records_wall ON records USING brin (wall_ns);`);
-    await assert.rejects(checkSchema(v4), /schema v4, this rtev needs v5/);
+    await assert.rejects(checkSchema(v4), /schema v4, this rtev needs v6/);
     const c = chunks[0]!;
     const f = c.facts;
     await v4.query(`INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, run_id, run_chunk_index, final, hostname, machine_id, boot_id,
@@ -257,13 +264,21 @@ test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns bec
       VALUES (1, $1, $2, $3, $4, 'e1', 'run', 0, false, 'h', $1, 'b', 0, 0, 0, 0, $5, $6, 0, true, '', '{}', 'k', 1, '{}', $7)`,
     [f.hostId, f.chainId, String(f.seq), f.chunkSha256, String(f.count), String(c.body.length), c.body]);
     // the v4 builder's rows (numeric u64 columns) and, on two more lines, a cgroup_id at u64 max and one beyond u64
-    const rows = encodeRowsBinary(c.body, f, 1n, false, { numericU64: true })!;
-    await copyPieces(v4, COPY_RECORDS_BINARY.replace('ts_ns_biased', 'ts_ns').replace('cgroup_id_biased', 'cgroup_id'), rows.pieces);
+    const rows = encodeRowsBinary(c.body, f, 1n, false, { numericU64: true, line: false })!;
+    await copyPieces(v4, COPY_RECORDS_BINARY.replace('ts_ns_biased', 'ts_ns').replace('cgroup_id_biased', 'cgroup_id').replace(', line)', ')'), rows.pieces);
+    await v4.query(`INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, run_id, run_chunk_index, final, hostname, machine_id, boot_id,
+        opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, count, bytes, lost, complete, probes, ledger_json, keyid, stream_seq, envelope, body)
+      VALUES (2, $1, $2, 999, 'x', 'e2', 'run', 0, false, 'h', $1, 'b', 0, 0, 0, 0, 2, 2, 0, true, '', '{}', 'k', 2, '{}', '\\x7b7d'::bytea)`, [f.hostId, f.chainId]);
     await v4.query(`INSERT INTO records (chunk_id, wall_ns, line_no, line_off, line_len, pid, ts_ns, cgroup_id, type, src, comm)
-      VALUES (2, 0, 1, 0, 1, 1, 18446744073709551615, 18446744073709551615, 't', 's', 'c'), (2, 0, 2, 0, 1, 1, 0, 99999999999999999999, 't', 's', 'c')`);
+      VALUES (2, 0, 1, 0, 1, 1, 18446744073709551615, 18446744073709551615, 't', 's', 'c'), (2, 0, 2, 1, 1, 1, 0, 99999999999999999999, 't', 's', 'c')`);
     const before = await v4.query<{ ts: string; cg: string | null }>('SELECT ts_ns::text AS ts, cgroup_id::text AS cg FROM records WHERE chunk_id = 1 ORDER BY ts_ns, line_no');
     const done = await initSchema(v4, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
     assert.ok(done.some((d) => /migrated records to schema v5/.test(d)), done.join('; '));
+    assert.ok(done.some((d) => /migrated records to schema v6/.test(d)), done.join('; '));
+    assert.equal((await v4.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'chunks' AND column_name = 'body'`)).rowCount, 0, 'chunks.body is gone');
+    const lines = await v4.query<{ line: Buffer }>('SELECT line FROM records WHERE chunk_id = 1 ORDER BY line_no');
+    assert.ok(Buffer.concat(lines.rows.map((r) => Buffer.concat([r.line, Buffer.from('\n')]))).equals(c.body), 'each row took its line from the body, byte for byte');
+    assert.deepEqual((await v4.query<{ l: string }>(`SELECT convert_from(line, 'UTF8') AS l FROM records WHERE chunk_id = 2 ORDER BY line_no`)).rows.map((r) => r.l), ['{', '}']);
     await checkSchema(v4);
     const after = await v4.query<{ ts: string; cg: string | null }>('SELECT rtev_u64(ts_ns_biased)::text AS ts, rtev_u64(cgroup_id_biased)::text AS cg FROM records WHERE chunk_id = 1 ORDER BY ts_ns_biased, line_no');
     assert.deepEqual(after.rows, before.rows, 'every u64 value the same, in the same order');
