@@ -13,7 +13,7 @@ import { addNotObserved, emptyByType, functionCallsWindow, functionTotalsOf, led
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
-import { segmentFileKey, segmentLineOffset, segmentSameKey, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
+import { LINE_SAME_KEY, SegmentLine, segmentFileKey, segmentLineOffset, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
 import { sealError } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink, TlsCoverageTotals } from './sink';
@@ -198,17 +198,23 @@ export class ChunkSink implements RecordSink {
 
   /** #noteLines notes the files of lines [from, end); gives the line before which a full window must seal (end: none) */
   #noteLines(seg: Segment, from: number, end: number, attribution: AttributionSource): number {
+    // only note() fills the window: windowFull is read before the first line and after each note(),
+    // not per line (a line of a run of one file costs one flag byte: docs/benchmarks.md, "Session 5 (h27)")
+    if (attribution.windowFull && this.#chunk!.count > 0) return from;
+    const batch = seg.batch;
+    const flags = seg.indexStart + SegmentLine.flags;
     for (let i = from; i < end; i++) {
-      if (attribution.windowFull && this.#chunk!.count + (i - from) > 0) return i;
       // the same file as the line before, taken just now: #lastFileKey is its key already
       // (the consumer thread marked it: no key read per line of a run of one file)
-      if (i > from && segmentSameKey(seg, i)) continue;
+      if (i > from && (batch[flags + i * SegmentLine.SIZE]! & LINE_SAME_KEY) !== 0) continue;
       const key = segmentFileKey(seg, i);
       if (key === this.#lastFileKey) continue;
       this.#lastFileKey = key;
       if (this.#windowFiles.has(key)) continue;
       this.#windowFiles.add(key);
       attribution.note(segmentRecord(seg, i));
+      // a full window seals the chunk before the next line (which follows this one in the chunk)
+      if (attribution.windowFull && i + 1 < end) return i + 1;
     }
     return end;
   }
