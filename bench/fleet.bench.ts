@@ -49,10 +49,10 @@ function args(): Args {
 interface Run { code: number; ms: number; peakRssKiB: number; cpuMs: number; stderr: string }
 
 /** run spawns bin/rtev (of `bin`) and samples its VmRSS every 50 ms (peak resident memory). */
-function run(bin: string, argv: string[], nodeArgs: string[] = []): Promise<Run> {
+function run(bin: string, argv: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [...nodeArgs, bin, ...argv], { env: process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, bin, ...argv], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let peak = 0;
@@ -109,6 +109,61 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
+let traceSeq = 0;
+
+/**
+ * timeline summarizes an ingest trace (RTEV_INGEST_TRACE lines `ms event streamSeq slot`):
+ * per database session the share of the drain it had a chunk in hand, and per step of a chunk
+ * the mean time and the sum (the main thread is blocked during `rows`, the row build).
+ */
+function timeline(text: string): string {
+  const lines = text.trim().split('\n').map((l) => l.split(' '));
+  const starts = new Map<string, number>();
+  const busy = new Map<number, number>();
+  const at = new Map<string, Map<string, number>>();
+  let t0 = Infinity;
+  let t1 = 0;
+  let elu = '';
+  let fetchAt = -1;
+  let fetchWait = 0;
+  let fetches = 0;
+  for (const [ms, ev, seq, slot] of lines) {
+    const t = Number(ms);
+    if (ev === 'elu') {
+      elu = `event loop busy ${(Number(seq) / 1000).toFixed(2)} s, idle ${(Number(slot) / 1000).toFixed(2)} s`;
+      continue;
+    }
+    if (ev === 'fetch') fetchAt = t;
+    if (ev === 'got' && fetchAt >= 0) {
+      fetchWait += t - fetchAt;
+      fetches++;
+      fetchAt = -1;
+    }
+    if (ev === 'start') {
+      starts.set(`${seq}/${slot}`, t);
+      t0 = Math.min(t0, t);
+    }
+    if (ev!.startsWith('end-')) {
+      const s = starts.get(`${seq}/${slot}`);
+      if (s !== undefined) busy.set(Number(slot), (busy.get(Number(slot)) ?? 0) + t - s);
+      t1 = Math.max(t1, t);
+    }
+    let m = at.get(seq!);
+    if (m === undefined) at.set(seq!, (m = new Map()));
+    if (!m.has(ev!)) m.set(ev!, t);
+  }
+  const span = t1 - t0;
+  const steps: [string, string, string][] = [['body', 'body-end', 'body read (ahead)'], ['start', 'begin', 'envelope check'], ['begin', 'wait-body', 'chain checks (db)'],
+    ['wait-body', 'digest-ok', 'body wait + sha256'], ['digest-ok', 'rows', 'nextval (db)'], ['rows', 'copy', 'rows build (main thread)'], ['copy', 'copy-end', 'COPY records'],
+    ['copy-end', 'commit', 'attribution + chunk row + heads (db)'], ['commit', 'ack', 'COMMIT'], ['ack', 'end-indexed', 'ack']];
+  const out = [`timeline: drain ${(span / 1000).toFixed(2)} s; sessions busy ${[...busy].sort((a, b) => a[0] - b[0]).map(([s, b]) => `#${s} ${((100 * b) / span).toFixed(0)}%`).join(', ')}; ${elu}; fetch waits ${fetches} x ${(fetchWait / Math.max(1, fetches)).toFixed(1)} ms = ${(fetchWait / 1000).toFixed(2)} s`];
+  for (const [a, b, name] of steps) {
+    const ds = [...at.values()].filter((m) => m.has(a) && m.has(b)).map((m) => m.get(b)! - m.get(a)!);
+    if (ds.length > 0) out.push(`  ${name}: ${ds.length} x mean ${(ds.reduce((x, y) => x + y, 0) / ds.length).toFixed(1)} ms (p50 ${pct(ds, 50).toFixed(1)}, max ${pct(ds, 100).toFixed(1)}) = ${(ds.reduce((x, y) => x + y, 0) / 1000).toFixed(2)} s`);
+  }
+  return out.join('\n');
+}
+
 async function main(): Promise<void> {
   const a = args();
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-bench-fleet-'));
@@ -152,7 +207,10 @@ async function main(): Promise<void> {
         const shipMs = performance.now() - tShip;
         if (ships.some((s) => s.code !== 0)) throw new Error(ships.find((s) => s.code !== 0)!.stderr);
         const servers0 = { nats: cpuMsOfAll(nats.root), pg: cpuMsOfAll(pg.dir) };
-        const drained = await Promise.all(Array.from({ length: ingests }, () => run(bin, ingestArgs, profArgs)));
+        const traceDir = process.env['RTEV_BENCH_TRACE'];
+        const traces = Array.from({ length: ingests }, (_, i) => (traceDir !== undefined && traceDir !== '' ? path.join(traceDir, `ingest-${traceSeq}-${i}.txt`) : undefined));
+        traceSeq++;
+        const drained = await Promise.all(traces.map((tf) => run(bin, ingestArgs, profArgs, tf !== undefined ? { ...process.env, RTEV_INGEST_TRACE: tf } : process.env)));
         const servers = { nats: cpuMsOfAll(nats.root) - servers0.nats, pg: cpuMsOfAll(pg.dir) - servers0.pg };
         if (drained.some((d) => d.code !== 0)) throw new Error(drained.find((d) => d.code !== 0)!.stderr);
         const records = Number(pg.psql('SELECT count(*) FROM records'));
@@ -165,6 +223,7 @@ async function main(): Promise<void> {
         console.log(`lag publish->commit (backlog): p50 ${(pct(lags, 50) / 1000).toFixed(1)} s, max ${(pct(lags, 100) / 1000).toFixed(1)} s`);
         const ingestCpu = drained.reduce((n, d) => n + d.cpuMs, 0);
         const us = (ms: number): string => ((ms * 1000) / records).toFixed(1);
+        for (const tf of traces) if (tf !== undefined && fs.existsSync(tf)) console.log(timeline(fs.readFileSync(tf, 'utf8')));
         console.log(`CPU per record during the drain: ingest ${us(ingestCpu)} us, PostgreSQL (all its processes) ${us(servers.pg)} us, nats-server ${us(servers.nats)} us = ${us(ingestCpu + servers.pg + servers.nats)} us; `
           + `at that cost 2 idle cores would give ${((2e6 * records) / ((ingestCpu + servers.pg + servers.nats) * 1000)).toFixed(0)} records/s`);
       } else {

@@ -55,6 +55,8 @@ export interface IngestOptions {
   signal?: AbortSignal;
   log: (line: string) => void;
   hooks?: IngestHooks;
+  /** a timeline of each chunk's steps (the bench's RTEV_INGEST_TRACE): event, stream seq (0: none), session slot (-1: none) */
+  trace?: (event: string, seq: number, slot: number) => void;
 }
 
 export interface IngestStats {
@@ -207,11 +209,14 @@ export class Ingester {
    * host's row lock orders them against other ingest processes too).
    */
   async #batch(consumer: Consumer): Promise<number> {
+    const tr = this.#o.trace;
+    tr?.('fetch', 0, -1);
     const msgs = await withTimeout(consumer.fetch({ max_messages: 8 * this.#dbs.length, expires: 1000 }), 15_000, 'fetch');
     const byHost = new Map<string, JsMsg[]>();
     let n = 0;
     for await (const m of msgs) {
       n++;
+      tr?.('got', m.seq, -1);
       const list = byHost.get(m.subject);
       if (list === undefined) byHost.set(m.subject, [m]);
       else list.push(m);
@@ -246,7 +251,11 @@ export class Ingester {
   #prefetch(m: JsMsg): void {
     const name = m.headers?.get(HDR_OBJECT) ?? '';
     if (name === '' || this.#prefetched.has(m.seq)) return;
-    this.#prefetched.set(m.seq, this.#readBody(name).catch(() => undefined));
+    this.#o.trace?.('body', m.seq, -1);
+    this.#prefetched.set(m.seq, this.#readBody(name).then((b) => {
+      this.#o.trace?.('body-end', m.seq, -1);
+      return b;
+    }).catch(() => undefined));
   }
 
   /**
@@ -291,6 +300,7 @@ export class Ingester {
   async #one(slot: number, m: JsMsg): Promise<void> {
     let result: IngestResult;
     let records = 0;
+    this.#o.trace?.('start', m.seq, slot);
     try {
       [result, records] = await this.#handle(this.#dbs[slot]!, m);
     } catch (err) {
@@ -300,6 +310,7 @@ export class Ingester {
       m.nak(1000);
       if ((err as { code?: string }).code === undefined) await this.#reconnectDbIfBroken(slot);
     }
+    this.#o.trace?.(`end-${result}`, m.seq, slot);
     this.#o.hooks?.chunk?.(result, records);
   }
 
@@ -321,6 +332,7 @@ export class Ingester {
       return ['rejected', 0];
     }
     const f = v.facts;
+    this.#o.trace?.('begin', m.seq, -1);
     await db.query('BEGIN');
     const seen = await db.query<{ host_id: string; stream_seq: string }>('SELECT host_id, stream_seq FROM chunks WHERE envelope_sha256 = $1', [f.envelopeSha256]);
     if (seen.rowCount !== 0) {
@@ -375,6 +387,7 @@ export class Ingester {
     let body: Buffer | undefined;
     if (named === expected) {
       m.working();
+      this.#o.trace?.('wait-body', m.seq, -1);
       // read ahead (#batch) or now; a read that failed ahead is tried again here
       const got = (await this.#prefetched.get(m.seq)) ?? await this.#readBody(expected);
       if (got.size > MAX_CHUNK_BYTES) {
@@ -399,12 +412,14 @@ export class Ingester {
       await this.#reject(db, m, host, bad.code, bad.reason, f);
       return ['rejected', 0];
     }
+    this.#o.trace?.('digest-ok', m.seq, -1);
     const chunkId = BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id);
     m.working();
     const hasAttribution = Object.prototype.hasOwnProperty.call(v.predicate.raw, 'attribution');
     // the typed columns are built here and go straight into records with a binary COPY
     // (src/fleet/rows-binary.ts); a body that path does not take goes as text COPY rows
     // (encodeRows: the same columns, and the diagnosis of lines that are not records)
+    this.#o.trace?.('rows', m.seq, -1);
     const bin = encodeRowsBinary(body!, f, chunkId, hasAttribution);
     const rows = bin === undefined ? encodeRows(body!, f, chunkId) : undefined;
     this.#o.hooks?.rowsBuiltBy?.(bin === undefined ? 'text' : 'binary');
@@ -416,6 +431,7 @@ export class Ingester {
       return ['rejected', 0];
     }
     m.working();
+    this.#o.trace?.('copy', m.seq, -1);
     // a value the database refuses (a data error: a NUL in a string, a number out of range) is
     // a property of the signed body: redelivering it would fail the same way forever
     try {
@@ -429,12 +445,15 @@ export class Ingester {
       await this.#reject(db, m, host, 'content-mismatch', `the database refused its records: ${(err as Error).message}`, f);
       return ['rejected', 0];
     }
+    this.#o.trace?.('copy-end', m.seq, -1);
     const attr = attributionRows(chunkId, v.predicate.raw['attribution']);
     await copyPieces(db, COPY_CONTAINERS, attr.containers);
     await copyPieces(db, COPY_IMAGES, attr.images);
     await copyPieces(db, COPY_ATTRIBUTION, attr.files);
     await this.#insertChunk(db, m, f, chunkId, body!, head, d.gap, d.late === true, replaces !== undefined, cover);
+    this.#o.trace?.('commit', m.seq, -1);
     await db.query('COMMIT');
+    this.#o.trace?.('ack', m.seq, -1);
     await this.#ack(m, host, f);
     this.stats.indexed++;
     this.stats.records += Number(f.count);

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { UsageError } from '../../errors';
 import { Ingester } from '../../fleet/ingest';
 import { Metrics, serveMetrics } from '../../fleet/metrics';
@@ -40,6 +41,12 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
       if (!quiet) io.stderr.write(`rtev: ${line}\n`);
     };
     const metrics = new Metrics(packageVersion());
+    // RTEV_INGEST_TRACE=FILE: each chunk's steps with their times (bench/fleet.bench.ts reads it)
+    const traceFile = process.env['RTEV_INGEST_TRACE'];
+    const traced: string[] = [];
+    const trace = traceFile !== undefined && traceFile !== '' ? (ev: string, seq: number, slot: number): void => {
+      traced.push(`${performance.now().toFixed(2)} ${ev} ${seq} ${slot}`);
+    } : undefined;
     const abort = new AbortController();
     const ingester = new Ingester({
       nats: { servers: need('nats'), credsFile: parsed.values.get('nats-creds'), name: 'rtev-ingest' },
@@ -48,6 +55,7 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
       ackWaitMs: parseDuration(parsed.values.get('ack-wait') ?? '30s', 'ack-wait'),
       gapWaitMs: parseDuration(parsed.values.get('gap-wait') ?? '10s', 'gap-wait'),
       dbSessions: parseInteger(parsed.values.get('db-sessions') ?? '2', 'db-sessions', 1, 32),
+      ...(trace !== undefined ? { trace } : {}),
       hooks: {
         chunk: (result, records) => {
           metrics.ingestChunks.inc({ result });
@@ -67,6 +75,11 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
       log(`ingest: ${s.indexed} chunk(s) indexed (${s.records} records), ${s.duplicates} duplicate(s), ${s.rejected} rejected`);
       return ExitCode.OK;
     } finally {
+      if (trace !== undefined) {
+        const elu = performance.eventLoopUtilization();
+        traced.push(`${performance.now().toFixed(2)} elu ${(elu.active).toFixed(1)} ${(elu.idle).toFixed(1)}`);
+        fs.writeFileSync(traceFile!, traced.join('\n') + '\n', { mode: 0o600 });
+      }
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       server?.close();
