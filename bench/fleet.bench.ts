@@ -5,7 +5,7 @@
  * ingest` indexes them into PostgreSQL, first with one ingest process, then with two.
  *
  *   node dist/bench/fleet.bench.js [--hosts 20] [--records 50000] [--chunk-size 4194304] [--nodes 1|3] [--db-sessions 2]
- *       [--phases 1,2,live] [--rtev BIN[,BIN...]] [--repeat N]
+ *       [--phases 1,2,live] [--rtev BIN[#INGEST-ARGS][,BIN...]] [--repeat N]
  *
  * --rtev runs each phase with each build in turn (bin/rtev of another checkout, e.g. main's:
  * an A/B within one run, each on fresh servers), --repeat N does the one-ingest drain N times
@@ -34,7 +34,7 @@ function args(): Args {
   for (let i = 0; i < v.length; i += 2) {
     const n = Number(v[i + 1]);
     if (v[i] === '--phases') a.phases = v[i + 1]!.split(',');
-    else if (v[i] === '--rtev') a.builds = v[i + 1]!.split(',').map((b) => path.resolve(b));
+    else if (v[i] === '--rtev') a.builds = v[i + 1]!.split(',').map((b) => (b.includes('#') ? `${path.resolve(b.slice(0, b.indexOf('#')))}${b.slice(b.indexOf('#'))}` : path.resolve(b)));
     else if (v[i] === '--repeat') a.repeat = n;
     else if (v[i] === '--hosts') a.hosts = n;
     else if (v[i] === '--records') a.records = n;
@@ -153,9 +153,10 @@ function timeline(text: string): string {
     if (!m.has(ev!)) m.set(ev!, t);
   }
   const span = t1 - t0;
-  const steps: [string, string, string][] = [['body', 'body-end', 'body read (ahead)'], ['start', 'begin', 'envelope check'], ['begin', 'wait-body', 'chain checks (db)'],
-    ['wait-body', 'digest-ok', 'body wait + sha256'], ['digest-ok', 'rows', 'nextval (db)'], ['rows', 'copy', 'rows build (main thread)'], ['copy', 'copy-end', 'COPY records'],
-    ['copy-end', 'commit', 'attribution + chunk row + heads (db)'], ['commit', 'ack', 'COMMIT'], ['ack', 'end-indexed', 'ack']];
+  const steps: [string, string, string][] = [['got', 'start', 'fetched to taken by a session'], ['body', 'body-end', 'body read (ahead)'], ['rows-ahead', 'rows-ahead-end', 'rows built ahead'],
+    ['start', 'begin', 'envelope check (+ wait for the preparation)'], ['wait-prep', 'begin', 'wait for the preparation'], ['begin', 'wait-body', 'chain checks (db)'],
+    ['wait-body', 'digest-ok', 'body wait + sha256'], ['digest-ok', 'rows', 'nextval (db)'], ['rows', 'copy', 'rows (built now, or taken)'], ['copy', 'copy-end', 'COPY records'],
+    ['copy-end', 'commit', 'attribution + chunk row + heads (db)'], ['commit', 'ack', 'COMMIT'], ['ack', 'end-indexed', 'ack (or its start)'], ['start', 'end-indexed', 'whole chunk in its session']];
   const out = [`timeline: drain ${(span / 1000).toFixed(2)} s; sessions busy ${[...busy].sort((a, b) => a[0] - b[0]).map(([s, b]) => `#${s} ${((100 * b) / span).toFixed(0)}%`).join(', ')}; ${elu}; fetch waits ${fetches} x ${(fetchWait / Math.max(1, fetches)).toFixed(1)} ms = ${(fetchWait / 1000).toFixed(2)} s`];
   for (const [a, b, name] of steps) {
     const ds = [...at.values()].filter((m) => m.has(a) && m.has(b)).map((m) => m.get(b)! - m.get(a)!);
@@ -191,15 +192,18 @@ async function main(): Promise<void> {
   }
   const prof = process.env['RTEV_BENCH_PROF'];
   const profArgs = prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  for (const { bin, ingests } of runs) {
-    const build = a.builds.length > 1 ? ` [build ${path.relative(process.cwd(), bin) || bin}]` : '';
+  for (const { bin: spec, ingests } of runs) {
+    // BIN#ARGS: extra ingest options for this build (e.g. bin/rtev#--row-workers 0)
+    const bin = spec.includes('#') ? spec.slice(0, spec.indexOf('#')) : spec;
+    const extra = spec.includes('#') ? spec.slice(spec.indexOf('#') + 1).split(' ').filter((x) => x !== '') : [];
+    const build = a.builds.length > 1 ? ` [build ${path.relative(process.cwd(), bin) || bin}${extra.length > 0 ? ` ${extra.join(' ')}` : ''}]` : '';
     const nats: NatsCluster = await startNatsCluster(a.nodes);
     const pg: Postgres = await startPostgres();
     try {
       for (const h of hosts) fs.rmSync(path.join(h.dir, '.rtev-ship.json'), { force: true });
       const init = await run(bin, ['fleet', 'init', '--db', pg.url(), '--nats', nats.urls]);
       if (init.code !== 0) throw new Error(init.stderr);
-      const ingestArgs = ['ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--once', '--quiet', '--db-sessions', String(a.dbSessions)];
+      const ingestArgs = ['ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--once', '--quiet', '--db-sessions', String(a.dbSessions), ...extra];
       const ship = () => Promise.all(hosts.map((h) => run(bin, ['ship', h.dir, '--nats', nats.urls, '--quiet'])));
       if (ingests > 0) {
         const tShip = performance.now();
@@ -228,7 +232,7 @@ async function main(): Promise<void> {
           + `at that cost 2 idle cores would give ${((2e6 * records) / ((ingestCpu + servers.pg + servers.nats) * 1000)).toFixed(0)} records/s`);
       } else {
         // live: ingest follows while all hosts ship
-        const live = spawn(process.execPath, [bin, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet', '--db-sessions', String(a.dbSessions)], { stdio: 'ignore' });
+        const live = spawn(process.execPath, [bin, 'ingest', '--nats', nats.urls, '--db', pg.url('rtev_ingest'), '--trust', trust, '--quiet', '--db-sessions', String(a.dbSessions), ...extra], { stdio: 'ignore' });
         await new Promise((r) => setTimeout(r, 1500));
         const tShip = performance.now();
         const ships = await ship();

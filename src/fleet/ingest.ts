@@ -7,14 +7,15 @@ import { Client } from 'pg';
 import { UsageError } from '../errors';
 import { loadVerifyKeyFile } from '../sign/key-files';
 import type { VerifyKey } from '../sign/keys';
-import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type RejectCode } from './chunk-check';
+import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type EnvelopeVerdict, type RejectCode } from './chunk-check';
 import { closeByChunk, DeferredChunks, LATE_OPEN_SQL, recordCheckpoint, recordSkipped, skippedCover, type SkippedCover } from './gaps';
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
+import { RowPool } from './row-pool';
 import { encodeRows } from './rows';
-import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows } from './rows-binary';
+import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows, type BinaryRows } from './rows-binary';
 import { checkNoPassword } from './secrets';
 import { MAX_CHUNK_BYTES } from './ship';
 
@@ -52,6 +53,8 @@ export interface IngestOptions {
   gapWaitMs: number;
   /** database sessions: chunks of different hosts are indexed at the same time on them (default 1) */
   dbSessions?: number;
+  /** worker threads that build COPY rows (0: on the ingest thread; default 0) */
+  rowWorkers?: number;
   signal?: AbortSignal;
   log: (line: string) => void;
   hooks?: IngestHooks;
@@ -157,6 +160,7 @@ export class Ingester {
     const { signal } = this.#o;
     const sessions = Math.max(1, this.#o.dbSessions ?? 1);
     for (let i = 0; i < sessions; i++) this.#dbs.push(await this.#connectDb());
+    if ((this.#o.rowWorkers ?? 0) > 0) this.#pool = new RowPool(this.#o.rowWorkers!, this.#keys);
     this.#nc = await connectNats(this.#o.nats, signal, this.#o.log);
     try {
       const topo = await ensureTopology(this.#nc, this.#o.replicas ?? clusterSize(this.#nc), this.#o.ackWaitMs);
@@ -164,22 +168,11 @@ export class Ingester {
       this.#jsm = topo.jsm;
       const js = jetstream(this.#nc, { timeout: 10_000 });
       const consumer = await js.consumers.get(ENVELOPE_STREAM, INGEST_CONSUMER);
-      for (let failures = 0; !signal?.aborted;) {
-        try {
-          const n = await this.#batch(consumer);
-          failures = 0;
-          if (n === 0 && this.#o.once) {
-            const info = await consumer.info();
-            if (info.num_pending === 0 && info.num_ack_pending === 0) break;
-          }
-        } catch (err) {
-          if (signal?.aborted) break;
-          this.#o.log(`ingest: ${(err as Error).message}; retrying`);
-          await sleep(backoffMs(failures++), signal);
-        }
-      }
+      await this.#pipeline(consumer);
     } finally {
       await Promise.all(this.#deletes);
+      await this.#idDb?.end().catch(() => undefined);
+      await this.#pool?.close();
       await closeNats(this.#nc);
       await Promise.all(this.#dbs.map((db) => db.end().catch(() => undefined)));
     }
@@ -204,58 +197,195 @@ export class Ingester {
   }
 
   /**
-   * #batch fetches up to 8 envelopes per database session and indexes them: the chunks of one
-   * host in stream order on one session, different hosts at the same time on the others (the
-   * host's row lock orders them against other ingest processes too).
+   * #pipeline indexes the stream as a pipeline without batch barriers: a fetch loop keeps up to
+   * `maxInFlight` envelopes fetched and not finished; each database session takes the oldest
+   * fetched chunk of a host no other session has in hand (so a host's chunks go in stream
+   * order, one at a time; the host's row lock orders them against other ingest processes); and
+   * the next chunks in line are prepared ahead while the sessions are in the database: their
+   * envelope checked, body read, its digest checked and their COPY rows built (#prepare),
+   * bounded by count and bytes. Nothing of a prepared chunk is used unless the chain rules
+   * decide to index it (#handle), in the same order of checks as without preparation.
    */
-  async #batch(consumer: Consumer): Promise<number> {
-    const tr = this.#o.trace;
-    tr?.('fetch', 0, -1);
-    const msgs = await withTimeout(consumer.fetch({ max_messages: 8 * this.#dbs.length, expires: 1000 }), 15_000, 'fetch');
-    const byHost = new Map<string, JsMsg[]>();
-    let n = 0;
-    for await (const m of msgs) {
-      n++;
-      tr?.('got', m.seq, -1);
-      const list = byHost.get(m.subject);
-      if (list === undefined) byHost.set(m.subject, [m]);
-      else list.push(m);
-    }
-    const queue = [...byHost.values()];
-    // the bodies are read ahead, about in the order the sessions take the chunks, so that the
-    // object store read of the next chunk runs while this one is in the database
-    const order = queue.flat();
-    let next = 0;
-    const ahead = (): void => {
-      for (; next < order.length && this.#prefetched.size < this.#dbs.length + 1; next++) this.#prefetch(order[next]!);
+  async #pipeline(consumer: Consumer): Promise<void> {
+    const { signal, trace } = this.#o;
+    const sessions = this.#dbs.length;
+    const maxInFlight = 8 * sessions;
+    const inbox: Pending[] = [];
+    const active = new Set<string>();
+    let inFlight = 0;
+    let done = false;
+    let waiters: (() => void)[] = [];
+    const wake = (): void => {
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
     };
-    try {
-      await Promise.all(this.#dbs.map(async (_, slot) => {
-        for (let list = queue.shift(); list !== undefined; list = queue.shift()) {
-          for (const m of list) {
-            ahead();
-            await this.#one(slot, m);
-            this.#prefetched.delete(m.seq);
-          }
+    const wait = (): Promise<void> => new Promise((r) => waiters.push(r));
+    signal?.addEventListener('abort', wake, { once: true });
+    const ahead = (): void => {
+      let preparing = 0;
+      for (const p of inbox) {
+        if (p.prep !== undefined) preparing++;
+        else if (preparing < this.#prepAhead && (this.#aheadBytes < PREP_BYTES || preparing === 0)) {
+          p.prep = this.#prepare(p).catch((): Prepared => ({}));
+          preparing++;
         }
-      }));
-    } finally {
-      this.#prefetched.clear();
-    }
-    return n;
+        if (preparing >= this.#prepAhead) break;
+      }
+    };
+    const fetcher = async (): Promise<void> => {
+      for (let failures = 0; !signal?.aborted;) {
+        if (inFlight >= maxInFlight) {
+          await wait();
+          continue;
+        }
+        try {
+          trace?.('fetch', 0, -1);
+          const msgs = await withTimeout(consumer.fetch({ max_messages: maxInFlight - inFlight, expires: 1000 }), 15_000, 'fetch');
+          let n = 0;
+          for await (const m of msgs) {
+            n++;
+            trace?.('got', m.seq, -1);
+            inbox.push({ m, host: hostOfSubject(m.subject) ?? '?', v: undefined, prep: undefined, bytes: 0 });
+            inFlight++;
+            ahead();
+            wake();
+          }
+          failures = 0;
+          if (n === 0 && this.#o.once && inFlight === 0) {
+            const info = await consumer.info();
+            if (info.num_pending === 0 && info.num_ack_pending === 0) break;
+          }
+        } catch (err) {
+          if (signal?.aborted) break;
+          this.#o.log(`ingest: ${(err as Error).message}; retrying`);
+          await sleep(backoffMs(failures++), signal);
+        }
+      }
+      done = true;
+      wake();
+    };
+    const session = async (slot: number): Promise<void> => {
+      for (;;) {
+        if (signal?.aborted) return;
+        const i = inbox.findIndex((p) => !active.has(p.m.subject));
+        if (i < 0) {
+          if (done && inbox.length === 0) return;
+          if (done && active.size === 0) return;
+          await wait();
+          continue;
+        }
+        const p = inbox.splice(i, 1)[0]!;
+        active.add(p.m.subject);
+        ahead();
+        try {
+          await this.#one(slot, p);
+        } finally {
+          if (p.prep !== undefined) await p.prep;
+          this.#aheadBytes -= p.bytes;
+          active.delete(p.m.subject);
+          inFlight--;
+          ahead();
+          wake();
+        }
+      }
+    };
+    await Promise.all([fetcher(), ...this.#dbs.map((_, slot) => session(slot))]);
+    // stopped: the chunks fetched and not started go back at once (to another ingest process)
+    for (const p of inbox.splice(0)) p.m.nak();
+    await Promise.all([...this.#acks]);
   }
 
-  /** bodies being read ahead, by stream sequence */
-  readonly #prefetched = new Map<number, Promise<{ name: string; body: Buffer | undefined; size: number } | undefined>>();
+  /** how many fetched chunks are prepared ahead of the sessions (sessions + 2) */
+  get #prepAhead(): number {
+    return this.#dbs.length + 2;
+  }
 
-  #prefetch(m: JsMsg): void {
-    const name = m.headers?.get(HDR_OBJECT) ?? '';
-    if (name === '' || this.#prefetched.has(m.seq)) return;
+  /** body bytes of chunks prepared ahead and not finished */
+  #aheadBytes = 0;
+
+  /**
+   * #prepare checks a fetched chunk's envelope, reads its body, checks the digest and builds
+   * its COPY rows, ahead of its session. A failure leaves the step to #handle (undefined parts).
+   */
+  async #prepare(p: Pending): Promise<Prepared> {
+    const m = p.m;
+    if (m.headers?.get(HDR_KIND) === 'checkpoint') return {};
+    const v = (p.v ??= checkEnvelope(m.data, p.host, this.#keys));
+    if (!v.ok) return {};
+    const f = v.facts;
+    const expected = objectName(p.host, f.chainId, Number(f.seq));
+    if ((m.headers?.get(HDR_OBJECT) ?? '') !== expected) return {};
     this.#o.trace?.('body', m.seq, -1);
-    this.#prefetched.set(m.seq, this.#readBody(name).then((b) => {
-      this.#o.trace?.('body-end', m.seq, -1);
-      return b;
-    }).catch(() => undefined));
+    const got = await this.#readBody(expected).catch(() => undefined);
+    this.#o.trace?.('body-end', m.seq, -1);
+    if (got === undefined) return {};
+    if (got.body === undefined) return { got };
+    p.bytes = got.body.length;
+    this.#aheadBytes += p.bytes;
+    this.#o.trace?.('rows-ahead', m.seq, -1);
+    try {
+      const chunkId = await this.#takeId().catch(() => undefined);
+      // in a row worker: the digest, then the rows
+      if (chunkId !== undefined && this.#pool !== undefined && this.#pool.size > 0) {
+        const w = await this.#pool.build(m.data, p.host, got.body, chunkId).catch((err: Error) => {
+          this.#o.log(`ingest: ${m.subject.slice(0, 80)} #${m.seq}: ${err.message}; rows built on the ingest thread`);
+          return undefined;
+        });
+        if (w?.digestBad !== undefined) return { got, digestBad: w.digestBad };
+        if (w !== undefined) return { got, digestOk: true, rows: { chunkId, ...w } };
+      }
+      const digestBad = checkDigest(got.body, f);
+      if (digestBad !== undefined) return { got, digestBad };
+      if (chunkId === undefined) return { got, digestOk: true };
+      return { got, digestOk: true, rows: this.#buildHere(got.body, v, chunkId) };
+    } finally {
+      this.#o.trace?.('rows-ahead-end', m.seq, -1);
+    }
+  }
+
+  /** chunk ids taken from the sequence ahead (nextval is not transactional; an id not used is given back) */
+  readonly #ids: bigint[] = [];
+  #idsComing: Promise<void> | undefined;
+
+  async #takeId(): Promise<bigint> {
+    while (this.#ids.length === 0) {
+      this.#idsComing ??= (async () => {
+        try {
+          this.#idDb ??= await this.#connectDb();
+          const r = await this.#idDb.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id FROM generate_series(1, 32)`);
+          this.#ids.push(...r.rows.map((x) => BigInt(x.id)));
+        } catch (err) {
+          await this.#idDb?.end().catch(() => undefined);
+          this.#idDb = undefined;
+          throw err;
+        } finally {
+          this.#idsComing = undefined;
+        }
+      })();
+      await this.#idsComing;
+    }
+    return this.#ids.shift()!;
+  }
+
+  #pool: RowPool | undefined;
+
+  /** the database session chunk ids are taken on (outside the sessions' transactions) */
+  #idDb: Client | undefined;
+
+  /** #buildHere builds a chunk's COPY rows (binary, else text) on this thread and checks them against the signed summary */
+  #buildHere(body: Buffer, v: Extract<EnvelopeVerdict, { ok: true }>, chunkId: bigint): Built {
+    const f = v.facts;
+    const hasAttribution = Object.prototype.hasOwnProperty.call(v.predicate.raw, 'attribution');
+    // the typed columns are built here and go straight into records with a binary COPY
+    // (src/fleet/rows-binary.ts); a body that path does not take goes as text COPY rows
+    // (encodeRows: the same columns, and the diagnosis of lines that are not records)
+    const bin = encodeRowsBinary(body, f, chunkId, hasAttribution);
+    const rows = bin === undefined ? encodeRows(body, f, chunkId) : undefined;
+    return {
+      chunkId, by: bin === undefined ? 'text' : 'binary', pieces: bin?.pieces ?? rows!.pieces, parsed: bin?.parsed ?? 0, ...(bin !== undefined ? { bin } : {}),
+      bad: checkContent(bin?.content ?? rows!.content, v.predicate),
+    };
   }
 
   /**
@@ -297,12 +427,13 @@ export class Ingester {
     return parts.length === 1 ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(parts, total);
   }
 
-  async #one(slot: number, m: JsMsg): Promise<void> {
+  async #one(slot: number, p: Pending): Promise<void> {
+    const m = p.m;
     let result: IngestResult;
     let records = 0;
     this.#o.trace?.('start', m.seq, slot);
     try {
-      [result, records] = await this.#handle(this.#dbs[slot]!, m);
+      [result, records] = await this.#handle(this.#dbs[slot]!, p);
     } catch (err) {
       result = 'error';
       this.#o.log(`ingest: ${m.subject} #${m.seq}: ${(err as Error).message}; will retry`);
@@ -323,15 +454,19 @@ export class Ingester {
     }
   }
 
-  async #handle(db: Client, m: JsMsg): Promise<[IngestResult, number]> {
-    const host = hostOfSubject(m.subject) ?? '?';
+  async #handle(db: Client, p: Pending): Promise<[IngestResult, number]> {
+    const { m, host } = p;
     if (m.headers?.get(HDR_KIND) === 'checkpoint') return this.#checkpoint(db, m, host);
-    const v = checkEnvelope(m.data, host, this.#keys);
+    const v = (p.v ??= checkEnvelope(m.data, host, this.#keys));
     if (!v.ok) {
       await this.#reject(db, m, host, v.code, v.reason, v.partial);
       return ['rejected', 0];
     }
     const f = v.facts;
+    // what was prepared ahead is waited for before the transaction, so that the host's row is
+    // not locked while its body is read or its rows are built
+    this.#o.trace?.('wait-prep', m.seq, -1);
+    const prepared = p.prep !== undefined ? await p.prep : undefined;
     this.#o.trace?.('begin', m.seq, -1);
     await db.query('BEGIN');
     const seen = await db.query<{ host_id: string; stream_seq: string }>('SELECT host_id, stream_seq FROM chunks WHERE envelope_sha256 = $1', [f.envelopeSha256]);
@@ -385,11 +520,13 @@ export class Ingester {
     const expected = objectName(host, f.chainId, Number(f.seq));
     const named = m.headers?.get(HDR_OBJECT) ?? '';
     let body: Buffer | undefined;
+    let pre: Prepared | undefined;
     if (named === expected) {
       m.working();
       this.#o.trace?.('wait-body', m.seq, -1);
-      // read ahead (#batch) or now; a read that failed ahead is tried again here
-      const got = (await this.#prefetched.get(m.seq)) ?? await this.#readBody(expected);
+      // prepared ahead (#pipeline) or now; a read that failed ahead is tried again here
+      pre = prepared?.got !== undefined ? prepared : undefined;
+      const got = pre?.got ?? await this.#readBody(expected);
       if (got.size > MAX_CHUNK_BYTES) {
         await db.query('ROLLBACK');
         await this.#reject(db, m, host, 'too-large', `body of ${got.size} bytes`, f);
@@ -406,28 +543,23 @@ export class Ingester {
     }
     const bad = body === undefined
       ? { code: 'missing-body' as const, reason: named === '' ? 'shipped without a body (chunk file missing on the host?)' : `no object ${named.slice(0, 200)} in the store` }
-      : checkDigest(body, f);
+      : pre?.digestOk === true ? undefined : pre?.digestBad ?? checkDigest(body, f);
     if (bad !== undefined) {
       await db.query('ROLLBACK');
       await this.#reject(db, m, host, bad.code, bad.reason, f);
       return ['rejected', 0];
     }
     this.#o.trace?.('digest-ok', m.seq, -1);
-    const chunkId = BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id);
     m.working();
-    const hasAttribution = Object.prototype.hasOwnProperty.call(v.predicate.raw, 'attribution');
-    // the typed columns are built here and go straight into records with a binary COPY
-    // (src/fleet/rows-binary.ts); a body that path does not take goes as text COPY rows
-    // (encodeRows: the same columns, and the diagnosis of lines that are not records)
+    // the rows built ahead, or now (with a chunk id taken in this transaction)
     this.#o.trace?.('rows', m.seq, -1);
-    const bin = encodeRowsBinary(body!, f, chunkId, hasAttribution);
-    const rows = bin === undefined ? encodeRows(body!, f, chunkId) : undefined;
-    this.#o.hooks?.rowsBuiltBy?.(bin === undefined ? 'text' : 'binary');
-    if (bin !== undefined && bin.parsed > 0) this.#o.hooks?.linesParsed?.(bin.parsed);
-    const bad2 = checkContent(bin?.content ?? rows!.content, v.predicate);
-    if (bad2 !== undefined) {
+    const built = pre?.rows ?? this.#buildHere(body!, v, BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id));
+    const chunkId = built.chunkId;
+    this.#o.hooks?.rowsBuiltBy?.(built.by);
+    if (built.parsed > 0) this.#o.hooks?.linesParsed?.(built.parsed);
+    if (built.bad !== undefined) {
       await db.query('ROLLBACK');
-      await this.#reject(db, m, host, bad2.code, bad2.reason, f);
+      await this.#reject(db, m, host, built.bad.code, built.bad.reason, f);
       return ['rejected', 0];
     }
     m.working();
@@ -435,9 +567,9 @@ export class Ingester {
     // a value the database refuses (a data error: a NUL in a string, a number out of range) is
     // a property of the signed body: redelivering it would fail the same way forever
     try {
-      await copyPieces(db, bin !== undefined ? COPY_RECORDS_BINARY : COPY_RECORDS, bin?.pieces ?? rows!.pieces);
+      await copyPieces(db, built.by === 'binary' ? COPY_RECORDS_BINARY : COPY_RECORDS, built.pieces);
       // the COPY is done: its buffers serve the next chunk's rows
-      if (bin !== undefined) releaseRows(bin);
+      if (built.bin !== undefined) releaseRows(built.bin);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (typeof code !== 'string' || !/^2[23]/.test(code)) throw err;
@@ -454,7 +586,8 @@ export class Ingester {
     this.#o.trace?.('commit', m.seq, -1);
     await db.query('COMMIT');
     this.#o.trace?.('ack', m.seq, -1);
-    await this.#ack(m, host, f);
+    // acknowledged after the commit, without holding up the session's next chunk
+    this.#ackLater(m, host, f);
     this.stats.indexed++;
     this.stats.records += Number(f.count);
     this.#o.hooks?.lagSeconds?.(Math.max(0, Date.now() / 1000 - Number(f.sealedWallNs / 1_000_000n) / 1000));
@@ -569,4 +702,53 @@ export class Ingester {
   }
 
   readonly #deletes = new Set<Promise<void>>();
+
+  /** acknowledgements of committed chunks still in flight (at most 64; #pipeline waits for them) */
+  readonly #acks = new Set<Promise<void>>();
+
+  #ackLater(m: JsMsg, host: string, f: ChunkFacts): void {
+    const done: Promise<void> = (async () => {
+      if (this.#acks.size >= 64) await Promise.race(this.#acks);
+      try {
+        await this.#ack(m, host, f);
+      } catch (err) {
+        // committed: a redelivery finds it indexed from this message and only acknowledges
+        this.#o.log(`ingest: ${m.subject.slice(0, 80)} #${m.seq}: ${(err as Error).message} (committed; a redelivery is acknowledged as a duplicate)`);
+      }
+    })().finally(() => this.#acks.delete(done));
+    this.#acks.add(done);
+  }
 }
+
+/** a fetched chunk on its way through #pipeline */
+interface Pending {
+  m: JsMsg;
+  host: string;
+  /** the envelope verdict, computed once (#prepare or #handle) */
+  v: EnvelopeVerdict | undefined;
+  /** its body read, digest checked and rows built ahead (#prepare) */
+  prep: Promise<Prepared> | undefined;
+  /** body bytes held by the preparation */
+  bytes: number;
+}
+
+interface Prepared {
+  got?: { name: string; body: Buffer | undefined; size: number };
+  digestOk?: boolean;
+  digestBad?: { code: RejectCode; reason: string };
+  rows?: Built;
+}
+
+/** a chunk's COPY rows and the check of what they counted against the signed summary */
+interface Built {
+  chunkId: bigint;
+  by: 'binary' | 'text';
+  pieces: Buffer[];
+  parsed: number;
+  bad: { code: RejectCode; reason: string } | undefined;
+  /** the binary rows built on this thread, whose buffers go back to the row writer after their COPY (releaseRows) */
+  bin?: BinaryRows;
+}
+
+/** bytes of bodies prepared ahead beyond which no further chunk is prepared (one always is) */
+const PREP_BYTES = 48 * 1024 * 1024;

@@ -7,7 +7,7 @@ import {
 import type { CoverageFacts, EvidenceRef, FunctionProbe, Observations } from '../report/observations';
 import { LINE, type FleetIndex } from './query';
 import { sqlU64 } from './rows';
-import { chunksOf, chunkWhere, rejected } from './summary';
+import { chunksOf, chunkWhere, fleetRetention, rejected } from './summary';
 
 /**
  * fleetObservations answers the report's questions (src/report/observations.ts,
@@ -64,7 +64,7 @@ class FleetSource implements ObservationSource {
     const window = await chunksOf(this.fleet, chunkWhere(this.#filter));
     const chains = [...new Set(window.map((k) => k.chain_id!))];
     const all = chains.length === 0 ? [] : await chunksOf(this.fleet, { where: 'k.chain_id = ANY($1::text[])', params: [chains] });
-    const c = coverageOf(window, all);
+    const c = coverageOf(window, all, await fleetRetention(this.fleet, chains));
     return coverageFacts(c, [...(await rejected(this.fleet, this.#filter)), ...c.unverified]);
   }
 

@@ -1,5 +1,5 @@
 import { compileFilter, type EvidenceFilter } from '../index/filter';
-import { coverageOf, functionCountsOf, type ChunkRow, type ScopeSummary, type Seen, type Summary } from '../index/summary';
+import { coverageOf, functionCountsOf, type ChunkRow, type RetentionRange, type ScopeSummary, type Seen, type Summary } from '../index/summary';
 import type { FleetIndex } from './query';
 
 /**
@@ -87,7 +87,7 @@ export async function fleetSummary(fleet: FleetIndex, f: EvidenceFilter): Promis
     const window = await chunksOf(fleet, chunkWhere(f));
     const chains = [...new Set(window.map((k) => k.chain_id!))];
     const all = chains.length === 0 ? [] : await chunksOf(fleet, { where: 'k.chain_id = ANY($1::text[])', params: [chains] });
-    const coverage = coverageOf(window, all);
+    const coverage = coverageOf(window, all, await fleetRetention(fleet, chains));
     coverage.unverified.push(...await rejected(fleet, f));
     if (coverage.unverified.length > 0) coverage.complete = false;
     const functionCalls = await functionCountsOf(window, f, async (library) => strings((await q(`SELECT array_agg(DISTINCT purl) AS purls FROM attribution WHERE scope = 'host' AND path = $1 AND purl IS NOT NULL`, [library]))[0]?.['purls']));
@@ -99,6 +99,21 @@ export async function fleetSummary(fleet: FleetIndex, f: EvidenceFilter): Promis
 
 const CHUNK_COLUMNS = `k.chunk_id, k.host_id || '/' || k.chain_id || '/' || k.seq AS file, k.chain_id, k.seq, k.envelope_sha256, k.prev_envelope_sha256, k.run_id, k.final,
   k.hostname, k.machine_id, k.opened_wall_ns, k.sealed_wall_ns, k.count, k.lost, k.ledger_json, k.function_calls_json, k.restart_json`;
+
+/**
+ * fleetRetention: the seqs of these chains that the hosts' signed retention checkpoints (as
+ * ingest accepted them, src/fleet/gaps.ts) name as removed before they were shipped: where they
+ * are not indexed, they are deleted by retention (checkpointed), as `rtev fleet status` shows them.
+ */
+export async function fleetRetention(fleet: FleetIndex, chains: readonly string[]): Promise<RetentionRange[]> {
+  if (chains.length === 0) return [];
+  const r = await fleet.db.query(`SELECT chain_id, unshipped_from, unshipped_through, envelope_sha256, first_seq FROM checkpoints
+    WHERE chain_id = ANY($1::text[]) AND unshipped_from IS NOT NULL AND unshipped_through IS NOT NULL ORDER BY chain_id, first_seq, envelope_sha256`, [chains]);
+  return r.rows.map((c: Row) => ({
+    chainId: c['chain_id'] as string, fromSeq: big(c['unshipped_from']), throughSeq: big(c['unshipped_through']),
+    checkpointSha256: c['envelope_sha256'] as string, checkpointFirstSeq: big(c['first_seq']),
+  }));
+}
 
 /** chunksOf: the chunks matching w, as the local summary reads them */
 export async function chunksOf(fleet: FleetIndex, w: { where: string; params: unknown[] }): Promise<ChunkRow[]> {

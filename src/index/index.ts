@@ -231,7 +231,7 @@ export class EvidenceIndex {
     readonly conn: Connection,
     readonly file: string,
     readonly source: string,
-    private readonly keys: readonly VerifyKey[],
+    readonly keys: readonly VerifyKey[],
     readonly allowUnverified: boolean,
   ) {}
 

@@ -1,3 +1,6 @@
+import * as path from 'node:path';
+import type { VerifyKey } from '../sign/keys';
+import { readDirCheckpoint, type RetentionCheckpoint } from './checkpoints';
 import { compileFilter, type EvidenceFilter } from './filter';
 import { globToRegExp, isGlob } from '../util/glob';
 import type { EvidenceIndex } from './index';
@@ -90,8 +93,40 @@ export interface ChainCoverage {
   firstSeq: bigint;
   lastSeq: bigint;
   chunks: number;
-  /** missing sequence numbers, broken links, unclean restarts, a chain still open */
+  /**
+   * missing sequence numbers, seqs deleted by retention (checkpointed) inside the window, broken
+   * links, unclean restarts, a chain still open
+   */
   gaps: string[];
+  /**
+   * the chain from seq 1 to its last indexed seq, every seq once: in the index (verified or
+   * not), deleted by retention as a signed checkpoint records (checkpointed), or missing
+   */
+  account: { throughSeq: bigint; indexed: bigint; checkpointed: bigint; missing: bigint };
+  /** runs of seqs deleted by retention, with the signed checkpoint that records them (before the window too) */
+  checkpointed: CheckpointedRun[];
+}
+
+/** seqs of a chain deleted by retention, as the signed retention checkpoint sha256 (first seq checkpointFirstSeq) records */
+export interface CheckpointedRun {
+  fromSeq: bigint;
+  throughSeq: bigint;
+  checkpointSha256: string;
+  checkpointFirstSeq: bigint;
+}
+
+/**
+ * What signed retention checkpoints say about a chain's seqs that are not indexed (the caller
+ * verified them): the seqs of each range are deleted by retention, not missing. A directory
+ * gives the seqs before its checkpoint's first chunk (when that chunk is the indexed one the
+ * checkpoint vouches for); the fleet index the unshipped ranges of the checkpoints ingest accepted.
+ */
+export interface RetentionRange {
+  chainId: string;
+  fromSeq: bigint;
+  throughSeq: bigint;
+  checkpointSha256: string;
+  checkpointFirstSeq: bigint;
 }
 
 export interface Coverage {
@@ -233,11 +268,39 @@ async function chunksOf(index: EvidenceIndex, f: EvidenceFilter, allChains = fal
 
 /** coverage describes the chunks of the window: drops per probe, gaps in each chain, unverified chunks. */
 export async function coverage(index: EvidenceIndex, f: EvidenceFilter): Promise<Coverage> {
-  return coverageOf(await chunksOf(index, f), await chunksOf(index, f, true));
+  const all = await chunksOf(index, f, true);
+  return coverageOf(await chunksOf(index, f), all, dirRetention(index.source, all, index.keys));
+}
+
+/**
+ * dirRetention reads the retention checkpoint of each evidence directory that holds a chain
+ * whose indexed chunks start after seq 1: when the checkpoint is signed by a trusted key, is of
+ * that chain and vouches for the envelope of its first indexed chunk, the seqs before it are
+ * deleted by retention (checkpointed).
+ */
+export function dirRetention(source: string, all: readonly ChunkRow[], keys: readonly VerifyKey[]): RetentionRange[] {
+  const first = new Map<string, ChunkRow>();
+  for (const k of all) {
+    if (k.chain_id === null || k.status !== 'ok') continue;
+    const key = `${path.dirname(k.file)}\u0000${k.chain_id}`;
+    const cur = first.get(key);
+    if (cur === undefined || k.seq < cur.seq) first.set(key, k);
+  }
+  const out: RetentionRange[] = [];
+  const read = new Map<string, RetentionCheckpoint | undefined>();
+  for (const k of first.values()) {
+    if (k.seq <= 1n) continue;
+    const dir = path.dirname(k.file);
+    if (!read.has(dir)) read.set(dir, readDirCheckpoint(source, dir === '.' ? '' : dir, keys));
+    const cp = read.get(dir);
+    if (cp === undefined || cp.chainId !== k.chain_id || cp.firstSeq !== k.seq || cp.firstEnvelopeSha256 !== k.envelope_sha256) continue;
+    out.push({ chainId: cp.chainId, fromSeq: 1n, throughSeq: cp.firstSeq - 1n, checkpointSha256: cp.sha256, checkpointFirstSeq: cp.firstSeq });
+  }
+  return out;
 }
 
 /** coverageOf computes the coverage from the chunks of the window and all chunks of their chains (gaps are judged on the whole chain). */
-export function coverageOf(rows: ChunkRow[], all: ChunkRow[]): Coverage {
+export function coverageOf(rows: ChunkRow[], all: ChunkRow[], retention: readonly RetentionRange[] = []): Coverage {
   const out: Coverage = { fromWallNs: null, toWallNs: null, chunks: 0, records: 0n, lost: 0n, complete: true, probes: [], chains: [], unverified: [] };
   const probes = new Map<string, ProbeCoverage>();
   const chains = new Map<string, { c: ChainCoverage; rows: ChunkRow[] }>();
@@ -254,7 +317,10 @@ export function coverageOf(rows: ChunkRow[], all: ChunkRow[]): Coverage {
     const chainId = k.chain_id!;
     let ch = chains.get(chainId);
     if (ch === undefined) {
-      ch = { c: { chainId, hostname: k.hostname ?? '', machineId: k.machine_id ?? '', firstSeq: k.seq, lastSeq: k.seq, chunks: 0, gaps: [] }, rows: [] };
+      ch = {
+        c: { chainId, hostname: k.hostname ?? '', machineId: k.machine_id ?? '', firstSeq: k.seq, lastSeq: k.seq, chunks: 0, gaps: [], account: { throughSeq: 0n, indexed: 0n, checkpointed: 0n, missing: 0n }, checkpointed: [] },
+        rows: [],
+      };
       chains.set(chainId, ch);
     }
     ch.c.chunks++;
@@ -286,7 +352,11 @@ export function coverageOf(rows: ChunkRow[], all: ChunkRow[]): Coverage {
   // gaps are judged on the whole chain (a chunk missing just outside the window still matters at its edge)
   for (const { c } of chains.values()) {
     const chainRows = all.filter((k) => k.chain_id === c.chainId);
-    c.gaps = chainGaps(chainRows, c.firstSeq, c.lastSeq);
+    const ranges = retention.filter((r) => r.chainId === c.chainId);
+    const acc = chainAccount(chainRows, ranges);
+    c.account = acc.account;
+    c.checkpointed = acc.runs;
+    c.gaps = chainGaps(chainRows, c.firstSeq, c.lastSeq, acc.runs);
     if (c.gaps.length > 0) out.complete = false;
   }
   out.chains = [...chains.values()].map((x) => x.c);
@@ -299,12 +369,79 @@ async function sequential<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
   return out;
 }
 
-function chainGaps(rows: ChunkRow[], from: bigint, to: bigint): string[] {
+/**
+ * chainAccount accounts for every seq of a chain from 1 to its last indexed seq: indexed, deleted
+ * by retention (a run of `ranges`, the checkpoint that reaches furthest where they overlap), or
+ * missing. Linear in the indexed chunks and the ranges, not in the seqs.
+ */
+export function chainAccount(rows: readonly ChunkRow[], ranges: readonly RetentionRange[]): { account: ChainCoverage['account']; runs: CheckpointedRun[] } {
+  const seqs = [...new Set(rows.map((k) => k.seq))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const through = seqs.length > 0 ? seqs[seqs.length - 1]! : 0n;
+  const runs: CheckpointedRun[] = [];
+  let checkpointed = 0n;
+  // the holes between indexed seqs (and before the first), each split by the ranges
+  let prev = 0n;
+  for (const s of seqs) {
+    for (let at = prev + 1n; at < s;) {
+      let cover: RetentionRange | undefined;
+      let next = s;
+      for (const r of ranges) {
+        if (r.fromSeq <= at && r.throughSeq >= at) {
+          if (cover === undefined || r.throughSeq > cover.throughSeq) cover = r;
+        } else if (r.fromSeq > at && r.fromSeq < next) next = r.fromSeq;
+      }
+      if (cover === undefined) {
+        at = next;
+        continue;
+      }
+      const end = cover.throughSeq < s - 1n ? cover.throughSeq : s - 1n;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.throughSeq === at - 1n && last.checkpointSha256 === cover.checkpointSha256) last.throughSeq = end;
+      else runs.push({ fromSeq: at, throughSeq: end, checkpointSha256: cover.checkpointSha256, checkpointFirstSeq: cover.checkpointFirstSeq });
+      checkpointed += end - at + 1n;
+      at = end + 1n;
+    }
+    prev = s;
+  }
+  const indexed = BigInt(seqs.length);
+  return { account: { throughSeq: through, indexed, checkpointed, missing: through - indexed - checkpointed }, runs };
+}
+
+const seqText = (a: bigint, b: bigint): string => (a === b ? `seq ${a}` : `seq ${a}..${b}`);
+
+/** checkpointedText: how a run of seqs deleted by retention shows in the coverage */
+export function checkpointedText(r: CheckpointedRun): string {
+  return `${seqText(r.fromSeq, r.throughSeq)} deleted by retention (checkpointed): recorded in the signed retention checkpoint sha256:${r.checkpointSha256.slice(0, 16)}... (first seq ${r.checkpointFirstSeq})`;
+}
+
+/**
+ * retentionLines: what a chain's coverage says beyond its gaps when it is not whole from seq 1:
+ * its account (every seq from 1 to the last indexed one, once) and the runs deleted by retention
+ * before the window's first chunk (inside the window they are gaps). Empty for a whole chain.
+ */
+export function retentionLines(ch: ChainCoverage): string[] {
+  const a = ch.account;
+  if (a.checkpointed === 0n && a.missing === 0n) return [];
+  return [
+    `chain seq 1..${a.throughSeq}: ${a.indexed} indexed, ${a.checkpointed} deleted by retention (checkpointed), ${a.missing} missing`,
+    ...ch.checkpointed.filter((r) => r.throughSeq < ch.firstSeq).map(checkpointedText),
+  ];
+}
+
+function chainGaps(rows: ChunkRow[], from: bigint, to: bigint, checkpointed: readonly CheckpointedRun[] = []): string[] {
   const gaps: string[] = [];
   const bySeq = new Map(rows.map((k) => [k.seq, k]));
   for (let s = from; s <= to; s++) {
     const k = bySeq.get(s);
     if (k === undefined) {
+      const run = checkpointed.find((r) => r.fromSeq <= s && r.throughSeq >= s);
+      if (run !== undefined) {
+        // one line per run of the window, not one per seq
+        const end = run.throughSeq < to ? run.throughSeq : to;
+        gaps.push(checkpointedText({ ...run, fromSeq: s, throughSeq: end }));
+        s = end;
+        continue;
+      }
       gaps.push(`seq ${s} is missing`);
       continue;
     }

@@ -24,7 +24,7 @@ export function toHtml(m: ReportModel): string {
 <table class="probes"><tr><th>probe</th><th>active chunks</th><th>lost</th></tr>
 ${cov.probes.map((p) => `<tr data-probe="${esc(p.probe)}"><td>${esc(p.probe)}</td><td data-field="chunks">${p.chunks}</td><td data-field="lost">${p.lost}</td></tr>`).join('\n')}
 </table>
-${cov.gaps.length > 0 ? `<ul class="gaps">${cov.gaps.map((g) => `<li>${esc(g)}</li>`).join('')}</ul>` : ''}
+${(cov.retention ?? []).length > 0 ? `<ul class="retention">${cov.retention!.map((g) => `<li>${esc(g)}</li>`).join('')}</ul>\n` : ''}${cov.gaps.length > 0 ? `<ul class="gaps">${cov.gaps.map((g) => `<li>${esc(g)}</li>`).join('')}</ul>` : ''}
 ${m.options.unverified !== undefined ? `<p class="unverified">${esc(m.options.unverified)}: every evidence-based verdict is at most under_investigation</p>` : ''}
 <p>policy: ${m.options.notObservedAsNotAffected ? '--not-observed-as-not-affected (not observed with complete coverage = not_affected)' : 'default (not observed = under_investigation)'}</p>
 </section>`;

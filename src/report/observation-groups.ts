@@ -1,5 +1,5 @@
 import type { ChunkFailure } from '../index/index';
-import type { Coverage, FunctionCount } from '../index/summary';
+import { retentionLines, type Coverage, type FunctionCount } from '../index/summary';
 import type { ActivityBucket, CoverageFacts, EvidenceRef, FunctionHit, FunctionProbe, LoadedFile, Observations, ObservedProduct, ProductKey } from './observations';
 import { productKeyString } from './observations';
 
@@ -231,7 +231,9 @@ export function coverageFacts(c: Coverage, failed: ChunkFailure[]): CoverageFact
   const gaps = c.chains.flatMap((ch) => ch.gaps.filter((g) => !/ is not final: /.test(g)).map((g) => `chain ${ch.chainId.slice(0, 8)}: ${g}`));
   const failures = new Map<string, string>();
   for (const f of failed) if (!failures.has(f.file)) failures.set(f.file, f.reason);
+  const retention = c.chains.flatMap((ch) => retentionLines(ch).map((l) => `chain ${ch.chainId.slice(0, 8)}: ${l}`));
   return {
+    ...(retention.length > 0 ? { retention } : {}),
     fromWallNs: c.fromWallNs, toWallNs: c.toWallNs, chunks: c.chunks, records: c.records, lost: c.lost,
     probes: c.probes.map((p) => ({ probe: p.probe, chunks: p.chunks, lost: p.lost, ...(p.notObserved !== undefined ? { notObserved: p.notObserved } : {}) })),
     gaps, unverifiedChunks: failures.size,

@@ -77,8 +77,14 @@ export interface CoverageFacts {
   records: bigint;
   lost: bigint;
   probes: ProbeCoverage[];
-  /** chain gaps: missing chunks, broken links, unclean restarts, unsealed tails */
+  /** chain gaps: missing chunks, chunks deleted by retention (checkpointed) in the window, broken links, unclean restarts, unsealed tails */
   gaps: string[];
+  /**
+   * per chain with seqs that are not indexed: the account of seq 1..last (indexed, deleted by
+   * retention as a signed checkpoint records, missing) and the checkpointed runs before the
+   * window; absent when every chain is whole from seq 1
+   */
+  retention?: string[];
   /** chunks that failed verification (only present with allowUnverified) */
   unverifiedChunks: number;
   /** chunk files that failed verification, with the reason */

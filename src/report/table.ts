@@ -7,6 +7,7 @@ export function toTable(m: ReportModel, maxSkips = 20): string {
   const cov = m.coverage;
   out.push(`coverage: ${describeWindow(cov)}; gaps ${cov.gaps.length}${cov.unverifiedChunks > 0 ? `; ${cov.unverifiedChunks} UNVERIFIED chunk(s)` : ''}`);
   for (const p of cov.probes) out.push(`  probe ${p.probe}: ${p.chunks}/${cov.chunks} chunks, ${p.lost} lost`);
+  for (const l of cov.retention ?? []) out.push(`  ${l}`);
   for (const g of cov.gaps.slice(0, 10)) out.push(`  gap: ${g}`);
   if (m.options.unverified !== undefined) out.push(`  ${m.options.unverified}`);
   for (const p of m.products) {

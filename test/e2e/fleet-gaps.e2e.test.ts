@@ -178,6 +178,64 @@ test('retention removes unshipped chunks: the checkpoint is shipped first, the r
   assertIdentity(g);
 });
 
+test('summary and report, with --db and on the directory, show the seqs retention removed as deleted by retention (checkpointed), not missing', { timeout: 240_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const g = hosts['golf']!;
+  const cp = checkpointOf(g.dir);
+  assert.ok(cp.unshipped !== undefined, 'the retention test ran before this one');
+  const left = seqs(g.dir);
+  const last = left[left.length - 1]!;
+  const shipped = cp.unshipped.from_seq - 1;
+  const unshipped = cp.unshipped.through_seq - cp.unshipped.from_seq + 1;
+  const cpSha = (await statusOf(g)).checkpoints[0]!.envelopeSha256;
+  const runText = (from: number, through: number, sha: string) => `seq ${from}..${through} deleted by retention (checkpointed): recorded in the signed retention checkpoint sha256:${sha.slice(0, 16)}... (first seq ${cp.first_seq})`;
+  type Chain = { chainId: string; firstSeq: number; lastSeq: number; gaps: string[]; account: { throughSeq: number; indexed: number; checkpointed: number; missing: number }; checkpointed: { fromSeq: number; throughSeq: number; checkpointSha256: string }[] };
+  // the fleet index: shipped 1..S, the unshipped S+1..K-1 checkpointed, K..N indexed
+  const fleetJson = await runRtev(['summary', '--db', pg.url('rtev_reader'), '--host', g.name, '--format', 'json'], { timeoutMs: 120_000 });
+  assert.equal(fleetJson.code, 0, fleetJson.stderr);
+  const fc = (JSON.parse(fleetJson.stdout) as { coverage: { chains: Chain[]; complete: boolean } }).coverage;
+  assert.equal(fc.chains.length, 1);
+  const f = fc.chains[0]!;
+  assert.deepEqual(f.account, { throughSeq: last, indexed: shipped + left.length, checkpointed: unshipped, missing: 0 });
+  assert.deepEqual(f.checkpointed.map((r) => [r.fromSeq, r.throughSeq, r.checkpointSha256]), [[cp.unshipped.from_seq, cp.unshipped.through_seq, cpSha]]);
+  assert.deepEqual(f.gaps.filter((x) => !/ is not final: /.test(x)), [runText(cp.unshipped.from_seq, cp.unshipped.through_seq, cpSha)]);
+  assert.equal(fc.complete, false, 'the records of the removed chunks are not in the window');
+  // the directory: everything before its checkpoint's first chunk was removed by retention
+  const dirJson = await runRtev(['summary', g.dir, '--pubkey', g.key + '.pub', '--index', path.join(base, 'golf-summary.duckdb'), '--format', 'json'], { timeoutMs: 120_000 });
+  assert.equal(dirJson.code, 0, dirJson.stderr);
+  const d = (JSON.parse(dirJson.stdout) as { coverage: { chains: Chain[] } }).coverage.chains[0]!;
+  const dirSha = (await import('node:crypto')).createHash('sha256').update(fs.readFileSync(path.join(g.dir, 'checkpoint.dsse.json'))).digest('hex');
+  assert.equal(d.firstSeq, cp.first_seq);
+  assert.deepEqual(d.account, { throughSeq: last, indexed: left.length, checkpointed: cp.first_seq - 1, missing: 0 });
+  assert.deepEqual(d.checkpointed.map((r) => [r.fromSeq, r.throughSeq, r.checkpointSha256]), [[1, cp.first_seq - 1, dirSha]]);
+  assert.equal(dirSha, cpSha, 'the checkpoint ingest accepted is the directory\'s');
+  // the tables say so, and nothing is "missing"
+  const account = (indexedN: number, checkpointed: number) => `chain seq 1..${last}: ${indexedN} indexed, ${checkpointed} deleted by retention (checkpointed), 0 missing`;
+  for (const [args, want] of [
+    [['summary', '--db', pg.url('rtev_reader'), '--host', g.name], [account(shipped + left.length, unshipped), `gap: ${runText(cp.unshipped.from_seq, cp.unshipped.through_seq, cpSha)}`]],
+    [['summary', g.dir, '--pubkey', g.key + '.pub', '--index', path.join(base, 'golf-summary.duckdb')], [account(left.length, cp.first_seq - 1), runText(1, cp.first_seq - 1, dirSha)]],
+  ] as [string[], string[]][]) {
+    const r = await runRtev(args, { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    for (const w of want) assert.ok(r.stdout.includes(w), `${args[0]} ${args[1]}: ${w}\n${r.stdout}`);
+    assert.doesNotMatch(r.stdout, /is missing/, r.stdout);
+  }
+  // rtev report (no advisories: only its coverage matters here)
+  const sbom = path.join(base, 'empty.cdx.json');
+  fs.writeFileSync(sbom, JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, metadata: { component: { type: 'operating-system', name: 'golf', 'bom-ref': 'host' } }, components: [] }));
+  const vulns = path.join(base, 'no-vulns.json');
+  fs.writeFileSync(vulns, '[]');
+  for (const [args, want] of [
+    [['report', '--db', pg.url('rtev_reader'), '--db-host', g.name], [account(shipped + left.length, unshipped), runText(cp.unshipped.from_seq, cp.unshipped.through_seq, cpSha)]],
+    [['report', g.dir, '--pubkey', g.key + '.pub', '--index', path.join(base, 'golf-report.duckdb')], [account(left.length, cp.first_seq - 1), runText(1, cp.first_seq - 1, dirSha)]],
+  ] as [string[], string[]][]) {
+    const r = await runRtev([...args, '--sbom', sbom, '--vulns', vulns, '--host'], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    for (const w of want) assert.ok(r.stdout.includes(w), `${args[0]} ${args[1]}: ${w}\n${r.stdout}`);
+    assert.doesNotMatch(r.stdout, /is missing/, r.stdout);
+  }
+});
+
 test('a late chunk fills its gap, a chunk that never arrives stays an open gap', { timeout: 240_000 }, async (t) => {
   if (!rootOrSkip(t)) return;
   const h = hosts['hotel']!;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { UsageError } from '../../errors';
 import { openEvidenceIndex } from '../../index/index';
-import { summarize, type PathSeen, type Summary } from '../../index/summary';
+import { retentionLines, summarize, type PathSeen, type Summary } from '../../index/summary';
 import { parseArgs, parseInteger, usageText, type OptionSpec } from '../args';
 import { ExitCode } from '../exit-codes';
 import type { CliIO, Command } from '../io';
@@ -85,6 +85,7 @@ export function renderTable(s: Summary, top: number): string {
   for (const p of c.probes) out.push(`  probe ${p.probe.padEnd(14)} active in ${p.chunks} chunk(s): submitted ${p.submitted}, in chunks ${p.inChunk}, ring_full ${p.ringFull}, lost ${p.lost}`);
   for (const ch of c.chains) {
     out.push(`  chain ${ch.chainId} (${ch.hostname}${ch.machineId !== '' ? ` ${ch.machineId.slice(0, 12)}` : ''}): seq ${ch.firstSeq}..${ch.lastSeq}, ${ch.chunks} chunk(s)`);
+    for (const l of retentionLines(ch)) out.push(`    ${l}`);
     for (const g of ch.gaps.slice(0, top)) out.push(`    gap: ${g}`);
   }
   for (const u of c.unverified) out.push(`  unverified: ${u.file}: ${u.reason}`);
