@@ -10,7 +10,8 @@
 # (.err), /usr/bin/time (.time), the storm's line (.storm), and a sampler's view of the collector
 # every 0.2 s: the last /proc/PID/task/*/stat of each thread (.tasks: per-thread CPU near exit,
 # summed per thread name into WORK/threads.tsv) and a timeline of its memory and thread CPU
-# (.timeline: elapsed s, VmRSS, RssAnon, RssFile kB, then name=utime+stime ticks per thread).
+# (.timeline: elapsed s, VmRSS, RssAnon, RssFile kB, the host's MemAvailable kB and I/O pressure
+# total µs (/proc/pressure/io "some"), then name=utime+stime ticks per thread, main = the main thread).
 # Run as root after `make build`:
 #   bench/addon-ab.sh N ROUNDS NAME=ADDON.node|DIR NAME=ADDON.node|DIR ...   (MODE=signed: --out --key;
 #   VERBOSE=1: collect --verbose, the order and enrichment counters at the end of each .err)
@@ -35,12 +36,12 @@ CLK=$(getconf CLK_TCK)
 # those that exited included (PREFIX.tasks), and a timeline row (PREFIX.timeline). Builtins only,
 # but for one mv per sample.
 sample() {
-  local pid=$1 prefix=$2 t0=${EPOCHREALTIME/./} line rss anon file k v now zombie=0 tid
+  local pid=$1 prefix=$2 t0=${EPOCHREALTIME/./} line rss anon file avail iopsi k v now zombie=0 tid
   local -A last=()
   while [ -d "/proc/$pid" ]; do
     local row="" comm
     for t in /proc/"$pid"/task/*; do
-      read -r line < "$t/stat" 2>/dev/null || continue
+      read -r line 2>/dev/null < "$t/stat" || continue
       comm=${line#*(}; comm=${comm%%)*}; comm=${comm// /_}
       local rest=${line##*) }; local f=($rest)
       # exited, not yet reaped: what is left is the leader alone, keep the last live view
@@ -51,13 +52,16 @@ sample() {
       row+=" $comm=$(( f[11] + f[12] ))"
     done
     [ $zombie = 1 ] && break
-    rss=0; anon=0; file=0
+    rss=0; anon=0; file=0; avail=0; iopsi=-
     while read -r k v _; do
       case $k in VmRSS:) rss=$v ;; RssAnon:) anon=$v ;; RssFile:) file=$v ;; esac
-    done < "/proc/$pid/status" 2>/dev/null || true
+    done 2>/dev/null < "/proc/$pid/status" || true
+    while read -r k v _; do [ "$k" = MemAvailable: ] && { avail=$v; break; }; done < /proc/meminfo
+    # the host's I/O pressure (the total µs some task stalled on I/O; its growth between rows)
+    [ -r /proc/pressure/io ] && { read -r _ _ _ _ v < /proc/pressure/io; iopsi=${v#total=}; }
     printf '%s\n' "${last[@]}" > "$prefix.tasks.tmp" && mv -f "$prefix.tasks.tmp" "$prefix.tasks"
     now=${EPOCHREALTIME/./}
-    printf '%d.%d %s %s %s%s\n' $(( (now - t0) / 1000000 )) $(( (now - t0) / 100000 % 10 )) "$rss" "$anon" "$file" "$row" >> "$prefix.timeline"
+    printf '%d.%d %s %s %s %s %s%s\n' $(( (now - t0) / 1000000 )) $(( (now - t0) / 100000 % 10 )) "$rss" "$anon" "$file" "$avail" "$iopsi" "$row" >> "$prefix.timeline"
     sleep 0.2
   done
   rm -f "$prefix.tasks.tmp"
