@@ -10,13 +10,13 @@ import { emptyUserCounters, type Ledger } from '../model/ledger';
 import type { DpkgCache } from '../packages/dpkg-cache';
 import { openOutput } from '../store/output';
 import type { OutputOptions, ProducerInfo, RecordSink } from '../store/sink';
-import { FunctionProbes, type FunctionMode } from './function-probes';
+import type { FunctionMode, FunctionProbes } from './function-probes';
 import { processTree } from './host';
 import { ObservedCommand } from './observed';
 import type { NativeBinding } from './native';
 import { PathFilter } from './path-filter';
 import { FirstSeenOpens, Pipeline, type FileOpenMode, type HoldStats } from './pipeline';
-import { CgroupGate, listCgroups, presentCgroupKeys, type GateStats } from './cgroup-gate';
+import type { CgroupGate, GateStats } from './cgroup-gate';
 import { DEFAULT_ORDER_WINDOW_MS, OrderedSink, orderBounds, type OrderStats } from './order';
 import { cgroup2Mount } from '../platform/cgroup2';
 import { bpfObjectPath, packageVersion } from '../platform/paths';
@@ -188,7 +188,7 @@ export class Collector {
       if (enricher !== undefined && isNarrowing(config.containers)) {
         // decided before the probes attach: the kernel denies the cgroups that exist from the first event on
         const e = enricher;
-        gate = new CgroupGate({ selector: config.containers, facts: (id) => e.containerFacts(id) });
+        gate = new (gateModule().CgroupGate)({ selector: config.containers, facts: (id) => e.containerFacts(id) });
         const first = await enricher.selectCgroups(config.containers); // resolves every cgroup of the v2 tree
         for (const entry of first.unmatched) warn(`no running container matches '${entry}' yet; it is picked up when it starts`);
         await seedGate(enricher, gate, config.enricherOptions.cgroupV1Mount);
@@ -232,7 +232,8 @@ export class Collector {
       await uprobes.start();
       mark('uprobe manager');
       if (config.functions.length > 0) {
-        functions = await FunctionProbes.create(session, { specs: config.functions, mode: config.functionMode, warn });
+        // (function probes, and the symbolizer they load, are compiled by runs that ask for them)
+        functions = await (require('./function-probes') as typeof import('./function-probes')).FunctionProbes.create(session, { specs: config.functions, mode: config.functionMode, warn });
       }
       if (session.attachedProbes.length === 0) {
         throw new RtevError('BPF_ATTACH', 'no probe could be attached', { hint: 'check the warnings above; is tracefs mounted?' });
@@ -454,6 +455,11 @@ function openCommandStdout(file: string): number {
   }
 }
 
+/** the container gate's module: loaded by runs with a container selection only */
+function gateModule(): typeof import('./cgroup-gate') {
+  return require('./cgroup-gate') as typeof import('./cgroup-gate');
+}
+
 /**
  * commandOnly: the run observes `-- CMD` and its descendants only (no --pid, no --tree): no process
  * it observes existed before it started, so no socket that exists at start is theirs (one passed
@@ -551,6 +557,7 @@ async function seedGate(enricher: Enricher, gate: CgroupGate, v1Mount: string | 
   };
   const { v2, v1 } = gateHierarchies(v1Mount);
   const jobs: Promise<void>[] = [];
+  const { listCgroups } = gateModule();
   if (v2 !== undefined) for (const id of listCgroups(v2)) jobs.push(settle(id, 'v2'));
   if (v1 !== undefined) for (const id of listCgroups(v1)) jobs.push(settle(id, 'v1'));
   await Promise.all(jobs);
@@ -583,7 +590,7 @@ function startPruning(gate: CgroupGate, v1Mount: string | undefined, env: NodeJS
   const timer = setInterval(() => {
     if (gate.deniedCount === 0) return;
     try {
-      gate.prune(presentCgroupKeys(v2, v1));
+      gate.prune(gateModule().presentCgroupKeys(v2, v1));
     } catch (err) {
       if (!warned) warn(`cgroup deny list not pruned: ${errorMessage(err)}`);
       warned = true;

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { addonError, RtevError, UsageError, errorMessage } from '../errors';
 import { COUNTER_STRIDE, Counter, PROBE_NAMES, type ProbeName } from '../decode/layout';
 import { emptyKernelCounters, type KernelProbeCounters, type NotObservedClass } from '../model/ledger';
-import { encodeListenerOwner, findListenerOwners, type ListenerOwner } from './listeners';
+import type { ListenerOwner } from './listeners';
 import {
   isNativeError, lastVerifierLines, loadBinding, type NativeBinding, type ObjectHandle, type RingHandle, type UprobeMultiKind,
 } from './native';
@@ -478,7 +478,10 @@ export class BpfSession {
    * every task's files (sock_owners is keyed by the kernel's struct sock *, which only BPF sees).
    * The probe is attached first, so a socket created meanwhile gets its owner from its own transition.
    */
-  seedSocketOwners(warn: (message: string) => void, owners: ListenerOwner[] = findListenerOwners()): void {
+  seedSocketOwners(warn: (message: string) => void, given?: ListenerOwner[]): void {
+    // (loaded here: a run that does not seed, `-- CMD` only, does not compile it)
+    const { encodeListenerOwner, findListenerOwners } = require('./listeners') as typeof import('./listeners');
+    const owners = given ?? findListenerOwners();
     for (const owner of owners) {
       const { key, value } = encodeListenerOwner(owner);
       this.#native.mapUpdate(this.#handle, 'listen_owners', key, value);

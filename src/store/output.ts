@@ -1,13 +1,15 @@
 import { RtevError } from '../errors';
-import { defaultKeyDir, loadOrCreateDefaultKey, loadSigningKeyFile } from '../sign/key-files';
 import type { SigningKey } from '../sign/keys';
-import { ChunkSink, DEFAULT_CHUNK_MAX_AGE_MS, DEFAULT_CHUNK_MAX_BYTES } from './chunk-writer';
-import { ensureEvidenceDir } from './fsio';
+import type { ChunkSink } from './chunk-writer';
 import { StreamSink } from './stream-sink';
-import { realEnvironment, type Environment } from './host-facts';
-import { lockEvidenceDir } from './lock';
-import { recoverChain } from './recovery';
+import type { Environment } from './host-facts';
 import type { OutputContext, OutputOptions, RecordSink } from './sink';
+
+// The evidence directory's modules (chunk writer, sealer, recovery, lock, signing keys: about 30 of
+// dist's modules) are loaded by runs that write one: `--stdout` does not compile them
+// (docs/benchmarks.md, "Session 5 (h28)").
+const chunkWriter = (): typeof import('./chunk-writer') => require('./chunk-writer') as typeof import('./chunk-writer');
+const keyFiles = (): typeof import('../sign/key-files') => require('../sign/key-files') as typeof import('../sign/key-files');
 
 /**
  * openOutput turns the output options into a sink: plain NDJSON on stdout (unsigned), or
@@ -24,7 +26,12 @@ export async function openOutput(options: OutputOptions, context: OutputContext)
 }
 
 /** openEvidenceDir opens (or resumes) the chain in options.outDir; env is injectable for tests. */
-export function openEvidenceDir(options: OutputOptions, context: OutputContext, env: Environment = realEnvironment(), ageTimer = true): ChunkSink {
+export function openEvidenceDir(options: OutputOptions, context: OutputContext, env?: Environment, ageTimer = true): ChunkSink {
+  const { ChunkSink, DEFAULT_CHUNK_MAX_AGE_MS, DEFAULT_CHUNK_MAX_BYTES } = chunkWriter();
+  const { ensureEvidenceDir } = require('./fsio') as typeof import('./fsio');
+  const { lockEvidenceDir } = require('./lock') as typeof import('./lock');
+  const { recoverChain } = require('./recovery') as typeof import('./recovery');
+  const environment = env ?? (require('./host-facts') as typeof import('./host-facts')).realEnvironment();
   const dir = options.outDir;
   if (dir === undefined) throw new RtevError('USAGE', 'no evidence directory given', { hint: 'pass --out DIR' });
   checkPositive('--chunk-size', options.chunkMaxBytes);
@@ -40,7 +47,7 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
       context.notice(`resuming the chain in ${dir} after an unclean stop; ${state.restart.unsealed.length} unsealed file(s) will be recorded as a gap`);
     }
     return new ChunkSink({
-      dir, key, env, producer: context.producer, ledger: context.ledger,
+      dir, key, env: environment, producer: context.producer, ledger: context.ledger,
       ...(context.functionCalls !== undefined ? { functionCalls: () => context.functionCalls!() } : {}),
       ...(context.onSeal !== undefined ? { onSeal: () => context.onSeal!() } : {}),
       ...(context.attribution !== undefined ? { attribution: context.attribution } : {}),
@@ -57,6 +64,7 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
 }
 
 function signingKey(keyFile: string | undefined, context: OutputContext): SigningKey {
+  const { defaultKeyDir, loadOrCreateDefaultKey, loadSigningKeyFile } = keyFiles();
   if (keyFile !== undefined) return loadSigningKeyFile(keyFile);
   const { key, file, created } = loadOrCreateDefaultKey(defaultKeyDir());
   if (created) context.notice(`created signing key ${file} (public key ${file}.pub), fingerprint sha256:${key.keyid}`);
