@@ -100,6 +100,10 @@ function cmpKeys(b: Uint8Array, as: number, ae: number, bs: number, be: number):
   return la - lb;
 }
 
+/** 1: a byte that stands for itself inside a string token (not '"', '\\', a control character) */
+const PLAIN = new Uint8Array(256);
+for (let c = 0x20; c < 256; c++) if (c !== 0x22 && c !== 0x5c) PLAIN[c] = 1;
+
 function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 }
@@ -193,6 +197,11 @@ export class LineScan {
     let escaped = false;
     i++;
     while (i < e) {
+      // the bytes that are only themselves (most of them) in one table look-up each
+      if (PLAIN[b[i]!] === 1) {
+        i++;
+        continue;
+      }
       const c = b[i]!;
       if (c === 0x22) {
         this.#escaped = escaped;
