@@ -9,7 +9,7 @@
 # The collector's CPU is its rusage less the workload's own (the storm prints it; the mixed
 # workload runs under /usr/bin/time). Per event = (CPU - the same build's *_true median) / events.
 # Run as root after `make build`:
-#   [MIXED=1] bench/sign-overhead.sh N ROUNDS NAME=DIR [NAME=DIR ...]
+#   [MIXED=1] bench/sign-overhead.sh N ROUNDS NAME=DIR [NAME=DIR ...]   (N=0: no storm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:?N}; ROUNDS=${2:?ROUNDS}; shift 2
@@ -57,7 +57,7 @@ for r in $(seq "$ROUNDS"); do
     if [ $((r % 2)) -eq 1 ]; then modes=(stdout signed); else modes=(signed stdout); fi
     for mode in "${modes[@]}"; do
       one "$r" "$name" "$dir" "$mode" true
-      one "$r" "$name" "$dir" "$mode" storm
+      if [ "$N" -gt 0 ]; then one "$r" "$name" "$dir" "$mode" storm; fi
       if [ -n "$MIXED" ]; then one "$r" "$name" "$dir" "$mode" mixed; fi
     done
   done

@@ -178,6 +178,8 @@ export class DpkgIndex {
   readonly #pkgs: DpkgPackage[] = [];
   readonly #byStem = new Map<string, number>();
   readonly #os: OsRelease;
+  /** purlOf answers, per package (WeakMap: a restored index keeps its own packages) */
+  readonly #purls = new WeakMap<DpkgPackage, string>();
   readonly counters: DpkgCounters;
 
   /** `owner`: a table of owned paths from a cache (DpkgIndex.restore); default: an empty one the lists fill */
@@ -285,13 +287,20 @@ export class DpkgIndex {
     return undefined;
   }
 
-  /** purlOf gives syft's purl of a package, or undefined when os-release names no distro. */
+  /** purlOf gives syft's purl of a package, or undefined when os-release names no distro (kept per package: many files, one package) */
   purlOf(p: DpkgPackage): string | undefined {
     if (this.#os.id === undefined) return undefined;
+    let purl = this.#purls.get(p);
+    if (purl === undefined) this.#purls.set(p, (purl = this.#purlOf(p)));
+    return purl;
+  }
+
+  #purlOf(p: DpkgPackage): string {
+    const id = this.#os.id!;
     return debPurl({
       name: p.name, version: p.version,
       ...(p.arch !== undefined ? { arch: p.arch } : {}),
-      distro: { id: this.#os.id, ...(this.#os.versionId !== undefined ? { versionId: this.#os.versionId } : {}) },
+      distro: { id, ...(this.#os.versionId !== undefined ? { versionId: this.#os.versionId } : {}) },
       ...(p.source !== undefined ? { source: p.source } : {}),
     });
   }

@@ -157,8 +157,13 @@ test('a seal that fails stops the chain there: later chunks are abandoned (their
       h.feed(sink, i, i + 20);
       await new Promise((r) => setImmediate(r)); // the collector's loop yields like this
     }
-    await new Promise((r) => setTimeout(r, 200));
-    h.feed(sink, 400, 500); // the next batch written learns of the failure
+    // the writer learns of the failed seal at its next flush after it (here, the idle tick's):
+    // wait for that, bounded, however slow the thread pool is under load
+    for (let i = 400; i < 900; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      sink.rotateIfDue();
+      h.feed(sink, i, i + 1);
+    }
   } catch (err) {
     error = err;
   }

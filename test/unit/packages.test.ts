@@ -208,3 +208,37 @@ test('Attributor: one resolution per (scope, path), windows per chunk, and verif
   assert.equal(att.counters().resolved, before);
   att.close();
 });
+
+test("the host root resolves with realpath(3): the same canonical paths as the component walk a confined root does", async () => {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-resolve-')));
+  try {
+    fs.mkdirSync(path.join(dir, 'a/b'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'a/b/f'), 'x');
+    fs.symlinkSync('b', path.join(dir, 'a/rel'));
+    fs.symlinkSync(path.join(dir, 'a/b/f'), path.join(dir, 'abs'));
+    fs.symlinkSync('../a/b/../b/f', path.join(dir, 'a/up'));
+    fs.symlinkSync('missing', path.join(dir, 'dangling'));
+    fs.symlinkSync('loop2', path.join(dir, 'loop1'));
+    fs.symlinkSync('loop1', path.join(dir, 'loop2'));
+    const host = hostRoot();
+    // the same tree through a root whose prefix is not '/' walks component by component
+    const walked = new DirRoot('image-layers', 'walk', dir);
+    const inside = ['/a/b/f', '/a/rel/f', '/a/./rel/../b/f', '/abs', '/a/up', '/dangling', '/loop1', '/a/b/f/g', '/a/missing', '/a', '/', '/a/b/../../a/b/f', '/../../a/b/f'];
+    for (const p of inside) {
+      const viaHost = await host.resolve(dir + p);
+      // '/abs' points at the tree by its host path: the confined root reads that as a path inside itself
+      const viaWalk = p === '/abs' ? await walked.resolve('/a/b/f') : await walked.resolve(p);
+      const expected = viaWalk === undefined ? undefined : dir + (viaWalk === '/' ? '' : viaWalk);
+      if (p === '/' || p === '/../../a/b/f') continue; // '..' above the tree leaves it on the host: no confined equivalent
+      assert.equal(viaHost, expected, p);
+    }
+    assert.equal(await host.resolve('/'), '/');
+    assert.equal(await host.resolve('relative/path'), undefined);
+    // empty components are ignored, as the walk does
+    assert.equal(await host.resolve(`${dir}/a/b/f/`), `${dir}/a/b/f`);
+    assert.equal(await walked.resolve('/a/b/f/'), '/a/b/f');
+    assert.equal(await host.resolve('//'), '/');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -57,6 +57,14 @@ async function lstatOrUndef(hostPath: string): Promise<fs.Stats | undefined> {
   }
 }
 
+function realpathOrUndef(p: string): Promise<string | undefined> {
+  return new Promise((resolve, reject) => fs.realpath.native(p, (err, out) => {
+    if (err === null) resolve(out);
+    else if (isMissing(err)) resolve(undefined);
+    else reject(err);
+  }));
+}
+
 /**
  * resolveConfined walks `p` component by component with `lstatIn`, following symlinks
  * relative to the root (absolute targets restart at the root, `..` stops at it).
@@ -162,6 +170,13 @@ export class DirRoot implements RootFs {
   }
 
   async resolve(p: string): Promise<string | undefined> {
+    // the host's own `/`: confinement to the root is the kernel's, so realpath(3) gives the same
+    // answer ('..' stops at /, absolute targets restart at /) in one thread-pool job instead of
+    // an lstat per component (each a pool round trip: ≈ 400 µs of CPU per distinct file of a
+    // mixed workload here, docs/benchmarks.md "Session 5 (h27)"); the kernel's own bound on
+    // symlinks (40) applies instead of limits.maxSymlinks
+    // (trailing slashes dropped first: the walk ignores empty components, "/etc/passwd/" is the file)
+    if (this.#prefix === '') return p.startsWith('/') ? realpathOrUndef(p.length > 1 ? p.replace(/\/+$/, '') || '/' : p) : undefined;
     return resolveConfined(p, (i) => lstatOrUndef(this.#host(i)), (i) => fsp.readlink(this.#host(i)), this.#limits.maxSymlinks);
   }
 
