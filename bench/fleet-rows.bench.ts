@@ -13,13 +13,18 @@
  * (test/helpers/synthetic-evidence.ts). Against older builds, compare whole builds with
  * bench/fleet.bench.ts `--rtev OLD/bin/rtev,bin/rtev`.
  *
+ * --against DIR also times this build's row builder and line scanner against DIR's (another
+ * built checkout, e.g. main's before a change: DIR/dist/src/fleet/{rows-binary,line-scan}.js) in
+ * this one process, node only, alternating, 13 timed rounds after 2 warm-up ones (the minimum).
+ *
  *   node dist/bench/fleet-rows.bench.js [--records 200000] [--chunk-size 4194304]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { checkContent, checkEnvelope } from '../src/fleet/chunk-check';
+import { checkContent, checkEnvelope, type ChunkFacts } from '../src/fleet/chunk-check';
+import { LineScan } from '../src/fleet/line-scan';
 import { COPY_RECORDS, copyPieces, initSchema } from '../src/fleet/pg-schema';
 import { encodeRows } from '../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows, type BinaryRows } from '../src/fleet/rows-binary';
@@ -46,6 +51,8 @@ async function main(): Promise<void> {
     if (!v.ok) throw new Error(v.reason);
     return { body: fs.readFileSync(path.join(dir, name.replace('.dsse.json', '.ndjson'))), facts: v.facts, predicate: v.predicate };
   });
+  const against = process.argv.indexOf('--against');
+  if (against >= 0) builderAB(path.resolve(process.argv[against + 1]!), chunks);
   const pg = await startPostgres();
   try {
     const db = new Client({ connectionString: pg.url() });
@@ -111,6 +118,50 @@ async function main(): Promise<void> {
     pg.stop();
     fs.rmSync(base, { recursive: true, force: true });
   }
+}
+
+/** the row builder and the scanner of this build against another build's, in this process (CPU per record, minimum of 13 rounds) */
+function builderAB(dir: string, chunks: { body: Buffer; facts: ChunkFacts }[]): void {
+  type Rows = { encodeRowsBinary: typeof encodeRowsBinary; releaseRows?: typeof releaseRows };
+  type Scan = { LineScan: typeof LineScan };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const other = require(path.join(dir, 'dist/src/fleet/rows-binary.js')) as Rows;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const otherScan = require(path.join(dir, 'dist/src/fleet/line-scan.js')) as Scan;
+  const n = chunks.reduce((a, c) => a + Number(c.facts.count), 0);
+  const scanAll = (S: Scan): void => {
+    const sc = new S.LineScan();
+    for (const c of chunks) {
+      const b = c.body;
+      let s = 0;
+      for (let nl = b.indexOf(10); nl >= 0; nl = b.indexOf(10, s)) {
+        sc.scan(b, s, nl);
+        s = nl + 1;
+      }
+    }
+  };
+  const build = (R: Rows): void => {
+    for (const c of chunks) {
+      const r = R.encodeRowsBinary(c.body, c.facts, 5n, false);
+      if (r === undefined) throw new Error('a build refused a synthetic chunk');
+      R.releaseRows?.(r);
+    }
+  };
+  const runs: [string, () => void][] = [
+    ['builder, other build', () => build(other)], ['builder, this build', () => build({ encodeRowsBinary, releaseRows })],
+    ['scanner, other build', () => scanAll(otherScan)], ['scanner, this build', () => scanAll({ LineScan })],
+  ];
+  const min = new Map<string, number>();
+  for (let round = 0; round < 15; round++) {
+    for (const [k, f] of runs) {
+      const u0 = process.cpuUsage();
+      f();
+      const u = process.cpuUsage(u0);
+      if (round >= 2) min.set(k, Math.min(min.get(k) ?? Infinity, (u.user + u.system) / n));
+    }
+  }
+  console.log(`# builder A/B in one process against ${dir}: ${n} records, node CPU per record, minimum of 13 rounds, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  for (const [k, v] of min) console.log(`${k.padEnd(22)}: ${v.toFixed(2)} us`);
 }
 
 main().catch((err) => {
