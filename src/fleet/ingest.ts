@@ -10,7 +10,7 @@ import type { VerifyKey } from '../sign/keys';
 import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type EnvelopeVerdict, type RejectCode } from './chunk-check';
 import { closeByChunk, DeferredChunks, LATE_OPEN_SQL, recordCheckpoint, recordSkipped, skippedCover, type SkippedCover } from './gaps';
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
-import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, objectName } from './names';
+import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, isHostId, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
 import { RowPool } from './row-pool';
@@ -468,8 +468,19 @@ export class Ingester {
     this.#o.trace?.('wait-prep', m.seq, -1);
     const prepared = p.prep !== undefined ? await p.prep : undefined;
     this.#o.trace?.('begin', m.seq, -1);
-    await db.query('BEGIN');
-    const seen = await db.query<{ host_id: string; stream_seq: string }>('SELECT host_id, stream_seq FROM chunks WHERE envelope_sha256 = $1', [f.envelopeSha256]);
+    // the host's row locked, then: indexed already? (one round trip: BEGIN and both reads as one
+    // simple-protocol batch; the two values are a host id token and a hex digest this process made)
+    let seen: { rowCount: number | null; rows: { host_id: string; stream_seq: string }[] };
+    let headRows: { rows: Head[] };
+    if (isHostId(host) && /^[0-9a-f]{64}$/.test(f.envelopeSha256)) {
+      const r = await db.query(`BEGIN; SELECT chain_id, head_seq, head_envelope_sha256 FROM hosts WHERE host_id = '${host}' FOR UPDATE;
+        SELECT host_id, stream_seq FROM chunks WHERE envelope_sha256 = '${f.envelopeSha256}'`) as unknown as [unknown, { rows: Head[] }, { rowCount: number | null; rows: { host_id: string; stream_seq: string }[] }];
+      [, headRows, seen] = r;
+    } else {
+      await db.query('BEGIN');
+      headRows = await db.query<Head>('SELECT chain_id, head_seq, head_envelope_sha256 FROM hosts WHERE host_id = $1 FOR UPDATE', [host]);
+      seen = await db.query<{ host_id: string; stream_seq: string }>('SELECT host_id, stream_seq FROM chunks WHERE envelope_sha256 = $1', [f.envelopeSha256]);
+    }
     if (seen.rowCount !== 0) {
       await db.query('COMMIT');
       if (seen.rows[0]!.stream_seq === String(m.seq)) {
@@ -480,7 +491,6 @@ export class Ingester {
       await this.#reject(db, m, host, 'replay', `seq ${f.seq} of chain ${f.chainId} was indexed from message #${seen.rows[0]!.stream_seq} and was published again as #${m.seq}`, f);
       return ['rejected', 0];
     }
-    const headRows = await db.query<Head>('SELECT chain_id, head_seq, head_envelope_sha256 FROM hosts WHERE host_id = $1 FOR UPDATE', [host]);
     let head: Head | undefined = headRows.rows[0];
     // a new chain an operator accepted (rtev fleet accept-chain) starts over as a first chain
     let replaces: Head | undefined;
