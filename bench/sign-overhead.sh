@@ -53,6 +53,10 @@ one() { # round build dir mode workload
 for r in $(seq "$ROUNDS"); do
   for spec in "${BUILDS[@]}"; do
     name=${spec%%=*} dir=${spec#*=}
+    # each build its own dpkg index cache: builds whose index code differs would otherwise
+    # invalidate each other's (src/packages/dpkg-cache.ts keys it by the code's hash)
+    export RTEV_CACHE_DIR=$WORK/cache-$name
+    mkdir -p -m 700 "$RTEV_CACHE_DIR"
     # alternate the order of the modes from round to round
     if [ $((r % 2)) -eq 1 ]; then modes=(stdout signed); else modes=(signed stdout); fi
     for mode in "${modes[@]}"; do
