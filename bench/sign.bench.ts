@@ -1,9 +1,9 @@
 /**
  * bench/sign.bench.ts: per-record cost of the signed chunk sink (write + incremental sha256
- * + fsync/rename on libuv's thread pool + Ed25519 signing) against a plain NDJSON file sink, in
+ * + fsync/rename + Ed25519 signing in the seal worker) against a plain NDJSON file sink, in
  * one run, alternating the order each round. "ingest thread" is the time the caller spends
- * in write() (what limits collection throughput); "process CPU" includes the thread pool's
- * fsyncs and writes, which run on another core. Run: node dist/bench/sign.bench.js [records] [rounds]
+ * in write() (what limits collection throughput); "process CPU" includes the seal worker
+ * thread (hashing, fsync, signing), which runs on another core. Run: node dist/bench/sign.bench.js [records] [rounds]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   console.log(`# sign.bench: ${N} records x ${ROUNDS} rounds, ${avg.toFixed(0)} bytes/record, 16 MiB chunks; node ${process.version}, ${os.cpus()[0]?.model ?? '?'}, ${os.release()}`);
   console.table([plain, signed]);
   console.log(`ingest thread, signed vs plain: ${(signed.ingest_thread_ns_per_record / plain.ingest_thread_ns_per_record).toFixed(3)}x (${signed.ingest_thread_ns_per_record - plain.ingest_thread_ns_per_record} ns/record)`);
-  console.log(`process CPU (incl. the thread pool's fsyncs), signed vs plain: ${(signed.process_cpu_ns_per_record / plain.process_cpu_ns_per_record).toFixed(3)}x (+${signed.process_cpu_ns_per_record - plain.process_cpu_ns_per_record} ns/record)`);
+  console.log(`process CPU (incl. seal worker), signed vs plain: ${(signed.process_cpu_ns_per_record / plain.process_cpu_ns_per_record).toFixed(3)}x (+${signed.process_cpu_ns_per_record - plain.process_cpu_ns_per_record} ns/record)`);
 }
 
 main().catch((err) => {

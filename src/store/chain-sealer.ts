@@ -3,8 +3,7 @@ import * as path from 'node:path';
 import { serializeEnvelope, signEnvelope } from '../sign/envelope';
 import type { SigningKey } from '../sign/keys';
 import { CHUNK_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, statementBytes } from '../sign/statement';
-import { readBounded } from './fsio';
-import { closeFd, fstatFd, fsyncDirAsync, fsyncFd, renameNewAsync, writeFileAtomicAsync } from './fsio-async';
+import { fsyncDir, readBounded, renameNew, writeFileAtomic } from './fsio';
 import { CHECKPOINT_NAME, chunkName, envelopeName, UNRECORDED_SUFFIX } from './layout';
 import { predicateValue, type ChunkPredicate } from './predicate';
 import type { SealedChunk } from './recovery';
@@ -15,8 +14,6 @@ import { readShipCursor, shippedThrough } from './ship-cursor';
 /** SealJob is one complete chunk handed over for sealing, in sequence order. */
 export interface SealJob {
   tmpPath: string;
-  /** the chunk file, still open (the writer's descriptor): the sealer fsyncs and closes it */
-  fd: number;
   seq: number;
   bytes: number;
   /** sha256 (hex) of the chunk's bytes, taken by the writer as it wrote them */
@@ -37,14 +34,10 @@ export interface SealerState {
 }
 
 /**
- * ChainSealer makes chunks durable and signs them, strictly in sequence order (the caller
- * awaits each seal before it starts the next): fsync the data, rename it to its final name,
- * fsync the directory, sign the statement (which links the previous envelope's digest), write
- * the envelope the same careful way, then apply retention. The file system steps run on
- * libuv's thread pool (fsio-async.ts), so the ingest thread never waits for the disk; signing
- * (one Ed25519 signature per chunk) runs on the ingest thread between them. Until session 5
- * this ran in a worker thread of its own, whose V8 isolate cost ≈ 0.13 CPU s per run to start
- * (docs/benchmarks.md, "Session 5 (h27)").
+ * ChainSealer makes chunks durable and signs them, strictly in sequence order:
+ * fsync the data, rename it to its final name, fsync the directory, sign the statement
+ * (which links the previous envelope's digest), write the envelope the same careful way,
+ * then apply retention. It runs in the seal worker (seal-worker.ts), off the ingest thread.
  */
 export class ChainSealer {
   #s: SealerState;
@@ -56,43 +49,41 @@ export class ChainSealer {
   }
 
   /** seal runs one job; a failure leaves the chunk unsealed for the next run to record. */
-  async seal(job: SealJob): Promise<void> {
+  seal(job: SealJob): void {
     const dir = this.#s.dir;
     const sha256 = job.sha256;
+    const fd = fs.openSync(job.tmpPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
-      if ((await fstatFd(job.fd)).size !== job.bytes) throw new Error(`${job.tmpPath} changed size while it was written`);
-      await fsyncFd(job.fd);
+      if (fs.fstatSync(fd).size !== job.bytes) throw new Error(`${job.tmpPath} changed size while it was written`);
+      fs.fsyncSync(fd);
     } finally {
-      await closeFd(job.fd);
+      fs.closeSync(fd);
     }
-    await renameNewAsync(job.tmpPath, path.join(dir, chunkName(job.seq)));
-    await fsyncDirAsync(dir);
+    renameNew(job.tmpPath, path.join(dir, chunkName(job.seq)));
+    fsyncDir(dir);
     job.predicate.chain.prev_envelope_sha256 = this.#s.prevEnvelopeSha256;
     const payload = statementBytes({ name: chunkName(job.seq), digest: { sha256 } }, CHUNK_PREDICATE_TYPE, predicateValue(job.predicate));
     const envelope = serializeEnvelope(signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, this.#s.key));
-    await writeFileAtomicAsync(dir, envelopeName(job.seq), envelope);
+    writeFileAtomic(dir, envelopeName(job.seq), envelope);
     this.#s.prevEnvelopeSha256 = sha256Hex(envelope);
     this.#s.sealed.push({ seq: job.seq, bytes: job.bytes + envelope.length, sealedAtMs: job.sealedAtMs });
-    await this.#finalizeUnrecorded();
+    this.#finalizeUnrecorded();
     this.#applyRetention(job);
   }
 
-  /** abandon forgets a job that will not be sealed: its file stays for the next run to record. */
-  abandon(job: SealJob): void {
-    // (a job is abandoned only when an earlier one failed: its descriptor was never handed to seal())
-    fs.closeSync(job.fd);
+  /** abandon forgets a job that will not be sealed (its file stays for the next run). */
+  abandon(_job: SealJob): void {
+    // nothing is kept per job: its file stays for the next run to record
   }
 
   /** Unsealed data named by a sealed restart record loses its ".unrecorded" suffix. */
-  async #finalizeUnrecorded(): Promise<void> {
-    if (this.#s.unrecorded.length === 0) return;
+  #finalizeUnrecorded(): void {
     const dir = this.#s.dir;
     for (const name of this.#s.unrecorded) fs.renameSync(path.join(dir, name), path.join(dir, name.slice(0, -UNRECORDED_SUFFIX.length)));
-    await fsyncDirAsync(dir);
+    if (this.#s.unrecorded.length > 0) fsyncDir(dir);
     this.#s.unrecorded = [];
   }
 
-  /** (synchronous, on the ingest thread: it runs only with --retain-size/--retain-age, and writes the checkpoint only when it removes chunks) */
   #applyRetention(job: SealJob): void {
     const limits = this.#s.retention;
     if (limits.maxBytes === undefined && limits.maxAgeMs === undefined) return;

@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { RtevError } from '../errors';
 import type { Ledger } from '../model/ledger';
 import type { EventType } from '../model/record';
+import { Worker } from 'node:worker_threads';
 import type { SigningKey } from '../sign/keys';
-import { ChainSealer, type SealJob } from './chain-sealer';
+import type { SealJob } from './chain-sealer';
 import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
 import { chunkName, PARTIAL_SUFFIX } from './layout';
@@ -15,7 +16,7 @@ import type { RetentionLimits } from './retention';
 import { LineBuffer } from './line-buffer';
 import { LINE_SAME_KEY, SegmentLine, segmentFileKey, segmentLineOffset, segmentRangeProbes, segmentRangeTs, segmentRecord, type Segment } from '../decode/segment';
 import { PROBE_NAMES } from '../decode/layout';
-import { sealError } from './seal-failure';
+import { newFailureCell, readFailure, type FailureCell } from './seal-failure';
 import type { AttributionSource, FunctionCallTotal, LineInfo, ProducerInfo, RecordSink, TlsCoverageTotals } from './sink';
 
 /** Default rotation: a chunk is sealed at 16 MiB or after 60 s, whichever comes first. */
@@ -81,9 +82,8 @@ export class ChunkSink implements RecordSink {
   #runIndex = 0;
   #nextSeq: number;
   #restart: RestartRecord | null;
-  readonly #sealer: ChainSealer;
-  /** the first seal that failed (every later one is abandoned: a hole would break the chain) */
-  #sealFailure: RtevError | undefined;
+  readonly #worker: Worker;
+  readonly #cell: FailureCell;
   readonly #host;
   readonly #producer;
   #chunk: OpenChunk | undefined;
@@ -105,7 +105,7 @@ export class ChunkSink implements RecordSink {
   /** the file key of the last line noted into #windowFiles (-1: none since the window began): a run
    * of lines of one file (an open storm) skips the Set lookup (docs/benchmarks.md, "Session 3") */
   #lastFileKey = -1;
-  /** seals (each waiting for its attributions first), in sequence order: each starts when the one before is done */
+  /** seals waiting for their attributions, in sequence order */
   #sealQueue: Promise<void> = Promise.resolve();
 
   constructor(config: ChunkSinkConfig, state: ChainState) {
@@ -114,10 +114,20 @@ export class ChunkSink implements RecordSink {
     this.#runId = config.env.newId();
     this.#nextSeq = state.nextSeq;
     this.#restart = state.restart;
-    this.#sealer = new ChainSealer({
-      dir: config.dir, key: config.key, chainId: this.#chainId, prevEnvelopeSha256: state.prevEnvelopeSha256,
-      sealed: state.sealed, unrecorded: state.unrecorded, retention: config.retention,
+    this.#cell = newFailureCell();
+    this.#worker = new Worker(path.join(__dirname, 'seal-worker.js'), {
+      workerData: {
+        state: {
+          dir: config.dir, privateKey: config.key.privateKey, chainId: this.#chainId, prevEnvelopeSha256: state.prevEnvelopeSha256,
+          sealed: state.sealed, unrecorded: state.unrecorded, retention: config.retention,
+        },
+        cell: this.#cell,
+      },
     });
+    this.#worker.on('error', (err) => {
+      this.#failure ??= outputError(err, `the seal worker failed in ${config.dir}`);
+    });
+    this.#worker.unref();
     this.#host = config.env.hostFacts();
     this.#producer = producerFacts(config.producer);
     this.#chunk = this.#openChunk(config.env.timeAnchor());
@@ -309,22 +319,22 @@ export class ChunkSink implements RecordSink {
     if (this.#chunk !== undefined) fs.closeSync(this.#chunk.fd);
     this.#chunk = undefined;
     await this.#sealQueue;
+    await this.#drainWorker();
     this.#c.release?.();
-    this.#failure ??= this.#sealFailure;
+    this.#failure ??= readFailure(this.#cell);
     if (this.#failure !== undefined && !this.#failureThrown) this.#throwFailure();
   }
 
-  /** #seal seals one job after the ones before it (#sealQueue); after a failure, every later job is abandoned */
-  async #seal(job: SealJob): Promise<void> {
-    if (this.#sealFailure !== undefined) {
-      this.#sealer.abandon(job);
-      return;
-    }
-    try {
-      await this.#sealer.seal(job);
-    } catch (err) {
-      this.#sealFailure = sealError(err, job.seq);
-    }
+  /** #drainWorker waits until every queued seal is done, then stops the worker. */
+  async #drainWorker(): Promise<void> {
+    this.#worker.ref();
+    await new Promise<void>((resolve) => {
+      const done = (): void => resolve();
+      this.#worker.once('message', done);
+      this.#worker.once('exit', done);
+      this.#worker.postMessage({ close: true });
+    });
+    await this.#worker.terminate();
   }
 
   #guard(fn: () => void): void {
@@ -352,7 +362,7 @@ export class ChunkSink implements RecordSink {
   }
 
   #flush(): void {
-    this.#failure ??= this.#sealFailure;
+    this.#failure ??= readFailure(this.#cell);
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#lines.length === 0) return;
     const data = this.#lines.take(this.#spare);
@@ -430,7 +440,7 @@ export class ChunkSink implements RecordSink {
       ...(tlsCoverage !== undefined ? { tls_coverage: tlsCoverage } : {}),
     };
     this.#restart = null;
-    // (the descriptor goes to the sealer, which fsyncs and closes it)
+    fs.closeSync(c.fd);
     this.#chunk = undefined;
     if (!final) {
       try {
@@ -439,10 +449,10 @@ export class ChunkSink implements RecordSink {
         this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
       }
     }
-    const job: SealJob = { tmpPath: c.tmpPath, fd: c.fd, seq: c.seq, bytes: c.flushedBytes, sha256: c.hash.digest('hex'), predicate, sealedAtMs: this.#c.env.nowMs() };
+    const job: SealJob = { tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, sha256: c.hash.digest('hex'), predicate, sealedAtMs: this.#c.env.nowMs() };
     const attribution = this.#c.attribution;
     if (attribution === undefined) {
-      this.#sealQueue = this.#sealQueue.then(() => this.#seal(job));
+      this.#worker.postMessage({ job });
     } else {
       // the window is taken now (synchronously: it holds exactly this chunk's records); its
       // answers are awaited, bounded, and seals stay in sequence order behind one another
@@ -456,7 +466,7 @@ export class ChunkSink implements RecordSink {
         } catch (err) {
           this.#failure ??= outputError(err, `cannot attribute the packages of chunk ${c.seq}`);
         }
-        await this.#seal(job);
+        this.#worker.postMessage({ job });
       });
     }
     if (this.#failure !== undefined) throw this.#failure;

@@ -213,7 +213,7 @@ export class Symbolizer {
   #proc(pid: number, tgidRoot: string | undefined): ProcState {
     let p = this.#procs.get(pid);
     if (p === undefined) {
-      p = { pid, root: tgidRoot ?? `${this.procRoot}/${pid}/root`, maps: [], lookupsSinceRead: 0, rereadAfter: 0, gone: false };
+      p = { pid, root: tgidRoot ?? processRoot(this.host, this.procRoot, pid), maps: [], lookupsSinceRead: 0, rereadAfter: 0, gone: false };
       this.#procs.set(pid, p);
       this.#readMaps(p);
     }
@@ -432,4 +432,26 @@ export function devFromMaps(dev: string): bigint {
   const major = BigInt('0x' + (ma ?? '0'));
   const minor = BigInt('0x' + (mi ?? '0'));
   return ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) | (minor & 0xffn);
+}
+
+/**
+ * processRoot: the root a process's files are read through. A process in the collector's own
+ * mount namespace with the collector's root sees the same files, so they are read through ours
+ * (''): a short-lived process may exit while its package database is still being read through
+ * /proc/PID/root, which then fails part-way (its library attributed by build id instead of its
+ * package), and every such process would have its own copy of the database read.
+ */
+export function processRoot(host: Host, procRoot: string, pid: number): string {
+  const root = `${procRoot}/${pid}/root`;
+  const same = (a: string, b: string): boolean => {
+    const x = host.stat(a);
+    const y = host.stat(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  };
+  try {
+    if (same(`${procRoot}/${pid}/ns/mnt`, `${procRoot}/self/ns/mnt`) && same(root, `${procRoot}/self/root`)) return '';
+  } catch {
+    // a process already gone, or a /proc without these entries: its own root
+  }
+  return root;
 }

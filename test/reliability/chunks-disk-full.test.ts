@@ -32,7 +32,7 @@ test('a full disk gives DISK_FULL and leaves a chain that verifies', async (t) =
     assert.equal(error.code, 'DISK_FULL');
     assert.match(error.message, /output device is full/);
     await sink.close(h.ledger.snapshot()); // the failure was already reported by write()
-    // whatever the sealer managed before the disk filled up is intact; the rest is an
+    // whatever the seal worker managed before the disk filled up is intact; the rest is an
     // unsealed tail, never a corrupt chain
     const r = verifyEvidence(h.dir, [h.key]);
     assert.equal(r.status, 'incomplete', JSON.stringify(r.problems));

@@ -14,7 +14,7 @@ function predicate(dir: string, seq: number): any {
   return (parseStrict(Buffer.from(env.payload, 'base64').toString('utf8')) as any).predicate;
 }
 
-/** settle waits until the sealer has sealed every rotated chunk (only the open one is left). */
+/** settle waits until the seal worker has sealed every rotated chunk (only the open one is left). */
 async function settle(dir: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const names = evidenceFiles(dir);
@@ -34,7 +34,7 @@ test('a killed run leaves its sealed chunks intact; the next run records the gap
   const a = h.open({ chunkMaxBytes: 5000 });
   h.feed(a, 0, 60);
   a.rotateIfDue(); // not due: writes buffered lines to the open chunk
-  await settle(h.dir); // let the sealer catch up
+  await settle(h.dir); // let the seal worker catch up
   const sealedBefore = evidenceFiles(h.dir).filter((n) => n.endsWith('.dsse.json')).length;
   assert.ok(sealedBefore >= 2);
   kill(h);
