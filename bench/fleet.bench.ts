@@ -193,7 +193,7 @@ async function main(): Promise<void> {
   const prof = process.env['RTEV_BENCH_PROF'];
   const profArgs = prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
   for (const { bin: spec, ingests } of runs) {
-    // BIN#ARGS: extra ingest options for this build (e.g. bin/rtev#--row-workers 0)
+    // BIN#ARGS: extra ingest options for this build (e.g. bin/rtev#--db-sessions 3)
     const bin = spec.includes('#') ? spec.slice(0, spec.indexOf('#')) : spec;
     const extra = spec.includes('#') ? spec.slice(spec.indexOf('#') + 1).split(' ').filter((x) => x !== '') : [];
     const build = a.builds.length > 1 ? ` [build ${path.relative(process.cwd(), bin) || bin}${extra.length > 0 ? ` ${extra.join(' ')}` : ''}]` : '';

@@ -13,7 +13,6 @@ import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, 
 import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, isHostId, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
-import { RowPool } from './row-pool';
 import { encodeRows } from './rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows, type BinaryRows } from './rows-binary';
 import { checkNoPassword } from './secrets';
@@ -53,8 +52,6 @@ export interface IngestOptions {
   gapWaitMs: number;
   /** database sessions: chunks of different hosts are indexed at the same time on them (default 1) */
   dbSessions?: number;
-  /** worker threads that build COPY rows (0: on the ingest thread; default 0) */
-  rowWorkers?: number;
   signal?: AbortSignal;
   log: (line: string) => void;
   hooks?: IngestHooks;
@@ -160,7 +157,6 @@ export class Ingester {
     const { signal } = this.#o;
     const sessions = Math.max(1, this.#o.dbSessions ?? 1);
     for (let i = 0; i < sessions; i++) this.#dbs.push(await this.#connectDb());
-    if ((this.#o.rowWorkers ?? 0) > 0) this.#pool = new RowPool(this.#o.rowWorkers!, this.#keys);
     this.#nc = await connectNats(this.#o.nats, signal, this.#o.log);
     try {
       const topo = await ensureTopology(this.#nc, this.#o.replicas ?? clusterSize(this.#nc), this.#o.ackWaitMs);
@@ -172,7 +168,6 @@ export class Ingester {
     } finally {
       await Promise.all(this.#deletes);
       await this.#idDb?.end().catch(() => undefined);
-      await this.#pool?.close();
       await closeNats(this.#nc);
       await Promise.all(this.#dbs.map((db) => db.end().catch(() => undefined)));
     }
@@ -326,15 +321,6 @@ export class Ingester {
     this.#o.trace?.('rows-ahead', m.seq, -1);
     try {
       const chunkId = await this.#takeId().catch(() => undefined);
-      // in a row worker: the digest, then the rows
-      if (chunkId !== undefined && this.#pool !== undefined && this.#pool.size > 0) {
-        const w = await this.#pool.build(m.data, p.host, got.body, chunkId).catch((err: Error) => {
-          this.#o.log(`ingest: ${m.subject.slice(0, 80)} #${m.seq}: ${err.message}; rows built on the ingest thread`);
-          return undefined;
-        });
-        if (w?.digestBad !== undefined) return { got, digestBad: w.digestBad };
-        if (w !== undefined) return { got, digestOk: true, rows: { chunkId, ...w } };
-      }
       const digestBad = checkDigest(got.body, f);
       if (digestBad !== undefined) return { got, digestBad };
       if (chunkId === undefined) return { got, digestOk: true };
@@ -368,7 +354,6 @@ export class Ingester {
     return this.#ids.shift()!;
   }
 
-  #pool: RowPool | undefined;
 
   /** the database session chunk ids are taken on (outside the sessions' transactions) */
   #idDb: Client | undefined;

@@ -17,7 +17,6 @@ const OPTIONS: OptionSpec[] = [
   { name: 'ack-wait', kind: 'string', value: 'D', help: 'redeliver a chunk not acknowledged within D (default 30s; set when the consumer is created)' },
   { name: 'gap-wait', kind: 'string', value: 'D', help: 'wait this long for a missing predecessor before recording a gap (default 10s)' },
   { name: 'db-sessions', kind: 'string', value: 'N', help: 'database sessions indexing chunks of different hosts at the same time (default 2)' },
-  { name: 'row-workers', kind: 'string', value: 'N', help: 'worker threads building the COPY rows of the next chunks (default 0: on the main thread, between its reads and writes)' },
   { name: 'metrics', kind: 'string', value: 'ADDR', help: 'serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9466)' },
   { name: 'quiet', kind: 'flag', help: 'no progress lines on stderr' },
 ];
@@ -56,7 +55,6 @@ after the commit. Rejections, gaps and drops are recorded: see 'rtev fleet statu
       ackWaitMs: parseDuration(parsed.values.get('ack-wait') ?? '30s', 'ack-wait'),
       gapWaitMs: parseDuration(parsed.values.get('gap-wait') ?? '10s', 'gap-wait'),
       dbSessions: parseInteger(parsed.values.get('db-sessions') ?? '2', 'db-sessions', 1, 32),
-      rowWorkers: parseInteger(parsed.values.get('row-workers') ?? '0', 'row-workers', 0, 8),
       ...(trace !== undefined ? { trace } : {}),
       hooks: {
         chunk: (result, records) => {
