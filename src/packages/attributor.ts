@@ -39,6 +39,8 @@ export interface AttributorOptions {
   maxContainerRoots?: number;
   /** the host's dpkg index kept between runs (DpkgCache.fromEnv: /var/cache/rtev); default none */
   dpkgCache?: DpkgCache;
+  /** a monotonic clock in ms for the seal's wait (finish); default performance.now (tests inject) */
+  nowMs?: () => number;
 }
 
 export interface AttributorCounters {
@@ -62,6 +64,8 @@ export interface AttributionTicket {
   files: Array<{ key: string; scope: string; path: string }>;
   containers: Map<string, string | undefined>;
   omitted: number;
+  /** when the window was taken (AttributorOptions.nowMs): finish's bound runs from here */
+  takenAtMs: number;
 }
 
 interface Job {
@@ -125,6 +129,7 @@ const KIND: Record<string, PathKind> = { file_open: 'open', process_exec: 'exec'
  */
 export class Attributor {
   readonly #o: Required<Omit<AttributorOptions, 'containerFacts' | 'hostRoot' | 'dpkgCache'>> & Pick<AttributorOptions, 'containerFacts'>;
+  readonly #nowMs: () => number;
   readonly #host: PackageResolver;
   readonly #cache = new Map<string, PathAttribution>();
   readonly #pending = new Map<string, Promise<PathAttribution>>();
@@ -153,8 +158,9 @@ export class Attributor {
     this.#o = {
       storageRoots: ['/var/lib/containers/storage'], openProcRoot: (pid) => procRoot(pid),
       maxCached: 65536, maxQueue: 16384, concurrency: 4, maxFilesPerChunk: 4096, maxPathBytesPerChunk: 512 * 1024,
-      maxContainerRoots: 32, ...options,
+      maxContainerRoots: 32, nowMs: () => performance.now(), ...options,
     };
+    this.#nowMs = this.#o.nowMs;
     this.#host = new PackageResolver(options.hostRoot ?? hostRoot(), undefined, options.dpkgCache);
   }
 
@@ -323,6 +329,7 @@ export class Attributor {
       files: [...this.#window].map(([key, v]) => ({ key, scope: v.scope, path: v.path })),
       containers: this.#windowContainers,
       omitted: this.#omitted,
+      takenAtMs: this.#nowMs(),
     };
     // container facts are captured now, while the enricher still caches them
     for (const cid of t.containers.keys()) this.#captureFacts(cid, t.containers.get(cid));
@@ -357,15 +364,19 @@ export class Attributor {
   }
 
   /**
-   * finish waits (at most timeoutMs) for the ticket's resolutions and builds the chunk's
-   * `attribution`. What is still running then is listed with reason `timeout` (and its
-   * answer serves later chunks).
+   * finish waits for the ticket's resolutions until timeoutMs after its window was taken, and
+   * builds the chunk's `attribution`. What is still running then is listed with reason `timeout`
+   * (and its answer serves later chunks). The bound runs from takeWindow, not from this call:
+   * seals wait in sequence order (src/store/chunk-writer.ts), so a bound from each call would let
+   * one stuck resolution hold every later chunk for the whole bound in turn (under an open storm
+   * with small chunks, 3 chunks took 16 s to seal: docs/reliability.md, bug 5).
    */
   async finish(t: AttributionTicket, timeoutMs: number): Promise<ChunkAttribution> {
     const waiting = t.files.map((f) => this.#pending.get(f.key)).filter((p): p is Promise<PathAttribution> => p !== undefined);
-    if (waiting.length > 0) {
+    const leftMs = t.takenAtMs + timeoutMs - this.#nowMs();
+    if (waiting.length > 0 && leftMs > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(waiting), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      await Promise.race([Promise.all(waiting), new Promise<void>((r) => (timer = setTimeout(r, leftMs)))]);
       clearTimeout(timer);
     }
     const files: FileAttribution[] = [];

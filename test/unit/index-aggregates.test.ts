@@ -52,7 +52,7 @@ class ScriptedAttribution implements AttributionSource {
   }
 
   takeWindow(): AttributionTicket {
-    const t = { files: [...this.#files.values()], containers: this.#containers, omitted: 0 };
+    const t = { files: [...this.#files.values()], containers: this.#containers, omitted: 0, takenAtMs: 0 };
     this.#files = new Map();
     this.#containers = new Map();
     return t;

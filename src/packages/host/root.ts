@@ -43,6 +43,9 @@ export interface RootFs {
   close(): void;
 }
 
+/** directory entries read per thread-pool job (DirRoot.readdir) */
+const READDIR_BATCH = 1024;
+
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG';
@@ -238,7 +241,11 @@ export class DirRoot implements RootFs {
     if (r === undefined) return undefined;
     let dir: fs.Dir;
     try {
-      dir = await fsp.opendir(this.#host(r));
+      // entries are read 1024 at a time, not fs.Dir's default 32: each batch is one thread-pool
+      // round trip, i.e. one turn of the event loop, which an open storm stretches to ~0.5 s here;
+      // dpkg's info directory (3,000 names) then took 95 turns and the package databases were
+      // still not read after 17 s (docs/reliability.md, bug 5)
+      dir = await fsp.opendir(this.#host(r), { bufferSize: READDIR_BATCH });
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
