@@ -48,17 +48,41 @@ extern __u64 *bpf_session_cookie(void) __ksym __weak;
  * trusted pointer as before.
  */
 #ifdef RTEV_TRUSTED_WALK
-static __always_inline struct task_struct *walk_task(void)
+static __always_inline struct task_struct *walk_task_of(struct task_struct *task)
 {
-	return bpf_get_current_task_btf();
+	return task;
 }
 #else
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+static __always_inline struct task_struct *walk_task_of(struct task_struct *task)
+{
+	return bpf_rdonly_cast(task, bpf_core_type_id_kernel(struct task_struct));
+}
+
+/*
+ * kptr / kload_u64: kernel memory read without a helper call, for the path walk (bpf/path.h). The
+ * verifier inlines bpf_rdonly_cast (no call: a register move), and a load through the untrusted
+ * pointer it gives is a fault-handled plain load (BPF_PROBE_MEM: a faulting address reads as 0),
+ * where bpf_probe_read_kernel is a helper call plus copy_from_kernel_nofault's calls, each one dear
+ * with this CPU's return-stack mitigations (docs/benchmarks.md, "Session 6 (h32)"). The address is
+ * a scalar, so the walk's state holds plain numbers. kload_u64 reads 8 bytes at any kernel address
+ * through struct rb_node, whose first member is an unsigned long at offset 0 (present since Linux
+ * 2.6; a bpf_rdonly_cast to type 0 would need Linux 6.17).
+ */
+#define kptr(type, addr) ((type *)bpf_rdonly_cast((void *)(__u64)(addr), bpf_core_type_id_kernel(type)))
+static __always_inline __u64 kload_u64(__u64 addr)
+{
+	return kptr(struct rb_node, addr)->__rb_parent_color;
+}
+/* kfield_u64: the 8-byte field (a pointer, read as a number) of the kernel struct at addr */
+#define kfield_u64(type, addr, field) kload_u64((__u64)(addr) + bpf_core_field_offset(type, field))
+#endif
+/* walk_task_of(task) is walk_task() for a task got from bpf_get_current_task_btf() once: that is a
+ * helper call (not inlined on this kernel), and a recorded open used to make five of them. */
 static __always_inline struct task_struct *walk_task(void)
 {
-	return bpf_rdonly_cast(bpf_get_current_task_btf(), bpf_core_type_id_kernel(struct task_struct));
+	return walk_task_of(bpf_get_current_task_btf());
 }
-#endif
 
 /* File opens: the only high-rate family, in a ring of its own so a storm
  * of opens cannot crowd out execs, connects or TLS records. */
@@ -101,12 +125,13 @@ struct {
  * before bpf_ringbuf_output copies the used part into the ring. */
 #define SCRATCH_SIZE 16384
 #define SCRATCH_MASK (SCRATCH_SIZE - 1)
-/* 512 spare bytes so masked offsets plus a bounded length always fit. */
+/* 512 spare bytes so masked offsets plus a bounded length always fit; tmp has 4608: a record
+ * (88 bytes + a path of at most 4095) is emitted from a masked offset in it (record.h). */
 #define TMP_SIZE 8192
 #define TMP_MASK (TMP_SIZE - 1)
 struct scratch {
 	__u8 rec[SCRATCH_SIZE + 512];
-	__u8 tmp[TMP_SIZE + 512]; /* directory paths are assembled here */
+	__u8 tmp[TMP_SIZE + 4608]; /* directory paths are assembled here */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -178,6 +203,23 @@ static __always_inline __u64 cgroup_filter_key(__u64 v2, __u64 v1)
 	return v2 == 1 && v1 != 0 ? (v1 | CGROUP_V1_KEY) : v2;
 }
 
+/* task_filtered_out: current_filtered_out for the current task got from bpf_get_current_task_btf()
+ * (its tgid a plain load, instead of a bpf_get_current_pid_tgid call) */
+static __always_inline bool task_filtered_out(struct task_struct *task)
+{
+	__u32 tgid = task->tgid;
+	__u64 cgroup_id = 0;
+
+	if (cfg.filter_cgroups == 2) {
+		__u64 v2, v1;
+		task_cgroup_ids(walk_task_of(task), &v2, &v1);
+		cgroup_id = cgroup_filter_key(v2, v1);
+	} else if (cfg.filter_cgroups) {
+		cgroup_id = bpf_get_current_cgroup_id();
+	}
+	return filtered_out(tgid, cgroup_id);
+}
+
 static __always_inline bool current_filtered_out(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -193,20 +235,24 @@ static __always_inline bool current_filtered_out(void)
 	return filtered_out(tgid, cgroup_id);
 }
 
-static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
+/* fill_header_of: the header of the current task, task = bpf_get_current_task_btf() */
+static __always_inline void fill_header_of(struct evt_hdr *hdr, __u32 kind, struct task_struct *task)
 {
 	/* scalar fields straight from the trusted pointer: plain loads, and no type lookups (those are
 	 * for pointer fields); the cgroup pointers through walk_task */
-	struct task_struct *task = bpf_get_current_task_btf();
-
 	hdr->ts_ns = bpf_ktime_get_ns();
-	task_cgroup_ids(walk_task(), &hdr->cgroup_id, &hdr->cgroup_v1_id);
+	task_cgroup_ids(walk_task_of(task), &hdr->cgroup_id, &hdr->cgroup_v1_id);
 	hdr->kind = kind;
 	hdr->pid = task->tgid;
 	hdr->tid = task->pid;
 	/* comm is NUL-terminated and zero-padded by the kernel (__set_task_comm) */
 	for (int i = 0; i < RTEV_COMM_LEN; i++)
 		hdr->comm[i] = task->comm[i];
+}
+
+static __always_inline void fill_header(struct evt_hdr *hdr, __u32 kind)
+{
+	fill_header_of(hdr, kind, bpf_get_current_task_btf());
 }
 
 /* emit copies size bytes of rec into a ring. Wake-ups are batched: the

@@ -33,9 +33,9 @@ struct open_args {
  * program run instead of two, and a recorded one no task-storage slot (docs/benchmarks.md, "BPF
  * cost per open", session 4). False for a syscall that is not one of the four.
  */
-static __always_inline bool open_args_of(long nr, struct open_args *a)
+static __always_inline bool open_args_of(long nr, struct open_args *a, struct task_struct *task)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	/* plain loads: regs is a BTF pointer */
 	__u64 p1 = PT_REGS_PARM1_SYSCALL(regs), p2 = PT_REGS_PARM2_SYSCALL(regs);
 	__u64 p3 = PT_REGS_PARM3_SYSCALL(regs), p4 = PT_REGS_PARM4_SYSCALL(regs);
@@ -64,8 +64,11 @@ static __always_inline bool open_args_of(long nr, struct open_args *a)
 
 static __always_inline void open_exit(long nr, long ret)
 {
+	/* one helper call for the task, passed down (a recorded open made five) */
+	struct task_struct *task = bpf_get_current_task_btf();
+
 	/* the cheapest test first: a filtered-out open ends here */
-	if (current_filtered_out()) {
+	if (task_filtered_out(task)) {
 		count(PROBE_FILE_OPEN, COUNTER_FILTERED);
 		return;
 	}
@@ -74,13 +77,13 @@ static __always_inline void open_exit(long nr, long ret)
 		return;
 	}
 	struct open_args args;
-	if (!open_args_of(nr, &args))
+	if (!open_args_of(nr, &args, task))
 		return;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return;
 	struct evt_file_open *e = (struct evt_file_open *)s->rec;
-	fill_header(&e->hdr, EVT_FILE_OPEN);
+	fill_header_of(&e->hdr, EVT_FILE_OPEN, task);
 	e->ret = ret;
 	e->flags = args.flags;
 	e->mode = args.mode;
@@ -94,7 +97,7 @@ static __always_inline void open_exit(long nr, long ret)
 	 * symlink as the last component) are resolved as the kernel resolved them, and path
 	 * filters and package attribution see that file. The walk replaces the read of the
 	 * caller's string (docs/probes.md, "Which path"). */
-	if (ret >= 0 && open_emit_canonical(s, e, (int)ret))
+	if (ret >= 0 && open_emit_canonical(s, e, (int)ret, task))
 		return;
 
 	/* a failed open, or a file outside the task's root or unlinked: the path as passed */
@@ -112,7 +115,7 @@ static __always_inline void open_exit(long nr, long ret)
 	}
 	e->path_len = path_len;
 	/* a relative path gets the directory it was resolved against */
-	open_emit_as_passed(s, e, true);
+	open_emit_as_passed(s, e, true, task);
 }
 
 /* One program for the four syscalls, run at their exit only: the sys_exit_* tracepoints share one

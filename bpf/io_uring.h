@@ -289,7 +289,8 @@ static __always_inline void iou_open_complete(__u64 key, __s32 res, __u64 user_d
 	bool same_files = (bpf_get_current_pid_tgid() >> 32) == st->tgid;
 
 	/* a new fd (not a fixed-file slot) in a thread of the submitter: its canonical path */
-	if (res >= 0 && st->file_slot == 0 && same_files && open_emit_canonical(s, e, res)) {
+	if (res >= 0 && st->file_slot == 0 && same_files &&
+	    open_emit_canonical(s, e, res, bpf_get_current_task_btf())) {
 		bpf_map_delete_elem(&iou_opens, &key);
 		return;
 	}
@@ -300,7 +301,7 @@ static __always_inline void iou_open_complete(__u64 key, __s32 res, __u64 user_d
 		bpf_probe_read_kernel(&s->rec[sizeof(*e)], path_len, st->path);
 	bpf_map_delete_elem(&iou_opens, &key);
 	e->path_len = path_len;
-	open_emit_as_passed(s, e, same_files);
+	open_emit_as_passed(s, e, same_files, bpf_get_current_task_btf());
 }
 
 SEC("tp_btf/io_uring_complete")

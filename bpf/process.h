@@ -58,7 +58,7 @@ static __always_inline long exe_file_name(struct task_struct *task, struct scrat
 		unlinked = true;
 	} else {
 		struct dir_path p = {};
-		if (!walk_path(d, m, s->tmp, &p) || p.flags)
+		if (!walk_path(bpf_get_current_task_btf(), d, m, s->tmp, &p) || p.flags)
 			return -1;
 		len = p.len & (RTEV_DIR_MAX - 1);
 		if (len == 0 || bpf_probe_read_kernel(dst, len, &s->tmp[p.start & TMP_MASK]))

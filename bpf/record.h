@@ -16,24 +16,39 @@
 /*
  * open_emit_canonical emits a successful open's record with the opened file's canonical path,
  * walked from fd's dentry to the task's root (docs/probes.md, "Which path"); e is the record at
- * the start of s->rec, its other fields set. False, nothing emitted, when the walk cannot give
+ * the start of s->rec, its other fields set; cur the current task (bpf_get_current_task_btf()). False, nothing emitted, when the walk cannot give
  * that path (a file outside the task's root, unlinked, a walk over its limits): the caller then
  * records the path as passed.
  */
-static __always_inline bool open_emit_canonical(struct scratch *s, struct evt_file_open *e, int fd)
+static __always_inline bool open_emit_canonical(struct scratch *s, struct evt_file_open *e, int fd,
+						struct task_struct *cur)
 {
 	struct dir_path fp = {};
-	if (!dir_of_fd(fd, s->tmp, &fp) || fp.flags != 0 || !fp.at_root || fp.unlinked)
+	if (!dir_of_fd(cur, fd, s->tmp, &fp) || fp.flags != 0 || !fp.at_root || fp.unlinked)
 		return false;
 	__u32 len = fp.len & (RTEV_PATH_MAX - 1);
+#ifndef RTEV_TRUSTED_WALK
+	if (len == 0)
+		return false;
+#else
 	if (len == 0 || bpf_probe_read_kernel(&s->rec[sizeof(*e)], len, &s->tmp[fp.start & TMP_MASK]) != 0)
 		return false;
+#endif
 	e->path_len = len;
 	e->path_flags = PATH_CANONICAL;
 	e->dir_len = 0;
 	__u64 size = sizeof(*e) + len;
 	e->hdr.size = size;
+#ifndef RTEV_TRUSTED_WALK
+	/* the record's fixed part is copied in front of the walked path (11 words), and the ring gets
+	 * the record from there: the path itself is not copied again (a helper call less) */
+	__u32 at = (fp.start - sizeof(*e)) & TMP_MASK;
+	for (int i = 0; i < sizeof(*e) / 8; i++)
+		*(__u64 *)&s->tmp[(at + 8 * i) & TMP_MASK] = *(__u64 *)&s->rec[8 * i];
+	emit(&events_bulk, &s->tmp[at], size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
+#else
 	emit(&events_bulk, s->rec, size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
+#endif
 	return true;
 }
 
@@ -43,14 +58,15 @@ static __always_inline bool open_emit_canonical(struct scratch *s, struct evt_fi
  * directory it was resolved against (e->dfd of the current task: AT_FDCWD is its working
  * directory), walked the same way.
  */
-static __always_inline void open_emit_as_passed(struct scratch *s, struct evt_file_open *e, bool resolve_dir)
+static __always_inline void open_emit_as_passed(struct scratch *s, struct evt_file_open *e, bool resolve_dir,
+						struct task_struct *cur)
 {
 	__u32 path_len = e->path_len & (RTEV_PATH_MAX - 1);
 	e->path_len = path_len;
 	e->dir_len = 0;
 	if (resolve_dir && path_len > 0 && s->rec[sizeof(*e)] != '/') {
 		struct dir_path dir = {};
-		if (dir_of_fd(e->dfd, s->tmp, &dir)) {
+		if (dir_of_fd(cur, e->dfd, s->tmp, &dir)) {
 			__u32 dir_len = dir.len & (RTEV_DIR_MAX - 1);
 			__u32 off = (sizeof(*e) + path_len) & (SCRATCH_SIZE / 2 - 1);
 			if (bpf_probe_read_kernel(&s->rec[off], dir_len, &s->tmp[dir.start & TMP_MASK]) == 0) {
