@@ -24,6 +24,14 @@ export const DEFAULT_CHUNK_MAX_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_CHUNK_MAX_AGE_MS = 60_000;
 /** Lines are joined and written to the open chunk in batches of about this many bytes. */
 const FLUSH_BYTES = 1 << 20;
+/**
+ * A collector (store/output.ts openOutput) lets at most this many rotated chunks wait for the
+ * seal worker (or for their attributions): past it, a size or age rotation waits and the open
+ * chunk grows past --chunk-size until the worker catches up, so the unsealed backlog on disk
+ * stays bounded by a count whatever the disk's speed (test/reliability/seal-backlog.test.ts).
+ * A full attribution window and shutdown still seal.
+ */
+export const MAX_PENDING_SEALS = 16;
 
 export interface ChunkSinkConfig {
   dir: string;
@@ -43,6 +51,9 @@ export interface ChunkSinkConfig {
   onSeal?: () => void;
   chunkMaxBytes: number;
   chunkMaxAgeMs: number;
+  /** at most this many rotated chunks wait to be sealed (MAX_PENDING_SEALS); absent: no bound,
+   * chunks are cut by size alone (deterministic, for tests that feed faster than a disk seals) */
+  maxPendingSeals?: number;
   retention: RetentionLimits;
   /** check the age limit on a timer (tests call rotateIfDue() themselves) */
   ageTimer: boolean;
@@ -107,6 +118,10 @@ export class ChunkSink implements RecordSink {
   #lastFileKey = -1;
   /** seals waiting for their attributions, in sequence order */
   #sealQueue: Promise<void> = Promise.resolve();
+  /** [0]: jobs the seal worker finished (sealed or failed), added by the worker */
+  readonly #progress = new Int32Array(new SharedArrayBuffer(4));
+  /** jobs made by #rotate in this run */
+  #rotations = 0;
 
   constructor(config: ChunkSinkConfig, state: ChainState) {
     this.#c = config;
@@ -122,6 +137,7 @@ export class ChunkSink implements RecordSink {
           sealed: state.sealed, unrecorded: state.unrecorded, retention: config.retention,
         },
         cell: this.#cell,
+        progress: this.#progress.buffer,
       },
     });
     this.#worker.on('error', (err) => {
@@ -183,7 +199,7 @@ export class ChunkSink implements RecordSink {
       const reach = base + (this.#c.chunkMaxBytes - c.flushedBytes - this.#lines.length);
       let end = last;
       let sizeSeal = false;
-      if (seg.linesStart + segmentLineOffset(seg, last) >= reach) {
+      if (seg.linesStart + segmentLineOffset(seg, last) >= reach && !this.#sealBacklogFull()) {
         end = lineReaching(seg, from, last, reach - seg.linesStart) + 1;
         sizeSeal = true;
       }
@@ -277,7 +293,13 @@ export class ChunkSink implements RecordSink {
       if (ts > c.maxTs!) c.maxTs = ts;
     }
     c.lastTs = ts;
-    if (c.flushedBytes + this.#lines.length >= this.#c.chunkMaxBytes) this.#guard(() => this.#rotate('size', undefined));
+    if (c.flushedBytes + this.#lines.length >= this.#c.chunkMaxBytes && !this.#sealBacklogFull()) this.#guard(() => this.#rotate('size', undefined));
+  }
+
+  /** #sealBacklogFull: MAX_PENDING_SEALS rotated chunks are not sealed yet (size and age rotations wait) */
+  #sealBacklogFull(): boolean {
+    const max = this.#c.maxPendingSeals;
+    return max !== undefined && ((this.#rotations - Atomics.load(this.#progress, 0)) | 0) >= max;
   }
 
   /**
@@ -297,7 +319,14 @@ export class ChunkSink implements RecordSink {
       }
       return;
     }
-    if (c.count === 0 && !this.#ledgerMoved()) return;
+    if ((c.count === 0 && !this.#ledgerMoved()) || this.#sealBacklogFull()) {
+      try {
+        this.#flush();
+      } catch (err) {
+        this.#failure ??= outputError(err, `cannot write chunk in ${this.#c.dir}`);
+      }
+      return;
+    }
     try {
       this.#rotate('age', undefined);
     } catch {
@@ -449,6 +478,7 @@ export class ChunkSink implements RecordSink {
         this.#failure ??= outputError(err, `cannot open the next chunk in ${this.#c.dir}`);
       }
     }
+    this.#rotations++;
     const job: SealJob = { tmpPath: c.tmpPath, seq: c.seq, bytes: c.flushedBytes, sha256: c.hash.digest('hex'), predicate, sealedAtMs: this.#c.env.nowMs() };
     const attribution = this.#c.attribution;
     if (attribution === undefined) {

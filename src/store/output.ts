@@ -22,7 +22,8 @@ export async function openOutput(options: OutputOptions, context: OutputContext)
       ...(context.onError !== undefined ? { onError: context.onError } : {}),
     });
   }
-  return openEvidenceDir(options, context);
+  // a collector bounds its unsealed backlog by a count (chunk-writer.ts MAX_PENDING_SEALS)
+  return openEvidenceDir({ ...options, maxPendingSeals: options.maxPendingSeals ?? chunkWriter().MAX_PENDING_SEALS }, context);
 }
 
 /** openEvidenceDir opens (or resumes) the chain in options.outDir; env is injectable for tests. */
@@ -54,6 +55,7 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
       ...(context.tlsCoverage !== undefined ? { tlsCoverage: () => context.tlsCoverage!() } : {}),
       chunkMaxBytes: options.chunkMaxBytes ?? DEFAULT_CHUNK_MAX_BYTES,
       chunkMaxAgeMs: options.chunkMaxAgeMs ?? DEFAULT_CHUNK_MAX_AGE_MS,
+      ...(options.maxPendingSeals !== undefined ? { maxPendingSeals: options.maxPendingSeals } : {}),
       retention: { maxBytes: options.retainMaxBytes, maxAgeMs: options.retainMaxAgeMs, removeUnshipped: options.retainUnshipped },
       ageTimer, release,
     }, state);

@@ -86,6 +86,8 @@ export interface OutputOptions {
   flushIntervalMs?: number;
   /** retention may remove chunks `rtev ship` has not had acknowledged (the checkpoint records them) */
   retainUnshipped?: boolean;
+  /** at most this many rotated chunks wait to be sealed (openOutput: MAX_PENDING_SEALS of chunk-writer.ts) */
+  maxPendingSeals?: number;
 }
 
 /** What the output stage can ask of the running collector. */
