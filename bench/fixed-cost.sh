@@ -4,7 +4,9 @@
 #   node_empty     node -e 0 (the runtime alone)
 #   node_empty_no_extra_ca   the same without NODE_EXTRA_CA_CERTS, when the environment sets it: node 20
 #                  parses that CA bundle at every start (0.05-0.09 s here), before any rtev code runs
-#   cli_load       node -e 'require(dist/src/cli/commands/collect.js)' (module loading)
+#   cli_load       node -e 'require(dist/src/cli/commands/collect.js)' (module loading from dist/)
+#   collect_help   rtev collect --help (node, bin/rtev and the collect command's modules as the CLI loads
+#                  them: from the bundle dist/bundle/main.js where there is one)
 #   stdout_true    rtev collect --stdout -- true (+ BPF load and attach, the rings, exit)
 #   signed_true    rtev collect --out DIR --key K -- true (+ the seal worker, package attribution of `true`)
 #   signed_storm   with STORM=N: rtev collect --out DIR --key K -- openstorm N (the collector's CPU without
@@ -17,7 +19,9 @@
 # With NAME=DIR arguments (built trees: bin/, dist/, build/, native/build/), every round runs the
 # variants of each build in turn (A/B alternating in one run, so a loaded host affects both alike);
 # without, the tree this script is in, as "this". `:VAR=VALUE` runs that build's collector with
-# one environment variable set (e.g. the same tree with and without RTEV_CACHE_DIR=off).
+# environment variables set (e.g. the same tree with and without RTEV_CACHE_DIR=off; several as
+# DIR:VAR=VALUE:VAR2=VALUE2, e.g. a dpkg cache directory per build, RTEV_CACHE_DIR=/tmp/x, so builds
+# whose index code differs do not replace each other's cache file at every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -50,8 +54,9 @@ for r in $(seq "$ROUNDS"); do
   if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then one "$r" - node_empty_no_extra_ca env -u NODE_EXTRA_CA_CERTS node -e 0; fi
   for spec in "${BUILDS[@]}"; do
     name=${spec%%=*} dir=${spec#*=} envs=()
-    if [[ $dir == *:* ]]; then envs=("${dir#*:}"); dir=${dir%%:*}; fi
+    if [[ $dir == *:* ]]; then IFS=: read -r -a envs <<< "${dir#*:}"; dir=${dir%%:*}; fi
     one "$r" "$name" cli_load node -e "require('$dir/dist/src/cli/commands/collect.js')"
+    one "$r" "$name" collect_help env "${envs[@]}" node "$dir/bin/rtev" collect --help
     one "$r" "$name" stdout_true env "${envs[@]}" node "$dir/bin/rtev" collect --stdout --quiet -- true
     rm -rf "$WORK/ev"
     one "$r" "$name" signed_true env "${envs[@]}" node "$dir/bin/rtev" collect --out "$WORK/ev" --key "$WORK/key" --quiet -- true

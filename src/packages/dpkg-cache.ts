@@ -265,11 +265,15 @@ export function statKey(st: fs.BigIntStats): string {
 
 let codeHash: string | undefined;
 
-/** the compiled index code (dpkg.js, path-table.js, this file): a new build does not read an old build's file */
+/**
+ * the compiled index code (dpkg.js, path-table.js, this file; or, run from the CLI bundle
+ * dist/bundle/main.js, that whole file, which holds them): a new build does not read an old build's file
+ */
 export function indexCodeHash(): string {
   if (codeHash !== undefined) return codeHash;
   const h = createHash('sha256');
-  for (const f of ['dpkg.js', 'path-table.js', 'dpkg-cache.js']) h.update(fs.readFileSync(path.join(__dirname, f)));
+  const files = path.basename(__filename) === 'dpkg-cache.js' ? ['dpkg.js', 'path-table.js', 'dpkg-cache.js'].map((f) => path.join(__dirname, f)) : [__filename];
+  for (const f of files) h.update(fs.readFileSync(f));
   return (codeHash = h.digest('hex'));
 }
 
