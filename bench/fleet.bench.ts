@@ -9,7 +9,8 @@
  *
  * --rtev runs each phase with each build in turn (bin/rtev of another checkout, e.g. main's:
  * an A/B within one run, each on fresh servers), --repeat N does the one-ingest drain N times
- * per build, alternating builds. RTEV_BENCH_PROF=DIR writes a CPU profile of each ingest there.
+ * per build, alternating builds. RTEV_BENCH_PROF=DIR writes a CPU profile of each ingest there,
+ * RTEV_BENCH_NODE_ARGS="..." passes more node options to each ingest.
  *
  * Per ingest count: the stream is pre-filled by all hosts shipping at once (ship throughput,
  * ship peak RSS), then ingest drains it (--once): records/s into PostgreSQL = records /
@@ -191,7 +192,9 @@ async function main(): Promise<void> {
     for (let rep = 0; rep < (ingests === 1 ? a.repeat : 1); rep++) for (const bin of a.builds) runs.push({ bin, ingests });
   }
   const prof = process.env['RTEV_BENCH_PROF'];
-  const profArgs = prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  // RTEV_BENCH_NODE_ARGS: more node options for each ingest (e.g. --trace-gc, --require FILE)
+  const nodeArgs = (process.env['RTEV_BENCH_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
+  const profArgs = [...(prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...nodeArgs];
   for (const { bin: spec, ingests } of runs) {
     // BIN#ARGS: extra ingest options for this build (e.g. bin/rtev#--db-sessions 3)
     const bin = spec.includes('#') ? spec.slice(0, spec.indexOf('#')) : spec;

@@ -10,7 +10,7 @@ import type { VerifyKey } from '../sign/keys';
 import { checkCheckpoint, checkContent, checkDigest, checkEnvelope, type ChunkFacts, type EnvelopeVerdict, type RejectCode } from './chunk-check';
 import { closeByChunk, DeferredChunks, LATE_OPEN_SQL, recordCheckpoint, recordSkipped, skippedCover, type SkippedCover } from './gaps';
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
-import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, hostOfSubject, INGEST_CONSUMER, isHostId, objectName } from './names';
+import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, HDR_OBJECT_NUID, hostOfSubject, INGEST_CONSUMER, isHostId, objectName } from './names';
 import { attributionRows } from './attribution-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
 import { encodeRows } from './rows';
@@ -166,6 +166,7 @@ export class Ingester {
       const consumer = await js.consumers.get(ENVELOPE_STREAM, INGEST_CONSUMER);
       await this.#pipeline(consumer);
     } finally {
+      if (this.#bucket !== undefined) await this.#flushDeletes();
       await Promise.all(this.#deletes);
       await this.#idDb?.end().catch(() => undefined);
       await closeNats(this.#nc);
@@ -205,6 +206,7 @@ export class Ingester {
     const { signal, trace } = this.#o;
     const sessions = this.#dbs.length;
     const maxInFlight = 8 * sessions;
+    const fetchBatch = Math.max(1, maxInFlight >> 2);
     const inbox: Pending[] = [];
     const active = new Set<string>();
     let inFlight = 0;
@@ -230,7 +232,9 @@ export class Ingester {
     };
     const fetcher = async (): Promise<void> => {
       for (let failures = 0; !signal?.aborted;) {
-        if (inFlight >= maxInFlight) {
+        // fetched in batches of a quarter of the window or more (not one message per pull
+        // request as each chunk finishes), unless nothing is in hand
+        if (inFlight > 0 && inFlight > maxInFlight - fetchBatch) {
           await wait();
           continue;
         }
@@ -241,7 +245,7 @@ export class Ingester {
           for await (const m of msgs) {
             n++;
             trace?.('got', m.seq, -1);
-            inbox.push({ m, host: hostOfSubject(m.subject) ?? '?', v: undefined, prep: undefined, bytes: 0 });
+            inbox.push({ m, host: hostOfSubject(m.subject) ?? '?', v: undefined, prep: undefined, bytes: 0, touched: performance.now() });
             inFlight++;
             ahead();
             wake();
@@ -312,7 +316,7 @@ export class Ingester {
     const expected = objectName(p.host, f.chainId, Number(f.seq));
     if ((m.headers?.get(HDR_OBJECT) ?? '') !== expected) return {};
     this.#o.trace?.('body', m.seq, -1);
-    const got = await this.#readBody(expected).catch(() => undefined);
+    const got = await this.#readBody(expected, m, f).catch(() => undefined);
     this.#o.trace?.('body-end', m.seq, -1);
     if (got === undefined) return {};
     if (got.body === undefined) return { got };
@@ -321,7 +325,7 @@ export class Ingester {
     this.#o.trace?.('rows-ahead', m.seq, -1);
     try {
       const chunkId = await this.#takeId().catch(() => undefined);
-      const digestBad = checkDigest(got.body, f);
+      const digestBad = got.digestOk === true ? undefined : checkDigest(got.body, f);
       if (digestBad !== undefined) return { got, digestBad };
       if (chunkId === undefined) return { got, digestOk: true };
       return { got, digestOk: true, rows: this.#buildHere(got.body, v, chunkId) };
@@ -376,11 +380,20 @@ export class Ingester {
   /**
    * the object, if stored and not over the limit (size tells which); a read error throws. The
    * parts are read by direct gets of the bucket's stream (one request per part, no consumer per
-   * object and no second SHA-256 of the body: the caller checks it against the signed digest);
-   * an object the direct read cannot take whole (a link, parts missing) goes through the
-   * Object Store client.
+   * object and no second SHA-256 of the body: the caller checks it against the signed digest).
+   * With the object's nuid from ship's header, the parts are read straight away, exactly the
+   * signed size of them (no info request); a hint that does not give that (stale, wrong, an
+   * object of another size) falls back to the object's info. An object the direct read cannot
+   * take whole (a link, parts missing) goes through the Object Store client.
    */
-  async #readBody(name: string): Promise<{ name: string; body: Buffer | undefined; size: number }> {
+  async #readBody(name: string, m: JsMsg, f: ChunkFacts): Promise<Got> {
+    const hint = m.headers?.get(HDR_OBJECT_NUID) ?? '';
+    if (hint !== '' && f.bytes > 0n && f.bytes <= BigInt(MAX_CHUNK_BYTES)) {
+      const size = Number(f.bytes);
+      const direct = await this.#readParts(hint, size, MAX_HINTED_PARTS).catch(() => undefined);
+      // taken only if it is the signed body: anything else is for the object's info to decide
+      if (direct !== undefined && checkDigest(direct, f) === undefined) return { name, body: direct, size, digestOk: true };
+    }
     const info = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
     if (info === null || info.deleted) return { name, body: undefined, size: 0 };
     if (info.size > MAX_CHUNK_BYTES) return { name, body: undefined, size: info.size };
@@ -516,12 +529,14 @@ export class Ingester {
     const named = m.headers?.get(HDR_OBJECT) ?? '';
     let body: Buffer | undefined;
     let pre: Prepared | undefined;
+    let gotDigestOk = false;
     if (named === expected) {
-      m.working();
+      this.#stillWorking(p);
       this.#o.trace?.('wait-body', m.seq, -1);
       // prepared ahead (#pipeline) or now; a read that failed ahead is tried again here
       pre = prepared?.got !== undefined ? prepared : undefined;
-      const got = pre?.got ?? await this.#readBody(expected);
+      const got = pre?.got ?? await this.#readBody(expected, m, f);
+      gotDigestOk = got.digestOk === true;
       if (got.size > MAX_CHUNK_BYTES) {
         await db.query('ROLLBACK');
         await this.#reject(db, m, host, 'too-large', `body of ${got.size} bytes`, f);
@@ -538,14 +553,14 @@ export class Ingester {
     }
     const bad = body === undefined
       ? { code: 'missing-body' as const, reason: named === '' ? 'shipped without a body (chunk file missing on the host?)' : `no object ${named.slice(0, 200)} in the store` }
-      : pre?.digestOk === true ? undefined : pre?.digestBad ?? checkDigest(body, f);
+      : pre?.digestOk === true || gotDigestOk ? undefined : pre?.digestBad ?? checkDigest(body, f);
     if (bad !== undefined) {
       await db.query('ROLLBACK');
       await this.#reject(db, m, host, bad.code, bad.reason, f);
       return ['rejected', 0];
     }
     this.#o.trace?.('digest-ok', m.seq, -1);
-    m.working();
+    this.#stillWorking(p);
     // the rows built ahead, or now (with a chunk id taken in this transaction)
     this.#o.trace?.('rows', m.seq, -1);
     const built = pre?.rows ?? this.#buildHere(body!, v, BigInt((await db.query<{ id: string }>(`SELECT nextval('chunks_chunk_id_seq') AS id`)).rows[0]!.id));
@@ -557,7 +572,7 @@ export class Ingester {
       await this.#reject(db, m, host, built.bad.code, built.bad.reason, f);
       return ['rejected', 0];
     }
-    m.working();
+    this.#stillWorking(p);
     this.#o.trace?.('copy', m.seq, -1);
     // a value the database refuses (a data error: a NUL in a string, a number out of range) is
     // a property of the signed body: redelivering it would fail the same way forever
@@ -587,6 +602,18 @@ export class Ingester {
     this.stats.records += Number(f.count);
     this.#o.hooks?.lagSeconds?.(Math.max(0, Date.now() / 1000 - Number(f.sealedWallNs / 1_000_000n) / 1000));
     return ['indexed', Number(f.count)];
+  }
+
+  /**
+   * #stillWorking tells the server a chunk is still in hand (a working ack: its ack wait starts
+   * again) once it has been held for a third of the ack wait since it was fetched or last told:
+   * a chunk done in well under that (the usual 0.1-2 s against 30 s) costs no message.
+   */
+  #stillWorking(p: Pending): void {
+    const now = performance.now();
+    if (now - p.touched < this.#o.ackWaitMs / 3) return;
+    p.m.working();
+    p.touched = now;
   }
 
   async #lateSlot(db: Client, f: ChunkFacts): Promise<LateSlot> {
@@ -689,14 +716,35 @@ export class Ingester {
   async #ack(m: JsMsg, host: string, f: ChunkFacts): Promise<void> {
     await withTimeout(m.ackAck(), 15_000, 'ack');
     // the body is in PostgreSQL now; the object store only buffers. The delete does not hold
-    // up the next chunk (at most 32 outstanding; run() waits for them before it returns)
-    if (this.#deletes.size >= 32) await Promise.race(this.#deletes);
-    const done: Promise<void> = withTimeout(this.#bucket!.delete(objectName(host, f.chainId, Number(f.seq))), 15_000, 'object delete')
-      .then(() => undefined, () => undefined).finally(() => this.#deletes.delete(done));
-    this.#deletes.add(done);
+    // up the next chunk: deletes go out together (#flushDeletes), a few chunks' at a time
+    this.#toDelete.push(objectName(host, f.chainId, Number(f.seq)));
+    if (this.#toDelete.length >= DELETE_BATCH) await this.#flushDeletes();
+    else this.#deleteTimer ??= setTimeout(() => void this.#flushDeletes(), DELETE_DELAY_MS);
   }
 
   readonly #deletes = new Set<Promise<void>>();
+  /** bodies of acknowledged chunks not deleted yet (#flushDeletes) */
+  #toDelete: string[] = [];
+  #deleteTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * #flushDeletes starts the deletes of the bodies queued, all in the same tick, so that each
+   * step of them (the object's info, its delete marker, the purge of its parts: one request
+   * each) goes to the server in one write for all, not in one per chunk. At most 32 deletes are
+   * outstanding; run() flushes the queue and waits for them before it returns.
+   */
+  async #flushDeletes(): Promise<void> {
+    clearTimeout(this.#deleteTimer);
+    this.#deleteTimer = undefined;
+    const names = this.#toDelete;
+    this.#toDelete = [];
+    while (this.#deletes.size > 0 && this.#deletes.size + names.length > 32) await Promise.race(this.#deletes);
+    for (const name of names) {
+      const done: Promise<void> = withTimeout(this.#bucket!.delete(name), 15_000, 'object delete')
+        .then(() => undefined, () => undefined).finally(() => this.#deletes.delete(done));
+      this.#deletes.add(done);
+    }
+  }
 
   /** acknowledgements of committed chunks still in flight (at most 64; #pipeline waits for them) */
   readonly #acks = new Set<Promise<void>>();
@@ -725,10 +773,24 @@ interface Pending {
   prep: Promise<Prepared> | undefined;
   /** body bytes held by the preparation */
   bytes: number;
+  /** when it was fetched, or last told to the server as still in hand (performance.now(), #stillWorking) */
+  touched: number;
 }
 
+/** a body read from the bucket (undefined: not there) and its size */
+interface Got {
+  name: string;
+  body: Buffer | undefined;
+  size: number;
+  /** checked against the signed digest already (the hinted read) */
+  digestOk?: boolean;
+}
+
+/** the most parts read for a body by ship's nuid hint (ship writes parts of up to 4 MiB; more goes the info way) */
+const MAX_HINTED_PARTS = 1024;
+
 interface Prepared {
-  got?: { name: string; body: Buffer | undefined; size: number };
+  got?: Got;
   digestOk?: boolean;
   digestBad?: { code: RejectCode; reason: string };
   rows?: Built;
@@ -744,6 +806,10 @@ interface Built {
   /** the binary rows built on this thread, whose buffers go back to the row writer after their COPY (releaseRows) */
   bin?: BinaryRows;
 }
+
+/** how many acknowledged chunks' bodies are deleted together, and how long the first of them waits at most */
+const DELETE_BATCH = 8;
+const DELETE_DELAY_MS = 250;
 
 /** bytes of bodies prepared ahead beyond which no further chunk is prepared (one always is) */
 const PREP_BYTES = 48 * 1024 * 1024;

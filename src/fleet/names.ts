@@ -19,6 +19,12 @@ export const ENVELOPE_MAX_AGE_NS = 7 * 24 * 3600 * 1e9;
 /** message headers set by ship */
 export const HDR_OBJECT = 'Rtev-Object';
 export const HDR_KIND = 'Rtev-Kind';
+/**
+ * the Object Store nuid of the chunk's body as ship stored it: ingest reads the body's parts
+ * straight by it (no object info request); only a hint: a stale or wrong one falls back to the
+ * object's info, and the body is checked against the signed digest whichever way it was read
+ */
+export const HDR_OBJECT_NUID = 'Rtev-Object-Nuid';
 
 /** host ids are subject tokens: the machine id (32 hex) or a sanitized hostname */
 const HOST_ID = /^[A-Za-z0-9_-]{1,64}$/;

@@ -12,7 +12,7 @@ import { readShipCursor, writeShipCursor, type ShipCursor } from '../store/ship-
 import { isObj } from '../encode/strict-json';
 import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
 import { backoffMs, closeNats, connectNats, isNotFound, sleep, withTimeout, type NatsOptions } from './nats';
-import { CHUNK_BUCKET, envelopeSubject, HDR_KIND, HDR_OBJECT, hostIdFor, objectDigest, objectName } from './names';
+import { CHUNK_BUCKET, envelopeSubject, HDR_KIND, HDR_OBJECT, HDR_OBJECT_NUID, hostIdFor, objectDigest, objectName } from './names';
 
 /**
  * `rtev ship`: sends every sealed chunk of an evidence directory that the fleet transport
@@ -270,15 +270,16 @@ export class Shipper {
       }
       if (st !== undefined && st.isFile()) {
         if (st.size > MAX_CHUNK_BYTES) throw new RtevError('USAGE', `${chunkName(seq)} is ${st.size} bytes, more than the fleet limit of ${MAX_CHUNK_BYTES}`);
-        const have = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
+        let have = await withTimeout(this.#bucket!.info(name), 15_000, 'object store info');
         if (have === null || have.deleted || have.digest !== objectDigest(env.chunkSha256) || have.size !== st.size) {
           const stream = Readable.toWeb(fs.createReadStream(file, { highWaterMark: 128 * 1024 })) as unknown as ReadableStream<Uint8Array>;
           // parts of up to 4 MiB (the client caps them at the server's max_payload):
           // fewer messages to store and for ingest to read than the client's default of 128 KiB
-          await withTimeout(this.#bucket!.put({ name, description: `chunk ${seq} of chain ${env.chainId}`, options: { max_chunk_size: OBJECT_PART_BYTES } }, stream), 120_000, 'object store write');
+          have = await withTimeout(this.#bucket!.put({ name, description: `chunk ${seq} of chain ${env.chainId}`, options: { max_chunk_size: OBJECT_PART_BYTES } }, stream), 120_000, 'object store write');
         }
         bytes = st.size;
         h.set(HDR_OBJECT, name);
+        if (typeof have.nuid === 'string' && /^[A-Za-z0-9]{1,64}$/.test(have.nuid)) h.set(HDR_OBJECT_NUID, have.nuid);
       }
       // a missing chunk file is shipped as an envelope without a body: ingest records it
     }
