@@ -12,6 +12,7 @@ import { closeByChunk, DeferredChunks, LATE_OPEN_SQL, recordCheckpoint, recordSk
 import { backoffMs, closeNats, clusterSize, connectNats, ensureTopology, sleep, withTimeout, type NatsOptions } from './nats';
 import { CHUNK_BUCKET, ENVELOPE_STREAM, HDR_KIND, HDR_OBJECT, HDR_OBJECT_NUID, hostOfSubject, INGEST_CONSUMER, isHostId, objectName } from './names';
 import { attributionRows } from './attribution-rows';
+import { chunkBatch } from './chunk-rows';
 import { checkSchema, COPY_ATTRIBUTION, COPY_CONTAINERS, COPY_IMAGES, COPY_RECORDS, copyPieces } from './pg-schema';
 import { encodeRows } from './rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows, type BinaryRows } from './rows-binary';
@@ -625,7 +626,17 @@ export class Ingester {
     return { open: row.open, prevEnvelope: row.prev, nextLinks: row.next };
   }
 
+  /** #insertChunk writes the chunk's rows and moves the host's head (the chunk's own rows in one round trip: src/fleet/chunk-rows.ts) */
   async #insertChunk(db: Client, m: JsMsg, f: ChunkFacts, chunkId: bigint, _body: Buffer, head: Head | undefined, gap: { from: bigint; through: bigint } | undefined, late = false, replacing = false, cover?: SkippedCover): Promise<void> {
+    const publishedMs = Number(BigInt(m.info.timestampNanos) / 1_000_000n);
+    // the rare rows first (gaps), then the chunk's rows and its head as one batch of literals
+    const batch = chunkBatch({ f, chunkId, streamSeq: m.seq, envelope: Buffer.from(m.data).toString('utf8'), publishedMs, host: late ? 'late' : head === undefined ? (replacing ? 'replace' : 'new') : 'head' });
+    if (batch !== undefined) {
+      if (late) await closeByChunk(db, f);
+      await this.#gapRows(db, f, gap, cover);
+      await db.query(batch);
+      return;
+    }
     const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     await db.query(
       `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
@@ -669,6 +680,12 @@ export class Ingester {
     }
     await db.query(`INSERT INTO host_keys (host_id, keyid, chunks) VALUES ($1, $2, 1)
       ON CONFLICT (host_id, keyid) DO UPDATE SET last_seen = now(), chunks = host_keys.chunks + 1`, [f.hostId, f.keyid]);
+    await this.#gapRows(db, f, gap, cover);
+  }
+
+  /** the gap rows of an indexed chunk: the seqs it skipped, an unclean restart it reports */
+  async #gapRows(db: Client, f: ChunkFacts, gap: { from: bigint; through: bigint } | undefined, cover: SkippedCover | undefined): Promise<void> {
+    const s = (v: bigint | null): string | null => (v === null ? null : String(v));
     // open gap rows for the seqs this chunk skipped; the ones a signed checkpoint names are checkpointed (src/fleet/gaps.ts)
     if (gap !== undefined) await recordSkipped(db, f, gap.from, gap.through, cover?.ranges ?? [], cover?.vouched === true);
     const r = f.restart;

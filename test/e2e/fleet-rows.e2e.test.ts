@@ -8,6 +8,7 @@ import { checkSchema, COPY_RECORDS, copyPieces, initSchema } from '../../src/fle
 import { encodeRows, RECORD_COLUMNS } from '../../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary } from '../../src/fleet/rows-binary';
 import { FleetIndex } from '../../src/fleet/query';
+import { chunkBatch, sqlLiteral } from '../../src/fleet/chunk-rows';
 import { loadVerifyKeyFile } from '../../src/sign/key-files';
 import type { ChunkContent, SignedPredicate } from '../../src/verify';
 import { rootOrSkip, tempDir } from '../helpers/collector';
@@ -306,4 +307,55 @@ test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns bec
   } finally {
     await v4.end();
   }
+});
+
+test('the per-chunk batch (literals, one round trip) stores exactly what parameters store, quotes and backslashes included', { timeout: 60_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const nasty = ['plain', "it's", 'back\\slash', "both ' and \\", "E'x'", '$$ dollar $$', "'); DROP TABLE chunks; --", '\\\'', "''", '',
+    'line\nbreak\ttab\r', 'ünïcödé ✓ 𝄞', 'lone \udcff surrogate', '\\x41\\u0041', '%_*?'];
+  for (const scs of ['on', 'off']) {
+    // (the literals do not depend on standard_conforming_strings: a backslash only appears inside E'')
+    await db.query(`SET standard_conforming_strings = ${scs}`);
+    for (const s of nasty) {
+      const lit = await db.query<{ v: string }>(`SELECT ${sqlLiteral(s)}::text AS v`);
+      const par = await db.query<{ v: string }>('SELECT $1::text AS v', [s]);
+      assert.equal(lit.rows[0]!.v, par.rows[0]!.v, `standard_conforming_strings ${scs}: ${JSON.stringify(s)}`);
+    }
+  }
+  await db.query('RESET standard_conforming_strings');
+  const c = chunks[0]!;
+  const weird = "host 'quoted' \\ back";
+  const envelope = `{"weird":"${weird.replace(/\\/g, '\\\\')}","é":"\u2713"}`;
+  const f: ChunkFacts = { ...c.facts, hostId: 'batch-host', hostname: weird, envelopeSha256: 'f'.repeat(64), ledgerJson: `{"x":"${"'\\\\'"}"}` };
+  const id = nextId++;
+  const sql = chunkBatch({ f, chunkId: id, streamSeq: 77, envelope, publishedMs: 1_764_576_000_123, host: 'new' });
+  assert.ok(sql !== undefined);
+  await db.query('BEGIN');
+  await db.query(sql);
+  await db.query('COMMIT');
+  const other = new Client({ connectionString: pg.url('rtev_ingest') });
+  await other.connect();
+  try {
+    const k = await other.query(`SELECT chunk_id, hostname, envelope, ledger_json, seq, count, min_ts_ns, max_ts_ns, opened_mono_ns, stream_seq, published_at = to_timestamp(1764576000.123) AS pub
+      FROM chunks WHERE envelope_sha256 = $1`, [f.envelopeSha256]);
+    assert.equal(k.rowCount, 1);
+    const row = k.rows[0]!;
+    assert.deepEqual([row.chunk_id, row.hostname, row.envelope, row.ledger_json, row.seq, row.count, row.min_ts_ns, row.max_ts_ns, row.opened_mono_ns, row.stream_seq, row.pub],
+      [String(id), weird, envelope, f.ledgerJson, String(f.seq), String(f.count), String(f.minTs), String(f.maxTs), String(f.openedMonoNs), '77', true]);
+    const h = await other.query('SELECT hostname, head_seq, head_envelope_sha256, chunks, records FROM hosts WHERE host_id = $1', [f.hostId]);
+    assert.deepEqual(h.rows[0], { hostname: weird, head_seq: String(f.seq), head_envelope_sha256: f.envelopeSha256, chunks: '1', records: String(f.count) });
+    const l = await other.query('SELECT probe, submitted, in_chunk FROM chunk_ledger WHERE host_id = $1 ORDER BY probe', [f.hostId]);
+    assert.deepEqual(l.rows, f.probes.map((p) => ({ probe: p.probe, submitted: String(p.values['kernel.submitted']), in_chunk: String(p.values.in_chunk) })).sort((a, b) => (a.probe < b.probe ? -1 : 1)));
+    const hk = await other.query('SELECT keyid, chunks FROM host_keys WHERE host_id = $1', [f.hostId]);
+    assert.deepEqual(hk.rows, [{ keyid: f.keyid, chunks: '1' }]);
+  } finally {
+    await other.end();
+  }
+  // a failing batch stops at its first error and aborts the transaction
+  await db.query('BEGIN');
+  await assert.rejects(db.query(chunkBatch({ f: { ...f, seq: f.seq + 1n }, chunkId: id, streamSeq: 78, envelope, publishedMs: 1, host: 'head' })!), /duplicate key/);
+  await assert.rejects(db.query('SELECT 1'), /current transaction is aborted/);
+  await db.query('ROLLBACK');
+  const n = await db.query('SELECT count(*) AS n FROM chunks WHERE host_id = $1', [f.hostId]);
+  assert.equal(n.rows[0].n, '1');
 });
