@@ -2,15 +2,17 @@
  * Row building of `rtev ingest` and what its rows cost PostgreSQL, side by side in one run:
  * each chunk built and copied by every variant (order rotating, one transaction per chunk as
  * ingest does), against a throwaway PostgreSQL 15 (test/helpers/fleet-servers.ts):
- * - v6: the ingest path (canonical-line scanner, binary COPY, u64 columns as biased int8, the
- *   line as the row's bytea, BRIN on chunk_id and wall_ns), schema v6;
- * - v5: the same rows without the line, and the body inserted once into a bytea STORAGE
- *   EXTERNAL column (schema v5's chunks.body), in the same transaction;
- * - v6-noindex: v6 rows into a copy of records without its two BRIN indexes (their cost);
- * - parse: v6 rows with JSON.parse for every line (scan: false: node's side of the scanner);
- * - text: encodeRows + text COPY (the fallback), schema v6.
+ * - v7: the ingest path (canonical-line scanner, binary COPY, u64 columns as biased int8, the
+ *   line as the row's bytea, one BRIN on chunk_id), schema v7;
+ * - v6: the same rows into a copy of records with schema v6's second BRIN (wall_ns): its cost;
+ * - noindex: the same rows into a copy of records without any index;
+ * - parse: v7 rows with JSON.parse for every line (scan: false: node's side of the scanner);
+ * - text: encodeRows + text COPY (the fallback), schema v7.
  * CPU of this process and of the PostgreSQL backend per variant; signed synthetic chunks
- * (test/helpers/synthetic-evidence.ts). Against older builds, compare whole builds with
+ * (test/helpers/synthetic-evidence.ts). Then, per chunk, the chunk's own rows (chunks,
+ * chunk_ledger, hosts, host_keys) and the COMMIT: `meta-batch` as ingest writes them (one batch of
+ * literals, src/fleet/chunk-rows.ts, then COMMIT), `meta-separate` as five parameterized
+ * statements (ingest before session 6). Against older builds, compare whole builds with
  * bench/fleet.bench.ts `--rtev OLD/bin/rtev,bin/rtev`.
  *
  * --against DIR also times this build's row builder and line scanner against DIR's (another
@@ -25,6 +27,7 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { checkContent, checkEnvelope, type ChunkFacts } from '../src/fleet/chunk-check';
 import { LineScan } from '../src/fleet/line-scan';
+import { chunkBatch } from '../src/fleet/chunk-rows';
 import { COPY_RECORDS, copyPieces, initSchema } from '../src/fleet/pg-schema';
 import { encodeRows } from '../src/fleet/rows';
 import { COPY_RECORDS_BINARY, encodeRowsBinary, releaseRows, type BinaryRows } from '../src/fleet/rows-binary';
@@ -49,7 +52,7 @@ async function main(): Promise<void> {
   const chunks = fs.readdirSync(dir).filter((n) => n.endsWith('.dsse.json')).sort().map((name) => {
     const v = checkEnvelope(fs.readFileSync(path.join(dir, name)), machineId, [key]);
     if (!v.ok) throw new Error(v.reason);
-    return { body: fs.readFileSync(path.join(dir, name.replace('.dsse.json', '.ndjson'))), facts: v.facts, predicate: v.predicate };
+    return { body: fs.readFileSync(path.join(dir, name.replace('.dsse.json', '.ndjson'))), facts: v.facts, predicate: v.predicate, envelope: fs.readFileSync(path.join(dir, name), 'utf8') };
   });
   const against = process.argv.indexOf('--against');
   if (against >= 0) builderAB(path.resolve(process.argv[against + 1]!), chunks);
@@ -58,13 +61,11 @@ async function main(): Promise<void> {
     const db = new Client({ connectionString: pg.url() });
     await db.connect();
     await initSchema(db, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
-    // schema v5's records (no line; the body in a column of its own) and v6's without indexes, beside the real one
-    await db.query(`CREATE TABLE records_v5 (LIKE records INCLUDING DEFAULTS); ALTER TABLE records_v5 DROP COLUMN line;
-      CREATE INDEX records_v5_chunk ON records_v5 USING brin (chunk_id) WITH (pages_per_range = 32);
-      CREATE INDEX records_v5_wall ON records_v5 USING brin (wall_ns);
-      CREATE TABLE records_noidx (LIKE records INCLUDING DEFAULTS);
-      CREATE TABLE bodies (chunk_id bigint NOT NULL, body bytea NOT NULL); ALTER TABLE bodies ALTER COLUMN body SET STORAGE EXTERNAL`);
-    const v5Copy = COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_v5 ').replace(', line)', ')');
+    // schema v6's records (a second BRIN, on wall_ns) and records without indexes, beside the real one
+    await db.query(`CREATE TABLE records_v6 (LIKE records INCLUDING DEFAULTS);
+      CREATE INDEX records_v6_chunk ON records_v6 USING brin (chunk_id) WITH (pages_per_range = 32);
+      CREATE INDEX records_v6_wall ON records_v6 USING brin (wall_ns);
+      CREATE TABLE records_noidx (LIKE records INCLUDING DEFAULTS)`);
     console.log(`# fleet row building: ${chunks.length} chunks of <= ${chunkSize} bytes, ${records} records, PostgreSQL 15 (fsync off), node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const backend = Number((await db.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p);
     // CPU seconds of the PostgreSQL backend serving this session (utime + stime, clock ticks of 10 ms)
@@ -72,10 +73,12 @@ async function main(): Promise<void> {
       const f = fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(f[11]) + Number(f[12])) * 10;
     };
-    const kinds = ['v6', 'v5', 'v6-noindex', 'parse', 'text'] as const;
+    const kinds = ['v7', 'v6', 'noindex', 'parse', 'text'] as const;
     type Kind = (typeof kinds)[number];
-    const total = Object.fromEntries([...kinds].map((k) => [k, { ms: 0, n: 0, cpu: 0, pg: 0 }])) as Record<Kind, { ms: number; n: number; cpu: number; pg: number }>;
-    const measure = async (kind: Kind, n: number, fn: () => Promise<void>): Promise<void> => {
+    const metas = ['meta-batch', 'meta-separate'] as const;
+    type Meta = (typeof metas)[number];
+    const total = Object.fromEntries([...kinds, ...metas].map((k) => [k, { ms: 0, n: 0, cpu: 0, pg: 0, chunks: 0 }])) as Record<Kind | Meta, { ms: number; n: number; cpu: number; pg: number; chunks: number }>;
+    const measure = async (kind: Kind | Meta, n: number, fn: () => Promise<void>): Promise<void> => {
       const t0 = performance.now();
       const u0 = process.cpuUsage();
       const b0 = backendCpuMs();
@@ -85,6 +88,7 @@ async function main(): Promise<void> {
       total[kind].cpu += (u.user + u.system) / 1000;
       total[kind].pg += backendCpuMs() - b0;
       total[kind].n += n;
+      total[kind].chunks++;
     };
     const copy = (sql: string, pieces: Buffer[]): Promise<void> => copyPieces(db, sql, pieces);
     let id = 1n;
@@ -95,12 +99,23 @@ async function main(): Promise<void> {
         await measure(kind, n, async () => {
           const chunkId = id++;
           await db.query('BEGIN');
-          const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse', line: kind !== 'v5' });
+          const rows = kind === 'text' ? encodeRows(c.body, c.facts, chunkId) : encodeRowsBinary(c.body, c.facts, chunkId, false, { scan: kind !== 'parse' });
           if (rows === undefined || checkContent(rows.content, c.predicate) !== undefined) throw new Error(`${kind} refused a synthetic chunk`);
-          const sql = kind === 'text' ? COPY_RECORDS : kind === 'v5' ? v5Copy : kind === 'v6-noindex' ? COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_noidx ') : COPY_RECORDS_BINARY;
+          const sql = kind === 'text' ? COPY_RECORDS : kind === 'v6' ? COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_v6 ')
+            : kind === 'noindex' ? COPY_RECORDS_BINARY.replace('COPY records ', 'COPY records_noidx ') : COPY_RECORDS_BINARY;
           await copy(sql, rows.pieces);
           if (kind !== 'text') releaseRows(rows as BinaryRows);
-          if (kind === 'v5') await db.query('INSERT INTO bodies (chunk_id, body) VALUES ($1, $2)', [String(chunkId), c.body]);
+          await db.query('COMMIT');
+        });
+      }
+      // the chunk's own rows, a chunk of another host per form (its first chunk creates the host row)
+      for (const meta of i % 2 === 0 ? metas : [...metas].reverse()) {
+        const f: ChunkFacts = { ...c.facts, hostId: meta, envelopeSha256: `${meta}-${i}` };
+        const row = { f, chunkId: id++, streamSeq: i + 1, envelope: c.envelope, publishedMs: Date.now(), host: i === 0 ? 'new' as const : 'head' as const };
+        await measure(meta, 0, async () => {
+          await db.query('BEGIN');
+          if (meta === 'meta-batch') await db.query(chunkBatch(row)!);
+          else await separateStatements(db, row);
           await db.query('COMMIT');
         });
       }
@@ -113,7 +128,13 @@ async function main(): Promise<void> {
     }
     const per = (k: Kind): number => (total[k].cpu + total[k].pg) / total[k].n;
     const pgPer = (k: Kind): number => total[k].pg / total[k].n;
-    console.log(`CPU per record relative to v6: ${kinds.map((k) => `${k} ${(per(k) / per('v6')).toFixed(2)}`).join(', ')}; PostgreSQL only: ${kinds.map((k) => `${k} ${(pgPer(k) / pgPer('v6')).toFixed(2)}`).join(', ')}; load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`CPU per record relative to v7: ${kinds.map((k) => `${k} ${(per(k) / per('v7')).toFixed(2)}`).join(', ')}; PostgreSQL only: ${kinds.map((k) => `${k} ${(pgPer(k) / pgPer('v7')).toFixed(2)}`).join(', ')}`);
+    const perChunk = Number(total.v7.n) / Math.max(1, total.v7.chunks);
+    for (const m of metas) {
+      const t = total[m];
+      console.log(`${m.padEnd(13)}: per chunk ${(t.ms / t.chunks).toFixed(2)} ms wall, node ${(t.cpu / t.chunks).toFixed(2)} ms + PostgreSQL backend ${(t.pg / t.chunks).toFixed(2)} ms CPU (= ${((t.pg * 1000) / t.chunks / perChunk).toFixed(2)} us per record at ${perChunk.toFixed(0)} records per chunk)`);
+    }
+    console.log(`load now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     pg.stop();
     fs.rmSync(base, { recursive: true, force: true });
@@ -168,3 +189,43 @@ main().catch((err) => {
   console.error(err);
   process.exit(1);
 });
+
+/** the chunk's own rows as ingest wrote them before session 6: five parameterized statements (the comparison of meta-batch) */
+async function separateStatements(db: Client, r: { f: ChunkFacts; chunkId: bigint; streamSeq: number; envelope: string; publishedMs: number; host: 'new' | 'head' }): Promise<void> {
+  const f = r.f;
+  const s = (v: bigint | null): string | null => (v === null ? null : String(v));
+  await db.query(
+    `INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, prev_envelope_sha256, run_id, run_chunk_index, final,
+      hostname, machine_id, boot_id, opened_wall_ns, opened_mono_ns, sealed_wall_ns, sealed_mono_ns, min_ts_ns, max_ts_ns, count, bytes,
+      lost, complete, probes, ledger_json, function_calls_json, restart_json, keyid, stream_seq, envelope, published_at)
+     VALUES ($30,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,to_timestamp($31::double precision / 1000))`,
+    [f.hostId, f.chainId, s(f.seq), f.chunkSha256, f.envelopeSha256, f.prevEnvelopeSha256, f.runId, s(f.runChunkIndex), f.final,
+      f.hostname, f.machineId, f.bootId, s(f.openedWallNs), s(f.openedMonoNs), s(f.sealedWallNs), s(f.sealedMonoNs), s(f.minTs), s(f.maxTs),
+      s(f.count), s(f.bytes), s(f.lost), f.complete, f.probes.map((p) => p.probe).join(','), f.ledgerJson, f.functionCallsJson, f.restartJson,
+      f.keyid, r.streamSeq, r.envelope, String(r.chunkId), String(r.publishedMs)],
+  );
+  const vals: string[] = [];
+  const params: unknown[] = [];
+  for (const p of f.probes) {
+    const v = p.values;
+    const row = [f.hostId, f.chainId, s(f.seq), p.probe, v['kernel.submitted'], v['kernel.filtered'], v['kernel.ring_full'], v['kernel.skipped'],
+      v['kernel.truncated'], v['user.received'], v['user.written'], v['user.filtered'], v['user.rejected'], v['user.shed'], v.in_chunk,
+      v.in_flight_start, v.in_flight_end, v.lost].map((x) => (typeof x === 'bigint' ? String(x) : x));
+    vals.push(`(${row.map((_, i) => `$${params.length + i + 1}`).join(',')})`);
+    params.push(...row);
+  }
+  if (vals.length > 0) {
+    await db.query(`INSERT INTO chunk_ledger (host_id, chain_id, seq, probe, submitted, k_filtered, ring_full, skipped, truncated, received,
+      written, u_filtered, rejected, shed, in_chunk, in_flight_start, in_flight_end, lost) VALUES ${vals.join(',')}`, params);
+  }
+  if (r.host === 'new') {
+    await db.query(`INSERT INTO hosts (host_id, hostname, machine_id, chain_id, head_seq, head_envelope_sha256, head_sealed_wall_ns, chunks, records, lost)
+      VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9)`, [f.hostId, f.hostname, f.machineId, f.chainId, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
+  } else {
+    await db.query(`UPDATE hosts SET hostname = $2, head_seq = $3, head_envelope_sha256 = $4, head_sealed_wall_ns = $5, last_indexed_at = now(),
+      chunks = chunks + 1, records = records + $6, lost = lost + $7 WHERE host_id = $1`,
+    [f.hostId, f.hostname, s(f.seq), f.envelopeSha256, s(f.sealedWallNs), s(f.count), s(f.lost)]);
+  }
+  await db.query(`INSERT INTO host_keys (host_id, keyid, chunks) VALUES ($1, $2, 1)
+    ON CONFLICT (host_id, keyid) DO UPDATE SET last_seen = now(), chunks = host_keys.chunks + 1`, [f.hostId, f.keyid]);
+}

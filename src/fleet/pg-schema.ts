@@ -29,9 +29,17 @@ import { RECORD_COLUMNS } from './rows';
  * (h29)"). The body is still there byte for byte: the chunk's lines in line_no order, each with
  * its newline (ingest refuses any other body), at line_off/line_len. `rtev fleet init` moves the
  * lines of a v4/v5 database from chunks.body into the rows and drops the column.
+ *
+ * Schema 7: records has one index, the BRIN on chunk_id; the BRIN on wall_ns is gone. Every index
+ * is maintained per row during COPY, and in PostgreSQL 15 a BRIN insert reads the index's
+ * metapage and revmap page for every row: the wall_ns one cost ~0.5-0.85 us of backend CPU per
+ * record (docs/benchmarks.md "Session 6 (h35)"). A --since/--until window finds its records
+ * through their chunks instead (src/fleet/query.ts wallWindow: the chunk ids whose signed ts range,
+ * moved to wall time by the chunk's anchors, can hold a record of the window), which the chunk_id
+ * BRIN serves. `rtev fleet init` drops the index of a v6 database.
  */
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS rtev_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -68,12 +76,13 @@ CREATE TABLE IF NOT EXISTS records (
   line_no integer NOT NULL, line_off integer NOT NULL, line_len integer NOT NULL, pid integer NOT NULL, tid integer, peer_port integer, local_port integer,
   type text NOT NULL, src text NOT NULL, comm text NOT NULL, container_id text, image_digest text, path text, access text,
   peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text, line bytea NOT NULL);
--- COPY appends a chunk's rows to pages of their own, and chunk ids and wall_ns grow with the
--- order rows arrive in: BRIN indexes find a chunk's rows (a line of an evidence reference, the
--- records of a host's or chain's chunks) and a --since/--until window at a fraction of a
--- btree's cost per row; every other fleet query aggregates over the records it scans
+-- COPY appends a chunk's rows to pages of their own, and chunk ids grow with the order rows
+-- arrive in: a BRIN index finds a chunk's rows (a line of an evidence reference, the records of
+-- a host's or chain's chunks, the chunks of a --since/--until window) at a fraction of a btree's
+-- cost per row; every other fleet query aggregates over the records it scans. v7: no index on
+-- wall_ns (a window goes through its chunks' ids), one index maintained per row during COPY
 CREATE INDEX IF NOT EXISTS records_chunk ON records USING brin (chunk_id) WITH (pages_per_range = 32);
-CREATE INDEX IF NOT EXISTS records_wall ON records USING brin (wall_ns);
+DROP INDEX IF EXISTS records_wall;
 CREATE TABLE IF NOT EXISTS containers (chunk_id bigint NOT NULL, container_id text, runtime text, name text, image_digest text, image_id text, reason text);
 CREATE TABLE IF NOT EXISTS images (chunk_id bigint NOT NULL, image_digest text, image_name text);
 CREATE TABLE IF NOT EXISTS attribution (chunk_id bigint NOT NULL, scope text, path text, purl text, purl_base text, version text, via text, root text, reason text, components text);
@@ -173,8 +182,10 @@ export async function initSchema(db: Client, roles: { ingest: string; reader: st
   const done: string[] = [];
   await db.query('BEGIN');
   const v3 = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'line'`);
+  const wall = await db.query<{ w: boolean }>(`SELECT to_regclass('records_wall') IS NOT NULL AS w`);
   if (v3.rowCount !== 0) await db.query(MIGRATE_V3_BEFORE);
   await db.query(DDL);
+  if (wall.rows[0]!.w && v3.rowCount === 0) done.push('schema v7: dropped the BRIN index records_wall (a --since/--until window goes through its chunks)');
   if (v3.rowCount !== 0) {
     await db.query(MIGRATE_V3_AFTER);
     const n = await db.query<{ n: string }>('SELECT count(*) AS n FROM chunks');

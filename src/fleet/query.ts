@@ -12,6 +12,41 @@ import { checkNoPassword } from './secrets';
  * then chain, seq, line: ts_ns_biased sorts as ts_ns does), each line byte for byte as its host signed it.
  */
 
+/**
+ * wallWindow: the records of a --since/--until window, found through their chunks (schema v7 has
+ * no index on records.wall_ns; the chunk_id BRIN serves this): the ids from the first to the
+ * last chunk that can hold a record of the window. A record's wall_ns is its ts_ns plus the
+ * delta (wall - mono) of one of its chunk's two anchors (src/fleet/rows.ts), and its ts_ns is
+ * within the chunk's signed min_ts_ns..max_ts_ns (checked against the body at ingest), so a
+ * chunk whose range moved by the larger delta ends before the window, or whose range moved by
+ * the smaller delta starts after it, holds none. The caller keeps the exact r.wall_ns condition
+ * (compileFilter's); this only narrows the rows read. Params are appended to `params`.
+ */
+export function wallWindow(f: EvidenceFilter, params: unknown[]): string | undefined {
+  if (f.sinceWallNs === undefined && f.untilWallNs === undefined) return undefined;
+  const od = '(k.opened_wall_ns - k.opened_mono_ns)';
+  const sd = '(k.sealed_wall_ns - k.sealed_mono_ns)';
+  const cond: string[] = ['k.min_ts_ns IS NOT NULL'];
+  if (f.sinceWallNs !== undefined) {
+    params.push(f.sinceWallNs.toString());
+    cond.push(`k.max_ts_ns + GREATEST(${od}, ${sd}) >= $${params.length}::numeric`);
+  }
+  if (f.untilWallNs !== undefined) {
+    params.push(f.untilWallNs.toString());
+    cond.push(`k.min_ts_ns + LEAST(${od}, ${sd}) < $${params.length}::numeric`);
+  }
+  const w = cond.join(' AND ');
+  return `r.chunk_id BETWEEN (SELECT min(k.chunk_id) FROM chunks k WHERE ${w}) AND (SELECT max(k.chunk_id) FROM chunks k WHERE ${w})`;
+}
+
+/** fleetFilter: compileFilter's WHERE for PostgreSQL, narrowed to a --since/--until window's chunks (wallWindow) */
+export function fleetFilter(f: EvidenceFilter): { where: string; params: unknown[] } {
+  const { where, params } = compileFilter(f, 'postgres');
+  const ps: unknown[] = [...params];
+  const w = wallWindow(f, ps);
+  return { where: w === undefined ? where : `${where} AND ${w}`, params: ps };
+}
+
 /** the original line of record r, as text (its bytes, checked to be UTF-8 at ingest) */
 export const LINE = `convert_from(r.line, 'UTF8')`;
 
@@ -36,7 +71,7 @@ export class FleetIndex {
 
   /** rows streams matching records through a server-side cursor (bounded memory). */
   async *rows(f: EvidenceFilter, o: { limit?: number; batch?: number } = {}): AsyncIterable<IndexRow> {
-    const { where, params } = compileFilter(f, 'postgres');
+    const { where, params } = fleetFilter(f);
     const limit = o.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(o.limit))}` : '';
     const batch = o.batch ?? 5000;
     await this.db.query('BEGIN READ ONLY');

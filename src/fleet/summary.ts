@@ -1,6 +1,6 @@
-import { compileFilter, type EvidenceFilter } from '../index/filter';
+import type { EvidenceFilter } from '../index/filter';
 import { coverageOf, functionCountsOf, type ChunkRow, type RetentionRange, type ScopeSummary, type Seen, type Summary } from '../index/summary';
-import type { FleetIndex } from './query';
+import { fleetFilter, type FleetIndex } from './query';
 
 /**
  * `rtev summary --db`: the summary of src/index/summary.ts over the fleet index in
@@ -37,7 +37,7 @@ export function chunkWhere(f: EvidenceFilter): { where: string; params: unknown[
 /** fleetSummary computes the summary of the fleet records matching f. */
 export async function fleetSummary(fleet: FleetIndex, f: EvidenceFilter): Promise<Summary> {
   const db = fleet.db;
-  const { where, params } = compileFilter(f, 'postgres');
+  const { where, params } = fleetFilter(f);
   const q = async (sql: string, values: unknown[] = params): Promise<Row[]> => (await db.query(sql, values)).rows as Row[];
   // text in code point order, as the local index sorts it, whatever the database collation
   const ordered = (sql: string, by: string[]): Promise<Row[]> => q(`SELECT * FROM (${sql}) t ORDER BY ${by.map((c) => (c.startsWith('#') ? c.slice(1) : `${c} COLLATE "C"`)).join(', ')}`);

@@ -22,7 +22,8 @@ import { newKey, writeSynthetic } from '../helpers/synthetic-evidence';
  * record's (line_off, line_len) is its line in the body; a body the binary path must not take
  * goes to encodeRows; `rtev fleet init` migrates a schema v3 database with every body rebuilt
  * byte for byte, and a schema v4 database's numeric(20) u64 columns to biased int8, exactly, with
- * each row's line taken from the stored body (schema v6).
+ * each row's line taken from the stored body (schema v6) and the wall_ns index dropped (schema v7);
+ * the per-chunk rows as one batch of literals; a --since/--until window through its chunks' ids.
  */
 
 const root = process.getuid?.() === 0;
@@ -197,7 +198,7 @@ test('rtev fleet init migrates a schema v3 database: bodies rebuilt from the lin
         runtime text, ssl_bytes bigint, ssl_op text, line text NOT NULL, verified boolean NOT NULL DEFAULT true);
       CREATE INDEX records_chunk_line ON records (chunk_id, line_no);
       CREATE INDEX records_wall ON records USING brin (wall_ns);`);
-    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v6/, 'a v3 database is refused (the hint: run rtev fleet init again)');
+    await assert.rejects(checkSchema(v3), /schema v3, this rtev needs v7/, 'a v3 database is refused (the hint: run rtev fleet init again)');
     const picked = chunks.slice(0, 2);
     for (const [i, c] of picked.entries()) {
       const f = c.facts;
@@ -257,7 +258,7 @@ test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns bec
         peer_addr text, local_addr text, symbol text, library text, node_hash text, runtime text, ssl_op text);
       CREATE INDEX records_chunk ON records USING brin (chunk_id) WITH (pages_per_range = 32);
       CREATE INDEX records_wall ON records USING brin (wall_ns);`);
-    await assert.rejects(checkSchema(v4), /schema v4, this rtev needs v6/);
+    await assert.rejects(checkSchema(v4), /schema v4, this rtev needs v7/);
     const c = chunks[0]!;
     const f = c.facts;
     await v4.query(`INSERT INTO chunks (chunk_id, host_id, chain_id, seq, chunk_sha256, envelope_sha256, run_id, run_chunk_index, final, hostname, machine_id, boot_id,
@@ -276,6 +277,8 @@ test('rtev fleet init migrates a schema v4 database: numeric(20) u64 columns bec
     const done = await initSchema(v4, { ingest: 'rtev_ingest', reader: 'rtev_reader' });
     assert.ok(done.some((d) => /migrated records to schema v5/.test(d)), done.join('; '));
     assert.ok(done.some((d) => /migrated records to schema v6/.test(d)), done.join('; '));
+    assert.ok(done.some((d) => /schema v7: dropped the BRIN index records_wall/.test(d)), done.join('; '));
+    assert.deepEqual((await v4.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'records' ORDER BY 1`)).rows.map((r) => r.indexname), ['records_chunk'], 'v7: one index on records');
     assert.equal((await v4.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'chunks' AND column_name = 'body'`)).rowCount, 0, 'chunks.body is gone');
     const lines = await v4.query<{ line: Buffer }>('SELECT line FROM records WHERE chunk_id = 1 ORDER BY line_no');
     assert.ok(Buffer.concat(lines.rows.map((r) => Buffer.concat([r.line, Buffer.from('\n')]))).equals(c.body), 'each row took its line from the body, byte for byte');
@@ -358,4 +361,43 @@ test('the per-chunk batch (literals, one round trip) stores exactly what paramet
   await db.query('ROLLBACK');
   const n = await db.query('SELECT count(*) AS n FROM chunks WHERE host_id = $1', [f.hostId]);
   assert.equal(n.rows[0].n, '1');
+});
+
+test('a --since/--until window (schema v7: through its chunks\' ids, no wall_ns index) returns exactly the records whose wall_ns is in it', { timeout: 120_000 }, async (t) => {
+  if (!rootOrSkip(t)) return;
+  const host = 'window-host';
+  const ids: bigint[] = [];
+  for (const [i, c] of chunks.entries()) {
+    // odd chunks: an opened anchor 7 s behind the sealed one (a clock step), so each record's wall_ns is ts_ns + one of two deltas
+    const f: ChunkFacts = { ...c.facts, hostId: host, hostname: host, machineId: host, envelopeSha256: (0xa000 + i).toString(16).padStart(64, '0'),
+      openedWallNs: c.facts.openedWallNs - (i % 2 === 1 ? 7_000_000_000n : 0n) };
+    const id = nextId++;
+    ids.push(id);
+    const rows = encodeRowsBinary(c.body, f, id, false);
+    assert.ok(rows !== undefined);
+    await db.query('BEGIN');
+    await copyRows(rows.pieces, COPY_RECORDS_BINARY);
+    await db.query(chunkBatch({ f, chunkId: id, streamSeq: 1000 + i, envelope: '{}', publishedMs: 1, host: i === 0 ? 'new' : 'head' })!);
+    await db.query('COMMIT');
+  }
+  const walls = (await db.query<{ w: string }>(`SELECT DISTINCT wall_ns AS w FROM (SELECT chunk_id, min(wall_ns) AS a, max(wall_ns) AS b FROM records WHERE chunk_id = ANY($1::bigint[]) GROUP BY 1) x,
+      LATERAL (VALUES (a - 1), (a), (a + 1), (b - 1), (b), (b + 1)) v(wall_ns) ORDER BY 1`, [ids.map(String)])).rows.map((r) => BigInt(r.w));
+  const fleet = await FleetIndex.open(pg.url('rtev_reader'));
+  try {
+    const cases: { since?: bigint; until?: bigint }[] = [{}, { since: walls[0]! - 1n }, { until: walls.at(-1)! + 1n }, { since: walls.at(-1)! + 1n }, { until: walls[0]! }];
+    for (let i = 0; i < walls.length; i += 3) cases.push({ since: walls[i]! }, { until: walls[i]! }, { since: walls[i]!, until: walls[Math.min(walls.length - 1, i + 4)]! });
+    for (const w of cases) {
+      const got: string[] = [];
+      for await (const r of fleet.rows({ hosts: [host], ...(w.since !== undefined ? { sinceWallNs: w.since } : {}), ...(w.until !== undefined ? { untilWallNs: w.until } : {}) })) got.push(r.line);
+      const want = await db.query<{ line: string }>(`SELECT convert_from(line, 'UTF8') AS line FROM records WHERE chunk_id = ANY($1::bigint[]) AND wall_ns >= $2::bigint AND wall_ns < $3::bigint`,
+        [ids.map(String), String(w.since ?? -(2n ** 63n)), String(w.until ?? 2n ** 63n - 1n)]);
+      assert.equal(got.length, want.rowCount, `window ${w.since}..${w.until}`);
+      assert.deepEqual([...got].sort(), want.rows.map((r) => r.line).sort(), `window ${w.since}..${w.until}`);
+    }
+    // the plan reads the window's chunk range through the chunk_id BRIN (no wall_ns index left)
+    const idx = await db.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'records' ORDER BY 1`);
+    assert.deepEqual(idx.rows.map((r) => r.indexname), ['records_chunk']);
+  } finally {
+    await fleet.close();
+  }
 });
