@@ -117,7 +117,7 @@ static long walk_step(__u32 index, struct walk_state *w)
 			if (k <= 0)
 				break;
 			__u64 v = kload_u64(name + k - 8);
-			*(__u64 *)&s->tmp[(pos + 1 + k - 8) & TMP_MASK] = v;
+			store_u64(&s->tmp[(pos + 1 + k - 8) & TMP_MASK], v);
 			if (k < 8)
 				v |= (1ULL << ((8 - k) * 8)) - 1;
 			zero |= (v - ONES_U64) & ~v & HIGHS_U64;

@@ -44,7 +44,7 @@ static __always_inline bool open_emit_canonical(struct scratch *s, struct evt_fi
 	 * the record from there: the path itself is not copied again (a helper call less) */
 	__u32 at = (fp.start - sizeof(*e)) & TMP_MASK;
 	for (int i = 0; i < sizeof(*e) / 8; i++)
-		*(__u64 *)&s->tmp[(at + 8 * i) & TMP_MASK] = *(__u64 *)&s->rec[8 * i];
+		store_u64(&s->tmp[(at + 8 * i) & TMP_MASK], *(__u64 *)&s->rec[8 * i]);
 	emit(&events_bulk, &s->tmp[at], size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
 #else
 	emit(&events_bulk, s->rec, size, PROBE_FILE_OPEN, cfg.wakeup_bytes_bulk);
