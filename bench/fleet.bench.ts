@@ -5,10 +5,11 @@
  * ingest` indexes them into PostgreSQL, first with one ingest process, then with two.
  *
  *   node dist/bench/fleet.bench.js [--hosts 20] [--records 50000] [--chunk-size 4194304] [--nodes 1|3] [--db-sessions 2]
- *       [--phases 1,2,live] [--rtev BIN[#INGEST-ARGS][,BIN...]] [--repeat N]
+ *       [--phases 1,2,live] [--rtev BIN[%NODE-ARGS][#INGEST-ARGS][,BIN...]] [--repeat N]
  *
  * --rtev runs each phase with each build in turn (bin/rtev of another checkout, e.g. main's:
- * an A/B within one run, each on fresh servers), --repeat N does the one-ingest drain N times
+ * an A/B within one run, each on fresh servers; BIN%NODE-ARGS#INGEST-ARGS adds node options and
+ * ingest options for that build's ingest, e.g. "bin/rtev%--max-semi-space-size=8#--db-sessions 3"), --repeat N does the one-ingest drain N times
  * per build, alternating builds. RTEV_BENCH_PROF=DIR writes a CPU profile of each ingest there,
  * RTEV_BENCH_NODE_ARGS="..." passes more node options to each ingest.
  *
@@ -35,7 +36,7 @@ function args(): Args {
   for (let i = 0; i < v.length; i += 2) {
     const n = Number(v[i + 1]);
     if (v[i] === '--phases') a.phases = v[i + 1]!.split(',');
-    else if (v[i] === '--rtev') a.builds = v[i + 1]!.split(',').map((b) => (b.includes('#') ? `${path.resolve(b.slice(0, b.indexOf('#')))}${b.slice(b.indexOf('#'))}` : path.resolve(b)));
+    else if (v[i] === '--rtev') a.builds = v[i + 1]!.split(',').map((b) => { const at = b.search(/[#%]/); return at >= 0 ? `${path.resolve(b.slice(0, at))}${b.slice(at)}` : path.resolve(b); });
     else if (v[i] === '--repeat') a.repeat = n;
     else if (v[i] === '--hosts') a.hosts = n;
     else if (v[i] === '--records') a.records = n;
@@ -197,9 +198,13 @@ async function main(): Promise<void> {
   const profArgs = [...(prof !== undefined && prof !== '' ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...nodeArgs];
   for (const { bin: spec, ingests } of runs) {
     // BIN#ARGS: extra ingest options for this build (e.g. bin/rtev#--db-sessions 3)
-    const bin = spec.includes('#') ? spec.slice(0, spec.indexOf('#')) : spec;
-    const extra = spec.includes('#') ? spec.slice(spec.indexOf('#') + 1).split(' ').filter((x) => x !== '') : [];
-    const build = a.builds.length > 1 ? ` [build ${path.relative(process.cwd(), bin) || bin}${extra.length > 0 ? ` ${extra.join(' ')}` : ''}]` : '';
+    // BIN%NODE-ARGS: node options for this build's ingest (e.g. bin/rtev%--max-semi-space-size=8)
+    const hash = spec.includes('#') ? spec.indexOf('#') : spec.length;
+    const nodeAt = spec.slice(0, hash).includes('%') ? spec.indexOf('%') : hash;
+    const bin = spec.slice(0, nodeAt);
+    const extra = spec.slice(hash + 1).split(' ').filter((x) => x !== '');
+    const buildNodeArgs = spec.slice(nodeAt + 1, hash).split(' ').filter((x) => x !== '');
+    const build = a.builds.length > 1 ? ` [build ${path.relative(process.cwd(), bin) || bin}${buildNodeArgs.length > 0 ? ` (node ${buildNodeArgs.join(' ')})` : ''}${extra.length > 0 ? ` ${extra.join(' ')}` : ''}]` : '';
     const nats: NatsCluster = await startNatsCluster(a.nodes);
     const pg: Postgres = await startPostgres();
     try {
@@ -217,7 +222,7 @@ async function main(): Promise<void> {
         const traceDir = process.env['RTEV_BENCH_TRACE'];
         const traces = Array.from({ length: ingests }, (_, i) => (traceDir !== undefined && traceDir !== '' ? path.join(traceDir, `ingest-${traceSeq}-${i}.txt`) : undefined));
         traceSeq++;
-        const drained = await Promise.all(traces.map((tf) => run(bin, ingestArgs, profArgs, tf !== undefined ? { ...process.env, RTEV_INGEST_TRACE: tf } : process.env)));
+        const drained = await Promise.all(traces.map((tf) => run(bin, ingestArgs, [...profArgs, ...buildNodeArgs], tf !== undefined ? { ...process.env, RTEV_INGEST_TRACE: tf } : process.env)));
         const servers = { nats: cpuMsOfAll(nats.root) - servers0.nats, pg: cpuMsOfAll(pg.dir) - servers0.pg };
         if (drained.some((d) => d.code !== 0)) throw new Error(drained.find((d) => d.code !== 0)!.stderr);
         const records = Number(pg.psql('SELECT count(*) FROM records'));
