@@ -1,3 +1,4 @@
+import { escapeLiteral } from 'pg';
 import type { ChunkFacts } from './chunk-check';
 
 /**
@@ -9,8 +10,8 @@ import type { ChunkFacts } from './chunk-check';
  * commit in the server even when ingest died after sending it (the server has the whole text),
  * and "a killed ingest commits nothing it had not committed" is kept. PostgreSQL runs the
  * statements in order and stops at the first error (the transaction is then aborted).
- * The values are SQL literals: strings quoted by sqlLiteral (quotes doubled, backslashes doubled
- * inside E'', so the text is the same whatever standard_conforming_strings says), integers from
+ * The values are SQL literals: strings quoted by the pg client's escapeLiteral (quotes doubled,
+ * backslashes doubled inside E'', so the text is the same whatever standard_conforming_strings says), integers from
  * bigints or safe integers, booleans, NULL. A string holding a NUL (which no text column can
  * hold, and which would end a simple query's text) makes chunkBatch return undefined: the caller
  * then runs the same rows as parameterized statements, which fail as they always did.
@@ -31,19 +32,8 @@ export function sqlLiteral(v: SqlValue): string {
     return String(v);
   }
   if (v.includes('\0')) throw new NotLiteral('a string holds a NUL');
-  let backslash = false;
-  let out = '';
-  let from = 0;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c === 0x27 || c === 0x5c) {
-      out += v.slice(from, i) + (c === 0x27 ? "''" : '\\\\');
-      from = i + 1;
-      if (c === 0x5c) backslash = true;
-    }
-  }
-  out += v.slice(from);
-  return backslash ? ` E'${out}'` : `'${out}'`;
+  // the pg client's own quoting: quotes doubled, and with a backslash the E'' form with backslashes doubled
+  return escapeLiteral(v);
 }
 
 /** how the indexed chunk moves its host's row */
