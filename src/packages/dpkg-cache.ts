@@ -20,17 +20,32 @@ import type { DpkgCounters, DpkgPackage, DpkgSnapshot } from './dpkg';
  *   (counted) and the database is read as without a cache, then the file is written again;
  * - the directory (RTEV_CACHE_DIR, default /var/cache/rtev, created 0700) and the file must be
  *   owned by the collector's user and writable by nobody else, else the cache is not used.
+ * - the file also keeps the .list names with the info directory's stat numbers (listNames): while
+ *   the directory's are the same (no entry was added, removed or renamed in it: each such change
+ *   sets its ctime), a run takes the names from there and only stats the lists, instead of reading
+ *   the directory's ~3,000 entries (30-35 ms of CPU through the root's async readdir; docs/benchmarks.md,
+ *   "Session 6 (h33)"). The names are kept only when the directory had not changed for `settledMs`
+ *   before it was read, so a change in the same clock tick as the read cannot leave its ctime as it was.
  *
  * Only the host's database is cached (a container's is read through its root each time). Writing
  * is best effort: a read-only or foreign directory leaves the collector as it was without a cache.
  */
 export class DpkgCache {
   readonly dir: string;
-  readonly c: DpkgCacheCounters = { hits: 0, misses: 0, rejected: 0, written: 0, writeFailures: 0, refusedDir: 0 };
+  readonly c: DpkgCacheCounters = { hits: 0, misses: 0, rejected: 0, written: 0, writeFailures: 0, refusedDir: 0, namesFromCache: 0 };
+  /** the info directory must have been unchanged this long before it was read for its names to be kept (ms) */
+  readonly settledMs: number;
   #lastRejection: string | undefined;
+  /** the file listNames read and checked, for the load that follows */
+  #pending: { file: CacheFile } | { err: unknown } | undefined;
 
-  constructor(dir: string) {
+  /** the wall clock (ms) the info directory's ctime is compared with (tests move it on) */
+  readonly now: () => number;
+
+  constructor(dir: string, options: { settledMs?: number; now?: () => number } = {}) {
     this.dir = dir;
+    this.settledMs = options.settledMs ?? DEFAULT_SETTLED_MS;
+    this.now = options.now ?? Date.now;
   }
 
   /** fromEnv: the cache of RTEV_CACHE_DIR (default /var/cache/rtev); RTEV_CACHE_DIR=off (or empty) turns it off */
@@ -49,21 +64,35 @@ export class DpkgCache {
     return path.join(this.dir, CACHE_FILE);
   }
 
+  /**
+   * listNames: the sorted .list names the file keeps for the info directory whose statKey is `info`
+   * now, or undefined (no file, none kept, or the directory changed since). The file read here is
+   * the one the next load() decodes.
+   */
+  listNames(info: string): string[] | undefined {
+    const r = this.#read();
+    this.#pending = r;
+    if (!('file' in r)) return undefined;
+    const names = r.file.header.names;
+    if (names === undefined || names.info !== info) return undefined;
+    this.c.namesFromCache++;
+    return names.lists;
+  }
+
   /** load: the snapshot stored under `key`, or undefined (absent, another key, or rejected: counted) */
   load(key: string): (DpkgSnapshot & { extra: DpkgCacheExtra }) | undefined {
-    if (!this.#dirUsable(false)) return undefined;
-    let buf: Buffer;
-    try {
-      buf = readOwnFile(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    const r = this.#pending ?? this.#read();
+    this.#pending = undefined;
+    if ('err' in r) {
+      if (r.err === NO_DIR) return undefined;
+      if ((r.err as NodeJS.ErrnoException).code === 'ENOENT') {
         this.c.misses++;
         return undefined;
       }
-      return this.#reject(err);
+      return this.#reject(r.err);
     }
     try {
-      const snap = decode(buf, key);
+      const snap = decode(r.file, key);
       if (snap === 'other-key') {
         this.c.misses++;
         return undefined;
@@ -75,11 +104,25 @@ export class DpkgCache {
     }
   }
 
-  /** store writes the snapshot under `key` (a temporary file renamed over the old one); never throws */
-  store(key: string, snap: DpkgSnapshot, extra: DpkgCacheExtra): void {
+  /** the file, checksummed and its header parsed and checked; or why not */
+  #read(): { file: CacheFile } | { err: unknown } {
+    if (!this.#dirUsable(false)) return { err: NO_DIR };
+    try {
+      return { file: parseFile(readOwnFile(this.file)) };
+    } catch (err) {
+      return { err };
+    }
+  }
+
+  /**
+   * store writes the snapshot under `key` (a temporary file renamed over the old one), with the
+   * .list names it was keyed by when `names` is given; never throws
+   */
+  store(key: string, snap: DpkgSnapshot, extra: DpkgCacheExtra, names?: DpkgListNames): void {
+    this.#pending = undefined;
     try {
       if (!this.#dirUsable(true)) return;
-      const parts = encode(key, snap, extra);
+      const parts = encode(key, snap, extra, names);
       const tmp = path.join(this.dir, `.${CACHE_FILE}.${process.pid}.tmp`);
       const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
       try {
@@ -92,6 +135,8 @@ export class DpkgCache {
       }
       fs.renameSync(tmp, this.file);
       this.c.written++;
+      // the previous format's file, left by an older rtev
+      fs.rmSync(path.join(this.dir, OLD_CACHE_FILE), { force: true });
     } catch {
       this.c.writeFailures++;
       try {
@@ -139,6 +184,14 @@ export interface DpkgCacheCounters {
   writeFailures: number;
   /** the directory is not ours, or others can write to it: not used */
   refusedDir: number;
+  /** loads that took the .list names from the file instead of reading the info directory */
+  namesFromCache: number;
+}
+
+/** the .list names of a database's info directory, with that directory's statKey when they were read */
+export interface DpkgListNames {
+  info: string;
+  lists: string[];
 }
 
 /** what the resolver keeps beside the index (ResolverCounters.dpkg) */
@@ -147,7 +200,12 @@ export interface DpkgCacheExtra {
 }
 
 export const DEFAULT_CACHE_DIR = '/var/cache/rtev';
-const CACHE_FILE = 'dpkg-host.v1.bin';
+/** see DpkgCache: longer than any clock tick the directory's ctime is taken from */
+const DEFAULT_SETTLED_MS = 2000;
+const CACHE_FILE = 'dpkg-host.v2.bin';
+const OLD_CACHE_FILE = 'dpkg-host.v1.bin';
+const FORMAT = 2;
+const NO_DIR = Symbol('cache directory not usable');
 const MAGIC = Buffer.from('RTEVDPK1', 'latin1');
 /** a host with 4M owned paths (the limit) stays below it */
 const MAX_CACHE_BYTES = 1 << 30;
@@ -182,6 +240,7 @@ function readOwnFile(file: string): Buffer {
 interface Header {
   format: number;
   key: string;
+  names?: DpkgListNames;
   packages: DpkgPackage[];
   counters: DpkgCounters;
   extra: DpkgCacheExtra;
@@ -193,10 +252,11 @@ interface Header {
 const pad8 = (n: number): number => (n + 7) & ~7;
 
 /** encode: magic, u32 header length, header JSON, then (8-aligned) arena, start, len, value, hash, slots, then SHA-256 of all before */
-function encode(key: string, snap: DpkgSnapshot, extra: DpkgCacheExtra): Buffer[] {
+function encode(key: string, snap: DpkgSnapshot, extra: DpkgCacheExtra, names: DpkgListNames | undefined): Buffer[] {
   const t = snap.table;
   const header: Header = {
-    format: 1, key, packages: snap.packages, counters: snap.counters, extra, entries: t.start.length, arenaBytes: t.arena.length, slots: t.slots.length,
+    format: FORMAT, key, ...(names !== undefined ? { names } : {}), packages: snap.packages, counters: snap.counters, extra,
+    entries: t.start.length, arenaBytes: t.arena.length, slots: t.slots.length,
   };
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const head = Buffer.alloc(pad8(12 + json.length));
@@ -210,16 +270,28 @@ function encode(key: string, snap: DpkgSnapshot, extra: DpkgCacheExtra): Buffer[
   return [...body, h.digest()];
 }
 
-function decode(buf: Buffer, key: string): (DpkgSnapshot & { extra: DpkgCacheExtra }) | 'other-key' {
+/** a cache file whose checksum matched, with its header parsed and checked */
+interface CacheFile {
+  buf: Buffer;
+  header: Header;
+  jsonLen: number;
+}
+
+function parseFile(buf: Buffer): CacheFile {
   if (buf.length < 12 + 32 || !buf.subarray(0, 8).equals(MAGIC)) throw new Error('not an rtev dpkg cache file');
   const digest = createHash('sha256').update(buf.subarray(0, buf.length - 32)).digest();
   if (!digest.equals(buf.subarray(buf.length - 32))) throw new Error('cache file checksum differs');
   const jsonLen = buf.readUInt32LE(8);
   if (jsonLen > MAX_HEADER_BYTES || 12 + jsonLen > buf.length - 32) throw new Error('cache header out of bounds');
   const header = JSON.parse(buf.toString('utf8', 12, 12 + jsonLen)) as Header;
-  if (header.format !== 1 || typeof header.key !== 'string') throw new Error('cache format differs');
-  if (header.key !== key) return 'other-key';
+  if (header === null || typeof header !== 'object' || header.format !== FORMAT || typeof header.key !== 'string') throw new Error('cache format differs');
   checkHeader(header);
+  return { buf, header, jsonLen };
+}
+
+function decode(file: CacheFile, key: string): (DpkgSnapshot & { extra: DpkgCacheExtra }) | 'other-key' {
+  const { buf, header, jsonLen } = file;
+  if (header.key !== key) return 'other-key';
   const { entries: n, arenaBytes, slots } = header;
   let off = pad8(12 + jsonLen);
   const need = off + pad8(arenaBytes) + 4 * 4 * n + 4 * slots + 32;
@@ -256,6 +328,11 @@ function checkHeader(h: Header): void {
   const c = h.counters as unknown as Record<string, unknown> | null;
   for (const k of ['packages', 'lists', 'ownedPaths', 'malformedStanzas', 'skippedListLines', 'orphanLists']) if (c === null || !isCount(c[k])) throw new Error(`cache header counter ${k}`);
   if (h.extra === null || typeof h.extra !== 'object' || !isCount(h.extra.unreadableLists)) throw new Error('cache header extra');
+  if (h.names !== undefined) {
+    const n = h.names as unknown as { info?: unknown; lists?: unknown } | null;
+    if (n === null || typeof n !== 'object' || !isText(n.info, 256) || !Array.isArray(n.lists) || n.lists.length > 1 << 20) throw new Error('cache header names');
+    for (const l of n.lists) if (!isText(l, 255) || !l.endsWith('.list') || l.includes('/') || l.includes('\0')) throw new Error('cache header list name');
+  }
 }
 
 /** statKey: the five numbers of a file's identity and last change, as the cache key takes them */

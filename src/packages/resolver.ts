@@ -2,7 +2,7 @@ import * as path from 'node:path/posix';
 import type { GoBuildInfo } from '../symbolize/go';
 import type { ByteSource } from '../symbolize/host';
 import { DpkgIndex, parseDpkgStatus, pyToSource } from './dpkg';
-import { dpkgCacheKey, statKey, type DpkgCache } from './dpkg-cache';
+import { dpkgCacheKey, statKey, type DpkgCache, type DpkgListNames } from './dpkg-cache';
 import type { AttributionRoot, AttributionVia, UnknownReason } from './evidence';
 import { MAX_COMPONENTS } from './evidence';
 import type { RootFs } from './host/root';
@@ -148,9 +148,10 @@ export class PackageResolver {
    * when it cannot be cached: no cache, not a plain database (status.d, a symlinked status or list),
    * more lists than the limit, or a stat failed.
    */
-  async #dpkgCacheKey(): Promise<string | undefined> {
+  async #dpkgCacheKey(): Promise<{ key: string; names: DpkgListNames | undefined; namesRead: boolean } | undefined> {
     const root = this.root;
-    if (this.#dpkgCache === undefined || root.statInSync === undefined) return undefined;
+    const cache = this.#dpkgCache;
+    if (cache === undefined || root.statInSync === undefined) return undefined;
     try {
       const dpkgDir = await root.resolve('/var/lib/dpkg');
       const infoDir = await root.resolve('/var/lib/dpkg/info');
@@ -158,15 +159,26 @@ export class PackageResolver {
       const status = root.statInSync(dpkgDir, 'status');
       const info = root.statInSync(path.dirname(infoDir), path.basename(infoDir));
       if (status?.isFile() !== true || info?.isDirectory() !== true) return undefined;
-      const names = (await root.readdir(infoDir)) ?? [];
+      const infoKey = statKey(info);
+      // the .list names: from the cache file while the directory is as it was (DpkgCache.listNames), else read
+      let sorted = cache.listNames(infoKey);
+      // the names a file written now keeps (those of a directory unchanged since they were read)
+      let names: DpkgListNames | undefined = sorted !== undefined ? { info: infoKey, lists: sorted } : undefined;
+      const namesRead = sorted === undefined;
+      if (sorted === undefined) {
+        const readAt = cache.now();
+        sorted = ((await root.readdir(infoDir)) ?? []).filter((n) => n.endsWith('.list')).sort();
+        // kept for the next run only if the directory had settled before this read (DpkgCache)
+        if (Number(info.ctimeNs / 1_000_000n) < readAt - cache.settledMs) names = { info: infoKey, lists: sorted };
+      }
       const lists: [string, string][] = [];
-      for (const name of names.filter((n) => n.endsWith('.list')).sort()) {
+      for (const name of sorted) {
         if (lists.length >= this.#limits.maxListFiles) return undefined;
         const st = root.statInSync(infoDir, name);
         if (st?.isFile() !== true) return undefined;
         lists.push([name, statKey(st)]);
       }
-      return dpkgCacheKey({ limits: this.#limits, rootKey: root.key, dpkgDir, status: statKey(status), infoDir, info: statKey(info), lists });
+      return { key: dpkgCacheKey({ limits: this.#limits, rootKey: root.key, dpkgDir, status: statKey(status), infoDir, info: infoKey, lists }), names, namesRead };
     } catch {
       return undefined;
     }
@@ -192,9 +204,13 @@ export class PackageResolver {
   async #loadDpkg(): Promise<Db<DpkgIndex>> {
     const L = this.#limits;
     // the host's database as a previous run left it, when nothing in it changed since (src/packages/dpkg-cache.ts)
-    const cacheKey = await this.#dpkgCacheKey();
-    const cached = cacheKey !== undefined ? await this.#fromCache(cacheKey) : undefined;
-    if (cached !== undefined) return this.#dpkgLoaded(cached);
+    const keyed = await this.#dpkgCacheKey();
+    const cached = keyed !== undefined ? await this.#fromCache(keyed.key) : undefined;
+    if (cached !== undefined) {
+      // a file written while the info directory had just changed, which has settled since: kept again with its names
+      if (keyed!.namesRead && keyed!.names !== undefined) this.#dpkgCache!.store(keyed!.key, cached.snapshot(), { unreadableLists: this.c.dpkg.unreadableLists }, keyed!.names);
+      return this.#dpkgLoaded(cached);
+    }
     let statusText: string | undefined = (await this.root.readFile('/var/lib/dpkg/status', L.maxStatusBytes))?.toString('utf8');
     let distroless: string[] | undefined;
     if (statusText === undefined) {
@@ -248,7 +264,7 @@ export class PackageResolver {
       }
     }
     index.done();
-    if (cacheKey !== undefined) this.#dpkgCache!.store(cacheKey, index.snapshot(), { unreadableLists: this.c.dpkg.unreadableLists });
+    if (keyed !== undefined) this.#dpkgCache!.store(keyed.key, index.snapshot(), { unreadableLists: this.c.dpkg.unreadableLists }, keyed.names);
     return this.#dpkgLoaded(index);
   }
 

@@ -34,8 +34,9 @@ async function answers(r: PackageResolver, paths: readonly string[] = PROBES): P
   return out;
 }
 
-function freshCache(): DpkgCache {
-  return new DpkgCache(fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-cache-dir-')));
+/** (settledMs: infinite by default, so no .list names are kept and the counts below do not depend on the test's pace) */
+function freshCache(settledMs = Number.POSITIVE_INFINITY): DpkgCache {
+  return new DpkgCache(fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-cache-dir-')), { settledMs });
 }
 
 test('a hit answers as reading the database does, with the same counters; a changed list, a new or removed list, a new status: read again', async () => {
@@ -47,7 +48,7 @@ test('a hit answers as reading the database does, with the same counters; a chan
 
   const first = new PackageResolver(root(), undefined, cache);
   assert.deepEqual(await answers(first), expected);
-  assert.deepEqual(cache.c, { hits: 0, misses: 1, rejected: 0, written: 1, writeFailures: 0, refusedDir: 0 });
+  assert.deepEqual(cache.c, { hits: 0, misses: 1, rejected: 0, written: 1, writeFailures: 0, refusedDir: 0, namesFromCache: 0 });
   const second = new PackageResolver(root(), undefined, cache);
   assert.deepEqual(await answers(second), expected);
   assert.equal(cache.c.hits, 1);
@@ -84,6 +85,63 @@ test('a hit answers as reading the database does, with the same counters; a chan
   const afterStatus = await answers(new PackageResolver(root(), undefined, cache));
   assert.match(afterStatus[PROBES.indexOf('/usr/bin/curl')] ?? '', /\+bumped/);
   assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), afterStatus, 'and that is kept');
+  assert.equal(cache.c.rejected, 0);
+});
+
+test('the .list names come from the cache file while the info directory is unchanged; an added, removed or renamed list is seen', async () => {
+  const { dir, root } = copyRoot();
+  const info = path.join(dir, 'var/lib/dpkg/info');
+  // the cache's clock: `settle()` moves it 10 s on (the directory has not changed for longer than settledMs,
+  // 2 s), `justChanged()` back to now (its ctime is within the last 2 s)
+  let skew = 0;
+  const settle = (): void => { skew = 10_000; };
+  const justChanged = (): void => { skew = 0; };
+  const cache = new DpkgCache(fs.mkdtempSync(path.join(os.tmpdir(), 'rtev-cache-dir-')), { now: () => Date.now() + skew });
+  const count = (): number[] => [cache.c.hits, cache.c.namesFromCache, cache.c.written];
+  const expected = await answers(new PackageResolver(root()));
+  settle();
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), expected);
+  assert.deepEqual(count(), [0, 0, 1], 'written with its names');
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), expected);
+  assert.deepEqual(count(), [1, 1, 1], 'a hit, without reading the directory');
+
+  // a list removed: the directory's ctime changes, its names are read again, and the index too
+  const zlib = path.join(info, 'zlib1g:amd64.list');
+  const zlibText = fs.readFileSync(zlib);
+  fs.rmSync(zlib);
+  justChanged();
+  const without = await answers(new PackageResolver(root(), undefined, cache));
+  assert.equal(without[PROBES.indexOf('/usr/lib/x86_64-linux-gnu/libz.so.1')], null);
+  assert.deepEqual(count(), [1, 1, 2], 'a miss, written without names: the directory had just changed');
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), without);
+  assert.deepEqual(count(), [2, 1, 2], 'a hit, the names read from the directory');
+  settle();
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), without);
+  assert.deepEqual(count(), [3, 1, 3], 'a hit; settled since: written again with its names');
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), without);
+  assert.deepEqual(count(), [4, 2, 3]);
+
+  // a list added back: seen at once (the names kept are for the directory as it was)
+  fs.writeFileSync(zlib, zlibText);
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), expected);
+  assert.deepEqual(count(), [4, 2, 4]);
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), expected);
+  assert.deepEqual(count(), [5, 3, 4]);
+  // a list renamed (as many names, another one): seen too
+  fs.renameSync(zlib, path.join(info, 'zlib1g-renamed.list'));
+  const renamed = await answers(new PackageResolver(root(), undefined, cache));
+  assert.equal(renamed[PROBES.indexOf('/usr/lib/x86_64-linux-gnu/libz.so.1')], null, 'a list whose name is no package of the status file');
+  assert.deepEqual(count(), [5, 3, 5]);
+  // a list edited in place (the directory unchanged): the names come from the file, the list's stat differs
+  fs.renameSync(path.join(info, 'zlib1g-renamed.list'), zlib);
+  await answers(new PackageResolver(root(), undefined, cache));
+  assert.deepEqual(count(), [5, 3, 6]);
+  fs.appendFileSync(path.join(info, 'curl.list'), '/usr/bin/added-later\n');
+  const edited = await answers(new PackageResolver(root(), undefined, cache));
+  assert.equal(edited[PROBES.indexOf('/usr/bin/added-later')], edited[PROBES.indexOf('/usr/bin/curl')]);
+  assert.deepEqual(count(), [5, 4, 7], 'a miss, written with the names it was keyed by');
+  assert.deepEqual(await answers(new PackageResolver(root(), undefined, cache)), edited);
+  assert.deepEqual(count(), [6, 5, 7]);
   assert.equal(cache.c.rejected, 0);
 });
 
@@ -152,7 +210,7 @@ test('a cache directory or file others can write to is not used; a symlinked lis
   const other = freshCache();
   fs.symlinkSync('/etc/hostname', path.join(dir, 'var/lib/dpkg/info/evil.list'));
   await answers(new PackageResolver(root(), undefined, other));
-  assert.deepEqual(other.c, { hits: 0, misses: 0, rejected: 0, written: 0, writeFailures: 0, refusedDir: 0 }, 'not cached at all');
+  assert.deepEqual(other.c, { hits: 0, misses: 0, rejected: 0, written: 0, writeFailures: 0, refusedDir: 0, namesFromCache: 0 }, 'not cached at all');
   // and roots other than the host's are never cached
   const proc = new PackageResolver(new DirRoot('proc-root', dir, dir), undefined, other);
   await answers(proc);
@@ -166,7 +224,7 @@ test("the host's own dpkg database: a hit gives the same owner for every listed 
     t.skip('no dpkg database on this host');
     return;
   }
-  const cache = freshCache();
+  const cache = freshCache(2000);
   const fresh = new PackageResolver(hostRoot(), undefined, cache);
   const lists = fs.readdirSync('/var/lib/dpkg/info').filter((n) => n.endsWith('.list')).sort();
   const sample: string[] = ['/nonexistent/x', '/usr', '/'];
@@ -182,7 +240,10 @@ test("the host's own dpkg database: a hit gives the same owner for every listed 
     return;
   }
   const hit = new PackageResolver(hostRoot(), undefined, cache);
+  const infoSettled = fs.statSync('/var/lib/dpkg/info', { bigint: true }).ctimeNs / 1_000_000n < BigInt(Date.now() - 5000);
   assert.deepEqual(await answers(hit, sample), expected);
   assert.equal(cache.c.hits, 1);
+  // an info directory unchanged for seconds: its names came from the cache file
+  if (infoSettled) assert.equal(cache.c.namesFromCache, 1);
   assert.deepEqual(hit.c.dpkg, fresh.c.dpkg);
 });
