@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { DpkgCache } from '../../src/packages/dpkg-cache';
 import { rootOrSkip, runRtev, tempDir } from '../helpers/collector';
 
 /**
@@ -19,7 +20,7 @@ test('signed collect through the bundle: seal worker, attribution, dpkg cache hi
   delete env['RTEV_BUNDLE'];
   const keygen = await runRtev(['keygen', '--out', key], { env });
   assert.equal(keygen.code, 0, keygen.stderr);
-  const cacheFile = path.join(cacheDir, 'dpkg-host.v1.bin');
+  const cacheFile = new DpkgCache(cacheDir).file;
   const inodes: number[] = [];
   for (const n of [1, 2]) {
     const out = path.join(root, `ev${n}`);
