@@ -91,12 +91,13 @@ native/build-asan/rtev_native.node: $(NATIVE_SOURCES) $(NATIVE_HEADERS) bpf/even
 	gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	  -Wall -Wextra -Wno-unused-parameter -std=gnu11 -I/usr/include/node -o $@ $(NATIVE_SOURCES) -lbpf -lelf -lz -lpthread
 
-## ts: tsc (type check; dist/ for the tests), then the CLI bundle bin/rtev runs: src/cli/main.ts and
-## the seal worker bundled from the same sources by esbuild into dist/bundle/ (one file each instead of
-## ~60-120 modules: docs/architecture.md, "The CLI bundle"; npm packages stay in node_modules)
+## ts: tsc (type check; dist/ for the tests), then the CLI bundles bin/rtev runs: src/cli/main.ts (every
+## command), src/cli/collect-main.ts (`rtev collect` alone) and the seal worker, bundled from the same
+## sources by esbuild into dist/bundle/ (one file each instead of ~60-90 modules: docs/architecture.md,
+## "The CLI bundle"; npm packages stay in node_modules)
 ts:
 	npx --no-install tsc -p tsconfig.json
-	npx --no-install esbuild src/cli/main.ts src/cli/compile-cache.ts src/store/seal-worker.ts --bundle --platform=node --target=node20 \
+	npx --no-install esbuild src/cli/main.ts src/cli/collect-main.ts src/cli/compile-cache.ts src/store/seal-worker.ts --bundle --platform=node --target=node20 \
 	  --format=cjs --packages=external --outdir=dist/bundle --entry-names='[name]' --sourcemap --sources-content=false \
 	  --log-level=warning
 

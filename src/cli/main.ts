@@ -1,16 +1,11 @@
-import { mark } from '../ingest/startup-trace';
-import { addonError, RtevError, errorMessage } from '../errors';
-import { ExitCode } from './exit-codes';
-import { processIO, type CliIO, type Command } from './io';
-import { packageVersion } from '../platform/paths';
-import { closest } from '../util/edit-distance';
-import { enableCompileCache } from './compile-cache';
+import { makeCli, type CommandTable } from './run';
 
 /**
- * The command table. Each entry loads its module lazily so `rtev validate` does not pay
- * for loading the BPF addon.
+ * The command table of `rtev` (bin/rtev runs it as dist/bundle/main.js; `rtev collect` from
+ * src/cli/collect-main.ts's bundle, which holds that command alone). Each entry loads its module
+ * lazily so `rtev validate` does not pay for loading the BPF addon.
  */
-const COMMANDS: Record<string, () => Command> = {
+const COMMANDS: CommandTable = {
   collect: () => require('./commands/collect').collectCommand,
   validate: () => require('./commands/validate').validateCommand,
   query: () => require('./commands/query').queryCommand,
@@ -26,121 +21,5 @@ const COMMANDS: Record<string, () => Command> = {
   sbom: () => require('./commands/sbom').sbomCommand,
 };
 
-function usage(): string {
-  const names = Object.keys(COMMANDS).sort();
-  return [
-    'usage: rtev <command> [options]',
-    '',
-    'commands:',
-    ...names.map((n) => `  ${n.padEnd(10)} ${COMMANDS[n]!().summary}`),
-    '',
-    "run 'rtev help <command>' (or 'rtev <command> --help') for a command's options; exit codes are listed in docs/cli.md",
-  ].join('\n');
-}
-
-/** commandNames lists the commands of the table (docs/cli.md is tested against their usage). */
-export function commandNames(): string[] {
-  return Object.keys(COMMANDS).sort();
-}
-
-/** commandUsage is what `rtev help NAME` prints. */
-export function commandUsage(name: string): string | undefined {
-  const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-  return load?.().usage;
-}
-
-function unknownCommand(name: string, io: CliIO): number {
-  const close = closest(name, commandNames());
-  io.stderr.write(`rtev: unknown command '${name}'\n  fix: ${close !== undefined ? `did you mean '${close}'? ` : ''}commands: ${commandNames().join(', ')}\n`);
-  return ExitCode.USAGE;
-}
-
-/** main runs one rtev invocation and returns its exit code; it never throws. */
-export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === 'help' && rest[0] !== undefined) {
-    const text = commandUsage(rest[0]);
-    if (text === undefined) return unknownCommand(rest[0], io);
-    io.stdout.write(text + '\n');
-    return ExitCode.OK;
-  }
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout.write(usage() + '\n');
-    return name === undefined ? ExitCode.USAGE : ExitCode.OK;
-  }
-  if (name === '--version') {
-    io.stdout.write(packageVersion() + '\n');
-    return ExitCode.OK;
-  }
-  const load = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (load === undefined) return unknownCommand(name, io);
-  const command = load();
-  mark(`modules: ${name} command`);
-  if (rest.includes('--help') || rest.includes('-h')) {
-    const dashDash = rest.indexOf('--');
-    const helpAt = Math.max(rest.indexOf('--help'), rest.indexOf('-h'));
-    if (dashDash < 0 || helpAt < dashDash) {
-      io.stdout.write(command.usage + '\n');
-      return ExitCode.OK;
-    }
-  }
-  try {
-    return await command.run(rest, io);
-  } catch (err) {
-    return reportError(err, io);
-  }
-}
-
-/** reportError prints one line (plus the fix) for expected errors, a stack only for bugs. */
-export function reportError(err: unknown, io: CliIO): number {
-  const e = addonError(err, 'the BPF addon failed');
-  if (e instanceof RtevError) {
-    io.stderr.write(`rtev: ${errorMessage(e)}\n`);
-    const fix = e.fix;
-    if (fix !== undefined) io.stderr.write(`  fix: ${fix}\n`);
-    return e.exitCode;
-  }
-  io.stderr.write(`rtev: internal error: ${errorMessage(e)}\n`);
-  if (process.env['RTEV_DEBUG'] !== undefined && e instanceof Error) io.stderr.write(`${e.stack}\n`);
-  else io.stderr.write('  (set RTEV_DEBUG=1 for a stack trace, and please report it)\n');
-  return ExitCode.FAILURE;
-}
-
-/**
- * runCli is the process entry (bin/rtev): it runs main, waits until standard output and
- * standard error have handed every byte to their pipe, file or terminal (a slow reader is
- * waited for), then exits. A reader that goes away (`rtev query ev | head -5`) ends the
- * process quietly with ExitCode.PIPE_CLOSED (docs/cli.md, "Pipes").
- */
-export async function runCli(argv: string[]): Promise<never> {
-  process.stdout.on('error', onStdioError);
-  process.stderr.on('error', onStdioError);
-  // Node >= 22: the commands' modules from V8's code cache, not compiled again at every run
-  enableCompileCache();
-  let code: number;
-  try {
-    code = await main(argv);
-  } catch (err) {
-    code = isPipeClosed(err) ? ExitCode.PIPE_CLOSED : reportError(err, processIO());
-  }
-  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
-  // exit explicitly: a leftover handle (a timer, a socket to a container runtime) must not keep a finished run alive
-  process.exit(code);
-}
-
-function isPipeClosed(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || (err instanceof RtevError && err.code === 'OUTPUT_CLOSED');
-}
-
-function onStdioError(err: Error): void {
-  if (isPipeClosed(err)) process.exit(ExitCode.PIPE_CLOSED);
-  // any other failure of stdout/stderr (EIO on a vanished terminal, ENOSPC on a file): nothing more can be said there
-  process.exit(ExitCode.OUTPUT);
-}
-
-/** flushed resolves once everything written to `s` so far has left the process. */
-function flushed(s: NodeJS.WriteStream): Promise<void> {
-  if (s.destroyed || s.writableLength === 0) return Promise.resolve();
-  return new Promise((resolve) => s.write('', () => resolve()));
-}
+export const { main, runCli, commandNames, commandUsage } = makeCli(COMMANDS);
+export { reportError } from './run';

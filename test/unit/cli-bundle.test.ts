@@ -30,12 +30,18 @@ function loaded(args: string[], env: NodeJS.ProcessEnv = {}): { files: string[];
 
 const rtevFiles = (files: string[]): string[] => files.filter((f) => f.startsWith(path.join(REPO, 'dist') + path.sep)).map((f) => path.relative(REPO, f)).sort();
 
-test('bin/rtev loads the CLI from the bundle: no module of dist/src', () => {
+test('bin/rtev loads the CLI from the bundle, `rtev collect` from the bundle of that command alone: no module of dist/src', () => {
   const r = loaded(['collect', '--help']);
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^usage: rtev collect/);
-  assert.deepEqual(rtevFiles(r.files), ['dist/bundle/compile-cache.js', 'dist/bundle/main.js']);
+  assert.deepEqual(rtevFiles(r.files), ['dist/bundle/collect-main.js', 'dist/bundle/compile-cache.js']);
   assert.equal(r.sourceMaps, false, 'no source map is read without RTEV_DEBUG');
+  const all = loaded(['help', 'collect']);
+  assert.equal(all.status, 0);
+  assert.equal(all.stdout, r.stdout, 'the same usage from either bundle');
+  assert.deepEqual(rtevFiles(all.files), ['dist/bundle/compile-cache.js', 'dist/bundle/main.js']);
+  const collectBundle = fs.readFileSync(path.join(REPO, 'dist', 'bundle', 'collect-main.js'), 'utf8');
+  assert.ok(!collectBundle.includes('src/cli/commands/query.ts') && collectBundle.includes('src/cli/commands/collect.ts'), 'collect-main.js holds collect only');
 });
 
 test('RTEV_BUNDLE=0 runs the CLI from dist/src, the same commands', () => {
@@ -59,5 +65,5 @@ test('RTEV_DEBUG=1 turns source maps on before the bundle loads (stacks name src
 test('the seal worker is bundled beside the CLI (chunk-writer starts it from its own directory)', () => {
   const worker = fs.readFileSync(path.join(REPO, 'dist', 'bundle', 'seal-worker.js'), 'utf8');
   assert.match(worker, /parentPort/);
-  assert.match(fs.readFileSync(path.join(REPO, 'dist', 'bundle', 'main.js'), 'utf8'), /"seal-worker\.js"/);
+  for (const b of ['main.js', 'collect-main.js']) assert.match(fs.readFileSync(path.join(REPO, 'dist', 'bundle', b), 'utf8'), /"seal-worker\.js"/);
 });
