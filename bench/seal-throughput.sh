@@ -39,9 +39,10 @@ one() { # round build dir size
   for _ in $(seq 400); do [ -e "$ev/chunk-000000000001.ndjson.partial" ] || [ -e "$ev/chunk-000000000001.ndjson" ] && break; sleep 0.05; done
   local tr=""
   if [ -n "$BPFTRACE" ]; then
-    "$BPFTRACE" -q -e "tracepoint:syscalls:sys_enter_openat /tid == $c/ { @s = nsecs; }
-      tracepoint:syscalls:sys_exit_openat /tid == $c && @s/ { @us = hist((nsecs - @s) / 1000); @all[(nsecs - @s) / 1000] = count(); @s = 0; }
-      END { print(@all); clear(@us); clear(@all); }" > "$WORK/bt.out" 2>/dev/null &
+    # (timeout delivers the SIGINT: a background job of a script ignores SIGINT sent to it by kill)
+    timeout -s INT "$((SECS + 1))" "$BPFTRACE" -q -e "tracepoint:syscalls:sys_enter_openat /tid == $c/ { @s[tid] = nsecs; }
+      tracepoint:syscalls:sys_exit_openat /tid == $c && @s[tid] != 0/ { @all[(nsecs - @s[tid]) / 1000] = count(); delete(@s[tid]); }
+      END { print(@all); clear(@all); clear(@s); }" > "$WORK/bt.out" 2>/dev/null &
     tr=$!
     sleep 1
   fi
@@ -55,8 +56,8 @@ one() { # round build dir size
   done
   local t1; t1=$(date +%s.%N)
   read -r s u < <(count "$ev")
-  local bytes; bytes=$(cd "$ev" && for f in chunk-*.dsse.json; do echo "${f%.dsse.json}.ndjson"; done | xargs -r stat -c %s 2>/dev/null | awk '{t += $1} END {print t + 0}')
-  [ -n "$tr" ] && { kill -INT "$tr"; wait "$tr" || true; }
+  local bytes; bytes=$( (cd "$ev" && for f in chunk-*.dsse.json; do echo "${f%.dsse.json}.ndjson"; done | xargs -r stat -c %s 2>/dev/null) | awk '{t += $1} END {print t + 0}' || true)
+  [ -n "$tr" ] && { wait "$tr" || true; }
   kill -KILL "$c" "$storm" 2>/dev/null || true
   wait "$c" 2>/dev/null || true; wait "$storm" 2>/dev/null || true
   local p50=- p99=- calls=0
