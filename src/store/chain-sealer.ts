@@ -113,12 +113,8 @@ export class ChainSealer {
         }
       }
       // ...and fsync all of them at once (the file system joins them in one commit)
-      // (allSettled: no descriptor is closed while an fsync on it is still in flight)
-      const synced = await Promise.all(open.map(async (o) => {
-        const r = await Promise.allSettled([fsyncFd(o.dataFd), fsyncFd(o.envFd)]);
-        const rejected = r.find((x) => x.status === 'rejected');
-        return rejected === undefined ? undefined : ((rejected as PromiseRejectedResult).reason ?? new Error('fsync failed')) as unknown;
-      }));
+      // (every fsync has ended before a descriptor is closed)
+      const synced = await fsyncAll(open.map((o) => [o.dataFd, o.envFd]));
       const bad = synced.findIndex((e) => e !== undefined);
       if (bad >= 0) {
         fail(bad, synced[bad]);
@@ -226,7 +222,33 @@ function previousUnshipped(dir: string): { fromSeq: number; throughSeq: number }
   return null;
 }
 
-/** fsyncFd flushes a descriptor on the libuv thread pool, so that several are in flight at once. */
+/**
+ * fsyncAll fsyncs each job's descriptors, FSYNC_IN_FLIGHT at a time on the libuv thread pool
+ * (fsyncs in flight together share the file system's journal commits; the pool's other threads
+ * stay free for the ingest thread's file reads); gives each job's first error, or undefined.
+ */
+async function fsyncAll(jobs: number[][]): Promise<unknown[]> {
+  const errors: unknown[] = jobs.map(() => undefined);
+  const work = jobs.flatMap((fds, i) => fds.map((fd) => ({ fd, i })));
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < work.length) {
+      const w = work[next++]!;
+      try {
+        await fsyncFd(w.fd);
+      } catch (err) {
+        errors[w.i] ??= err ?? new Error('fsync failed');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FSYNC_IN_FLIGHT, work.length) }, lane));
+  return errors;
+}
+
+/** fsyncs in flight at once (the libuv pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise) */
+const FSYNC_IN_FLIGHT = 3;
+
+/** fsyncFd flushes a descriptor on the libuv thread pool. */
 function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err === null ? resolve() : reject(err))));
 }
