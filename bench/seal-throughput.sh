@@ -28,13 +28,18 @@ count() { # dir -> "sealed unsealed sealed_bytes"
     /^chunk-[0-9]+\.dsse\.json$/ { e[substr($0, 7, 12)] = 1 }
     END { s = 0; n = 0; for (k in c) { if (k in e) s++; else u[k] = 1 } for (k in u) n++; print s, n }'
 }
+# a failed step (set -e) must not leave the storm or a collector running
+RUNNING=()
+trap 'for p in "${RUNNING[@]}"; do kill -KILL "$p" 2>/dev/null || true; done' EXIT
 one() { # round build dir size
   local r=$1 b=$2 dir=$3 cs=$4 ev=$WORK/ev
   rm -rf "$ev"
   "$WORK/openstorm" 2000000000 "$WORK/storm-target" >/dev/null &
   local storm=$!
+  RUNNING+=("$storm")
   node "$dir/bin/rtev" collect --out "$ev" --key "$WORK/key" --tree "$storm" --chunk-size "$cs" --quiet 2>"$WORK/err" &
   local c=$!
+  RUNNING+=("$c")
   # from the first chunk on (the probes are attached and the storm is recorded)
   for _ in $(seq 400); do [ -e "$ev/chunk-000000000001.ndjson.partial" ] || [ -e "$ev/chunk-000000000001.ndjson" ] && break; sleep 0.05; done
   local tr=""
@@ -44,6 +49,7 @@ one() { # round build dir size
       tracepoint:syscalls:sys_exit_openat /tid == $c && @s[tid] != 0/ { @all[(nsecs - @s[tid]) / 1000] = count(); delete(@s[tid]); }
       END { print(@all); clear(@all); clear(@s); }" > "$WORK/bt.out" 2>/dev/null &
     tr=$!
+    RUNNING+=("$tr")
     sleep 1
   fi
   local s0 u0 umax=0 s u

@@ -7,6 +7,7 @@ import { CHECKPOINT_PREDICATE_TYPE, CHUNK_PREDICATE_TYPE } from '../sign/stateme
 import { MAX_ENVELOPE_BYTES, openStatement } from '../sign/statement-read';
 import { checkContentAgainstPredicate, checkFunctionCalls, checkLedgerIdentity, parsePredicate, probeField, PROBE_FIELDS, type ChunkContent, type SignedPredicate } from '../verify';
 import { checkAttribution } from '../packages/evidence';
+import { CHUNK_HARD_LIMIT_BYTES } from '../store/layout';
 import { hostIdFor } from './names';
 
 /**
@@ -131,7 +132,7 @@ export function checkEnvelope(bytes: Uint8Array, subjectHost: string, keys: read
     functionCallsJson: fcV === undefined ? null : canonicalize(fcV as CanonicalValue),
     restartJson: p.restart !== null ? canonicalize(p.restart as CanonicalValue) : null,
   };
-  if (facts.bytes > BigInt(64 * 1024 * 1024)) return reject('too-large', `the chunk claims ${facts.bytes} bytes`, partial);
+  if (facts.bytes > BigInt(CHUNK_HARD_LIMIT_BYTES)) return reject('too-large', `the chunk claims ${facts.bytes} bytes`, partial);
   return { ok: true, facts, predicate: p };
 }
 

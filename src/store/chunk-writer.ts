@@ -9,7 +9,7 @@ import type { SigningKey } from '../sign/keys';
 import type { SealJob } from './chain-sealer';
 import { createExclusive, outputError, writeAll } from './fsio';
 import type { Environment, TimeAnchor } from './host-facts';
-import { chunkName, PARTIAL_SUFFIX } from './layout';
+import { CHUNK_CUT_LIMIT_BYTES, chunkName, PARTIAL_SUFFIX } from './layout';
 import { addNotObserved, emptyByType, functionCallsWindow, functionTotalsOf, ledgerWindow, producerFacts, RECORD_SCHEMA_ID, tlsCoverageWindow, totalsOf, type ChunkPredicate, type FunctionCallTotals, type ProbeTotals, type RestartRecord, type SealReason } from './predicate';
 import type { ChainState } from './recovery';
 import type { RetentionLimits } from './retention';
@@ -29,7 +29,7 @@ const FLUSH_BYTES = 1 << 20;
  * seal worker (or for their attributions): past it, a size or age rotation waits and the open
  * chunk grows past --chunk-size until the worker catches up, so the unsealed backlog on disk
  * stays bounded by a count whatever the disk's speed (test/reliability/seal-backlog.test.ts).
- * A full attribution window and shutdown still seal.
+ * A full attribution window, shutdown and CHUNK_CUT_LIMIT_BYTES (layout.ts) still seal.
  */
 export const MAX_PENDING_SEALS = 16;
 
@@ -196,10 +196,10 @@ export class ChunkSink implements RecordSink {
       const c = this.#chunk!;
       // write() seals after the line that makes the chunk reach its size limit
       const base = seg.linesStart + segmentLineOffset(seg, from);
-      const reach = base + (this.#c.chunkMaxBytes - c.flushedBytes - this.#lines.length);
+      const reach = base + (this.#sizeLimit() - c.flushedBytes - this.#lines.length);
       let end = last;
       let sizeSeal = false;
-      if (seg.linesStart + segmentLineOffset(seg, last) >= reach && !this.#sealBacklogFull()) {
+      if (seg.linesStart + segmentLineOffset(seg, last) >= reach) {
         end = lineReaching(seg, from, last, reach - seg.linesStart) + 1;
         sizeSeal = true;
       }
@@ -293,7 +293,13 @@ export class ChunkSink implements RecordSink {
       if (ts > c.maxTs!) c.maxTs = ts;
     }
     c.lastTs = ts;
-    if (c.flushedBytes + this.#lines.length >= this.#c.chunkMaxBytes && !this.#sealBacklogFull()) this.#guard(() => this.#rotate('size', undefined));
+    const size = c.flushedBytes + this.#lines.length;
+    if (size >= this.#c.chunkMaxBytes && size >= this.#sizeLimit()) this.#guard(() => this.#rotate('size', undefined));
+  }
+
+  /** #sizeLimit: where the open chunk is cut, --chunk-size, or while the seal backlog is full, CHUNK_CUT_LIMIT_BYTES */
+  #sizeLimit(): number {
+    return this.#sealBacklogFull() ? Math.max(this.#c.chunkMaxBytes, CHUNK_CUT_LIMIT_BYTES) : this.#c.chunkMaxBytes;
   }
 
   /** #sealBacklogFull: MAX_PENDING_SEALS rotated chunks are not sealed yet (size and age rotations wait) */

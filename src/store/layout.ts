@@ -17,6 +17,17 @@ export function padSeq(seq: number): string {
   return String(seq).padStart(SEQ_DIGITS, '0');
 }
 
+/** The largest chunk the fleet takes (src/fleet/chunk-check.ts rejects a bigger one as `too-large`). */
+export const CHUNK_HARD_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The largest size at which a chunk is cut: `--chunk-size` is at most this, and a chunk held open
+ * while seals lag (chunk-writer.ts MAX_PENDING_SEALS) is cut here whatever the backlog. A chunk
+ * ends with the line that reached its size, and a line is at most 1 MiB (verify's MAX_LINE_BYTES),
+ * so every chunk stays within CHUNK_HARD_LIMIT_BYTES.
+ */
+export const CHUNK_CUT_LIMIT_BYTES = CHUNK_HARD_LIMIT_BYTES - (1 << 20);
+
 export function chunkName(seq: number): string {
   return `chunk-${padSeq(seq)}.ndjson`;
 }

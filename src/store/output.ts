@@ -3,6 +3,7 @@ import type { SigningKey } from '../sign/keys';
 import type { ChunkSink } from './chunk-writer';
 import { StreamSink } from './stream-sink';
 import type { Environment } from './host-facts';
+import { CHUNK_CUT_LIMIT_BYTES } from './layout';
 import type { OutputContext, OutputOptions, RecordSink } from './sink';
 
 // The evidence directory's modules (chunk writer, sealer, recovery, lock, signing keys: about 30 of
@@ -36,6 +37,9 @@ export function openEvidenceDir(options: OutputOptions, context: OutputContext, 
   const dir = options.outDir;
   if (dir === undefined) throw new RtevError('USAGE', 'no evidence directory given', { hint: 'pass --out DIR' });
   checkPositive('--chunk-size', options.chunkMaxBytes);
+  if (options.chunkMaxBytes !== undefined && options.chunkMaxBytes > CHUNK_CUT_LIMIT_BYTES) {
+    throw new RtevError('USAGE', `--chunk-size ${options.chunkMaxBytes} is larger than ${CHUNK_CUT_LIMIT_BYTES / (1024 * 1024)}M, the largest size at which rtev cuts a chunk (the fleet takes chunks up to 64M)`, { hint: 'pass --chunk-size 63M or less (the default is 16M)' });
+  }
   checkPositive('--chunk-age', options.chunkMaxAgeMs);
   checkPositive('--retain-size', options.retainMaxBytes);
   checkPositive('--retain-age', options.retainMaxAgeMs);

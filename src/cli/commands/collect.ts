@@ -44,7 +44,7 @@ const OPTIONS: OptionSpec[] = [
   { name: 'ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for file opens (default 16M; power of 2)' },
   { name: 'rare-ring-size', kind: 'string', value: 'BYTES', help: 'kernel ring for other events (default 4M; power of 2)' },
   { name: 'key', kind: 'string', value: 'FILE', help: 'Ed25519 private key to sign chunks with' },
-  { name: 'chunk-size', kind: 'string', value: 'BYTES', help: 'seal a chunk at this size' },
+  { name: 'chunk-size', kind: 'string', value: 'BYTES', help: 'seal a chunk at this size (default 16M, at most 63M)' },
   { name: 'chunk-age', kind: 'string', value: 'D', help: 'seal a chunk at this age' },
   { name: 'retain-size', kind: 'string', value: 'BYTES', help: 'remove the oldest chunks beyond this total size' },
   { name: 'retain-age', kind: 'string', value: 'D', help: 'remove chunks older than this' },
